@@ -1,0 +1,121 @@
+"""The seeded random source: content is a pure function of (seed, stream index).
+
+Built on dgen-py's ``Generator(size, seed=...)``, which is fast (several GB/s from its own
+thread pool) and deterministic for a given seed, but only when it is always asked for blocks
+of the same granularity: a fill whose size is not a divisor or a multiple of 1 MiB changes
+the bytes that follow. ``RandomStream`` therefore pulls from the generator in fixed
+``BLOCK``-multiple pieces into a staging buffer it reuses, and serves any read size from
+there, so the bytes are the same whatever the callers' chunk sizes, thread counts or ranks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import dgen_py
+
+#: dgen-py's determinism granularity; staging fills are multiples of it
+BLOCK = 1 << 20
+#: staging buffer size (dgen-py's recommended chunk size is 32 MiB; 8 MiB keeps memory small
+#: per stream while keeping its thread pool busy)
+STAGING = 8 << 20
+
+#: the default bound of one stream (1 TiB)
+MAX_STREAM = 1 << 40
+
+_MASK64 = (1 << 64) - 1
+
+
+def derive_seed(seed: int, *path: int | str) -> int:
+    """A 64-bit seed for one stream, mixed from a base seed and a path (file index, shard...).
+
+    splitmix64 over each component: neighbouring indices give unrelated seeds.
+    """
+    state = seed & _MASK64
+    for part in path:
+        if isinstance(part, str):
+            part = int.from_bytes(part.encode("utf-8")[:32].ljust(8, b"\0"), "little") ^ len(part)
+        state = _splitmix64((state ^ (part & _MASK64)) & _MASK64)
+    # dgen-py takes the seed as a signed or unsigned 64-bit int; keep it in 63 bits for both
+    return state >> 1
+
+
+def _splitmix64(x: int) -> int:
+    x = (x + 0x9E3779B97F4A7C15) & _MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return x ^ (x >> 31)
+
+
+class RandomStream:
+    """An endless deterministic byte stream for one seed. Not thread-safe: one per writer."""
+
+    def __init__(self, seed: int, limit: int = MAX_STREAM, staging: int = STAGING):
+        if staging % BLOCK:
+            raise ValueError(f"staging size must be a multiple of {BLOCK}")
+        self.seed = seed
+        # The generator's size bounds the stream (the bytes do not depend on it), and dgen-py
+        # reserves memory in proportion to it (about size / 128 KiB): ask for what is needed.
+        # (+ one staging buffer: the last refill may run past what is read)
+        self.limit = -(-max(limit, 1) // staging) * staging + staging
+        self._gen = dgen_py.Generator(size=self.limit, seed=seed)
+        self._stage = np.empty(staging, dtype=np.uint8)
+        self._view = memoryview(self._stage)
+        self._pos = staging  # nothing staged yet
+        self.position = 0
+
+    def _fill(self, view) -> None:
+        filled = self._gen.fill_chunk(view)
+        if filled != len(view):
+            raise ValueError(f"random stream read past its limit of {self.limit} bytes")
+
+    def _refill(self) -> None:
+        self._fill(self._stage)
+        self._pos = 0
+
+    def readinto(self, buffer) -> int:
+        """Fill ``buffer`` (any writable bytes-like object) completely; returns its size."""
+        out = memoryview(buffer).cast("B")
+        done = 0
+        total = out.nbytes
+        while done < total:
+            if self._pos == len(self._stage):
+                direct = (total - done) // BLOCK * BLOCK
+                if direct:
+                    # Whole blocks go straight into the caller's buffer: no staging copy
+                    self._fill(out[done:done + direct])
+                    done += direct
+                    continue
+                self._refill()
+            take = min(total - done, len(self._stage) - self._pos)
+            out[done:done + take] = self._view[self._pos:self._pos + take]
+            self._pos += take
+            done += take
+        self.position += total
+        return total
+
+    def read(self, size: int) -> bytes:
+        """``size`` fresh bytes (a copy; prefer ``readinto`` with a reused buffer)."""
+        buf = bytearray(size)
+        self.readinto(buf)
+        return bytes(buf)
+
+    def array(self, shape, dtype) -> np.ndarray:
+        """A new array of ``shape`` and ``dtype`` filled with the next bytes of the stream."""
+        arr = np.empty(shape, dtype=dtype)
+        self.readinto(arr.reshape(-1).view(np.uint8))
+        return arr
+
+    def skip(self, size: int) -> None:
+        """Advance by ``size`` bytes without returning them."""
+        scratch = np.empty(min(size, len(self._stage)) or 1, dtype=np.uint8)
+        left = size
+        while left:
+            n = min(left, len(scratch))
+            self.readinto(scratch[:n])
+            left -= n
+
+
+def stream_for(seed: int, *path: int | str, limit: int = MAX_STREAM) -> RandomStream:
+    """The stream of one file, shard or object: ``stream_for(seed, file_index, limit=size)``."""
+    return RandomStream(derive_seed(seed, *path), limit=limit)

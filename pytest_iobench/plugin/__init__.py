@@ -1,0 +1,11 @@
+"""The pytest plugin: glue only.
+
+Each module below registers the options, fixtures and hooks of one layer; the work itself
+lives in the layers (storage, data, workload, mpi, report), usable without pytest.
+"""
+
+pytest_plugins = [
+    "pytest_iobench.plugin.options",
+    "pytest_iobench.plugin.storage",
+    "pytest_iobench.plugin.records",
+]

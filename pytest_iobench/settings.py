@@ -1,0 +1,186 @@
+"""Effective settings: every ``--iobench-*`` option, its ini twin and its environment twin.
+
+Each option is declared once as an ``Option``; the plugin turns the declarations into
+command-line options and ini keys, and ``resolve`` picks each value by precedence:
+command line > ini file > environment > default. A value that does not parse raises
+``SettingsError`` with one line naming the option, the bad value and what is valid.
+
+This module does not import pytest: MPI ranks and the report command resolve the same
+settings without a pytest session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used. The message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class Option:
+    """One ``--iobench-<name>`` option with its ini key ``iobench_<name>``."""
+
+    name: str  # "s3-endpoint"
+    help: str
+    default: str | None = None
+    #: environment variables consulted, first set wins (IOBENCH_<NAME> is always first)
+    env: tuple[str, ...] = ()
+    #: turns the raw string into the value; raises ValueError with the "what is valid" text
+    parse: Callable[[str], Any] = str
+    secret: bool = False
+    #: repeatable on the command line (values accumulate); ini value is one per line
+    multiple: bool = False
+    metavar: str | None = None
+
+    @property
+    def flag(self) -> str:
+        return f"--iobench-{self.name}"
+
+    @property
+    def ini(self) -> str:
+        return "iobench_" + self.name.replace("-", "_")
+
+    @property
+    def dest(self) -> str:
+        return self.ini
+
+    @property
+    def env_names(self) -> tuple[str, ...]:
+        return ("IOBENCH_" + self.name.replace("-", "_").upper(), *self.env)
+
+
+#: every declared option, in declaration order (the --help order)
+REGISTRY: dict[str, Option] = {}
+
+
+def declare(*options: Option) -> None:
+    for option in options:
+        REGISTRY[option.name] = option
+
+
+@dataclass
+class Settings:
+    """The resolved value of every declared option, and where each value came from."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        key = name.replace("_", "-")
+        try:
+            return self.__dict__["values"][key]
+        except KeyError:
+            raise AttributeError(f"no iobench setting {key!r}") from None
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.values.get(name, default)
+
+    def describe(self) -> dict[str, str]:
+        """Printable settings: secrets masked, unset ones left out."""
+        shown = {}
+        for name, value in self.values.items():
+            if value is None or value == [] or value == ():
+                continue
+            option = REGISTRY.get(name)
+            if option is not None and option.secret:
+                text = "***"
+            elif isinstance(value, (list, tuple)):
+                text = ",".join(str(v) for v in value)
+            else:
+                text = str(value)
+            shown[name] = f"{text} ({self.sources.get(name, 'default')})"
+        return shown
+
+
+def resolve(
+    cli: Mapping[str, Any],
+    ini: Mapping[str, Any],
+    environ: Mapping[str, str],
+) -> Settings:
+    """Resolve every declared option. ``cli``/``ini`` map option names to raw values or None."""
+    settings = Settings()
+    for name, option in REGISTRY.items():
+        raw, source = _pick(option, cli.get(name), ini.get(name), environ)
+        try:
+            value = _parse(option, raw)
+        except ValueError as exc:
+            shown = "***" if option.secret else repr(raw)
+            raise SettingsError(f"{option.flag} ({source}): {shown} is not valid: {exc}") from None
+        settings.values[name] = value
+        settings.sources[name] = source
+    return settings
+
+
+def _pick(option: Option, cli_value, ini_value, environ) -> tuple[Any, str]:
+    if cli_value not in (None, [], ""):
+        return cli_value, "command line"
+    if ini_value not in (None, [], ""):
+        return ini_value, f"ini {option.ini}"
+    for env_name in option.env_names:
+        if environ.get(env_name):
+            return environ[env_name], f"env {env_name}"
+    return option.default, "default"
+
+
+def _parse(option: Option, raw: Any) -> Any:
+    if option.multiple:
+        if raw is None:
+            return []
+        items = raw if isinstance(raw, list) else [line for line in str(raw).splitlines()]
+        return [option.parse(item.strip()) for item in items if item.strip()]
+    if raw is None:
+        return None
+    return option.parse(str(raw).strip())
+
+
+# -- parsers shared by options --------------------------------------------------------------
+def comma_list(valid: tuple[str, ...] | None = None) -> Callable[[str], list[str]]:
+    """Parse ``a,b,c``; with ``valid``, every item must be one of them."""
+
+    def parse(text: str) -> list[str]:
+        items = [item.strip() for item in text.split(",") if item.strip()]
+        if not items:
+            raise ValueError("give at least one value" + (f" of: {', '.join(valid)}" if valid else ""))
+        if valid is not None:
+            for item in items:
+                if item not in valid:
+                    raise ValueError(f"unknown value {item!r}; valid: {', '.join(valid)}")
+        return list(dict.fromkeys(items))
+
+    return parse
+
+
+def positive_int_list(text: str) -> list[int]:
+    """Parse ``1,4,8``: positive whole numbers."""
+    values = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            number = int(item)
+        except ValueError:
+            raise ValueError(f"{item!r} is not a whole number; give positive whole numbers such as 1,4") from None
+        if number < 1:
+            raise ValueError(f"{number} is not positive; give positive whole numbers such as 1,4")
+        values.append(number)
+    if not values:
+        raise ValueError("give at least one positive whole number, such as 1,4")
+    return list(dict.fromkeys(values))
+
+
+def positive_int(text: str) -> int:
+    values = positive_int_list(text)
+    if len(values) != 1 or "," in text:
+        raise ValueError("give one positive whole number")
+    return values[0]
+
+
+def url(text: str) -> str:
+    if not (text.startswith("http://") or text.startswith("https://")) or len(text.split("://", 1)[1]) == 0:
+        raise ValueError("give an http:// or https:// URL, such as http://127.0.0.1:9000")
+    return text.rstrip("/")

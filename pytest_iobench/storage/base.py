@@ -1,0 +1,196 @@
+"""The storage interface every client library implements.
+
+A storage is a flat namespace of keys ("train/img_0_of_8.npz") under a root (a directory, or a
+bucket and prefix). Keys use "/" as separator, never start with "/" and never contain "." or
+".." segments. Every method is safe to call from several threads at once.
+
+Writes are atomic as seen by a reader: ``put`` and ``open_writer`` make the key appear only
+once all its bytes are there (temporary name + rename on files, multipart upload completed
+on S3); an aborted writer leaves nothing under the key.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from .errors import StorageError
+
+Buffer = bytes | bytearray | memoryview
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+
+
+class StreamWriter(abc.ABC):
+    """Writes one object piece by piece, with memory bounded by the library's part size.
+
+    ``write`` may be called with a buffer the caller reuses at once after the call returns:
+    an implementation copies or finishes with the bytes before returning. Use as a context
+    manager: leaving the block normally commits, leaving it with an exception aborts.
+    """
+
+    def __init__(self, storage: "Storage", key: str):
+        self.storage = storage
+        self.key = key
+        self.bytes_written = 0
+        self._closed = False
+
+    def write(self, data: Buffer) -> None:
+        if self._closed:
+            raise StorageError("write", self.key, self.storage.library, "writer is already closed")
+        view = memoryview(data).cast("B")
+        if view.nbytes:
+            self._write(view)
+            self.bytes_written += view.nbytes
+
+    def commit(self) -> ObjectInfo:
+        """Finish the object; it appears under its key. Returns its info."""
+        if self._closed:
+            raise StorageError("commit", self.key, self.storage.library, "writer is already closed")
+        self._closed = True
+        try:
+            self._commit()
+        except BaseException:
+            self._abort_quietly()
+            raise
+        return ObjectInfo(self.key, self.bytes_written)
+
+    def abort(self) -> None:
+        """Drop everything written; nothing is left under the key (or its temporary name)."""
+        if not self._closed:
+            self._closed = True
+            self._abort()
+
+    def _abort_quietly(self) -> None:
+        try:
+            self._abort()
+        except Exception:  # the original failure is what the caller needs to see
+            pass
+
+    def __enter__(self) -> "StreamWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+    @abc.abstractmethod
+    def _write(self, view: memoryview) -> None: ...
+
+    @abc.abstractmethod
+    def _commit(self) -> None: ...
+
+    @abc.abstractmethod
+    def _abort(self) -> None: ...
+
+
+class Storage(abc.ABC):
+    """One storage location reached through one client library."""
+
+    #: "local", "direct" or "s3": what is under test
+    kind: str = ""
+    #: the client library: "posix", "s3dlio", "minio", "boto3"
+    library: str = ""
+    #: how to open this storage again in another process (set by registry.open_storage)
+    spec = None
+
+    def __init__(self, root: str):
+        self.root = root
+
+    @property
+    def id(self) -> str:
+        """The test-id fragment, e.g. ``s3-minio``."""
+        return f"{self.kind}-{self.library}"
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.id} {self.uri('')}>"
+
+    # -- what every library implements ---------------------------------------------------
+    @abc.abstractmethod
+    def uri(self, key: str) -> str:
+        """Where ``key`` lives, for messages and reports (never with credentials)."""
+
+    @abc.abstractmethod
+    def put(self, key: str, data: Buffer) -> None:
+        """Store ``data`` under ``key`` (replacing what was there), atomically."""
+
+    @abc.abstractmethod
+    def open_writer(self, key: str, *, fsync: bool = False) -> StreamWriter:
+        """A streaming writer for a large object. ``fsync`` makes commit durable on files."""
+
+    @abc.abstractmethod
+    def get(self, key: str) -> Buffer:
+        """The whole object."""
+
+    @abc.abstractmethod
+    def get_range(self, key: str, offset: int, length: int) -> Buffer:
+        """Up to ``length`` bytes from ``offset``; shorter at the end, empty past the end."""
+
+    @abc.abstractmethod
+    def list(self, prefix: str = "") -> list[str]:
+        """Every key that starts with ``prefix`` (a plain string prefix, as on S3), sorted."""
+
+    @abc.abstractmethod
+    def stat(self, key: str) -> ObjectInfo: ...
+
+    @abc.abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove ``key``; removing a key that does not exist is not an error (as on S3)."""
+
+    # -- shared behaviour, overridden where a library does better --------------------------
+    def get_many(self, keys: Sequence[str], max_in_flight: int = 16) -> list[Buffer]:
+        """The objects for ``keys``, in the same order, fetched concurrently."""
+        if not keys:
+            return []
+        with ThreadPoolExecutor(max_workers=max(1, min(max_in_flight, len(keys)))) as pool:
+            return list(pool.map(self.get, keys))
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Remove every key under ``prefix``; returns how many were removed."""
+        keys = self.list(prefix)
+        for key in keys:
+            self.delete(key)
+        return len(keys)
+
+    def evict_cache(self, keys: Iterable[str]) -> bool:
+        """Ask that later reads of ``keys`` come from the device, not a client cache.
+
+        Returns True when that is assured (files dropped from the page cache; object stores,
+        where the client keeps no cache); False when it could not be done.
+        """
+        return True
+
+    def close(self) -> None:
+        """Release connections and pools."""
+
+
+def check_key(key: str, library: str, op: str) -> str:
+    """Reject keys that would escape the root or mean different things on different stores."""
+    bad = (
+        not isinstance(key, str)
+        or key == ""
+        or key.startswith("/")
+        or key.endswith("/")
+        or "\x00" in key
+        or any(part in ("", ".", "..") for part in key.split("/"))
+    )
+    if bad:
+        raise StorageError(
+            op, str(key), library,
+            "a key is a non-empty '/'-separated path with no leading or trailing '/', "
+            "no empty, '.' or '..' segments",
+        )
+    return key
+
+
+def join_key(*parts: str) -> str:
+    """Join key fragments with '/', ignoring empty ones."""
+    return "/".join(p.strip("/") for p in parts if p and p.strip("/"))

@@ -1,0 +1,207 @@
+"""The ``boto3`` SDK on S3, through its client API.
+
+The streaming writer fills one part buffer at a time and uploads full parts concurrently
+(at most MAX_PARTS_IN_FLIGHT; ``write`` blocks when they are all busy: backpressure). The
+multipart upload is created only once a first full part exists: smaller objects are a plain
+PUT, as every SDK does.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .base import Buffer, ObjectInfo, Storage, StreamWriter, check_key
+from .errors import StorageError, StorageNotFound
+from .s3common import MAX_PARTS_IN_FLIGHT, PART_SIZE, S3Location, error_for_code, is_invalid_range
+
+LIBRARY = "boto3"
+
+
+def translate(op: str, key: str, exc: Exception) -> StorageError:
+    if isinstance(exc, StorageError):
+        return exc
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        return error_for_code(op, key, LIBRARY, code, f"{code}: {error.get('Message', '')}".rstrip(": "))
+    if isinstance(exc, BotoCoreError):
+        return StorageError(op, key, LIBRARY, f"{type(exc).__name__}: {exc}")
+    return StorageError(op, key, LIBRARY, f"{type(exc).__name__}: {exc}")
+
+
+class _MultipartWriter(StreamWriter):
+    def __init__(self, storage: "Boto3Storage", key: str):
+        super().__init__(storage, key)
+        self.client = storage.client
+        self.bucket = storage.location.bucket
+        self.name = storage.location.object_name(key)
+        self.part = bytearray()
+        self.upload_id: str | None = None
+        self.futures: list[Future] = []
+        self.slots = threading.BoundedSemaphore(MAX_PARTS_IN_FLIGHT)
+        self.pool: ThreadPoolExecutor | None = None
+
+    def _write(self, view: memoryview) -> None:
+        while view.nbytes:
+            take = min(PART_SIZE - len(self.part), view.nbytes)
+            self.part += view[:take]
+            view = view[take:]
+            if len(self.part) == PART_SIZE:
+                self._send_part()
+
+    def _send_part(self) -> None:
+        if self.upload_id is None:
+            try:
+                self.upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=self.name)["UploadId"]
+            except Exception as exc:
+                raise translate("write", self.key, exc) from exc
+            self.pool = ThreadPoolExecutor(MAX_PARTS_IN_FLIGHT, thread_name_prefix="boto3-part")
+        self._raise_failed_part()
+        self.slots.acquire()  # backpressure: wait for a free upload slot
+        body, self.part = bytes(self.part), bytearray()
+        number = len(self.futures) + 1
+        future = self.pool.submit(self._upload_part, number, body)
+        future.add_done_callback(lambda _f: self.slots.release())
+        self.futures.append(future)
+
+    def _upload_part(self, number: int, body: bytes) -> dict:
+        response = self.client.upload_part(
+            Bucket=self.bucket, Key=self.name, UploadId=self.upload_id, PartNumber=number, Body=body
+        )
+        return {"PartNumber": number, "ETag": response["ETag"]}
+
+    def _raise_failed_part(self) -> None:
+        for future in self.futures:
+            if future.done() and future.exception() is not None:
+                exc = future.exception()
+                raise translate("write", self.key, exc) from exc
+
+    def _commit(self) -> None:
+        try:
+            if self.upload_id is None:
+                self.client.put_object(Bucket=self.bucket, Key=self.name, Body=bytes(self.part))
+                return
+            if self.part:
+                self._send_part()
+            parts = [f.result() for f in self.futures]
+            self.client.complete_multipart_upload(
+                Bucket=self.bucket, Key=self.name, UploadId=self.upload_id, MultipartUpload={"Parts": parts}
+            )
+        except StorageError:
+            raise
+        except Exception as exc:
+            raise translate("commit", self.key, exc) from exc
+        finally:
+            if self.pool is not None:
+                self.pool.shutdown(wait=True)
+
+    def _abort(self) -> None:
+        self.part = bytearray()
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        if self.upload_id is not None:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=self.name, UploadId=self.upload_id)
+
+
+class Boto3Storage(Storage):
+    kind = "s3"
+    library = LIBRARY
+
+    def __init__(self, location: S3Location):
+        super().__init__(location.uri())
+        self.location = location
+        ep = location.endpoint
+        self.client = boto3.session.Session().client(
+            "s3",
+            endpoint_url=ep.url,
+            aws_access_key_id=ep.access_key,
+            aws_secret_access_key=ep.secret_key,
+            aws_session_token=ep.session_token,
+            region_name=ep.region,
+            config=Config(
+                max_pool_connections=32,
+                retries={"max_attempts": 3, "mode": "standard"},
+                connect_timeout=10,
+                read_timeout=300,
+                s3={"addressing_style": "path"},
+            ),
+        )
+
+    def uri(self, key: str) -> str:
+        return self.location.uri(key)
+
+    def _name(self, op: str, key: str) -> str:
+        return self.location.object_name(check_key(key, LIBRARY, op))
+
+    def put(self, key: str, data: Buffer) -> None:
+        name = self._name("put", key)
+        body = data if isinstance(data, bytes) else bytes(data)
+        try:
+            self.client.put_object(Bucket=self.location.bucket, Key=name, Body=body)
+        except Exception as exc:
+            raise translate("put", key, exc) from exc
+
+    def open_writer(self, key: str, *, fsync: bool = False) -> StreamWriter:
+        self._name("open_writer", key)
+        return _MultipartWriter(self, key)
+
+    def get(self, key: str) -> Buffer:
+        name = self._name("get", key)
+        try:
+            return self.client.get_object(Bucket=self.location.bucket, Key=name)["Body"].read()
+        except Exception as exc:
+            raise translate("get", key, exc) from exc
+
+    def get_range(self, key: str, offset: int, length: int) -> Buffer:
+        name = self._name("get_range", key)
+        if offset < 0 or length < 0:
+            raise StorageError("get_range", key, LIBRARY, f"offset {offset} and length {length} must be >= 0")
+        if length == 0:
+            self.stat(key)
+            return b""
+        try:
+            response = self.client.get_object(
+                Bucket=self.location.bucket, Key=name, Range=f"bytes={offset}-{offset + length - 1}"
+            )
+            return response["Body"].read()
+        except Exception as exc:
+            if is_invalid_range(str(exc)):
+                self.stat(key)
+                return b""
+            raise translate("get_range", key, exc) from exc
+
+    def list(self, prefix: str = "") -> list[str]:
+        keys = []
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.location.bucket, Prefix=self.location.list_prefix(prefix)
+            )
+            for page in pages:
+                keys.extend(self.location.key_of(o["Key"]) for o in page.get("Contents", []))
+        except Exception as exc:
+            raise translate("list", prefix, exc) from exc
+        return sorted(keys)
+
+    def stat(self, key: str) -> ObjectInfo:
+        name = self._name("stat", key)
+        try:
+            return ObjectInfo(key, self.client.head_object(Bucket=self.location.bucket, Key=name)["ContentLength"])
+        except Exception as exc:
+            raise translate("stat", key, exc) from exc
+
+    def delete(self, key: str) -> None:
+        name = self._name("delete", key)
+        try:
+            self.client.delete_object(Bucket=self.location.bucket, Key=name)
+        except Exception as exc:
+            err = translate("delete", key, exc)
+            if not isinstance(err, StorageNotFound):
+                raise err from exc
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,145 @@
+"""S3 endpoints: the embedded one (moto's server on 127.0.0.1) and checks of a given one.
+
+The embedded endpoint runs moto's server in a child process, so that its request handling
+does not share the benchmark process's interpreter lock. It listens on a free loopback
+port, gets fresh random credentials, and is stopped (with everything in it) at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+from .errors import redact
+from .s3common import S3Endpoint
+
+EMBEDDED_BUCKET = "iobench"
+START_TIMEOUT = 60.0
+
+
+class EndpointError(Exception):
+    """The S3 endpoint cannot be used; the message is one line for the user."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class EmbeddedS3:
+    """moto's S3 server on 127.0.0.1, with a bucket, for one session."""
+
+    def __init__(self, bucket: str = EMBEDDED_BUCKET, region: str = "us-east-1"):
+        self.bucket = bucket
+        self.region = region
+        self.process: subprocess.Popen | None = None
+        self.endpoint: S3Endpoint | None = None
+        self.log = tempfile.NamedTemporaryFile(prefix="iobench-moto-", suffix=".log", delete=False)
+
+    def start(self) -> S3Endpoint:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if self.process.poll() is not None:
+                raise EndpointError(
+                    f"the embedded S3 endpoint (moto) exited at start with code "
+                    f"{self.process.returncode}; its log: {self.log.name}"
+                )
+            try:
+                urllib.request.urlopen(url + "/", timeout=2).close()
+                break
+            except (urllib.error.URLError, ConnectionError, OSError):
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise EndpointError(f"the embedded S3 endpoint did not answer on {url} within {START_TIMEOUT:.0f} s")
+                time.sleep(0.1)
+        self.endpoint = S3Endpoint(
+            url=url, access_key="iobench-embedded", secret_key=secrets.token_hex(20), region=self.region
+        )
+        create_bucket(self.endpoint, self.bucket)
+        return self.endpoint
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+        self.log.close()
+        try:
+            os.unlink(self.log.name)
+        except FileNotFoundError:
+            pass
+
+    def __enter__(self) -> S3Endpoint:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _client(endpoint: S3Endpoint, timeout: float):
+    import boto3
+    from botocore.config import Config
+
+    return boto3.session.Session().client(
+        "s3",
+        endpoint_url=endpoint.url,
+        aws_access_key_id=endpoint.access_key,
+        aws_secret_access_key=endpoint.secret_key,
+        aws_session_token=endpoint.session_token,
+        region_name=endpoint.region,
+        config=Config(connect_timeout=timeout, read_timeout=timeout, retries={"max_attempts": 1},
+                      s3={"addressing_style": "path"}),
+    )
+
+
+def create_bucket(endpoint: S3Endpoint, bucket: str) -> None:
+    _client(endpoint, 10).create_bucket(Bucket=bucket)
+
+
+def check_endpoint(endpoint: S3Endpoint, bucket: str, timeout: float = 5.0) -> None:
+    """Raise EndpointError (one line) unless ``bucket`` on ``endpoint`` can be reached."""
+    if not endpoint.access_key or not endpoint.secret_key:
+        raise EndpointError(
+            f"no credentials for the S3 endpoint {endpoint.url}: set AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY (or IOBENCH_S3_ACCESS_KEY / IOBENCH_S3_SECRET_KEY)"
+        )
+    host_port = endpoint.netloc.split("/", 1)[0]
+    host, _, port = host_port.rpartition(":")
+    if not host:
+        host, port = host_port, ("443" if endpoint.secure else "80")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise EndpointError(f"the S3 endpoint {endpoint.url} is unreachable: {exc.strerror or exc}") from None
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        _client(endpoint, timeout).head_bucket(Bucket=bucket)
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        if code in ("404", "NoSuchBucket"):
+            raise EndpointError(f"the bucket {bucket!r} does not exist on {endpoint.url}; create it or name another with --iobench-bucket") from None
+        if code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+            raise EndpointError(f"the S3 endpoint {endpoint.url} refused the credentials for bucket {bucket!r} ({code})") from None
+        raise EndpointError(redact(f"the S3 endpoint {endpoint.url} answered {code} for bucket {bucket!r}")) from None
+    except BotoCoreError as exc:
+        raise EndpointError(redact(f"the S3 endpoint {endpoint.url} cannot be used: {exc}")) from None

@@ -1,0 +1,69 @@
+"""The one small exception family every storage library's errors are turned into.
+
+A caller catches ``StorageNotFound`` / ``StoragePermissionDenied`` / ``StorageError`` whatever
+the client library; the message names the operation, the key and the library, and the client's
+own exception is chained (``__cause__``) for the details. Messages never carry credentials:
+they are built from our own words plus the client's message passed through ``redact``.
+"""
+
+from __future__ import annotations
+
+import re
+
+
+class StorageError(Exception):
+    """An operation on a storage failed."""
+
+    def __init__(self, op: str, key: str, library: str, detail: str = ""):
+        self.op = op
+        self.key = key
+        self.library = library
+        self.detail = redact(detail)
+        message = f"{library}: {op} {key!r} failed"
+        if self.detail:
+            message += f": {self.detail}"
+        super().__init__(message)
+
+    def __reduce__(self):  # picklable across xdist/MPI boundaries
+        return (type(self), (self.op, self.key, self.library, self.detail))
+
+
+class StorageNotFound(StorageError):
+    """The key does not exist."""
+
+
+class StoragePermissionDenied(StorageError):
+    """The credentials or the file system refused the operation."""
+
+
+class StorageUnsupported(Exception):
+    """This storage cannot run here (for example O_DIRECT on tmpfs); a reason for a skip."""
+
+
+# Things that look like secrets in a client's message: AWS key ids, signatures, and anything
+# introduced as a secret/token/password/credential.
+_SECRET_PATTERNS = [
+    re.compile(r"(?i)((?:secret|token|password|passwd|credential|signature)[\w-]*[\"']?\s*[=:]\s*[\"']?)[^\s&\"',;]+"),
+    re.compile(r"(?i)(X-Amz-Signature=|X-Amz-Credential=|X-Amz-Security-Token=)[^&\s\"']+"),
+    re.compile(r"\b(AKIA|ASIA)[A-Z0-9]{12,}\b"),
+]
+
+_known_secrets: set[str] = set()
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a secret (a secret key, a session token) so ``redact`` removes it anywhere."""
+    if value and len(value) >= 4:
+        _known_secrets.add(value)
+
+
+def redact(text: str) -> str:
+    """Return ``text`` with registered secrets and secret-looking values replaced by ``***``."""
+    if not text:
+        return text
+    for secret in _known_secrets:
+        text = text.replace(secret, "***")
+    text = _SECRET_PATTERNS[0].sub(r"\1***", text)
+    text = _SECRET_PATTERNS[1].sub(r"\1***", text)
+    text = _SECRET_PATTERNS[2].sub("***", text)
+    return text

@@ -1,0 +1,197 @@
+"""Turns the effective settings into storages: which (storage, library) pairs run, where they
+work, the embedded S3 endpoint, and cleaning up what the session wrote.
+
+Layout under the root (a directory, or a bucket/prefix):
+    iobench-run-<run id>/<storage id>/...   scratch space of one session (and xdist worker),
+                                            deleted at the end
+    iobench-datasets/...                    generated datasets, kept for reuse by later runs
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+
+from ..settings import Settings, SettingsError
+from .base import Storage, join_key
+from .endpoint import EMBEDDED_BUCKET, EmbeddedS3, check_endpoint
+from .errors import StorageUnsupported
+from .registry import LIBRARIES, StorageSpec, library_installed, missing_reason, open_storage
+from .s3common import S3Endpoint
+
+DATASETS_AREA = "iobench-datasets"
+
+
+@dataclass(frozen=True)
+class StorageParam:
+    """One (storage, library) pair to parametrize, with the reason to skip it if any."""
+
+    kind: str
+    library: str
+    skip: str | None = None
+
+    @property
+    def id(self) -> str:
+        return f"{self.kind}-{self.library}"
+
+
+def plan_storages(settings: Settings) -> list[StorageParam]:
+    """The (storage, library) pairs the settings ask for, in a stable order."""
+    explicit = settings.libraries
+    params = []
+    for kind in settings.storage:
+        libraries = [lib for lib in LIBRARIES[kind] if (lib in explicit if explicit else library_installed(lib))]
+        if not libraries:
+            raise SettingsError(
+                f"--iobench-libraries: {', '.join(explicit)} cannot reach the {kind} storage; "
+                f"valid for {kind}: {', '.join(LIBRARIES[kind])}"
+            )
+        for lib in libraries:
+            params.append(StorageParam(kind, lib, None if library_installed(lib) else missing_reason(lib)))
+    return params
+
+
+def split_s3_root(settings: Settings) -> tuple[str, str]:
+    """(bucket, prefix) from --iobench-bucket, or from an s3:// --iobench-root."""
+    text = settings.bucket
+    root = settings.root or ""
+    if root.startswith("s3://"):
+        text = root[len("s3://"):]
+    if not text:
+        return "", ""
+    bucket, _, prefix = text.strip("/").partition("/")
+    return bucket, prefix.strip("/")
+
+
+def configured_endpoint(settings: Settings) -> S3Endpoint | None:
+    """The endpoint the settings name, or None for the embedded one."""
+    if not settings.s3_endpoint:
+        return None
+    return S3Endpoint(
+        url=settings.s3_endpoint,
+        access_key=settings.s3_access_key or "",
+        secret_key=settings.s3_secret_key or "",
+        region=settings.s3_region,
+    )
+
+
+def check_settings(settings: Settings) -> None:
+    """Everything about the storage settings that can be known wrong before the session runs."""
+    plan_storages(settings)
+    if "s3" in settings.storage:
+        endpoint = configured_endpoint(settings)
+        if endpoint is not None:
+            bucket, _ = split_s3_root(settings)
+            if not bucket:
+                raise SettingsError(
+                    f"--iobench-bucket: an S3 endpoint ({endpoint.url}) is given but no bucket; "
+                    "name one with --iobench-bucket NAME or --iobench-root s3://NAME/prefix"
+                )
+            check_endpoint(endpoint, bucket)
+    root = settings.root
+    if root and not root.startswith("s3://") and os.path.exists(root) and not os.path.isdir(root):
+        raise SettingsError(f"--iobench-root: {root} exists and is not a directory")
+
+
+def new_run_id(worker: str | None = None) -> str:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{secrets.token_hex(3)}" + (f"-{worker}" if worker else "")
+
+
+class StorageFactory:
+    """Opens and caches the storages of one session and cleans up after it."""
+
+    def __init__(self, settings: Settings, default_root: str, run_id: str):
+        self.settings = settings
+        self.run_id = run_id
+        root = settings.root
+        self.local_root = os.path.abspath(root if root and not root.startswith("s3://") else default_root)
+        self.scratch = f"iobench-run-{run_id}"
+        self._embedded: EmbeddedS3 | None = None
+        self._endpoint: S3Endpoint | None = configured_endpoint(settings)
+        self._bucket, self._prefix = split_s3_root(settings)
+        self._open: dict[tuple[str, str, str], Storage] = {}
+        self._lock = threading.Lock()
+
+    # -- where things are -------------------------------------------------------------------
+    def endpoint(self) -> S3Endpoint:
+        """The S3 endpoint; the embedded one is started on first use."""
+        with self._lock:
+            if self._endpoint is None:
+                self._embedded = EmbeddedS3(region=self.settings.s3_region)
+                self._endpoint = self._embedded.start()
+                self._bucket, self._prefix = EMBEDDED_BUCKET, ""
+            return self._endpoint
+
+    @property
+    def embedded(self) -> bool:
+        return self._embedded is not None
+
+    def spec(self, kind: str, library: str, area: str = "scratch") -> StorageSpec:
+        """Where (kind, library) works: its scratch space, or the shared datasets area."""
+        sub = join_key(self.scratch, f"{kind}-{library}") if area == "scratch" else DATASETS_AREA
+        if kind == "s3":
+            endpoint = self.endpoint()
+            return StorageSpec(kind, library, bucket=self._bucket, prefix=join_key(self._prefix, sub),
+                               endpoint_url=endpoint.url, region=endpoint.region)
+        return StorageSpec(kind, library, root=os.path.join(self.local_root, *sub.split("/")))
+
+    def get(self, kind: str, library: str, area: str = "scratch") -> Storage:
+        """The storage for (kind, library), opened once per session and area.
+
+        Raises StorageUnsupported (a skip reason) when it cannot run here."""
+        cache_key = (kind, library, area)
+        if cache_key not in self._open:
+            spec = self.spec(kind, library, area)
+            endpoint = self.endpoint() if kind == "s3" else None
+            self._open[cache_key] = open_storage(spec, endpoint)
+        return self._open[cache_key]
+
+    def at(self, storage: Storage, prefix: str) -> Storage:
+        """Another storage of the same kind and library rooted at ``prefix`` under ``storage``."""
+        spec = storage.spec
+        if spec.kind == "s3":
+            spec = replace(spec, prefix=join_key(spec.prefix, prefix))
+        else:
+            spec = replace(spec, root=os.path.join(spec.root, *prefix.split("/")))
+        return open_storage(spec, self.endpoint() if spec.kind == "s3" else None)
+
+    def environ(self) -> dict[str, str]:
+        """Environment a child process (an MPI rank) needs to open these storages."""
+        return self._endpoint.environ() if self._endpoint is not None else {}
+
+    # -- the end ------------------------------------------------------------------------------
+    def cleanup(self) -> list[str]:
+        """Delete this session's scratch space; stop the embedded endpoint. Returns problems."""
+        problems = []
+        for (kind, library, area), storage in list(self._open.items()):
+            try:
+                if area == "scratch":
+                    storage.delete_prefix("")
+                    if kind != "s3":
+                        _remove_empty_tree(storage.root)
+                storage.close()
+            except Exception as exc:  # report, keep cleaning the rest
+                problems.append(f"{kind}-{library}: cleanup failed: {exc}")
+        self._open.clear()
+        scratch_dir = os.path.join(self.local_root, self.scratch)
+        if os.path.isdir(scratch_dir):
+            _remove_empty_tree(scratch_dir)
+        if self._embedded is not None:
+            self._embedded.stop()
+        return problems
+
+
+def _remove_empty_tree(path: str) -> None:
+    """Remove ``path`` and the empty directories below it (never a file)."""
+    for dirpath, _dirs, _files in sorted(os.walk(path, topdown=False), key=lambda w: -len(w[0])):
+        try:
+            os.rmdir(dirpath)
+        except OSError:
+            pass
+
+
+__all__ = ["StorageFactory", "StorageParam", "plan_storages", "check_settings", "StorageUnsupported"]

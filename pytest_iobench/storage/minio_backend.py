@@ -1,0 +1,222 @@
+"""The ``minio`` SDK on S3.
+
+The SDK streams an upload of unknown length (``put_object(length=-1)``) from anything with a
+``read()``, as a multipart upload with a bounded number of parts in flight, and aborts the
+upload when ``read()`` raises. The streaming writer hands it a ``_Pipe``: ``write`` pushes
+bytes in (blocking when the SDK falls behind: backpressure), a background thread runs
+``put_object`` reading them out.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections import deque
+
+import urllib3
+from minio import Minio
+from minio.error import S3Error
+
+from .base import Buffer, ObjectInfo, Storage, StreamWriter, check_key
+from .errors import StorageError, StorageNotFound
+from .s3common import MAX_PARTS_IN_FLIGHT, PART_SIZE, S3Location, error_for_code, is_invalid_range
+
+LIBRARY = "minio"
+
+
+def translate(op: str, key: str, exc: Exception) -> StorageError:
+    if isinstance(exc, StorageError):
+        return exc
+    if isinstance(exc, S3Error):
+        return error_for_code(op, key, LIBRARY, exc.code or "", f"{exc.code}: {exc.message}")
+    return StorageError(op, key, LIBRARY, f"{type(exc).__name__}: {exc}")
+
+
+class _Aborted(Exception):
+    """Raised into the SDK's read() so that it aborts the multipart upload."""
+
+
+class _Pipe:
+    """A bounded byte queue between ``write`` (producer) and the SDK's ``read`` (consumer)."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self.chunks: deque[bytes] = deque()
+        self.buffered = 0
+        self.eof = False
+        self.aborted = False
+        self.consumer_done = False
+        self.cond = threading.Condition()
+
+    def push(self, data: bytes) -> None:
+        with self.cond:
+            while self.buffered >= self.max_bytes and not self.consumer_done:
+                self.cond.wait()
+            if self.consumer_done:
+                return  # the upload ended (failed); the writer reports its error
+            self.chunks.append(data)
+            self.buffered += len(data)
+            self.cond.notify_all()
+
+    def finish(self, *, abort: bool = False) -> None:
+        with self.cond:
+            self.eof = True
+            self.aborted = abort
+            self.cond.notify_all()
+
+    def done_reading(self) -> None:
+        with self.cond:
+            self.consumer_done = True
+            self.cond.notify_all()
+
+    def read(self, size: int = -1) -> bytes:
+        with self.cond:
+            while not self.aborted and not self.eof and (size < 0 or self.buffered < size):
+                self.cond.wait()
+            if self.aborted:
+                raise _Aborted()
+            size = self.buffered if size < 0 else min(size, self.buffered)
+            parts = []
+            taken = 0
+            while taken < size:
+                chunk = self.chunks.popleft()
+                if taken + len(chunk) > size:
+                    cut = size - taken
+                    self.chunks.appendleft(chunk[cut:])
+                    chunk = chunk[:cut]
+                parts.append(chunk)
+                taken += len(chunk)
+            self.buffered -= taken
+            self.cond.notify_all()
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+class _StreamingPut(StreamWriter):
+    def __init__(self, storage: "MinioStorage", key: str):
+        super().__init__(storage, key)
+        self.pipe = _Pipe(max_bytes=2 * PART_SIZE)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._upload, name=f"minio-put-{key}", daemon=True)
+        self.thread.start()
+
+    def _upload(self) -> None:
+        storage: MinioStorage = self.storage
+        try:
+            storage.client.put_object(
+                storage.location.bucket, storage.location.object_name(self.key), self.pipe,
+                length=-1, part_size=PART_SIZE, num_parallel_uploads=MAX_PARTS_IN_FLIGHT,
+            )
+        except BaseException as exc:  # handed to the caller by _check / _commit
+            self.error = exc
+        finally:
+            self.pipe.done_reading()
+
+    def _check(self, op: str) -> None:
+        if self.error is not None and not isinstance(self.error, _Aborted):
+            raise translate(op, self.key, self.error) from self.error
+
+    def _write(self, view: memoryview) -> None:
+        self._check("write")
+        self.pipe.push(bytes(view))  # a copy: the caller reuses its buffer
+        self._check("write")
+
+    def _commit(self) -> None:
+        self.pipe.finish()
+        self.thread.join()
+        self._check("commit")
+
+    def _abort(self) -> None:
+        self.pipe.finish(abort=True)
+        self.thread.join()
+
+
+class MinioStorage(Storage):
+    kind = "s3"
+    library = LIBRARY
+
+    def __init__(self, location: S3Location):
+        super().__init__(location.uri())
+        self.location = location
+        ep = location.endpoint
+        http = urllib3.PoolManager(
+            maxsize=32,
+            timeout=urllib3.Timeout(connect=10, read=300),
+            retries=urllib3.Retry(total=3, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
+        )
+        self.client = Minio(
+            ep.netloc, access_key=ep.access_key, secret_key=ep.secret_key,
+            session_token=ep.session_token, secure=ep.secure, region=ep.region, http_client=http,
+        )
+
+    def uri(self, key: str) -> str:
+        return self.location.uri(key)
+
+    def _name(self, op: str, key: str) -> str:
+        return self.location.object_name(check_key(key, LIBRARY, op))
+
+    def put(self, key: str, data: Buffer) -> None:
+        name = self._name("put", key)
+        view = memoryview(data).cast("B")
+        try:
+            self.client.put_object(
+                self.location.bucket, name, io.BytesIO(view), length=view.nbytes, part_size=PART_SIZE
+            )
+        except Exception as exc:
+            raise translate("put", key, exc) from exc
+
+    def open_writer(self, key: str, *, fsync: bool = False) -> StreamWriter:
+        self._name("open_writer", key)
+        return _StreamingPut(self, key)
+
+    def _read(self, op: str, key: str, offset: int = 0, length: int = 0) -> bytes:
+        name = self._name(op, key)
+        response = None
+        try:
+            response = self.client.get_object(self.location.bucket, name, offset=offset, length=length)
+            return response.read()
+        except Exception as exc:
+            if op == "get_range" and is_invalid_range(str(exc)):
+                self.stat(key)
+                return b""
+            raise translate(op, key, exc) from exc
+        finally:
+            if response is not None:
+                response.close()
+                response.release_conn()
+
+    def get(self, key: str) -> Buffer:
+        return self._read("get", key)
+
+    def get_range(self, key: str, offset: int, length: int) -> Buffer:
+        if offset < 0 or length < 0:
+            raise StorageError("get_range", key, LIBRARY, f"offset {offset} and length {length} must be >= 0")
+        if length == 0:
+            self.stat(key)
+            return b""
+        return self._read("get_range", key, offset, length)
+
+    def list(self, prefix: str = "") -> list[str]:
+        try:
+            objects = self.client.list_objects(
+                self.location.bucket, prefix=self.location.list_prefix(prefix), recursive=True
+            )
+            keys = [self.location.key_of(o.object_name) for o in objects if not o.is_dir]
+        except Exception as exc:
+            raise translate("list", prefix, exc) from exc
+        return sorted(keys)
+
+    def stat(self, key: str) -> ObjectInfo:
+        name = self._name("stat", key)
+        try:
+            return ObjectInfo(key, self.client.stat_object(self.location.bucket, name).size)
+        except Exception as exc:
+            raise translate("stat", key, exc) from exc
+
+    def delete(self, key: str) -> None:
+        name = self._name("delete", key)
+        try:
+            self.client.remove_object(self.location.bucket, name)
+        except Exception as exc:
+            err = translate("delete", key, exc)
+            if not isinstance(err, StorageNotFound):
+                raise err from exc

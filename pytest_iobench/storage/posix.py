@@ -1,0 +1,217 @@
+"""Plain files through the operating system's POSIX calls (the ``posix`` library)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import uuid
+
+from .base import Buffer, ObjectInfo, Storage, StreamWriter, check_key
+from .errors import StorageError, StorageNotFound, StoragePermissionDenied
+
+#: marks a file that is still being written; never listed, never read as a dataset file
+TEMP_MARKER = ".iobench-tmp."
+
+
+def temp_path(path: str) -> str:
+    head, tail = os.path.split(path)
+    return os.path.join(head, f".{tail}{TEMP_MARKER}{uuid.uuid4().hex[:12]}")
+
+
+def os_error(op: str, key: str, library: str, exc: OSError) -> StorageError:
+    """Map an OSError to the storage exception family (the caller chains it)."""
+    detail = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        return StorageNotFound(op, key, library, detail)
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return StoragePermissionDenied(op, key, library, detail)
+    return StorageError(op, key, library, detail)
+
+
+def pread_full(fd: int, length: int, offset: int) -> bytes:
+    """pread until ``length`` bytes or end of file (one pread may return fewer)."""
+    chunks = []
+    while length > 0:
+        chunk = os.pread(fd, min(length, 1 << 30), offset)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        offset += len(chunk)
+        length -= len(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def list_files(root: str, prefix: str) -> list[str]:
+    """Keys under ``root`` that start with ``prefix`` (string prefix, as on S3), sorted."""
+    # Walk only the deepest directory the prefix names; filter the rest by string prefix.
+    base = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+    start = os.path.join(root, base) if base else root
+    keys = []
+    for dirpath, dirnames, filenames in os.walk(start):
+        rel = os.path.relpath(dirpath, root)
+        rel = "" if rel == "." else rel.replace(os.sep, "/") + "/"
+        dirnames[:] = [d for d in dirnames if (rel + d + "/").startswith(prefix) or prefix.startswith(rel + d + "/")]
+        for name in filenames:
+            key = rel + name
+            if TEMP_MARKER not in name and key.startswith(prefix):
+                keys.append(key)
+    keys.sort()
+    return keys
+
+
+def drop_page_cache(path: str) -> bool:
+    """Write back and drop the page cache of one file; False where the OS would not."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        os.fdatasync(fd)  # dirty pages are not dropped, so write them back first
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+class FileWriter(StreamWriter):
+    """Buffered writes to a temporary file, renamed to the key on commit."""
+
+    def __init__(self, storage: "PosixStorage", key: str, fsync: bool):
+        super().__init__(storage, key)
+        self.path = storage.path(key)
+        self.fsync = fsync
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        self.tmp = temp_path(self.path)
+        self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+
+    def _write(self, view: memoryview) -> None:
+        while view.nbytes:
+            n = os.write(self.fd, view)
+            view = view[n:]
+
+    def _commit(self) -> None:
+        try:
+            if self.fsync:
+                os.fsync(self.fd)
+        finally:
+            os.close(self.fd)
+            self.fd = -1
+        os.replace(self.tmp, self.path)
+        if self.fsync:
+            fsync_dir(os.path.dirname(self.path))
+
+    def _abort(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        try:
+            os.unlink(self.tmp)
+        except FileNotFoundError:
+            pass
+
+
+def fsync_dir(path: str) -> None:
+    """Make a rename durable: fsync the directory that holds the entry."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class PosixStorage(Storage):
+    kind = "local"
+    library = "posix"
+
+    def __init__(self, root: str):
+        super().__init__(os.path.abspath(root))
+        os.makedirs(self.root, exist_ok=True)
+
+    def path(self, key: str) -> str:
+        return os.path.join(self.root, *key.split("/"))
+
+    def uri(self, key: str) -> str:
+        return self.path(key) if key else self.root
+
+    def _fail(self, op: str, key: str, exc: OSError) -> StorageError:
+        return os_error(op, key, self.library, exc)
+
+    def put(self, key: str, data: Buffer) -> None:
+        check_key(key, self.library, "put")
+        try:
+            with self.open_writer(key) as writer:
+                writer.write(data)
+        except OSError as exc:
+            raise self._fail("put", key, exc) from exc
+
+    def open_writer(self, key: str, *, fsync: bool = False) -> StreamWriter:
+        check_key(key, self.library, "open_writer")
+        try:
+            return FileWriter(self, key, fsync)
+        except OSError as exc:
+            raise self._fail("open_writer", key, exc) from exc
+
+    def get(self, key: str) -> Buffer:
+        check_key(key, self.library, "get")
+        try:
+            with open(self.path(key), "rb", buffering=0) as f:
+                return f.readall()
+        except OSError as exc:
+            raise self._fail("get", key, exc) from exc
+
+    def get_range(self, key: str, offset: int, length: int) -> Buffer:
+        check_key(key, self.library, "get_range")
+        if offset < 0 or length < 0:
+            raise StorageError("get_range", key, self.library, f"offset {offset} and length {length} must be >= 0")
+        try:
+            fd = os.open(self.path(key), os.O_RDONLY)
+        except OSError as exc:
+            raise self._fail("get_range", key, exc) from exc
+        try:
+            return pread_full(fd, length, offset) if length else b""
+        except OSError as exc:
+            raise self._fail("get_range", key, exc) from exc
+        finally:
+            os.close(fd)
+
+    def list(self, prefix: str = "") -> list[str]:
+        try:
+            return list_files(self.root, prefix)
+        except OSError as exc:
+            raise self._fail("list", prefix, exc) from exc
+
+    def stat(self, key: str) -> ObjectInfo:
+        check_key(key, self.library, "stat")
+        try:
+            st = os.stat(self.path(key))
+        except OSError as exc:
+            raise self._fail("stat", key, exc) from exc
+        if not os.path.isfile(self.path(key)):
+            raise StorageNotFound("stat", key, self.library, "is a directory, not an object")
+        return ObjectInfo(key, st.st_size)
+
+    def delete(self, key: str) -> None:
+        check_key(key, self.library, "delete")
+        try:
+            os.unlink(self.path(key))
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise self._fail("delete", key, exc) from exc
+        self._prune_empty_dirs(key)
+
+    def _prune_empty_dirs(self, key: str) -> None:
+        # Object stores have no directories; leaving empty ones behind would make a deleted
+        # prefix still "exist" on files.
+        parts = key.split("/")[:-1]
+        while parts:
+            try:
+                os.rmdir(os.path.join(self.root, *parts))
+            except OSError:
+                return
+            parts.pop()
+
+    def evict_cache(self, keys) -> bool:
+        return all([drop_page_cache(self.path(k)) for k in keys])

@@ -1,0 +1,258 @@
+"""The ``s3dlio`` library: S3 (s3://), plain files (file://) and O_DIRECT files (direct://).
+
+s3dlio's S3 client is configured once per process from the AWS_* environment (its SDK
+client is a process-wide singleton), so every s3dlio storage in a process must use the same
+endpoint; ``configure`` enforces that with a clear error instead of silently talking to the
+first endpoint.
+
+Streaming to S3 goes through ``MultipartUploadWriter`` (bounded parts in flight, with
+``abort``), not ``create_s3_writer``, which buffers the whole object in memory. s3dlio's
+file writers write under the final name, so on files we write a temporary name and rename.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import s3dlio
+
+from .base import Buffer, ObjectInfo, Storage, StreamWriter, check_key
+from .direct import probe_odirect
+from .errors import StorageError, StorageNotFound
+from .posix import TEMP_MARKER, drop_page_cache, fsync_dir, temp_path
+from .s3common import (
+    MAX_PARTS_IN_FLIGHT,
+    PART_SIZE,
+    S3Endpoint,
+    S3Location,
+    error_from_text,
+    is_invalid_range,
+)
+
+LIBRARY = "s3dlio"
+
+_configured: list[str] = []
+_configure_lock = threading.Lock()
+
+
+def configure(endpoint: S3Endpoint) -> None:
+    """Point s3dlio at ``endpoint``: once per process, before its first S3 call."""
+    with _configure_lock:
+        if _configured:
+            if _configured[0] != endpoint.url:
+                raise StorageError(
+                    "configure", endpoint.url, LIBRARY,
+                    f"s3dlio is already bound to {_configured[0]} in this process; its S3 client "
+                    "cannot change endpoint (run one endpoint per process)",
+                )
+            return
+        os.environ.update(endpoint.environ())
+        s3dlio.configure_s3(endpoint_url=endpoint.url, region=endpoint.region)
+        _configured.append(endpoint.url)
+
+
+def translate(op: str, key: str, exc: Exception) -> StorageError:
+    if isinstance(exc, StorageError):
+        return exc
+    return error_from_text(op, key, LIBRARY, str(exc))
+
+
+class _MultipartWriter(StreamWriter):
+    """s3:// streaming writer: multipart upload, parts uploaded concurrently."""
+
+    def __init__(self, storage: "S3dlioStorage", key: str):
+        super().__init__(storage, key)
+        self.uri = storage.uri(key)
+        self.mpu = s3dlio.MultipartUploadWriter.from_uri(
+            self.uri, part_size=PART_SIZE, max_in_flight=MAX_PARTS_IN_FLIGHT, abort_on_drop=True
+        )
+
+    def _write(self, view: memoryview) -> None:
+        try:
+            # copy=True: the caller reuses its buffer as soon as write() returns
+            self.mpu.write(view, copy=True)
+        except Exception as exc:
+            raise translate("write", self.key, exc) from exc
+
+    def _commit(self) -> None:
+        try:
+            if self.bytes_written == 0:
+                # S3 refuses a multipart upload with no parts; an empty object is a plain PUT
+                self.mpu.abort()
+                s3dlio.put_bytes(self.uri, b"")
+            else:
+                self.mpu.close()
+        except Exception as exc:
+            raise translate("commit", self.key, exc) from exc
+
+    def _abort(self) -> None:
+        self.mpu.abort()
+
+
+class _FileWriter(StreamWriter):
+    """file:// and direct:// streaming writer: a temporary name, renamed on commit."""
+
+    def __init__(self, storage: "S3dlioStorage", key: str, fsync: bool):
+        super().__init__(storage, key)
+        self.path = storage.path(key)
+        self.tmp = temp_path(self.path)
+        self.fsync = fsync
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        create = (s3dlio.create_direct_filesystem_writer if storage.scheme == "direct"
+                  else s3dlio.create_filesystem_writer)
+        self.writer = create(f"{storage.scheme}://{self.tmp}")
+
+    def _write(self, view: memoryview) -> None:
+        try:
+            self.writer.write_chunk(view)  # file writers write from our buffer before returning
+        except Exception as exc:
+            raise translate("write", self.key, exc) from exc
+
+    def _commit(self) -> None:
+        try:
+            self.writer.finalize()
+        except Exception as exc:
+            raise translate("commit", self.key, exc) from exc
+        if self.fsync:
+            # s3dlio has no fsync option; make the file and its rename durable ourselves
+            fd = os.open(self.tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        os.replace(self.tmp, self.path)
+        if self.fsync:
+            fsync_dir(os.path.dirname(self.path))
+
+    def _abort(self) -> None:
+        self.writer = None
+        try:
+            os.unlink(self.tmp)
+        except FileNotFoundError:
+            pass
+
+
+class S3dlioStorage(Storage):
+    library = LIBRARY
+
+    def __init__(self, kind: str, *, location: S3Location | None = None, root: str | None = None):
+        self.kind = kind
+        self.scheme = {"s3": "s3", "local": "file", "direct": "direct"}[kind]
+        if self.scheme == "s3":
+            assert location is not None
+            configure(location.endpoint)
+            self.location = location
+            super().__init__(location.uri())
+            self.base = location.uri().rstrip("/") + "/"
+        else:
+            assert root is not None
+            root = os.path.abspath(root)
+            os.makedirs(root, exist_ok=True)
+            if self.scheme == "direct":
+                probe_odirect(root)
+            super().__init__(root)
+            self.base = f"{self.scheme}://{root}/"
+
+    @property
+    def on_files(self) -> bool:
+        return self.scheme != "s3"
+
+    def path(self, key: str) -> str:
+        return os.path.join(self.root, *key.split("/"))
+
+    def uri(self, key: str) -> str:
+        return self.base + key
+
+    def put(self, key: str, data: Buffer) -> None:
+        check_key(key, LIBRARY, "put")
+        if self.on_files:
+            with self.open_writer(key) as writer:
+                writer.write(data)
+            return
+        try:
+            s3dlio.put_bytes(self.uri(key), data)
+        except Exception as exc:
+            raise translate("put", key, exc) from exc
+
+    def open_writer(self, key: str, *, fsync: bool = False) -> StreamWriter:
+        check_key(key, LIBRARY, "open_writer")
+        try:
+            return _FileWriter(self, key, fsync) if self.on_files else _MultipartWriter(self, key)
+        except Exception as exc:
+            raise translate("open_writer", key, exc) from exc
+
+    def get(self, key: str) -> Buffer:
+        check_key(key, LIBRARY, "get")
+        try:
+            return memoryview(s3dlio.get(self.uri(key)))
+        except Exception as exc:
+            raise translate("get", key, exc) from exc
+
+    def get_range(self, key: str, offset: int, length: int) -> Buffer:
+        check_key(key, LIBRARY, "get_range")
+        if offset < 0 or length < 0:
+            raise StorageError("get_range", key, LIBRARY, f"offset {offset} and length {length} must be >= 0")
+        if length == 0:
+            self.stat(key)  # still report a missing key
+            return b""
+        try:
+            return memoryview(s3dlio.get_range(self.uri(key), offset, length))
+        except Exception as exc:
+            if is_invalid_range(str(exc)):
+                self.stat(key)
+                return b""
+            raise translate("get_range", key, exc) from exc
+
+    def get_many(self, keys, max_in_flight: int = 16) -> list[Buffer]:
+        if not keys:
+            return []
+        for key in keys:
+            check_key(key, LIBRARY, "get_many")
+        try:
+            pairs = s3dlio.get_many([self.uri(k) for k in keys], max_in_flight)
+        except Exception as exc:
+            raise translate("get_many", f"{keys[0]} (+{len(keys) - 1} more)", exc) from exc
+        by_uri = {uri: memoryview(data) for uri, data in pairs}
+        return [by_uri[self.uri(k)] for k in keys]
+
+    def list(self, prefix: str = "") -> list[str]:
+        directory = prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""
+        try:
+            uris = s3dlio.list(self.base + directory, recursive=True)
+        except Exception as exc:
+            err = translate("list", prefix, exc)
+            if isinstance(err, StorageNotFound):
+                return []
+            raise err from exc
+        keys = []
+        for uri in uris:
+            if not uri.startswith(self.base):
+                continue
+            key = uri[len(self.base):]
+            if key.startswith(prefix) and TEMP_MARKER not in key.rsplit("/", 1)[-1]:
+                keys.append(key)
+        keys.sort()
+        return keys
+
+    def stat(self, key: str) -> ObjectInfo:
+        check_key(key, LIBRARY, "stat")
+        try:
+            meta = s3dlio.stat(self.uri(key))
+        except Exception as exc:
+            raise translate("stat", key, exc) from exc
+        return ObjectInfo(key, int(meta["size"]))
+
+    def delete(self, key: str) -> None:
+        check_key(key, LIBRARY, "delete")
+        try:
+            s3dlio.delete(self.uri(key))
+        except Exception as exc:
+            err = translate("delete", key, exc)
+            if not isinstance(err, StorageNotFound):
+                raise err from exc
+
+    def evict_cache(self, keys) -> bool:
+        if self.scheme == "file":
+            return all([drop_page_cache(self.path(k)) for k in keys])
+        return True  # direct:// bypasses the page cache; s3:// keeps no client cache
