@@ -12,7 +12,10 @@ from ..storage.endpoint import EndpointError
 from ..storage.factory import check_settings
 
 # Importing a layer's options module declares its options.
+from ..data import options as _data_options  # noqa: F401
+from ..report import options as _report_options  # noqa: F401
 from ..storage import options as _storage_options  # noqa: F401
+from ..workload import options as _workload_options  # noqa: F401
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 

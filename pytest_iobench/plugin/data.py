@@ -1,0 +1,1 @@
+"""Fixtures and hooks of the data layer (filled in by its issue)."""

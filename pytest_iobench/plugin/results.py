@@ -1,0 +1,1 @@
+"""Fixtures and hooks of the results layer (filled in by its issue)."""

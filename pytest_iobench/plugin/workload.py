@@ -1,0 +1,1 @@
+"""Fixtures and hooks of the workload layer (filled in by its issue)."""
