@@ -1,0 +1,114 @@
+"""The communicator a rank sees: MPI's COMM_WORLD under mpiexec, a single rank otherwise.
+
+mpi4py is imported only under mpiexec (PMI_RANK/PMI_SIZE set by the process manager), so
+that a single in-process rank needs no MPI runtime. A rank reports its result by writing
+``rank-<r>.json`` into ``$IOBENCH_RESULT_DIR`` (see launch.py): the launcher learns which
+ranks finished from the files, even when others hang or crash.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import Any
+
+RESULT_DIR_ENV = "IOBENCH_RESULT_DIR"
+
+
+def under_mpiexec() -> bool:
+    return "PMI_RANK" in os.environ or "PMI_SIZE" in os.environ or "OMPI_COMM_WORLD_RANK" in os.environ
+
+
+class SingleRank:
+    """Rank 0 of 1: the in-process stand-in for a communicator."""
+
+    rank = 0
+    size = 1
+
+    def barrier(self) -> None:
+        pass
+
+    def bcast(self, obj: Any, root: int = 0) -> Any:
+        return obj
+
+    def gather(self, obj: Any, root: int = 0) -> list[Any]:
+        return [obj]
+
+    def allgather(self, obj: Any) -> list[Any]:
+        return [obj]
+
+    def allreduce_max(self, value: float) -> float:
+        return value
+
+    def allreduce_sum(self, value: float) -> float:
+        return value
+
+
+class MPIRanks:
+    """COMM_WORLD through mpi4py, with the few collectives the workloads use."""
+
+    def __init__(self):
+        from mpi4py import MPI
+
+        self._mpi = MPI
+        self.comm = MPI.COMM_WORLD
+        self.rank = self.comm.Get_rank()
+        self.size = self.comm.Get_size()
+
+    def barrier(self) -> None:
+        self.comm.Barrier()
+
+    def bcast(self, obj: Any, root: int = 0) -> Any:
+        return self.comm.bcast(obj, root=root)
+
+    def gather(self, obj: Any, root: int = 0) -> list[Any] | None:
+        return self.comm.gather(obj, root=root)
+
+    def allgather(self, obj: Any) -> list[Any]:
+        return self.comm.allgather(obj)
+
+    def allreduce_max(self, value: float) -> float:
+        return self.comm.allreduce(value, op=self._mpi.MAX)
+
+    def allreduce_sum(self, value: float) -> float:
+        return self.comm.allreduce(value, op=self._mpi.SUM)
+
+
+_world: SingleRank | MPIRanks | None = None
+
+
+def world() -> SingleRank | MPIRanks:
+    """The communicator of this process (created once)."""
+    global _world
+    if _world is None:
+        _world = MPIRanks() if under_mpiexec() else SingleRank()
+    return _world
+
+
+def write_rank_result(rank: int, data: dict, directory: str | None = None) -> str | None:
+    """Write this rank's result where the launcher looks for it; atomically (temp + rename).
+
+    Returns the path, or None when no result directory is set (an in-process run)."""
+    directory = directory or os.environ.get(RESULT_DIR_ENV)
+    if not directory:
+        return None
+    fd, tmp = tempfile.mkstemp(prefix=f".rank-{rank}-", dir=directory)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f)
+    path = os.path.join(directory, f"rank-{rank}.json")
+    os.replace(tmp, path)
+    return path
+
+
+def report_progress(rank: int, text: str, directory: str | None = None) -> None:
+    """Note where this rank is (``epoch 2 step 17``), so a timeout can say where each rank
+    stopped. Cheap enough to call once per step: one small overwrite."""
+    directory = directory or os.environ.get(RESULT_DIR_ENV)
+    if not directory:
+        return
+    path = os.path.join(directory, f"rank-{rank}.progress")
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
