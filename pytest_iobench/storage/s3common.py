@@ -76,7 +76,9 @@ class S3Location:
         return f"{self.prefix}/{prefix}"
 
     def uri(self, key: str = "") -> str:
-        return f"s3://{self.bucket}/{self.object_name(key)}"
+        """s3://bucket/prefix/key; for the empty key the root itself, ending in '/'."""
+        name = self.object_name(key)
+        return f"s3://{self.bucket}/{name}" + ("/" if not key and name else "")
 
 
 NOT_FOUND_CODES = {"NoSuchKey", "NotFound", "404", "NoSuchBucket", "NoSuchUpload"}

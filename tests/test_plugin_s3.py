@@ -1,0 +1,142 @@
+"""The S3 side of the plugin against real moto servers: the embedded endpoint, a given
+endpoint (used under a unique prefix, cleaned up, never touching what it did not write),
+and one-line errors for unusable endpoints."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+
+import boto3
+import pytest
+
+from pytest_iobench.storage.endpoint import EmbeddedS3, free_port
+
+SECRET = "k33p-th1s-0ut-of-0utput-9876543210"
+
+WRITER_TEST = """
+def test_write(storage):
+    print("ROOT=" + storage.uri(""))
+    storage.put("some/object", b"data")
+    with storage.open_writer("big") as w:
+        w.write(b"x" * (9 << 20))
+    assert storage.list("") == ["big", "some/object"]
+"""
+
+
+@pytest.fixture(scope="module")
+def external():
+    """A moto server started here, standing in for a user's S3 endpoint."""
+    with EmbeddedS3(bucket="team-bucket") as endpoint:
+        client = boto3.client(
+            "s3", endpoint_url=endpoint.url, aws_access_key_id=endpoint.access_key,
+            aws_secret_access_key=endpoint.secret_key, region_name="us-east-1",
+        )
+        client.put_object(Bucket="team-bucket", Key="theirs/precious.bin", Body=b"keep me")
+        yield endpoint, client
+
+
+def env_for(endpoint) -> dict[str, str]:
+    return {"AWS_ACCESS_KEY_ID": endpoint.access_key, "AWS_SECRET_ACCESS_KEY": endpoint.secret_key,
+            "AWS_ENDPOINT_URL": "", "IOBENCH_S3_ENDPOINT": ""}
+
+
+def all_keys(client, bucket="team-bucket") -> list[str]:
+    return sorted(o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", []))
+
+
+def test_given_endpoint_unique_prefix_and_cleanup(pytester, monkeypatch, external):
+    endpoint, client = external
+    for name, value in env_for(endpoint).items():
+        monkeypatch.setenv(name, value)
+    pytester.makepyfile(WRITER_TEST)
+    result = pytester.runpytest_subprocess(
+        "-s", "--iobench-storage=s3", f"--iobench-s3-endpoint={endpoint.url}", "--iobench-bucket=team-bucket/ci",
+    )
+    result.assert_outcomes(passed=3)
+    roots = set(re.findall(r"ROOT=(\S+)", result.stdout.str()))
+    assert len(roots) == 3, roots  # one scratch prefix per library
+    for root in roots:
+        assert re.fullmatch(r"s3://team-bucket/ci/iobench-run-\d{8}T\d{6}Z-[0-9a-f]{6}/s3-\w+/", root), root
+    assert all_keys(client) == ["theirs/precious.bin"], "the session left objects or removed one it did not write"
+    assert "team-bucket" in [b["Name"] for b in client.list_buckets()["Buckets"]]
+
+
+def test_given_endpoint_under_xdist_uses_a_prefix_per_worker(pytester, monkeypatch, external):
+    endpoint, client = external
+    for name, value in env_for(endpoint).items():
+        monkeypatch.setenv(name, value)
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.parametrize("n", range(4))
+        def test_write(storage, n):
+            print("ROOT=" + storage.uri(""))
+            storage.put(f"obj-{n}", b"data")
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        "-n", "2", "-s", "--iobench-storage=s3", "--iobench-libraries=boto3",
+        f"--iobench-s3-endpoint={endpoint.url}", "--iobench-bucket=team-bucket",
+    )
+    result.assert_outcomes(passed=4)
+    assert all_keys(client) == ["theirs/precious.bin"]
+
+
+def test_embedded_endpoint_starts_and_stops(pytester, monkeypatch):
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "IOBENCH_S3_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    pytester.makepyfile(
+        """
+        def test_endpoint(s3_endpoint, storage):
+            print("URL=" + s3_endpoint.url)
+            assert s3_endpoint.url.startswith("http://127.0.0.1:")
+            storage.put("k", b"v")
+            assert bytes(storage.get("k")) == b"v"
+        """
+    )
+    result = pytester.runpytest_subprocess("-s", "--iobench-storage=s3", "--iobench-libraries=minio")
+    result.assert_outcomes(passed=1)
+    url = re.search(r"URL=(\S+)", result.stdout.str()).group(1)
+    port = int(url.rsplit(":", 1)[1])
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+def test_unreachable_endpoint_is_one_line(pytester, monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "id")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    pytester.makepyfile("def test_x(storage):\n    pass\n")
+    port = free_port()  # nothing listens there
+    result = pytester.runpytest_subprocess(
+        "--iobench-storage=s3", f"--iobench-s3-endpoint=http://127.0.0.1:{port}", "--iobench-bucket=b1"
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: the S3 endpoint http://127.0.0.1:{port} is unreachable: *"])
+    assert "Traceback" not in result.stderr.str()
+    assert SECRET not in result.stdout.str() + result.stderr.str()
+
+
+def test_missing_bucket_and_missing_credentials(pytester, monkeypatch, external):
+    endpoint, _client = external
+    for name, value in env_for(endpoint).items():
+        monkeypatch.setenv(name, value)
+    pytester.makepyfile("def test_x(storage):\n    pass\n")
+    result = pytester.runpytest_subprocess(
+        "--iobench-storage=s3", f"--iobench-s3-endpoint={endpoint.url}", "--iobench-bucket=no-such-bucket"
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: the bucket 'no-such-bucket' does not exist on *; create it or name another with --iobench-bucket"])
+
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    result = pytester.runpytest_subprocess(
+        "--iobench-storage=s3", f"--iobench-s3-endpoint={endpoint.url}", "--iobench-bucket=team-bucket"
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: no credentials for the S3 endpoint *: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY*"])
+
+    result = pytester.runpytest_subprocess("--iobench-storage=s3", f"--iobench-s3-endpoint={endpoint.url}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --iobench-bucket: an S3 endpoint (*) is given but no bucket*"])

@@ -1,0 +1,62 @@
+"""The storage exception family: what messages say, what they never say."""
+
+from __future__ import annotations
+
+import pickle
+
+from botocore.exceptions import ClientError
+from minio.error import S3Error
+
+from pytest_iobench.storage import boto3_backend, minio_backend, s3dlio_backend
+from pytest_iobench.storage.errors import (
+    StorageError,
+    StorageNotFound,
+    StoragePermissionDenied,
+    redact,
+    register_secret,
+)
+from pytest_iobench.storage.s3common import S3Endpoint
+
+
+def client_error(code: str, message: str) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": message}}, "GetObject")
+
+
+def test_boto3_codes_map_to_the_family():
+    assert isinstance(boto3_backend.translate("get", "k", client_error("NoSuchKey", "gone")), StorageNotFound)
+    assert isinstance(boto3_backend.translate("stat", "k", client_error("404", "Not Found")), StorageNotFound)
+    err = boto3_backend.translate("put", "a/b", client_error("AccessDenied", "no"))
+    assert isinstance(err, StoragePermissionDenied)
+    assert str(err) == "boto3: put 'a/b' failed: AccessDenied: no"
+    assert type(boto3_backend.translate("get", "k", client_error("SlowDown", "busy"))) is StorageError
+
+
+def test_minio_codes_map_to_the_family():
+    exc = S3Error(None, "NoSuchKey", "The specified key does not exist.", "/b/k", "req", "host")
+    err = minio_backend.translate("get", "k", exc)
+    assert isinstance(err, StorageNotFound) and (err.op, err.key, err.library) == ("get", "k", "minio")
+
+
+def test_s3dlio_messages_map_to_the_family():
+    assert isinstance(s3dlio_backend.translate("get", "k", RuntimeError("service error: NoSuchKey (x)")), StorageNotFound)
+    assert isinstance(s3dlio_backend.translate("get", "k", RuntimeError("File not found: /x")), StorageNotFound)
+    assert isinstance(s3dlio_backend.translate("put", "k", RuntimeError("service error: AccessDenied")), StoragePermissionDenied)
+
+
+def test_secrets_are_redacted_from_messages():
+    endpoint = S3Endpoint("http://127.0.0.1:1", "AKIAABCDEFGHIJKLMNOP", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+    text = f"signature failed for {endpoint.access_key} with {endpoint.secret_key}; X-Amz-Signature=abcdef0123&x=1 password=hunter2"
+    clean = redact(text)
+    for secret in (endpoint.secret_key, "AKIAABCDEFGHIJKLMNOP", "abcdef0123", "hunter2"):
+        assert secret not in clean
+    err = StorageError("get", "k", "boto3", text)
+    assert endpoint.secret_key not in str(err)
+    assert "wJalr" not in repr(endpoint)
+
+
+def test_errors_survive_pickling_for_xdist_and_mpi():
+    register_secret("s3cr3t-value")
+    err = StorageNotFound("stat", "a/b", "minio", "detail with s3cr3t-value")
+    back = pickle.loads(pickle.dumps(err))
+    assert type(back) is StorageNotFound
+    assert str(back) == str(err) == "minio: stat 'a/b' failed: detail with ***"
