@@ -2,4 +2,52 @@
 
 from __future__ import annotations
 
-from ..settings import declare  # noqa: F401  (options of this layer are declared here)
+from fractions import Fraction
+
+from ..settings import Option, comma_list, declare, positive_int_list
+
+
+def override(text: str) -> str:
+    """``section.key=value``; the key and value are checked with the workload."""
+    key, eq, _ = text.partition("=")
+    if not eq or not key.strip().lstrip("+") or key.strip().startswith(".") or key.strip().endswith("."):
+        raise ValueError("give section.key=value, such as dataset.num_files_train=8")
+    return text.strip()
+
+
+def scale(text: str) -> float:
+    """``1/1000``, ``0.001`` or ``1``: a fraction in (0, 1]."""
+    try:
+        value = float(Fraction(text.strip()))
+    except (ValueError, ZeroDivisionError):
+        raise ValueError("give a fraction such as 1/1000 or 0.001 (1 = full size)") from None
+    if not 0 < value <= 1:
+        raise ValueError(f"{value:g} is not in (0, 1]; give a fraction such as 1/1000 (1 = full size)")
+    return value
+
+
+def seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError("give a number of seconds, such as 600") from None
+    if value <= 0:
+        raise ValueError("give a positive number of seconds, such as 600")
+    return value
+
+
+declare(
+    Option("workload", "workloads to run: names from fixtures/workloads/ or paths of DLIO workload YAML files "
+           "(comma list); default: each suite's scaled-down workloads", parse=comma_list(), metavar="NAMES"),
+    Option("set", "override a workload key, as section.key=value (repeatable), e.g. dataset.num_files_train=8; "
+           "DLIO's ++workload.section.key=value is accepted too", parse=override, multiple=True,
+           metavar="KEY=VALUE"),
+    Option("ranks", "rank counts (simulated accelerators) to run each workload with (comma list); "
+           "1 runs in-process, more run under mpiexec", default="1", parse=positive_int_list, metavar="N,N"),
+    Option("hosts", "hosts for mpiexec (comma list, passed as -hosts)", parse=comma_list(), metavar="HOSTS"),
+    Option("hostfile", "a hostfile for mpiexec (passed as -f)", metavar="PATH"),
+    Option("mpi-timeout", "seconds before a multi-rank run is ended and the ranks that did not finish are named",
+           default="900", parse=seconds, metavar="SECONDS"),
+    Option("scale", "checkpoint size scale, e.g. 1/1000 (1 = the model's full size)", default="1/1000",
+           parse=scale, metavar="FRACTION"),
+)

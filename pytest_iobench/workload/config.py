@@ -1,0 +1,461 @@
+"""DLIO-compatible workload configuration: load, override, validate, before anything runs.
+
+    config = load_workload("unet3d-small", overrides=["dataset.num_files_train=8"])
+    config.reader.batch_size, config.dataset.num_files_train, config.train.computation_time
+
+A workload file is DLIO's YAML, loaded unchanged (a Hydra ``workload:`` wrapper is unwrapped).
+Overrides are ``section.key=value`` (DLIO's ``++workload.section.key=value`` is accepted too);
+values are YAML. Every problem is found before anything runs and reported together:
+an unknown key names the nearest valid key, a bad value names the key and what is valid.
+Keys we accept without emulating them are listed once in ``config.not_emulated``; names
+read under another name (``model.model_size``) are said in ``config.notes``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .compute import TimeDistribution
+from .schema import SCHEMA, SECTION_ALIASES, Alias, Invalid, Key, Section
+
+#: where named workloads live in a checkout (fixtures/workloads/<name>.yaml)
+PACKAGE_WORKLOADS = Path(__file__).resolve().parents[2] / "fixtures" / "workloads"
+DATASET_SECTION = "dataset"
+
+
+class WorkloadError(ValueError):
+    """A workload cannot be used; the message lists every problem, one per line."""
+
+
+class Node(Mapping):
+    """Read-only attribute access over one section of the effective configuration."""
+
+    def __init__(self, values: Mapping[str, Any], path: str = ""):
+        self._values = dict(values)
+        self._path = path
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__dict__["_values"][name]
+        except KeyError:
+            raise AttributeError(f"workload has no key {self.__dict__['_path']}{name}") from None
+
+    def __getitem__(self, name: str) -> Any:
+        return self._values[name]
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"Node({self._values!r})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: _plain(v) for k, v in self._values.items()}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Node):
+        return value.to_dict()
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+class WorkloadConfig:
+    """The effective workload: every section with DLIO's defaults filled in."""
+
+    def __init__(self, name: str, source: str, sections: dict[str, Any], given: dict[str, Any],
+                 not_emulated: dict[str, str], notes: list[str], overrides: list[str], raw: dict[str, Any]):
+        self.name = name
+        #: the file's content before overrides
+        self.raw = raw
+        self.source = source
+        self._sections = sections
+        #: what the file and overrides set (after unwrapping), for the record
+        self.given = given
+        #: dotted key -> why it is accepted but not emulated (only keys the workload sets)
+        self.not_emulated = not_emulated
+        #: how keys were read, said once per run (aliases, DLIO quirks)
+        self.notes = notes
+        self.overrides = list(overrides)
+
+    def __getattr__(self, name: str) -> Any:
+        sections = self.__dict__.get("_sections", {})
+        if name in sections:
+            return sections[name]
+        raise AttributeError(f"workload has no section {name!r}")
+
+    @property
+    def framework(self) -> str:
+        return self._sections["framework"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: _plain(value) for name, value in self._sections.items()}
+
+    def describe_not_emulated(self) -> str:
+        """One line naming every accepted-but-not-emulated key the workload sets."""
+        if not self.not_emulated:
+            return ""
+        return "accepted, not emulated: " + "; ".join(f"{k} ({why})" for k, why in self.not_emulated.items())
+
+    def with_overrides(self, overrides: Sequence[str]) -> "WorkloadConfig":
+        """The same workload with more overrides applied (validated again)."""
+        return build_config(self.raw, self.name, self.source, self.overrides + list(overrides))
+
+
+# -- finding and reading files ------------------------------------------------------------------
+def workload_dirs(extra: Iterable[str | os.PathLike] = ()) -> list[Path]:
+    dirs = [Path(d) for d in extra]
+    if PACKAGE_WORKLOADS not in dirs:
+        dirs.append(PACKAGE_WORKLOADS)
+    return [d for d in dirs if d.is_dir()]
+
+
+def available_workloads(search: Iterable[str | os.PathLike] = ()) -> list[str]:
+    names = set()
+    for d in workload_dirs(search):
+        names.update(p.stem for p in d.glob("*.yaml"))
+    return sorted(names)
+
+
+def resolve_workload(name_or_path: str, search: Iterable[str | os.PathLike] = ()) -> Path:
+    """The file for a workload name (fixtures/workloads/<name>.yaml) or path."""
+    search = list(search)
+    candidate = Path(name_or_path).expanduser()
+    looks_like_path = os.sep in name_or_path or name_or_path.endswith((".yaml", ".yml"))
+    if candidate.is_file():
+        return candidate
+    if looks_like_path:
+        raise WorkloadError(f"workload file {name_or_path} does not exist")
+    for d in workload_dirs(search):
+        for ext in (".yaml", ".yml"):
+            path = d / f"{name_or_path}{ext}"
+            if path.is_file():
+                return path
+    names = available_workloads(search)
+    near = difflib.get_close_matches(name_or_path, names, n=1)
+    hint = f"; did you mean {near[0]!r}?" if near else ""
+    raise WorkloadError(f"unknown workload {name_or_path!r}{hint} (known: {', '.join(names) or 'none'}; "
+                        "or give the path of a DLIO workload YAML file)")
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path) as f:
+            data = yaml.safe_load(f)
+    except yaml.YAMLError as exc:
+        raise WorkloadError(f"{path}: not valid YAML: {exc}") from None
+    except OSError as exc:
+        raise WorkloadError(f"{path}: cannot be read: {exc.strerror}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise WorkloadError(f"{path}: a workload file is a mapping of sections (model, dataset, reader, ...), "
+                            f"not a {type(data).__name__}")
+    return unwrap(data)
+
+
+def unwrap(data: dict[str, Any]) -> dict[str, Any]:
+    """DLIO's files sit under Hydra's ``workload`` package; some copies spell it out."""
+    if set(data) == {"workload"} and isinstance(data["workload"], dict):
+        return data["workload"]
+    return data
+
+
+def load_workload(name_or_path: str, overrides: Sequence[str] = (),
+                  search: Iterable[str | os.PathLike] = ()) -> WorkloadConfig:
+    """Load, override and validate a workload; WorkloadError lists every problem."""
+    path = resolve_workload(name_or_path, search)
+    return build_config(read_yaml(path), path.stem, str(path), list(overrides))
+
+
+def load_mapping(data: Mapping[str, Any], name: str = "workload", overrides: Sequence[str] = ()) -> WorkloadConfig:
+    """Build a workload from an in-memory mapping (tests, generated workloads)."""
+    return build_config(unwrap(dict(data)), name, f"<{name}>", list(overrides))
+
+
+# -- overrides ----------------------------------------------------------------------------------
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``reader.batch_size=8`` -> (["reader", "batch_size"], 8). Values are YAML."""
+    if "=" not in text:
+        raise WorkloadError(f"override {text!r}: give section.key=value, such as dataset.num_files_train=8")
+    key, _, raw = text.partition("=")
+    key = key.strip().lstrip("+")
+    if key.startswith("workload."):
+        key = key[len("workload."):]
+    parts = [p for p in key.split(".")]
+    if not key or any(not p for p in parts):
+        raise WorkloadError(f"override {text!r}: the key must be dotted names, such as reader.batch_size")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return parts, value
+
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """A copy of ``data`` with each override set (deep copy along the paths touched)."""
+    result = _copy(data)
+    for text in overrides:
+        parts, value = parse_override(text)
+        if len(parts) == 1 and parts[0] in ("framework",):
+            result[parts[0]] = value
+            continue
+        node = result
+        for i, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif isinstance(child, str) and i == 0 and part == "model":
+                child = node[part] = {"name": child}
+            elif not isinstance(child, dict):
+                raise WorkloadError(f"override {text!r}: {'.'.join(parts[:i + 1])} is a value, not a section")
+            node = child
+        node[parts[-1]] = value
+    return result
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+# -- validation ---------------------------------------------------------------------------------
+class _Collector:
+    def __init__(self, source: str):
+        self.source = source
+        self.errors: list[str] = []
+        self.not_emulated: dict[str, str] = {}
+        self.notes: list[str] = []
+
+    def error(self, message: str) -> None:
+        self.errors.append(message)
+
+
+def _all_leaf_paths(section: Section, prefix: str = "") -> list[str]:
+    paths = []
+    for name, spec in section.keys.items():
+        if isinstance(spec, Section):
+            paths.extend(_all_leaf_paths(spec, f"{prefix}{name}."))
+        elif isinstance(spec, Key):
+            paths.append(prefix + name)
+    return paths
+
+
+def _dataset_keys() -> list[str]:
+    spec_cls = _dataset_spec_class()
+    if spec_cls is not None:
+        return [f"dataset.{k}" for k in spec_cls.known_keys()]
+    return []
+
+
+def _suggest(path: str, valid_here: Sequence[str]) -> str:
+    """'; did you mean reader.batch_size?' from the keys of the same section, else anywhere."""
+    leaf = path.rsplit(".", 1)[-1]
+    prefix = path[: -len(leaf)]
+    near = difflib.get_close_matches(leaf, list(valid_here), n=1, cutoff=0.6)
+    if near:
+        return f"; did you mean {prefix}{near[0]}?"
+    everywhere = _all_leaf_paths(SCHEMA) + _dataset_keys()
+    by_leaf = {p.rsplit(".", 1)[-1]: p for p in everywhere}
+    near = difflib.get_close_matches(leaf, list(by_leaf), n=1, cutoff=0.75)
+    if near:
+        return f"; did you mean {by_leaf[near[0]]}?"
+    return ""
+
+
+def _validate_section(section: Section, given: Mapping[str, Any], path: str, out: _Collector,
+                      aliased: dict[str, tuple[str, Any]]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, spec in section.keys.items():
+        if isinstance(spec, Section):
+            sub = given.get(name, {})
+            if sub is None:
+                sub = {}
+            if not isinstance(sub, Mapping):
+                out.error(f"{path}{name}: a section (a mapping of keys), not {sub!r}; "
+                          f"valid keys: {', '.join(spec.keys)}")
+                sub = {}
+            values[name] = Node(_validate_section(spec, sub, f"{path}{name}.", out, aliased), f"{path}{name}.")
+            if name in given and spec.emulated is not True:
+                out.not_emulated[f"{path}{name}"] = str(spec.emulated)
+        elif isinstance(spec, Key):
+            values[name] = _check_key(spec, given, name, path, out)
+    for name, value in given.items():
+        spec = section.keys.get(name)
+        if spec is None:
+            out.error(f"{path}{name}: unknown key{_suggest(path + str(name), section.keys)} "
+                      f"(valid in {path.rstrip('.') or 'the workload'}: {', '.join(section.keys)})")
+        elif isinstance(spec, Alias):
+            aliased[spec.target] = (f"{path}{name}", value)
+            out.notes.append(spec.note)
+    return values
+
+
+def _check_key(spec: Key, given: Mapping[str, Any], name: str, path: str, out: _Collector) -> Any:
+    if name not in given:
+        return spec.default
+    value = given[name]
+    try:
+        value = spec.check(value)
+    except Invalid as exc:
+        out.error(f"{path}{name}: {given[name]!r} is not valid; give {exc}")
+        return spec.default
+    if spec.emulated is not True:
+        out.not_emulated[f"{path}{name}"] = str(spec.emulated)
+    return value
+
+
+def _set_path(sections: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = sections
+    for part in parts[:-1]:
+        node = node[part]._values if isinstance(node[part], Node) else node[part]
+    node[parts[-1]] = value
+
+
+def _get_path(sections: dict[str, Any], dotted: str) -> Any:
+    node: Any = sections
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
+def _dataset_spec_class():
+    try:
+        from ..data.spec import DatasetSpec
+    except ImportError:  # until the data layer lands
+        from ._dataset_interim import DatasetSpec
+    return DatasetSpec
+
+
+def _validate_dataset(given: Any, out: _Collector) -> Any:
+    if given is None:
+        given = {}
+    if not isinstance(given, Mapping):
+        out.error(f"dataset: a section (a mapping of keys), not {given!r}")
+        given = {}
+    spec_cls = _dataset_spec_class()
+    if spec_cls is None:
+        out.error("dataset: the data layer (pytest_iobench.data.spec) is not available")
+        return None
+    try:
+        spec = spec_cls.from_mapping(dict(given), where="dataset")
+    except ValueError as exc:
+        for line in str(exc).splitlines():
+            out.error(line if line.startswith("dataset") else f"dataset: {line}")
+        return None
+    for note in getattr(spec, "notes", []) or []:
+        out.notes.append(note)
+    for key, why in (getattr(spec, "not_emulated", {}) or {}).items():
+        out.not_emulated[f"dataset.{key}"] = why
+    return spec
+
+
+def build_config(data: Mapping[str, Any], name: str, source: str, overrides: list[str]) -> WorkloadConfig:
+    out = _Collector(source)
+    raw = _copy(dict(data))
+    given = _copy(raw)
+    if isinstance(given.get("model"), str):
+        # Older DLIO files say `model: resnet50`; the name is all it carries.
+        out.notes.append(f"model: {given['model']!r} is read as model.name")
+        given["model"] = {"name": given["model"]}
+    for alias, target in SECTION_ALIASES.items():
+        if alias in given:
+            if target in given:
+                out.error(f"{alias} and {target} are the same section (DLIO reads {alias} first); give one")
+            else:
+                given[target] = given.pop(alias)
+    try:
+        effective = apply_overrides(given, overrides)
+    except WorkloadError as exc:
+        raise WorkloadError(f"{source}: {exc}") from None
+
+    aliased: dict[str, tuple[str, Any]] = {}
+    dataset_given = effective.pop(DATASET_SECTION, None)
+    sections = _validate_section(SCHEMA, effective, "", out, aliased)
+    sections[DATASET_SECTION] = _validate_dataset(dataset_given, out)
+    if dataset_given is not None:
+        effective[DATASET_SECTION] = dataset_given
+
+    # Aliases: the value goes to the key it stands for, checked by that key's rule.
+    for target, (alias_path, value) in aliased.items():
+        section_path, leaf = target.rsplit(".", 1)
+        spec = SCHEMA
+        for part in section_path.split("."):
+            spec = spec.keys[part]
+        target_given = _get_given(effective, target)
+        if target_given is not _MISSING and target_given != value:
+            out.error(f"{alias_path}: {value!r} and {target}: {target_given!r} both set; give one")
+            continue
+        try:
+            _set_path(sections, target, spec.keys[leaf].check(value))
+        except Invalid as exc:
+            out.error(f"{alias_path}: {value!r} is not valid; give {exc}")
+
+    _cross_checks(sections, out)
+    if out.errors:
+        count = len(out.errors)
+        head = f"workload {name} ({source}): {count} problem{'s' if count > 1 else ''}"
+        raise WorkloadError(head + "\n  " + "\n  ".join(out.errors))
+    return WorkloadConfig(name, source, sections, effective, out.not_emulated,
+                          list(dict.fromkeys(out.notes)), overrides, raw)
+
+
+_MISSING = object()
+
+
+def _get_given(data: Mapping[str, Any], dotted: str) -> Any:
+    node: Any = data
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return _MISSING
+        node = node[part]
+    return node
+
+
+def _cross_checks(sections: dict[str, Any], out: _Collector) -> None:
+    """Rules across keys, and the time distributions in full."""
+    times = (
+        (sections["train"], "train", "computation_time", sections["train"].computation_time_stdev),
+        (sections["evaluation"], "evaluation", "eval_time", sections["evaluation"].eval_time_stdev),
+        (sections["reader"], "reader", "preprocess_time", sections["reader"].preprocess_time_stdev),
+    )
+    for node, section, key, stdev in times:
+        try:
+            node._values[key] = TimeDistribution.parse(node[key], f"{section}.{key}: ", stdev)
+        except Invalid as exc:
+            out.error(str(exc))
+            node._values[key] = TimeDistribution()
+    par = sections["model"].parallelism
+    layers = sections["model"].num_layers
+    if par.pipeline > 1 and par.zero_stage == 3:
+        out.error(f"model.parallelism: zero_stage 3 shards the model across data-parallel ranks and cannot "
+                  f"be combined with pipeline {par.pipeline}; use zero_stage 0-2 or pipeline 1")
+    if layers > 0 and layers < par.pipeline:
+        out.error(f"model.num_layers: {layers} layers cannot fill {par.pipeline} pipeline stages; "
+                  f"give num_layers >= model.parallelism.pipeline")
+    ckpt = sections["checkpoint"]
+    if ckpt.num_checkpoints_write > 0 and ckpt.num_checkpoints_read > ckpt.num_checkpoints_write:
+        out.error(f"checkpoint.num_checkpoints_read: {ckpt.num_checkpoints_read} is more than the "
+                  f"{ckpt.num_checkpoints_write} checkpoints written (num_checkpoints_write); give at most that")
+    om = sections["output"].metric
+    if sections["workflow"].train and sections["train"].total_training_steps > 0:
+        steps = sections["train"].total_training_steps
+        if om.exclude_start_steps + om.exclude_end_steps >= steps:
+            out.error(f"output.metric: excluding {om.exclude_start_steps} start and {om.exclude_end_steps} end steps "
+                      f"leaves nothing of train.total_training_steps {steps} to measure")

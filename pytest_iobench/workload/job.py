@@ -1,0 +1,116 @@
+"""One rank's part of a run, described by a JSON-ready job so that an MPI rank can rebuild it.
+
+    job = training_job(config, storage.spec, "datasets/abc123", run_seed=...)
+    result = run_rank(job, world())          # in-process, or in each rank under mpiexec
+
+A job carries the workload (its file content and overrides, validated again in the rank),
+where the storage is (a StorageSpec: no credentials, the rank reads them from its
+environment) and what to do. ``run_rank`` returns the rank's figures.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from ..storage import Storage, StorageSpec, open_storage
+from ..storage.base import join_key
+from ..storage.counting import CountingStorage
+from .config import WorkloadConfig, build_config
+from .dlio_output import host_info
+from .loop import DatasetAccess, check_window, run_training
+
+JOB_KINDS = ("train", "checkpoint")
+
+
+def config_payload(config: WorkloadConfig) -> dict[str, Any]:
+    return {"raw": config.raw, "name": config.name, "source": config.source, "overrides": config.overrides}
+
+
+def config_from_payload(payload: dict[str, Any]) -> WorkloadConfig:
+    return build_config(payload["raw"], payload["name"], payload["source"], list(payload["overrides"]))
+
+
+def storage_at(spec: StorageSpec | dict, prefix: str = "", *, odirect: bool = False) -> Storage:
+    """Open the storage ``spec`` describes, rooted ``prefix`` further down. With ``odirect``,
+    local files are read through O_DIRECT (the direct storage of the same library)."""
+    if isinstance(spec, dict):
+        spec = StorageSpec.from_dict(spec)
+    if prefix:
+        if spec.kind == "s3":
+            spec = replace(spec, prefix=join_key(spec.prefix, prefix))
+        else:
+            spec = replace(spec, root=spec.root.rstrip("/") + "/" + prefix.strip("/"))
+    if odirect and spec.kind == "local":
+        spec = replace(spec, kind="direct")
+    return open_storage(spec)
+
+
+def training_job(config: WorkloadConfig, storage: StorageSpec, dataset_prefix: str = "", *,
+                 run_seed: int, opener: str | None = None) -> dict[str, Any]:
+    """The job of a training run. ``opener`` ("module:function") replaces the data layer's
+    format readers: function(storage, key, dataset_spec) -> SampleFile."""
+    return {
+        "kind": "train",
+        "workload": config_payload(config),
+        "storage": storage.to_dict(),
+        "dataset_prefix": dataset_prefix,
+        "run_seed": run_seed,
+        "opener": opener,
+    }
+
+
+def resolve_callable(dotted: str) -> Callable:
+    module, _, name = dotted.partition(":")
+    if not module or not name:
+        raise ValueError(f"{dotted!r}: give module:function")
+    return getattr(importlib.import_module(module), name)
+
+
+def format_opener(config: WorkloadConfig, opener: str | None) -> Callable[[Storage, str, Any], Any]:
+    if opener:
+        return resolve_callable(opener)
+    from ..data.formats import get_format
+
+    fmt = get_format(config.dataset.format)
+    return fmt.open
+
+
+def dataset_access(config: WorkloadConfig, storage: Storage, opener: str | None = None) -> DatasetAccess:
+    counting = storage if isinstance(storage, CountingStorage) else CountingStorage(storage)
+    spec = config.dataset
+    open_with = format_opener(config, opener)
+    eval_keys = spec.file_keys("eval") if spec.num_files_eval else []
+    return DatasetAccess(
+        storage=counting,
+        train_keys=spec.file_keys("train"),
+        samples_per_file=spec.num_samples_per_file,
+        open_file=lambda key: open_with(counting, key, spec),
+        eval_keys=eval_keys,
+    )
+
+
+def run_rank(job: dict[str, Any], comm, progress: Callable[[str], None] | None = None,
+             storage: Storage | None = None) -> dict[str, Any]:
+    """Run this rank's part of ``job``. ``storage`` (in-process runs) replaces opening the spec."""
+    kind = job.get("kind")
+    if kind not in JOB_KINDS:
+        raise ValueError(f"job kind {kind!r}; valid: {', '.join(JOB_KINDS)}")
+    config = config_from_payload(job["workload"])
+    if kind == "train":
+        if storage is None:
+            storage = storage_at(job["storage"], job.get("dataset_prefix", ""), odirect=config.reader.odirect)
+        data = dataset_access(config, storage, job.get("opener"))
+        from .sampler import steps_per_epoch
+
+        steps = steps_per_epoch(len(data.train_keys), data.samples_per_file, config.reader.batch_size,
+                                comm.size, config.train.total_training_steps)
+        check_window(config, steps)
+        result = run_training(config, data, comm, run_seed=job["run_seed"], progress=progress)
+        result["host"] = host_info()
+        return result
+    from .checkpoint_run import run_checkpoint_rank
+
+    return run_checkpoint_rank(job, config, comm, progress=progress, storage=storage)

@@ -1,0 +1,207 @@
+"""The data loader: ``read_threads`` workers reading whole batches ahead of the training loop.
+
+As PyTorch's DataLoader does, worker ``w`` reads batches ``w, w+T, w+2T, ...`` and the loop
+takes batches in order. Each worker holds at most ``ceil(prefetch_size / T)`` batches read or
+being read and not yet taken (DLIO maps ``prefetch_size`` to PyTorch's per-worker
+``prefetch_factor`` the same way), so memory is bounded and a slow loop stalls the readers.
+``read_threads: 0`` reads each batch in the loop's own thread when it is asked for.
+
+A sample is read through its file's ``SampleFile`` (``read_sample(i)`` moves the real bytes
+through the storage and parses what the format needs). A worker keeps the files it opened in
+a small LRU (a file is used by one thread at a time) and closes them at the end of the epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from .compute import TimeDistribution
+
+#: files a worker keeps open at once (parquet keeps row groups cached per open file)
+OPEN_FILES_PER_THREAD = 16
+
+
+class SampleFile(Protocol):
+    num_samples: int
+
+    def read_sample(self, index: int) -> Any: ...
+
+    def close(self) -> None: ...
+
+
+#: opens the file under a key for reading samples
+OpenFile = Callable[[str], SampleFile]
+
+
+class LoaderError(RuntimeError):
+    """Reading a sample failed; the message names the file and the sample."""
+
+
+@dataclass
+class Batch:
+    index: int
+    samples: list[Any]
+    #: seconds the worker spent reading the batch (storage + parsing + preprocess)
+    read_seconds: float
+    #: seconds of simulated preprocessing in read_seconds
+    preprocess_seconds: float = 0.0
+
+
+@dataclass
+class _Worker:
+    files: "OrderedDict[int, SampleFile]" = field(default_factory=OrderedDict)
+    rng: np.random.Generator | None = None
+
+
+class Loader:
+    """Reads the batches of an epoch plan through ``open_file``."""
+
+    def __init__(self, open_file: OpenFile, keys: Sequence[str], samples_per_file: int, *,
+                 read_threads: int = 1, prefetch_size: int = 2, preprocess: TimeDistribution | None = None,
+                 seed: int = 0, open_files_per_thread: int = OPEN_FILES_PER_THREAD):
+        if read_threads < 0:
+            raise ValueError(f"read_threads must be >= 0, not {read_threads}")
+        self.open_file = open_file
+        self.keys = list(keys)
+        self.samples_per_file = samples_per_file
+        self.read_threads = read_threads
+        self.prefetch_per_worker = max(1, math.ceil(prefetch_size / read_threads)) if read_threads else 0
+        self.preprocess = None if preprocess is None or preprocess.is_zero else preprocess
+        self.seed = seed
+        self.open_files_per_thread = max(1, open_files_per_thread)
+
+    def epoch(self, batches: np.ndarray, epoch: int = 0) -> "EpochReader":
+        """An iterator over the batches of ``batches`` (rows of global sample ids), in order."""
+        return EpochReader(self, batches, epoch)
+
+    # -- reading (in a worker thread, or the loop's thread with read_threads 0) ----------------
+    def _file(self, state: _Worker, file_index: int) -> SampleFile:
+        handle = state.files.get(file_index)
+        if handle is not None:
+            state.files.move_to_end(file_index)
+            return handle
+        if len(state.files) >= self.open_files_per_thread:
+            _, oldest = state.files.popitem(last=False)
+            oldest.close()
+        handle = self.open_file(self.keys[file_index])
+        state.files[file_index] = handle
+        return handle
+
+    def read_batch(self, state: _Worker, index: int, ids: np.ndarray) -> Batch:
+        start = time.perf_counter()
+        samples = []
+        spent = 0.0
+        s = self.samples_per_file
+        for sample_id in ids.tolist():
+            file_index, sample = divmod(sample_id, s)
+            try:
+                samples.append(self._file(state, file_index).read_sample(sample))
+            except Exception as exc:
+                raise LoaderError(f"reading sample {sample} of {self.keys[file_index]}: "
+                                  f"{type(exc).__name__}: {exc}") from exc
+            if self.preprocess is not None:
+                pause = self.preprocess.draw(state.rng)
+                time.sleep(pause)
+                spent += pause
+        return Batch(index, samples, time.perf_counter() - start, spent)
+
+    def _new_state(self, epoch: int, worker: int) -> _Worker:
+        rng = np.random.default_rng([self.seed, epoch, worker, 0x9E]) if self.preprocess else None
+        return _Worker(rng=rng)
+
+
+class EpochReader:
+    """Iterates the batches of one epoch; use as a context manager (stops the workers)."""
+
+    def __init__(self, loader: Loader, batches: np.ndarray, epoch: int):
+        self.loader = loader
+        self.batches = batches
+        self.count = len(batches)
+        self.next_index = 0
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        t = loader.read_threads
+        if t == 0:
+            self._sync_state = loader._new_state(epoch, 0)
+            return
+        self._queues = [queue.SimpleQueue() for _ in range(t)]
+        self._slots = [threading.Semaphore(loader.prefetch_per_worker) for _ in range(t)]
+        for w in range(min(t, self.count)):
+            thread = threading.Thread(target=self._work, args=(w, loader._new_state(epoch, w)),
+                                      name=f"iobench-reader-{w}", daemon=True)
+            self._threads.append(thread)
+        for thread in self._threads:
+            thread.start()
+
+    def _work(self, w: int, state: _Worker) -> None:
+        loader = self.loader
+        step = loader.read_threads
+        try:
+            for index in range(w, self.count, step):
+                self._slots[w].acquire()
+                if self._stop.is_set():
+                    return
+                try:
+                    batch = loader.read_batch(state, index, self.batches[index])
+                except BaseException as exc:  # handed to the loop, which raises it
+                    self._queues[w].put(exc)
+                    return
+                self._queues[w].put(batch)
+        finally:
+            _close_all(state)
+
+    def __iter__(self) -> "EpochReader":
+        return self
+
+    def __next__(self) -> Batch:
+        index = self.next_index
+        if index >= self.count:
+            raise StopIteration
+        self.next_index += 1
+        if self.loader.read_threads == 0:
+            return self.loader.read_batch(self._sync_state, index, self.batches[index])
+        w = index % self.loader.read_threads
+        item = self._queues[w].get()
+        self._slots[w].release()
+        if isinstance(item, BaseException):
+            self.close()
+            if isinstance(item, LoaderError):
+                raise LoaderError(str(item)) from item.__cause__
+            raise item
+        return item
+
+    def close(self) -> None:
+        """Stop the workers (they finish the sample they are reading) and close files."""
+        self._stop.set()
+        if self.loader.read_threads == 0:
+            _close_all(self._sync_state)
+            return
+        for slots in self._slots:
+            for _ in range(self.loader.prefetch_per_worker + 1):
+                slots.release()
+        for thread in self._threads:
+            thread.join()
+
+    def __enter__(self) -> "EpochReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _close_all(state: _Worker) -> None:
+    while state.files:
+        _, handle = state.files.popitem()
+        try:
+            handle.close()
+        except Exception:  # closing after a failed read must not hide the read's error
+            pass

@@ -1,0 +1,208 @@
+"""The training loop of one rank (one simulated accelerator).
+
+Per epoch: every rank builds its batch plan (sampler), the loader reads ahead, and each step
+waits for its batch, spends the simulated compute time, then meets the other ranks at a
+barrier (the all-reduce of a real data-parallel step). Every rank takes the same number of
+steps. Evaluation runs after the epochs the ``evaluation`` keys name; checkpoints are written
+when the ``checkpoint`` keys say (through the ``checkpoint`` callback).
+
+Works on any communicator with ``rank``, ``size`` and ``barrier`` (mpi/context.py).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..storage.counting import CountingStorage
+from .compute import TimeDistribution, simulate
+from .config import WorkloadConfig
+from .loader import Loader, SampleFile
+from .metrics import epoch_metrics, eval_metrics
+from .sampler import Sampler
+
+#: seconds between progress notes (a note is a small file write; not one per step)
+PROGRESS_EVERY = 0.5
+
+
+@dataclass
+class DatasetAccess:
+    """What the loop needs of a dataset: where, which files, and how to open one."""
+
+    #: reads go through here and are counted (bytes actually returned)
+    storage: CountingStorage
+    train_keys: list[str]
+    samples_per_file: int
+    #: key -> SampleFile reading through ``storage``
+    open_file: Callable[[str], SampleFile]
+    eval_keys: list[str] = field(default_factory=list)
+
+
+#: called as checkpoint(epoch, step) -> seconds spent; None when checkpointing is off
+CheckpointHook = Callable[[int, int], float]
+
+
+def epochs_with(first: int, every: int, epochs: int) -> list[int]:
+    """Epochs (1-based) from ``first`` on, every ``every`` epochs."""
+    return list(range(first, epochs + 1, every)) if first <= epochs else []
+
+
+def run_training(config: WorkloadConfig, data: DatasetAccess, comm, *, run_seed: int,
+                 checkpoint: CheckpointHook | None = None,
+                 progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run the training loop on this rank; returns its figures (JSON-ready)."""
+    reader, train, ev, metric = config.reader, config.train, config.evaluation, config.output.metric
+    rank, ranks = comm.rank, comm.size
+    sampler = Sampler(
+        num_files=len(data.train_keys), samples_per_file=data.samples_per_file,
+        batch_size=reader.batch_size, rank=rank, ranks=ranks,
+        file_shuffle=reader.file_shuffle, sample_shuffle=reader.sample_shuffle,
+        shuffle_size=reader.shuffle_size, seed=train.seed, seed_change_epoch=train.seed_change_epoch,
+        run_seed=run_seed, total_steps=train.total_training_steps, what="train")
+    steps = sampler.steps
+    loader = Loader(data.open_file, data.train_keys, data.samples_per_file,
+                    read_threads=reader.read_threads, prefetch_size=reader.prefetch_size,
+                    preprocess=reader.preprocess_time, seed=train.seed + rank)
+    do_eval = config.workflow.evaluation and data.eval_keys
+    eval_epochs = set(epochs_with(ev.eval_after_epoch, ev.epochs_between_evals, train.epochs)) if do_eval else set()
+    eval_sampler = eval_loader = None
+    if eval_epochs:
+        eval_sampler = Sampler(
+            num_files=len(data.eval_keys), samples_per_file=data.samples_per_file,
+            batch_size=reader.batch_size_eval, rank=rank, ranks=ranks,
+            file_shuffle=reader.file_shuffle, sample_shuffle=reader.sample_shuffle,
+            shuffle_size=reader.shuffle_size, seed=train.seed, seed_change_epoch=train.seed_change_epoch,
+            run_seed=run_seed, what="eval")
+        eval_sampler.steps  # a dataset too small for one eval step is an error before training
+        eval_loader = Loader(data.open_file, data.eval_keys, data.samples_per_file,
+                             read_threads=reader.read_threads, prefetch_size=reader.prefetch_size,
+                             preprocess=reader.preprocess_time, seed=train.seed + rank + 7919)
+    ckpt = config.checkpoint
+    ckpt_epochs: set[int] = set()
+    ckpt_steps = -1
+    if checkpoint is not None:
+        if ckpt.steps_between_checkpoints > 0:
+            ckpt_steps = ckpt.steps_between_checkpoints
+        else:
+            ckpt_epochs = set(epochs_with(ckpt.checkpoint_after_epoch, ckpt.epochs_between_checkpoints, train.epochs))
+
+    rng = np.random.default_rng([train.seed, rank, 0xC0])
+    notes = _Progress(progress)
+    epochs, evals, checkpoints = [], [], []
+    global_step = 0
+    for epoch in range(1, train.epochs + 1):
+        plan = sampler.epoch(epoch)
+        comm.barrier()
+        data.storage.reset()
+        t_start, wall_start = time.perf_counter(), time.time()
+        starts, ends, waits, computes, barriers, reads, ckpts = ([] for _ in range(7))
+        with loader.epoch(plan, epoch) as batches:
+            for step in range(steps):
+                t0 = time.perf_counter()
+                batch = next(batches)
+                t1 = time.perf_counter()
+                spent = simulate(train.computation_time.draw(rng))
+                t2 = time.perf_counter()
+                comm.barrier()
+                t3 = time.perf_counter()
+                global_step += 1
+                ckpt_seconds = 0.0
+                if ckpt_steps > 0 and global_step % ckpt_steps == 0:
+                    ckpt_seconds = checkpoint(epoch, global_step)
+                    checkpoints.append({"epoch": epoch, "step": global_step, "seconds": ckpt_seconds})
+                    t3 = time.perf_counter()
+                starts.append(t0)
+                ends.append(t3)
+                waits.append(t1 - t0)
+                computes.append(spent)
+                barriers.append(t3 - t2 - ckpt_seconds)
+                reads.append(batch.read_seconds)
+                ckpts.append(ckpt_seconds)
+                del batch
+                notes.note(f"epoch {epoch} step {step + 1}/{steps}")
+        t_end = time.perf_counter()
+        bytes_read, _, requests = data.storage.reset()
+        epochs.append({"rank": rank, **epoch_metrics(
+            epoch=epoch, batch_size=reader.batch_size, exclude_start=metric.exclude_start_steps,
+            exclude_end=metric.exclude_end_steps, step_start=starts, step_end=ends, load_wait=waits,
+            compute=computes, barrier=barriers, read=reads, checkpoint=ckpts, bytes_read=bytes_read,
+            requests=requests, duration=t_end - t_start, wall_start=wall_start, wall_end=time.time())})
+        if epoch in eval_epochs:
+            notes.note(f"epoch {epoch} evaluation", force=True)
+            evals.append(_evaluate(config, eval_sampler, eval_loader, data, epoch, comm, rng))
+        if epoch in ckpt_epochs:
+            notes.note(f"epoch {epoch} checkpoint", force=True)
+            seconds = checkpoint(epoch, global_step)
+            checkpoints.append({"epoch": epoch, "step": global_step, "seconds": seconds})
+    comm.barrier()
+    return {"rank": rank, "ranks": ranks, "steps_per_epoch": steps, "epochs": epochs, "evals": evals,
+            "checkpoints": checkpoints}
+
+
+def _evaluate(config: WorkloadConfig, sampler: Sampler, loader: Loader, data: DatasetAccess, epoch: int,
+              comm, rng: np.random.Generator) -> dict[str, Any]:
+    eval_time: TimeDistribution = config.evaluation.eval_time
+    metric = config.output.metric
+    plan = sampler.epoch(epoch)
+    comm.barrier()
+    data.storage.reset()
+    start = time.perf_counter()
+    waits, computes, reads, step_seconds = [], [], [], []
+    with loader.epoch(plan, epoch) as batches:
+        for batch_ids in range(len(plan)):
+            t0 = time.perf_counter()
+            batch = next(batches)
+            t1 = time.perf_counter()
+            computes.append(simulate(eval_time.draw(rng)))
+            waits.append(t1 - t0)
+            reads.append(batch.read_seconds)
+            step_seconds.append(time.perf_counter() - t0)
+            del batch
+    duration = time.perf_counter() - start
+    comm.barrier()
+    bytes_read, _, _ = data.storage.reset()
+    return {"rank": comm.rank, **eval_metrics(
+        epoch=epoch, batch_size=config.reader.batch_size_eval, exclude_start=metric.exclude_start_steps,
+        exclude_end=metric.exclude_end_steps, load_wait=waits, compute=computes, read=reads,
+        bytes_read=bytes_read, duration=duration, step_seconds=step_seconds)}
+
+
+class _Progress:
+    def __init__(self, sink: Callable[[str], None] | None):
+        self.sink = sink
+        self.last = 0.0
+
+    def note(self, text: str, force: bool = False) -> None:
+        if self.sink is None:
+            return
+        now = time.monotonic()
+        if force or now - self.last >= PROGRESS_EVERY:
+            self.last = now
+            self.sink(text)
+
+
+def dataset_steps(config: WorkloadConfig, num_files: int, samples_per_file: int, ranks: int) -> int:
+    """Steps per epoch for ``ranks`` ranks (raises PlanError when the dataset is too small)."""
+    from .sampler import steps_per_epoch
+
+    return steps_per_epoch(num_files, samples_per_file, config.reader.batch_size, ranks,
+                           config.train.total_training_steps)
+
+
+def check_window(config: WorkloadConfig, steps: int) -> None:
+    """The AU window must keep at least one step (DLIO divides by zero otherwise)."""
+    from .sampler import PlanError
+
+    m = config.output.metric
+    if steps <= m.exclude_start_steps + m.exclude_end_steps:
+        raise PlanError(
+            f"{steps} steps per epoch leave nothing to measure after excluding "
+            f"output.metric.exclude_start_steps={m.exclude_start_steps} and exclude_end_steps={m.exclude_end_steps}; "
+            "give a larger dataset, a smaller batch or fewer ranks")
+
+
+__all__: Sequence[str] = ["DatasetAccess", "run_training", "dataset_steps", "check_window"]

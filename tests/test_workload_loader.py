@@ -1,0 +1,151 @@
+"""The loader: batches in order from read_threads workers, a bounded prefetch, preprocess
+time, files closed at the end of the epoch, and read errors naming the file and sample."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from pytest_iobench.workload.compute import TimeDistribution
+from pytest_iobench.workload.loader import Loader, LoaderError
+
+
+class Recorder:
+    """SampleFiles that return (file, sample) and record what was read, when, and by whom."""
+
+    def __init__(self, num_files: int, samples: int, delay: float = 0.0, fail_at: tuple[int, int] | None = None):
+        self.keys = [f"train/f{i}" for i in range(num_files)]
+        self.samples = samples
+        self.delay = delay
+        self.fail_at = fail_at
+        self.lock = threading.Lock()
+        self.reads: list[tuple[int, int]] = []
+        self.threads: set[str] = set()
+        self.open_files = 0
+        self.opened = 0
+
+    def open(self, key: str):
+        recorder = self
+        index = self.keys.index(key)
+        with self.lock:
+            self.open_files += 1
+            self.opened += 1
+
+        class File:
+            num_samples = recorder.samples
+
+            def read_sample(self, i):
+                if recorder.fail_at == (index, i):
+                    raise OSError("device on fire")
+                if recorder.delay:
+                    time.sleep(recorder.delay)
+                with recorder.lock:
+                    recorder.reads.append((index, i))
+                    recorder.threads.add(threading.current_thread().name)
+                return (index, i)
+
+            def close(self):
+                with recorder.lock:
+                    recorder.open_files -= 1
+
+        return File()
+
+
+def plan(num_files: int, samples: int, batch: int) -> np.ndarray:
+    ids = np.arange(num_files * samples)
+    np.random.default_rng(3).shuffle(ids)
+    return ids[: len(ids) // batch * batch].reshape(-1, batch)
+
+
+@pytest.mark.parametrize("threads", [0, 1, 4])
+def test_batches_arrive_in_order_with_every_sample(threads):
+    rec = Recorder(8, 5)
+    batches = plan(8, 5, 4)
+    loader = Loader(rec.open, rec.keys, 5, read_threads=threads, prefetch_size=2)
+    with loader.epoch(batches) as reader:
+        got = list(reader)
+    assert [b.index for b in got] == list(range(len(batches)))
+    for batch, ids in zip(got, batches):
+        assert batch.samples == [divmod(int(i), 5) for i in ids]
+        assert batch.read_seconds >= 0
+    assert rec.open_files == 0, "every file is closed at the end of the epoch"
+    if threads:
+        assert len(rec.threads) == min(threads, len(batches)) and "MainThread" not in rec.threads
+    else:
+        assert rec.threads == {"MainThread"}
+
+
+def test_prefetch_is_bounded_by_prefetch_size():
+    rec = Recorder(64, 1)
+    batches = plan(64, 1, 2)
+    loader = Loader(rec.open, rec.keys, 1, read_threads=2, prefetch_size=4)
+    ahead = []
+    with loader.epoch(batches) as reader:
+        for taken, _ in enumerate(reader, start=1):
+            time.sleep(0.01)  # a slow training step: the readers run ahead as far as they may
+            with rec.lock:
+                ahead.append(len(rec.reads) // 2 - taken)
+    # 2 workers x ceil(4 / 2) batches each may be read and not yet taken
+    assert max(ahead) == 4
+    assert min(ahead) >= 0
+
+
+def test_read_threads_overlap_slow_reads():
+    rec = Recorder(16, 1, delay=0.02)
+    batches = plan(16, 1, 1)
+
+    def epoch_seconds(threads: int) -> float:
+        loader = Loader(rec.open, rec.keys, 1, read_threads=threads, prefetch_size=4)
+        start = time.perf_counter()
+        with loader.epoch(batches) as reader:
+            for _ in reader:
+                pass
+        return time.perf_counter() - start
+
+    one, four = epoch_seconds(1), epoch_seconds(4)
+    # 4 readers of a device that waits 20 ms per request: ideally 1/4 of the time
+    assert four < one * 0.6, f"4 threads {four:.3f}s vs 1 thread {one:.3f}s"
+
+
+def test_preprocess_time_is_spent_per_sample():
+    rec = Recorder(4, 2)
+    loader = Loader(rec.open, rec.keys, 2, read_threads=1, prefetch_size=1,
+                    preprocess=TimeDistribution("fixed", {"value": 0.01}))
+    with loader.epoch(plan(4, 2, 4)) as reader:
+        got = list(reader)
+    for batch in got:
+        assert batch.preprocess_seconds == pytest.approx(0.04)
+        assert batch.read_seconds >= 0.04
+
+
+def test_a_failed_read_names_file_and_sample_and_stops_the_workers():
+    rec = Recorder(8, 2, fail_at=(5, 1))
+    batches = np.arange(16).reshape(8, 2)
+    loader = Loader(rec.open, rec.keys, 2, read_threads=3, prefetch_size=3)
+    with pytest.raises(LoaderError, match=r"reading sample 1 of train/f5: OSError: device on fire"):
+        with loader.epoch(batches) as reader:
+            for _ in reader:
+                pass
+    assert not [t for t in threading.enumerate() if t.name.startswith("iobench-reader")]
+    assert rec.open_files == 0
+
+
+def test_stopping_early_releases_the_workers():
+    rec = Recorder(32, 1)
+    loader = Loader(rec.open, rec.keys, 1, read_threads=4, prefetch_size=2)
+    with loader.epoch(plan(32, 1, 1)) as reader:
+        next(reader)
+    assert not [t for t in threading.enumerate() if t.name.startswith("iobench-reader")]
+    assert len(rec.reads) < 32
+
+
+def test_open_files_are_reused_within_a_worker():
+    rec = Recorder(2, 50)
+    batches = np.arange(100).reshape(10, 10)
+    loader = Loader(rec.open, rec.keys, 50, read_threads=1, prefetch_size=2)
+    with loader.epoch(batches) as reader:
+        list(reader)
+    assert rec.opened == 2
