@@ -1,0 +1,85 @@
+"""Running a job as N ranks and collecting every rank's result.
+
+    session = MPISession(env=storage_factory.environ(), timeout=600)
+    run = session.run(job, ranks=2)        # mpiexec -n 2 python -m pytest_iobench.mpi.worker
+    run.results                            # one result per rank, in rank order
+
+One rank runs in this process, without MPI, unless ``mpi_for_one`` is set. A rank that fails
+raises ``RankFailed`` naming the rank and its error; a run that hangs is ended after
+``timeout`` seconds with ``MPIRunError`` naming the ranks that did not finish and the step
+each one was at. Credentials reach the ranks through the environment (``env``), never argv.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..workload.job import run_rank
+from .context import SingleRank
+from .launch import MPIRunError, launch
+
+WORKER = "pytest_iobench.mpi.worker"
+
+
+class RankFailed(MPIRunError):
+    """A rank raised an error; the message names the rank and the error."""
+
+    def __init__(self, message: str, errors: dict[int, str]):
+        super().__init__(message)
+        self.errors = errors
+
+
+@dataclass
+class SessionRun:
+    ranks: int
+    results: list[dict[str, Any]]
+    duration: float
+    in_process: bool
+    command: list[str] = field(default_factory=list)
+
+
+class MPISession:
+    def __init__(self, *, env: dict[str, str] | Callable[[], dict[str, str]] | None = None,
+                 hosts: list[str] | None = None, hostfile: str | None = None, timeout: float = 600.0,
+                 mpi_for_one: bool = False):
+        #: the ranks' extra environment, or a callable giving it at launch time (an S3
+        #: endpoint started later in the session)
+        self.env = env
+        self.hosts = list(hosts or [])
+        self.hostfile = hostfile
+        self.timeout = timeout
+        self.mpi_for_one = mpi_for_one
+
+    def run(self, job: dict[str, Any], ranks: int, *, storage=None) -> SessionRun:
+        """Run ``job`` on ``ranks`` ranks. ``storage`` is used by an in-process single rank
+        instead of opening the job's storage spec again."""
+        if ranks < 1:
+            raise ValueError(f"ranks must be >= 1, not {ranks}")
+        if ranks == 1 and not self.mpi_for_one:
+            start = time.monotonic()
+            result = run_rank(job, SingleRank(), storage=storage)
+            return SessionRun(1, [result], time.monotonic() - start, True)
+        workdir = tempfile.mkdtemp(prefix="iobench-session-")
+        try:
+            job_path = os.path.join(workdir, "job.json")
+            with open(job_path, "w") as f:
+                json.dump(job, f)
+            env = self.env() if callable(self.env) else dict(self.env or {})
+            launched = launch(WORKER, [job_path], ranks, env=env, timeout=self.timeout,
+                              hosts=self.hosts or None, hostfile=self.hostfile, workdir=workdir)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        errors = {r: res["error"] for r, res in enumerate(launched.results) if res and "error" in res}
+        if errors:
+            first = min(errors)
+            others = "" if len(errors) == 1 else f" (ranks {', '.join(map(str, sorted(errors)))} failed)"
+            raise RankFailed(f"rank {first} of {ranks} failed: {errors[first]}{others}", errors)
+        results = launched.check()
+        return SessionRun(ranks, results, launched.duration, False, launched.command)

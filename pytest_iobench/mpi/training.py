@@ -1,0 +1,174 @@
+"""A training run from start to end: launch the ranks, reduce their figures, write DLIO's files.
+
+    outcome = run_training_session(session, config, dataset_storage, ranks=2, output_folder=...)
+    outcome.summary["au_mean_percent"], outcome.warnings, outcome.dlio_files
+
+Usable without pytest; the plugin and the suites call it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import psutil
+
+from ..storage import Storage
+from ..workload.config import WorkloadConfig
+from ..workload.dlio_output import training_summary, write_training_outputs
+from ..workload.job import training_job
+from ..workload.metrics import GB
+from ..workload.sampler import new_run_seed
+from .session import MPISession, SessionRun
+
+
+@dataclass
+class TrainingOutcome:
+    config: WorkloadConfig
+    ranks: int
+    storage_id: str
+    summary: dict[str, Any]
+    results: list[dict[str, Any]]
+    run: SessionRun
+    #: diagnostics for the results (page cache, O_DIRECT, keys not emulated, how keys were read)
+    warnings: list[str] = field(default_factory=list)
+    dlio_files: list[str] = field(default_factory=list)
+    nominal_dataset_bytes: int = 0
+
+
+def nominal_dataset_bytes(config: WorkloadConfig) -> int:
+    ds = config.dataset
+    files = ds.num_files_train + (ds.num_files_eval if config.workflow.evaluation else 0)
+    return int(files * ds.num_samples_per_file * float(ds.record_length_bytes))
+
+
+def cache_warnings(config: WorkloadConfig, storage: Storage, dataset_bytes: int) -> list[str]:
+    """Why the figures may not be the storage's: the page cache, O_DIRECT not applicable."""
+    warnings = []
+    odirect = bool(config.reader.odirect)
+    if odirect and storage.kind == "s3":
+        warnings.append("reader.odirect: True applies to files; the s3 storage is read as usual "
+                        "(an S3 client keeps no page cache)")
+    if storage.kind == "local" and not odirect:
+        memory = psutil.virtual_memory().total
+        if dataset_bytes <= memory:
+            warnings.append(
+                f"the dataset ({dataset_bytes / GB:.3g} GB) fits in this host's memory ({memory / GB:.3g} GB): "
+                "reads after the first epoch may come from the page cache, not the storage; "
+                "use --iobench-storage=direct or reader.odirect: True, or a dataset over 5x the memory")
+    return warnings
+
+
+def run_training_session(session: MPISession, config: WorkloadConfig, storage: Storage, *, ranks: int,
+                         dataset_prefix: str = "", output_folder: str | None = None,
+                         opener: str | None = None, run_seed: int | None = None) -> TrainingOutcome:
+    """Train ``config`` on ``ranks`` ranks reading the dataset under ``dataset_prefix`` of
+    ``storage``; with ``output_folder``, DLIO's output files are written there."""
+    if storage.spec is None:
+        raise ValueError(f"{storage!r} has no spec: open it with open_storage so ranks can open it too")
+    run_seed = new_run_seed() if run_seed is None else run_seed
+    job = training_job(config, storage.spec, dataset_prefix, run_seed=run_seed, opener=opener)
+    reuse = storage if (not dataset_prefix and not (config.reader.odirect and storage.kind == "local")) else None
+    run = session.run(job, ranks, storage=reuse)
+    results = run.results
+    from ..workload.metrics import reduce_ranks
+
+    summary = reduce_ranks(results, config.metric.au)
+    dataset_bytes = nominal_dataset_bytes(config)
+    warnings = cache_warnings(config, storage, dataset_bytes)
+    if config.not_emulated:
+        warnings.append(config.describe_not_emulated())
+    warnings.extend(config.notes)
+    outcome = TrainingOutcome(config, ranks, storage.id, summary, results, run, warnings,
+                              nominal_dataset_bytes=dataset_bytes)
+    # output.folder in the workload wins over the caller's folder, as in DLIO
+    output_folder = config.output.folder or output_folder
+    if output_folder:
+        hosts = [r.get("host", {}) for r in results]
+        summary_json = training_summary(
+            config, summary, results, hosts=hosts, nominal_record_bytes=float(config.dataset.record_length_bytes),
+            dataset_bytes=dataset_bytes, potential_caching=any("page cache" in w for w in warnings))
+        outcome.dlio_files = write_training_outputs(output_folder, summary_json, results, hosts)
+        outcome.dlio_files.append(write_log(os.path.join(output_folder, config.output.log_file), outcome))
+    return outcome
+
+
+def write_log(path: str, outcome: TrainingOutcome) -> str:
+    """DLIO's log file (output.log_file): what ran and the figures per epoch, in words."""
+    s, config = outcome.summary, outcome.config
+    lines = [f"workload {config.name} ({config.source}) on {outcome.storage_id}, {outcome.ranks} ranks, "
+             f"{outcome.results[0]['steps_per_epoch']} steps per epoch"]
+    lines += [f"overrides: {' '.join(config.overrides)}"] if config.overrides else []
+    for e, au in enumerate(s["au_percent"]):
+        lines.append(f"epoch {e + 1}: AU {au:.2f}%, {s['samples_per_second'][e]:.1f} samples/s, "
+                     f"{s['bytes_per_second'][e] / 1e6:.1f} MB/s, {s['epoch_seconds'][e]:.2f} s")
+    lines.append(f"mean AU {s['au_mean_percent']:.2f}% (floor {s['au_floor_percent']:g}%): "
+                 f"{'success' if s['au_met'] else 'fail'}; slowest phase: {s['slowest_phase']}")
+    lines += [f"warning: {w}" for w in outcome.warnings]
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def record_training(record, outcome: TrainingOutcome) -> None:
+    """Put a training outcome into a test's result record (report.record.TestRecord):
+    metrics (recorded whether or not the AU floor is met), warnings, per-rank details and the
+    AU criterion, whose explanation gives AU, floor and the slowest phase."""
+    from ..workload.metrics import MB, MiB
+
+    config, s = outcome.config, outcome.summary
+    record.kind = "train"
+    record.params.setdefault("workload", config.name)
+    record.params.setdefault("ranks", outcome.ranks)
+    record.metric("train_au_percent", s["au_mean_percent"], "%", "higher")
+    record.metric("train_samples_per_second", s["samples_per_second_mean"], "samples/s", "higher")
+    record.metric("train_read_MB_per_second", s["bytes_per_second_mean"] / MB, "MB/s", "higher")
+    record.metric("train_read_MiB_per_second", s["bytes_per_second_mean"] / MiB, "MiB/s", "higher")
+    for name, value in s["batch_read_seconds"].items():
+        record.metric(f"batch_read_{name}_seconds", value, "s", "lower")
+    if "eval" in s:
+        record.metric("eval_au_percent", s["eval"]["au_mean_percent"], "%", "higher")
+        record.metric("eval_samples_per_second", s["eval"]["samples_per_second_mean"], "samples/s", "higher")
+        record.metric("eval_read_MB_per_second", s["eval"]["bytes_per_second_mean"] / MB, "MB/s", "higher")
+    for warning in outcome.warnings:
+        record.warn(warning)
+    record.details["training"] = {
+        "workload": config.name,
+        "source": config.source,
+        "overrides": config.overrides,
+        "storage": outcome.storage_id,
+        "ranks": outcome.ranks,
+        "in_process": outcome.run.in_process,
+        "steps_per_epoch": outcome.results[0]["steps_per_epoch"],
+        "au_percent_per_epoch": s["au_percent"],
+        "samples_per_second_per_epoch": s["samples_per_second"],
+        "bytes_per_second_per_epoch": s["bytes_per_second"],
+        "bytes_read": s["bytes_read"],
+        "batch_wait_seconds": s["batch_wait_seconds"],
+        "phases": s["phases"],
+        "slowest_phase": s["slowest_phase"],
+        "dlio_files": outcome.dlio_files,
+        "per_rank": [
+            {"rank": r["rank"], "host": r.get("host", {}).get("hostname"),
+             "au_percent": [ep["au_percent"] for ep in r["epochs"]],
+             "samples_per_second": [ep["samples_per_second"] for ep in r["epochs"]],
+             "bytes_read": [ep["bytes_read"] for ep in r["epochs"]],
+             "load_wait_seconds": [ep["load_wait_seconds"] for ep in r["epochs"]],
+             "barrier_seconds": [ep["barrier_seconds"] for ep in r["epochs"]]}
+            for r in outcome.results],
+        "effective_config": config.to_dict(),
+    }
+    floor = s["au_floor_percent"]
+    au = s["au_mean_percent"]
+    where = f"{config.name} on {outcome.storage_id} with {outcome.ranks} rank{'s' if outcome.ranks > 1 else ''}"
+    if s["au_met"]:
+        description = f"mean AU {au:.2f}% meets the {floor:g}% floor (metric.au) for {where}"
+    else:
+        description = (f"mean AU {au:.2f}% is below the {floor:g}% floor (metric.au) for {where}; "
+                       f"per epoch {', '.join(f'{a:.1f}%' for a in s['au_percent'])}; "
+                       f"slowest phase: {s['slowest_phase']}")
+    record.criterion("train_au_percent", ">=", floor, description)
