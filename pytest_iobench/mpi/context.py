@@ -44,6 +44,9 @@ class SingleRank:
     def allreduce_sum(self, value: float) -> float:
         return value
 
+    def abort(self, code: int = 1) -> None:
+        raise SystemExit(code)
+
 
 class MPIRanks:
     """COMM_WORLD through mpi4py, with the few collectives the workloads use."""
@@ -73,6 +76,11 @@ class MPIRanks:
 
     def allreduce_sum(self, value: float) -> float:
         return self.comm.allreduce(value, op=self._mpi.SUM)
+
+    def abort(self, code: int = 1) -> None:
+        """End every rank now: a failed rank must not leave the others waiting at a barrier
+        (a plain exit would wait in MPI_Finalize for them, and they for it)."""
+        self.comm.Abort(code)
 
 
 _world: SingleRank | MPIRanks | None = None

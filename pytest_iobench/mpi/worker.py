@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
         write_rank_result(rank, {"rank": rank, "error": message,
                                  "traceback": redact(traceback.format_exc(limit=8))})
         print(f"rank {rank} failed: {message}", file=sys.stderr, flush=True)
+        if comm.size > 1:
+            comm.abort(1)
         return 1
     write_rank_result(rank, result)
     return 0

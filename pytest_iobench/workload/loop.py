@@ -96,6 +96,7 @@ def run_training(config: WorkloadConfig, data: DatasetAccess, comm, *, run_seed:
     global_step = 0
     for epoch in range(1, train.epochs + 1):
         plan = sampler.epoch(epoch)
+        notes.note(f"epoch {epoch} step 0/{steps} (waiting for the first batch)", force=True)
         comm.barrier()
         data.storage.reset()
         t_start, wall_start = time.perf_counter(), time.time()

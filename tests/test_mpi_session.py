@@ -1,0 +1,98 @@
+"""MPI sessions: N ranks under mpiexec, a hung run ended with the ranks named and where each
+was, a failed rank named with its error, hosts and hostfile passed to mpiexec, credentials
+kept out of the command line."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from pytest_iobench.mpi.launch import MPIRunError
+from pytest_iobench.mpi.session import MPISession, RankFailed
+from pytest_iobench.mpi.training import run_training_session
+from pytest_iobench.storage import StorageSpec, open_storage
+from pytest_iobench.workload.config import load_mapping
+from test_workload_support import HERE, RAW_OPENER, write_raw_dataset
+
+
+def tiny(**train):
+    return load_mapping({
+        "dataset": {"num_files_train": 8, "num_samples_per_file": 1, "record_length_bytes": 4096},
+        "reader": {"batch_size": 1, "read_threads": 1},
+        "train": {"epochs": 1, "computation_time": 0.001, **train},
+    }, "tiny")
+
+
+@pytest.fixture
+def local(tmp_path):
+    return open_storage(StorageSpec("local", "posix", root=str(tmp_path / "data")))
+
+
+def test_a_hung_run_is_ended_naming_every_rank_and_where_it_was(local):
+    config = tiny(computation_time=60)
+    write_raw_dataset(local, config)
+    session = MPISession(env={"PYTHONPATH": HERE}, timeout=4)
+    start = time.monotonic()
+    with pytest.raises(MPIRunError) as info:
+        run_training_session(session, config, local, ranks=2, opener=RAW_OPENER)
+    assert time.monotonic() - start < 40
+    message = str(info.value)
+    assert "2-rank run timed out after" in message
+    assert "ranks that did not finish: 0 (last at: epoch 1 step 0/4" in message
+    assert "1 (last at: epoch 1 step 0/4" in message
+
+
+def test_a_failed_rank_is_named_with_its_error(local):
+    config = tiny()
+    write_raw_dataset(local, config)
+    missing = config.dataset.file_keys()[5]  # read by rank 1 (files 4..7 with 2 ranks, no shuffle)
+    local.delete(missing)
+    session = MPISession(env={"PYTHONPATH": HERE}, timeout=60)
+    with pytest.raises(RankFailed) as info:
+        run_training_session(session, config, local, ranks=2, opener=RAW_OPENER)
+    assert f"rank 1 of 2 failed: LoaderError: reading sample 0 of {missing}" in str(info.value)
+    assert set(info.value.errors) == {1}
+
+
+def test_one_rank_runs_in_process_and_can_be_forced_under_mpi(local):
+    config = tiny()
+    write_raw_dataset(local, config)
+    own = run_training_session(MPISession(), config, local, ranks=1, opener=RAW_OPENER)
+    assert own.run.in_process and own.results[0]["host"]["host_memory_bytes"] > 0
+    forced = MPISession(env={"PYTHONPATH": HERE}, mpi_for_one=True, timeout=60)
+    under = run_training_session(forced, config, local, ranks=1, opener=RAW_OPENER)
+    assert not under.run.in_process and "mpiexec" in under.run.command[0]
+
+
+@pytest.mark.parametrize("how", ["hosts", "hostfile"])
+def test_hosts_and_hostfile_reach_mpiexec(local, tmp_path, how):
+    config = tiny()
+    write_raw_dataset(local, config)
+    if how == "hosts":
+        session = MPISession(env={"PYTHONPATH": HERE}, hosts=["localhost"], timeout=60)
+        expected = ["-hosts", "localhost"]
+    else:
+        hostfile = tmp_path / "hosts"
+        hostfile.write_text("localhost:2\n")
+        session = MPISession(env={"PYTHONPATH": HERE}, hostfile=str(hostfile), timeout=60)
+        expected = ["-f", str(hostfile)]
+    outcome = run_training_session(session, config, local, ranks=2, opener=RAW_OPENER)
+    command = outcome.run.command
+    i = command.index(expected[0])
+    assert command[i:i + 2] == expected
+    assert [r["rank"] for r in outcome.results] == [0, 1]
+
+
+def test_credentials_reach_ranks_through_the_environment_only(local, monkeypatch):
+    config = tiny()
+    write_raw_dataset(local, config)
+    secret = "s3cr3t-value-never-in-argv"
+    seen = {}
+    session = MPISession(env=lambda: seen.setdefault("env", {"PYTHONPATH": HERE, "AWS_SECRET_ACCESS_KEY": secret}),
+                         timeout=60)
+    outcome = run_training_session(session, config, local, ranks=2, opener=RAW_OPENER)
+    assert seen["env"]["AWS_SECRET_ACCESS_KEY"] == secret, "the environment is asked for at launch"
+    assert not any(secret in part for part in outcome.run.command)
+    assert secret not in os.environ.get("AWS_SECRET_ACCESS_KEY", "")

@@ -1,0 +1,168 @@
+"""The training loop end to end, in-process and under mpiexec: AU with a fast cached dataset,
+AU with a deliberately slow storage (and the failure it causes), uneven ranks, evaluation,
+total_training_steps, computation-time distributions, DLIO's output files."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from pytest_iobench.mpi.session import MPISession
+from pytest_iobench.mpi.training import record_training, run_training_session
+from pytest_iobench.report.record import TestRecord as Record
+from pytest_iobench.storage import StorageSpec, open_storage
+from pytest_iobench.workload.config import load_mapping
+from test_workload_support import HERE, RAW_OPENER, ThrottledStorage, write_raw_dataset
+
+KiB = 1024
+
+
+def workload(**sections):
+    base = {
+        "model": {"name": "tiny"},
+        "dataset": {"num_files_train": 32, "num_samples_per_file": 1, "record_length_bytes": 256 * KiB},
+        "reader": {"batch_size": 2, "read_threads": 4, "prefetch_size": 4, "file_shuffle": "seed",
+                   "sample_shuffle": "seed"},
+        "train": {"epochs": 2, "computation_time": 0.05},
+    }
+    for name, values in sections.items():
+        if isinstance(values, dict):
+            base.setdefault(name, {}).update(values)
+        else:
+            base[name] = values
+    return load_mapping(base, "tiny")
+
+
+@pytest.fixture
+def local(tmp_path):
+    return open_storage(StorageSpec("local", "posix", root=str(tmp_path / "data")))
+
+
+@pytest.fixture(scope="module")
+def session():
+    # ranks import the test reader from this directory
+    return MPISession(env={"PYTHONPATH": HERE}, timeout=120)
+
+
+def train(session, config, storage, ranks, **kw):
+    return run_training_session(session, config, storage, ranks=ranks, opener=RAW_OPENER, **kw)
+
+
+@pytest.mark.parametrize("ranks", [1, 2], ids=["r1", "r2"])
+def test_au_is_at_least_98_percent_with_a_fast_cached_dataset(session, local, ranks):
+    config = workload(train={"epochs": 3})
+    write_raw_dataset(local, config)
+    outcome = train(session, config, local, ranks)
+    s = outcome.summary
+    assert s["au_mean_percent"] >= 98.0, (s["au_percent"], s["slowest_phase"])
+    assert s["au_met"]
+    assert len(outcome.results) == ranks and outcome.run.in_process == (ranks == 1)
+    # every rank read its share once per epoch: bytes counted from what the storage returned
+    steps = 32 // (2 * ranks)
+    assert all(r["steps_per_epoch"] == steps for r in outcome.results)
+    assert s["bytes_read"] == 3 * steps * 2 * ranks * 256 * KiB
+    assert s["samples_per_second_mean"] > 0 and s["batch_read_seconds"]["max"] > 0
+
+
+def test_a_slow_storage_drops_au_and_fails_with_the_reason(session, local):
+    config = workload(reader={"read_threads": 1, "prefetch_size": 1}, train={"computation_time": 0.01})
+    write_raw_dataset(local, config)
+    slow = ThrottledStorage(local, delay=0.05)
+    outcome = train(session, config, slow, 1)
+    assert slow.requests == 2 * 32, "every sample went through the slow storage"
+    s = outcome.summary
+    # each step waits ~2 x 50 ms for 10 ms of compute: AU near 10%
+    assert s["au_mean_percent"] < 50
+    assert not s["au_met"]
+    record = Record("t")
+    record_training(record, outcome)
+    assert record.metrics["train_au_percent"].value == s["au_mean_percent"], "metrics recorded either way"
+    failed = record.failed_criteria
+    assert len(failed) == 1
+    text = failed[0].explain()
+    assert f"mean AU {s['au_mean_percent']:.2f}% is below the 90% floor" in text
+    assert "slowest phase: waiting for the loader" in text and "batch read p50" in text
+
+
+def test_fast_storage_meets_a_criterion_and_reports_diagnostics(session, local):
+    config = workload(framework="pytorch", reader={"computation_threads": 4})
+    write_raw_dataset(local, config)
+    outcome = train(session, config, local, 1)
+    record = Record("t")
+    record_training(record, outcome)
+    assert not record.failed_criteria
+    assert record.metrics["train_read_MB_per_second"].unit == "MB/s"
+    assert record.metrics["train_read_MiB_per_second"].value == pytest.approx(
+        record.metrics["train_read_MB_per_second"].value * 1e6 / 2**20)
+    assert any("fits in this host's memory" in w for w in record.warnings)
+    assert sum("accepted, not emulated" in w for w in record.warnings) == 1
+    assert "framework" in next(w for w in record.warnings if "not emulated" in w)
+    assert record.details["training"]["per_rank"][0]["rank"] == 0
+
+
+@pytest.mark.parametrize("ranks", [2, 4], ids=["r2", "r4"])
+def test_uneven_files_over_ranks_do_not_deadlock(session, local, ranks):
+    config = workload(dataset={"num_files_train": 13}, reader={"batch_size": 1, "read_threads": 1},
+                      train={"computation_time": 0.001})
+    write_raw_dataset(local, config)
+    outcome = train(session, config, local, ranks)
+    expected = 13 // ranks
+    assert [r["steps_per_epoch"] for r in outcome.results] == [expected] * ranks
+    assert all(len(ep["load"]) == expected for r in outcome.results for ep in r["epochs"])
+
+
+def test_total_training_steps_evaluation_and_distribution(session, local):
+    config = workload(dataset={"num_files_eval": 8}, workflow={"evaluation": True},
+                      reader={"batch_size_eval": 2},
+                      train={"epochs": 3, "total_training_steps": 5,
+                             "computation_time": {"type": "uniform", "min": 0.01, "max": 0.03}},
+                      evaluation={"eval_time": 0.005, "eval_after_epoch": 2, "epochs_between_evals": 1})
+    write_raw_dataset(local, config)
+    outcome = train(session, config, local, 1)
+    result = outcome.results[0]
+    assert result["steps_per_epoch"] == 5
+    computes = [c for ep in result["epochs"] for c in ep["compute"]]
+    assert all(0.01 <= c < 0.06 for c in computes)
+    assert len({round(c, 3) for c in computes}) > 3, "drawn, not fixed"
+    assert [ev["epoch"] for ev in result["evals"]] == [2, 3]
+    assert all(ev["steps"] == 4 and ev["bytes_read"] == 8 * 256 * KiB for ev in result["evals"])
+    assert "eval" in outcome.summary and outcome.summary["eval"]["samples_per_second_mean"] > 0
+
+
+def test_dlio_output_files(session, local, tmp_path):
+    config = workload()
+    write_raw_dataset(local, config)
+    out = tmp_path / "dlio"
+    outcome = train(session, config, local, 2, output_folder=str(out))
+    names = sorted(os.listdir(out))
+    assert names == ["0_output.json", "0_per_epoch_stats.json", "1_output.json", "1_per_epoch_stats.json",
+                     "dlio.log", "per_epoch_stats.json", "summary.json"]
+    summary = json.loads((out / "summary.json").read_text())
+    metric = summary["metric"]
+    assert summary["num_accelerators"] == 2 and summary["epochs"] == 2
+    assert metric["train_au_percentage"] == pytest.approx(outcome.summary["au_percent"])
+    assert metric["train_au_meet_expectation"] == "success"
+    assert metric["train_io_mean_MB_per_second"] == pytest.approx(outcome.summary["bytes_per_second_mean"] / 1e6)
+    assert metric["train_io_mean_MiB_per_second"] == pytest.approx(outcome.summary["bytes_per_second_mean"] / 2**20)
+    rank1 = json.loads((out / "1_output.json").read_text())
+    assert len(rank1["1"]["load"]["block1"]) == 8 and "au" in rank1["2"]
+    assert "mean AU" in (out / "dlio.log").read_text()
+
+
+def test_output_folder_key_takes_effect(session, local, tmp_path):
+    config = workload(output={"folder": str(tmp_path / "mine"), "log_file": "run.log"})
+    write_raw_dataset(local, config)
+    train(session, config, local, 1, output_folder=str(tmp_path / "default"))
+    assert (tmp_path / "mine" / "summary.json").exists() and (tmp_path / "mine" / "run.log").exists()
+    assert not (tmp_path / "default").exists()
+
+
+def test_odirect_reads_local_files_through_o_direct(session, local):
+    config = workload(reader={"odirect": True}, train={"epochs": 1, "computation_time": 0.001})
+    write_raw_dataset(local, config)
+    outcome = train(session, config, local, 1, dataset_prefix="")
+    # reopened as the direct storage: no page-cache warning, every byte still counted
+    assert not any("page cache" in w for w in outcome.warnings)
+    assert outcome.summary["bytes_read"] == 16 * 2 * 256 * KiB
