@@ -9,6 +9,7 @@ Usable without pytest; the plugin and the suites call it.
 from __future__ import annotations
 
 import os
+import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,21 @@ class TrainingOutcome:
     warnings: list[str] = field(default_factory=list)
     dlio_files: list[str] = field(default_factory=list)
     nominal_dataset_bytes: int = 0
+    #: checkpoints written during training: per checkpoint the longest rank's seconds and the bytes
+    checkpoints: dict[str, Any] = field(default_factory=dict)
+
+
+def training_checkpoints(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Checkpoints written during training, reduced over ranks (duration = the longest rank's)."""
+    count = len(results[0].get("checkpoints", []))
+    if not count:
+        return {}
+    seconds = [max(r["checkpoints"][i]["seconds"] for r in results) for i in range(count)]
+    sizes = [sum(r["checkpoints"][i]["bytes"] for r in results) for i in range(count)]
+    rates = [b / s for b, s in zip(sizes, seconds) if s > 0]
+    return {"size_bytes": sizes[0], "write_seconds": seconds, "write_seconds_mean": sum(seconds) / count,
+            "write_bytes_per_second": sum(rates) / len(rates) if rates else 0.0,
+            "steps": [c["step"] for c in results[0]["checkpoints"]]}
 
 
 def nominal_dataset_bytes(config: WorkloadConfig) -> int:
@@ -62,13 +78,20 @@ def cache_warnings(config: WorkloadConfig, storage: Storage, dataset_bytes: int)
 
 def run_training_session(session: MPISession, config: WorkloadConfig, storage: Storage, *, ranks: int,
                          dataset_prefix: str = "", output_folder: str | None = None,
-                         opener: str | None = None, run_seed: int | None = None) -> TrainingOutcome:
+                         opener: str | None = None, run_seed: int | None = None,
+                         checkpoint_storage: Storage | None = None, checkpoint_prefix: str = "",
+                         scale: float = 1.0) -> TrainingOutcome:
     """Train ``config`` on ``ranks`` ranks reading the dataset under ``dataset_prefix`` of
-    ``storage``; with ``output_folder``, DLIO's output files are written there."""
+    ``storage``; with ``output_folder``, DLIO's output files are written there. With
+    workflow.checkpoint, checkpoints (sizes times ``scale``) go to ``checkpoint_storage``."""
     if storage.spec is None:
         raise ValueError(f"{storage!r} has no spec: open it with open_storage so ranks can open it too")
+    if config.workflow.checkpoint and (checkpoint_storage is None or checkpoint_storage.spec is None):
+        raise ValueError(f"workload {config.name} checkpoints (workflow.checkpoint) but no checkpoint storage is given")
     run_seed = new_run_seed() if run_seed is None else run_seed
-    job = training_job(config, storage.spec, dataset_prefix, run_seed=run_seed, opener=opener)
+    job = training_job(config, storage.spec, dataset_prefix, run_seed=run_seed, opener=opener,
+                       checkpoint_storage=checkpoint_storage.spec if checkpoint_storage is not None else None,
+                       checkpoint_prefix=checkpoint_prefix, scale=scale, seed=run_seed)
     reuse = storage if (not dataset_prefix and not (config.reader.odirect and storage.kind == "local")) else None
     run = session.run(job, ranks, storage=reuse)
     results = run.results
@@ -82,13 +105,15 @@ def run_training_session(session: MPISession, config: WorkloadConfig, storage: S
     warnings.extend(config.notes)
     outcome = TrainingOutcome(config, ranks, storage.id, summary, results, run, warnings,
                               nominal_dataset_bytes=dataset_bytes)
+    outcome.checkpoints = training_checkpoints(results)
     # output.folder in the workload wins over the caller's folder, as in DLIO
     output_folder = config.output.folder or output_folder
     if output_folder:
         hosts = [r.get("host", {}) for r in results]
         summary_json = training_summary(
             config, summary, results, hosts=hosts, nominal_record_bytes=float(config.dataset.record_length_bytes),
-            dataset_bytes=dataset_bytes, potential_caching=any("page cache" in w for w in warnings))
+            dataset_bytes=dataset_bytes, potential_caching=any("page cache" in w for w in warnings),
+            checkpoint=outcome.checkpoints or None)
         outcome.dlio_files = write_training_outputs(output_folder, summary_json, results, hosts)
         outcome.dlio_files.append(write_log(os.path.join(output_folder, config.output.log_file), outcome))
     return outcome
@@ -134,6 +159,12 @@ def record_training(record, outcome: TrainingOutcome) -> None:
         record.metric("eval_au_percent", s["eval"]["au_mean_percent"], "%", "higher")
         record.metric("eval_samples_per_second", s["eval"]["samples_per_second_mean"], "samples/s", "higher")
         record.metric("eval_read_MB_per_second", s["eval"]["bytes_per_second_mean"] / MB, "MB/s", "higher")
+    if outcome.checkpoints:
+        ck = outcome.checkpoints
+        record.metric("checkpoint_size_GB", ck["size_bytes"] / 1e9, "GB", "none")
+        record.metric("checkpoint_write_seconds", statistics.median(ck["write_seconds"]), "s", "lower",
+                      repeats=ck["write_seconds"])
+        record.metric("checkpoint_write_GB_per_second", ck["write_bytes_per_second"] / 1e9, "GB/s", "higher")
     for warning in outcome.warnings:
         record.warn(warning)
     record.details["training"] = {
@@ -152,6 +183,7 @@ def record_training(record, outcome: TrainingOutcome) -> None:
         "phases": s["phases"],
         "slowest_phase": s["slowest_phase"],
         "dlio_files": outcome.dlio_files,
+        "checkpoints": outcome.checkpoints,
         "per_rank": [
             {"rank": r["rank"], "host": r.get("host", {}).get("hostname"),
              "au_percent": [ep["au_percent"] for ep in r["epochs"]],

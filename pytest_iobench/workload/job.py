@@ -49,9 +49,11 @@ def storage_at(spec: StorageSpec | dict, prefix: str = "", *, odirect: bool = Fa
 
 
 def training_job(config: WorkloadConfig, storage: StorageSpec, dataset_prefix: str = "", *,
-                 run_seed: int, opener: str | None = None) -> dict[str, Any]:
+                 run_seed: int, opener: str | None = None, checkpoint_storage: StorageSpec | None = None,
+                 checkpoint_prefix: str = "", scale: float = 1.0, seed: int = 0) -> dict[str, Any]:
     """The job of a training run. ``opener`` ("module:function") replaces the data layer's
-    format readers: function(storage, key, dataset_spec) -> SampleFile."""
+    format readers: function(storage, key, dataset_spec) -> SampleFile. Checkpoints (when
+    workflow.checkpoint is set) go to ``checkpoint_storage`` under ``checkpoint_prefix``."""
     return {
         "kind": "train",
         "workload": config_payload(config),
@@ -59,6 +61,25 @@ def training_job(config: WorkloadConfig, storage: StorageSpec, dataset_prefix: s
         "dataset_prefix": dataset_prefix,
         "run_seed": run_seed,
         "opener": opener,
+        "checkpoint_storage": checkpoint_storage.to_dict() if checkpoint_storage else None,
+        "checkpoint_prefix": checkpoint_prefix,
+        "scale": scale,
+        "seed": seed,
+    }
+
+
+def checkpoint_job(config: WorkloadConfig, storage: StorageSpec, prefix: str = "", *, scale: float = 1.0,
+                   seed: int = 0, layout_processes: int | None = None) -> dict[str, Any]:
+    """The job of a checkpoint run: write, drop caches, read back. ``layout_processes``: the
+    ranks the layout is computed for when model.parallelism.data is not set."""
+    return {
+        "kind": "checkpoint",
+        "workload": config_payload(config),
+        "storage": storage.to_dict(),
+        "prefix": prefix,
+        "scale": scale,
+        "seed": seed,
+        "layout_processes": layout_processes,
     }
 
 
@@ -108,7 +129,15 @@ def run_rank(job: dict[str, Any], comm, progress: Callable[[str], None] | None =
         steps = steps_per_epoch(len(data.train_keys), data.samples_per_file, config.reader.batch_size,
                                 comm.size, config.train.total_training_steps)
         check_window(config, steps)
-        result = run_training(config, data, comm, run_seed=job["run_seed"], progress=progress)
+        hook = None
+        if config.workflow.checkpoint:
+            if not job.get("checkpoint_storage"):
+                raise ValueError("workflow.checkpoint is set but the job has no checkpoint storage")
+            from .checkpoint_run import checkpoint_hook
+
+            target = storage_at(job["checkpoint_storage"], job.get("checkpoint_prefix", ""))
+            hook = checkpoint_hook(config, target, comm, scale=job.get("scale", 1.0), seed=job.get("seed", 0))
+        result = run_training(config, data, comm, run_seed=job["run_seed"], checkpoint=hook, progress=progress)
         result["host"] = host_info()
         return result
     from .checkpoint_run import run_checkpoint_rank

@@ -1,0 +1,159 @@
+"""Checkpointing on one rank: write ``num_checkpoints_write`` checkpoints, then read
+``num_checkpoints_read`` of them back (the latest), verifying every shard.
+
+Between writing and reading, the page cache of the shards is dropped (``evict_cache``); where
+that is not possible on local files, they are read through O_DIRECT instead; where neither is
+possible, the result says reads may come from memory. When fewer processes run than the
+layout has ranks, process p writes and reads the shards of layout ranks p, p + N, ...
+
+Also the checkpoint hook of a training run (``checkpoint_hook``): one checkpoint per call.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+from ..storage import Storage
+from ..storage.base import join_key
+from .checkpoint_io import CheckpointIO, checkpoint_name
+from .checkpoint_layout import CheckpointLayout, layout_for
+from .config import WorkloadConfig
+
+
+def checkpoint_folder(config: WorkloadConfig) -> str:
+    """checkpoint.checkpoint_folder as a key prefix ('./checkpoints/x/' -> 'checkpoints/x')."""
+    parts = [p for p in config.checkpoint.checkpoint_folder.replace("\\", "/").split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise ValueError(f"checkpoint.checkpoint_folder {config.checkpoint.checkpoint_folder!r} may not use '..'")
+    return "/".join(parts) or "checkpoints"
+
+
+def planned_counts(config: WorkloadConfig) -> tuple[int, int]:
+    """(checkpoints to write, to read): DLIO's -1 means one write and no read."""
+    ck = config.checkpoint
+    writes = ck.num_checkpoints_write if ck.num_checkpoints_write >= 0 else 1
+    reads = ck.num_checkpoints_read if ck.num_checkpoints_read >= 0 else 0
+    return writes, min(reads, writes)
+
+
+class RankCheckpointer:
+    """Writes (and reads) this rank's shards of each checkpoint; rank 0 commits the manifest."""
+
+    def __init__(self, config: WorkloadConfig, storage: Storage, comm, *, layout: CheckpointLayout, seed: int):
+        self.config = config
+        self.storage = storage
+        self.comm = comm
+        self.layout = layout
+        self.subset = config.checkpoint.mode == "subset"
+        self.mine = layout.assign(comm.size, subset=self.subset)[comm.rank]
+        self.folder = checkpoint_folder(config)
+        ck = config.checkpoint
+        self.io = CheckpointIO(storage, seed=seed, fsync=ck.fsync, randomize=ck.randomize_tensor)
+        self.written: list[str] = []
+
+    def write(self, index: int, epoch: int, step: int) -> dict[str, Any]:
+        """Write checkpoint ``index`` on every rank (collective). Returns this rank's figures."""
+        folder = join_key(self.folder, checkpoint_name(epoch, step))
+        self.comm.barrier()
+        start = time.perf_counter()
+        entries = [self.io.write_shard(folder, index, shard) for shard in self.mine]
+        if self.config.checkpoint.rank_sync:
+            self.comm.barrier()  # the checkpoint ends when the slowest rank is done
+        seconds = time.perf_counter() - start
+        gathered = self.comm.gather([e.to_dict() for e in entries], root=0)
+        if self.comm.rank == 0:
+            self.io.write_manifest(folder, [e for part in gathered for e in part], {
+                "checkpoint": index, "epoch": epoch, "step": step, "layout": self.layout.to_dict(),
+                "processes": self.comm.size})
+        self.comm.barrier()  # committed (manifest written) before anyone goes on
+        self.written.append(folder)
+        return {"index": index, "folder": folder, "seconds": seconds, "bytes": sum(e.size for e in entries),
+                "shards": len(entries)}
+
+    def read(self, folder: str, io: CheckpointIO | None = None) -> dict[str, Any]:
+        """Read this rank's shards of the checkpoint in ``folder`` back, verified (collective)."""
+        io = io or self.io
+        manifest = io.read_manifest(folder)
+        mine = [e for e in manifest["shards"] if e["rank"] % self.comm.size == self.comm.rank]
+        self.comm.barrier()
+        start = time.perf_counter()
+        total = 0
+        for entry in mine:
+            got, _ = io.read_shard(folder, entry)
+            total += got
+        seconds = time.perf_counter() - start
+        self.comm.barrier()
+        return {"folder": folder, "seconds": seconds, "bytes": total, "shards": len(mine)}
+
+    def shard_keys(self, folders: list[str]) -> list[str]:
+        return [join_key(f, s.name) for f in folders for s in self.mine]
+
+
+def run_checkpoint_rank(job: dict[str, Any], config: WorkloadConfig, comm, *,
+                        progress: Callable[[str], None] | None = None, storage: Storage | None = None) -> dict[str, Any]:
+    """Checkpoint-only run of one rank: the writes, the cache drop, the reads."""
+    from .dlio_output import host_info
+    from .job import storage_at
+
+    note = progress or (lambda text: None)
+    if storage is None:
+        storage = storage_at(job["storage"], job.get("prefix", ""))
+    layout = layout_for(config, processes=job.get("layout_processes") or comm.size, scale=job["scale"])
+    ckpt = RankCheckpointer(config, storage, comm, layout=layout, seed=job["seed"])
+    writes_planned, reads_planned = planned_counts(config)
+    pause = config.checkpoint.time_between_checkpoints
+    writes = []
+    for i in range(writes_planned):
+        if i and pause > 0:
+            note(f"pause before checkpoint {i + 1}")
+            time.sleep(pause)  # the training steps between two checkpoints
+        note(f"writing checkpoint {i + 1}/{writes_planned}")
+        writes.append(ckpt.write(i, epoch=1, step=i + 1))
+    to_read = ckpt.written[len(ckpt.written) - reads_planned:] if reads_planned else []
+    cache = "none"
+    reader_io = ckpt.io
+    if to_read:
+        note("dropping the page cache of the shards")
+        if storage.evict_cache(ckpt.shard_keys(to_read)):
+            cache = "evicted" if storage.kind != "direct" else "odirect"
+        elif storage.kind == "local" and storage.spec is not None:
+            direct = storage_at(storage.spec, odirect=True)
+            reader_io = CheckpointIO(direct, seed=job["seed"], fsync=False)
+            cache = "odirect"
+        cache = _agree(comm, cache)
+    reads = []
+    for n, folder in enumerate(to_read):
+        note(f"reading checkpoint {n + 1}/{len(to_read)}")
+        reads.append(ckpt.read(folder, reader_io))
+    result = {"rank": comm.rank, "ranks": comm.size, "writes": writes, "reads": reads, "cache": cache,
+              "shards": [s.name for s in ckpt.mine], "host": host_info()}
+    if comm.rank == 0:
+        result["layout"] = layout.to_dict()
+        result["folders"] = ckpt.written
+    return result
+
+
+def _agree(comm, cache: str) -> str:
+    """The weakest cache state over the ranks ('none' if any rank could not drop its cache)."""
+    states = comm.allgather(cache)
+    for state in ("none", "odirect", "evicted"):
+        if state in states:
+            return state
+    return cache
+
+
+def checkpoint_hook(config: WorkloadConfig, storage: Storage, comm, *, scale: float, seed: int,
+                    layout_processes: int | None = None) -> Callable[[int, int], dict]:
+    """For the training loop: write one checkpoint per call; returns this rank's figures."""
+    layout = layout_for(config, processes=layout_processes or comm.size, scale=scale)
+    ckpt = RankCheckpointer(config, storage, comm, layout=layout, seed=seed)
+    count = [0]
+
+    def write(epoch: int, step: int) -> dict:
+        figures = ckpt.write(count[0], epoch, step)
+        count[0] += 1
+        return figures
+
+    write.checkpointer = ckpt  # type: ignore[attr-defined]
+    return write

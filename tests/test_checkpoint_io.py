@@ -1,0 +1,320 @@
+"""Checkpoint write and read: shards verified on 1 and 2 ranks, fsync that takes effect,
+reads not served from the page cache, corrupted / missing shards named, a failed write that
+leaves no complete-looking checkpoint, and the keys that shape the run."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from pytest_iobench.mpi.checkpointing import record_checkpoint, run_checkpoint_session
+from pytest_iobench.mpi.session import MPISession
+from pytest_iobench.report.record import TestRecord as Record
+from pytest_iobench.storage import StorageError, StorageSpec, open_storage
+from pytest_iobench.storage.base import Storage, StreamWriter
+from pytest_iobench.workload.checkpoint_io import MANIFEST, CheckpointError, CheckpointIncomplete, CheckpointIO
+from pytest_iobench.workload.config import load_workload
+
+SMALL = ["checkpoint.num_checkpoints_write=2", "checkpoint.num_checkpoints_read=2",
+         "checkpoint.time_between_checkpoints=0"]
+SCALE = 1 / 2000  # llama3-8b: ~56 MB per checkpoint
+
+
+def llama(*overrides):
+    return load_workload("llama3-8b", [*SMALL, *overrides])
+
+
+@pytest.fixture
+def local(tmp_path):
+    return open_storage(StorageSpec("local", "posix", root=str(tmp_path / "ckpt")))
+
+
+def manifests(storage, folder="checkpoints/llama_8b"):
+    keys = [k for k in storage.list(folder + "/") if k.endswith("/" + MANIFEST)]
+    return [json.loads(bytes(storage.get(k))) for k in keys]
+
+
+class Faulty(Storage):
+    """A real storage with one fault injected on one shard: ``corrupt`` rewrites it with a
+    flipped byte before it is first read, ``lose`` deletes it, ``fail_write`` breaks its writer
+    half-way, ``keep_cache`` refuses to drop the page cache. Records whether each read found
+    the file's first page already in the page cache."""
+
+    def __init__(self, inner: Storage, target: str = "", fault: str = "", hide_spec: bool = False):
+        super().__init__(inner.root)
+        self.inner, self.target, self.fault = inner, target, fault
+        self.kind, self.library = inner.kind, inner.library
+        self.spec = None if hide_spec else inner.spec
+        self.cached_reads: list[bool] = []
+        self.fired = False
+
+    def _hit(self, key):
+        if self.target and key.endswith(self.target) and not self.fired:
+            self.fired = True
+            return True
+        return False
+
+    def _probe(self, key):
+        path = getattr(self.inner, "path", None)
+        if path is None or key.endswith(MANIFEST):
+            return
+        try:
+            fd = os.open(path(key), os.O_RDONLY)
+        except FileNotFoundError:
+            return
+        try:
+            os.preadv(fd, [bytearray(4096)], 0, os.RWF_NOWAIT)
+            self.cached_reads.append(True)
+        except BlockingIOError:
+            self.cached_reads.append(False)
+        finally:
+            os.close(fd)
+
+    def get(self, key):
+        if self._hit(key):
+            if self.fault == "corrupt":
+                data = bytearray(self.inner.get(key))
+                data[len(data) // 2] ^= 0xFF
+                self.inner.put(key, data)
+            elif self.fault == "lose":
+                self.inner.delete(key)
+        if key.endswith(".pt") and self.inner.kind == "local":
+            self._probe(key)
+        return self.inner.get(key)
+
+    def get_range(self, key, offset, length):
+        return self.inner.get_range(key, offset, length)
+
+    def open_writer(self, key, *, fsync=False):
+        writer = self.inner.open_writer(key, fsync=fsync)
+        if self.fault == "fail_write" and self._hit(key):
+            return _Breaking(self, writer)
+        return writer
+
+    def evict_cache(self, keys):
+        return False if self.fault == "keep_cache" else self.inner.evict_cache(keys)
+
+    def uri(self, key):
+        return self.inner.uri(key)
+
+    def put(self, key, data):
+        self.inner.put(key, data)
+
+    def list(self, prefix=""):
+        return self.inner.list(prefix)
+
+    def stat(self, key):
+        return self.inner.stat(key)
+
+    def delete(self, key):
+        self.inner.delete(key)
+
+
+class _Breaking(StreamWriter):
+    def __init__(self, storage, inner):
+        super().__init__(storage, inner.key)
+        self.inner = inner
+
+    def _write(self, view):
+        # the device fills up after the first MiB
+        self.inner.write(view[: max(0, (1 << 20) - self.bytes_written)])
+        if self.bytes_written + view.nbytes > 1 << 20:
+            raise StorageError("write", self.key, "posix", "No space left on device")
+
+    def _commit(self):
+        self.inner.commit()
+
+    def _abort(self):
+        self.inner.abort()
+
+
+@pytest.mark.parametrize("ranks", [1, 2], ids=["r1", "r2"])
+def test_write_then_read_back_verified(local, ranks):
+    outcome = run_checkpoint_session(MPISession(timeout=120), llama(), local, ranks=ranks, scale=SCALE)
+    size = outcome.size_bytes
+    assert outcome.write_bytes == [size, size] and outcome.read_bytes == [size, size]
+    assert len(outcome.write_seconds) == 2 and all(s > 0 for s in outcome.read_seconds)
+    assert outcome.cache == "evicted"
+    found = manifests(local)
+    assert len(found) == 2 and all(len(m["shards"]) == 16 for m in found)
+    for m in found:
+        for entry in m["shards"]:
+            key = f"checkpoints/llama_8b/global_epoch1_step{m['step']}/{entry['name']}"
+            assert local.stat(key).size == entry["size"]
+    shards_per_process = [len(r["shards"]) for r in outcome.results]
+    assert shards_per_process == [16 // ranks] * ranks
+    record = Record("t")
+    record_checkpoint(record, outcome)
+    rates = [b / s / 1e9 for b, s in zip(outcome.write_bytes, outcome.write_seconds)]
+    assert record.metrics["checkpoint_write_GB_per_second"].value == pytest.approx(sum(rates) / 2)
+    assert record.metrics["checkpoint_write_GB_per_second"].repeats == pytest.approx(rates)
+    assert record.metrics["checkpoint_read_GiB_per_second"].unit == "GiB/s"
+    assert record.metrics["checkpoint_size_GiB"].value == pytest.approx(size / 2**30)
+    assert any("layout is computed for the model's 8 ranks" in w for w in record.warnings)
+    assert len(record.details["checkpoint"]["per_rank"]) == ranks
+
+
+def test_reads_do_not_come_from_the_page_cache(local):
+    probe = Faulty(local)
+    outcome = run_checkpoint_session(MPISession(), llama(), probe, ranks=1, scale=SCALE)
+    assert outcome.cache == "evicted"
+    assert probe.cached_reads and not any(probe.cached_reads), "a shard was still in the page cache"
+
+
+def test_when_the_cache_cannot_be_dropped_the_results_say_so(local):
+    # hide_spec: no O_DIRECT fallback either; a session needs a spec, so run the rank directly
+    probe = Faulty(local, fault="keep_cache", hide_spec=True)
+    from pytest_iobench.mpi.context import SingleRank
+    from pytest_iobench.workload.checkpoint_run import run_checkpoint_rank
+    from pytest_iobench.workload.job import checkpoint_job
+
+    config = llama()
+    job = checkpoint_job(config, local.spec, scale=SCALE, seed=1)
+    result = run_checkpoint_rank(job, config, SingleRank(), storage=probe)
+    assert result["cache"] == "none"
+    assert any(probe.cached_reads), "without the drop, reads find the shards in memory"
+    from pytest_iobench.mpi.checkpointing import CheckpointOutcome, checkpoint_warnings
+
+    outcome = CheckpointOutcome(config, 1, "local-posix", SCALE, result["layout"], [result], None,
+                                read_seconds=[r["seconds"] for r in result["reads"]], cache=result["cache"])
+    assert any("could not be dropped and O_DIRECT was not possible" in w for w in checkpoint_warnings(config, outcome, 8))
+
+
+def test_page_cache_kept_falls_back_to_o_direct(local):
+    outcome = run_checkpoint_session(MPISession(), llama(), Faulty(local, fault="keep_cache"), ranks=1, scale=SCALE)
+    assert outcome.cache == "odirect"
+    assert outcome.read_bytes == [outcome.size_bytes] * 2
+
+
+@pytest.mark.parametrize("fault,message", [
+    ("corrupt", r"shard checkpoints/llama_8b/global_epoch1_step2/zero_pp_rank_3_mp_rank_00_optim_states.pt "
+                r"is corrupted: CRC32C"),
+    ("lose", r"shard checkpoints/llama_8b/global_epoch1_step2/zero_pp_rank_3_mp_rank_00_optim_states.pt is missing"),
+])
+def test_a_bad_shard_at_read_time_fails_naming_it(local, fault, message):
+    faulty = Faulty(local, target="step2/zero_pp_rank_3_mp_rank_00_optim_states.pt", fault=fault)
+    with pytest.raises(CheckpointError, match=message):
+        run_checkpoint_session(MPISession(), llama(), faulty, ranks=1, scale=SCALE)
+
+
+def test_a_failed_write_leaves_no_complete_looking_checkpoint(local):
+    faulty = Faulty(local, target="zero_pp_rank_5_mp_rank_00_optim_states.pt", fault="fail_write")
+    with pytest.raises(StorageError, match="zero_pp_rank_5_mp_rank_00_optim_states.pt.*No space left"):
+        run_checkpoint_session(MPISession(), llama(), faulty, ranks=1, scale=SCALE)
+    folder = "checkpoints/llama_8b/global_epoch1_step1"
+    keys = local.list(folder + "/")
+    assert keys and f"{folder}/{MANIFEST}" not in keys
+    assert not any("zero_pp_rank_5_mp_rank_00_optim" in k for k in keys)
+    with pytest.raises(CheckpointIncomplete, match="has no manifest.json: its write did not complete"):
+        CheckpointIO(local, seed=0, fsync=False).read_manifest(folder)
+
+
+def test_a_failed_rank_write_under_mpi_leaves_no_manifest(local, tmp_path):
+    # rank 1 cannot create its shards: a file where its directory should be
+    os.makedirs(tmp_path / "ckpt" / "checkpoints" / "llama_8b" / "global_epoch1_step1", exist_ok=True)
+    from pytest_iobench.mpi.session import RankFailed
+
+    blocker = tmp_path / "ckpt" / "checkpoints" / "llama_8b" / "global_epoch1_step1" / "zero_pp_rank_1_mp_rank_00_model_states.pt"
+    blocker.mkdir()
+    with pytest.raises(RankFailed, match="rank 1 of 2 failed: .*zero_pp_rank_1_mp_rank_00_model_states.pt"):
+        run_checkpoint_session(MPISession(timeout=60), llama(), local, ranks=2, scale=SCALE)
+    assert f"checkpoints/llama_8b/global_epoch1_step1/{MANIFEST}" not in local.list("checkpoints/")
+
+
+def test_randomize_tensor_and_time_between_checkpoints_take_effect(local, tmp_path):
+    varied = run_checkpoint_session(MPISession(), llama("checkpoint.time_between_checkpoints=0.3"), local,
+                                    ranks=1, scale=SCALE, prefix="varied")
+    assert varied.run.duration >= 0.3
+    same = run_checkpoint_session(MPISession(), llama("checkpoint.randomize_tensor=False"), local, ranks=1,
+                                  scale=SCALE, prefix="same")
+    crcs = lambda prefix: [{e["name"]: e["crc32c"] for e in m["shards"]}  # noqa: E731
+                           for m in manifests(open_storage(StorageSpec("local", "posix", root=os.path.join(local.root, prefix))))]
+    first, second = crcs("varied")
+    assert all(first[n] != second[n] for n in first), "new random content for every checkpoint"
+    first, second = crcs("same")
+    assert first == second, "randomize_tensor: False writes the same bytes every time"
+
+
+STRACE_SCRIPT = textwrap.dedent("""
+    import sys
+    from pytest_iobench.mpi.checkpointing import run_checkpoint_session
+    from pytest_iobench.mpi.session import MPISession
+    from pytest_iobench.storage import StorageSpec, open_storage
+    from pytest_iobench.workload.config import load_workload
+    root, library, fsync = sys.argv[1], sys.argv[2], sys.argv[3]
+    config = load_workload("llama3-8b", ["checkpoint.num_checkpoints_write=1", "checkpoint.num_checkpoints_read=0",
+                                         "checkpoint.fsync=" + fsync])
+    storage = open_storage(StorageSpec("local", library, root=root))
+    run_checkpoint_session(MPISession(), config, storage, ranks=1, scale=1 / 20000)
+""")
+
+
+@pytest.mark.parametrize("library", ["posix", "s3dlio"])
+def test_checkpoint_fsync_takes_effect(tmp_path, library):
+    strace = shutil.which("strace")
+    if strace is None:
+        pytest.skip("strace is not installed: cannot observe fsync calls")
+    if library == "s3dlio":
+        pytest.importorskip("s3dlio")
+    counts = {}
+    for fsync in ("True", "False"):
+        log = tmp_path / f"strace-{fsync}.txt"
+        root = tmp_path / f"root-{fsync}"
+        done = subprocess.run([strace, "-f", "-y", "-e", "trace=fsync", "-o", str(log), sys.executable, "-c",
+                               STRACE_SCRIPT, str(root), library, fsync], capture_output=True, text=True, timeout=120)
+        if done.returncode and "ptrace" in done.stderr:
+            pytest.skip(f"strace cannot trace here: {done.stderr.strip()[:200]}")
+        assert done.returncode == 0, done.stderr[-2000:]
+        lines = log.read_text().splitlines()
+        # distinct shard files fsynced (the temporary name before the rename)
+        counts[fsync] = len({line.split("/")[-1].split(".iobench-tmp")[0] for line in lines
+                             if "fsync(" in line and "_states.pt" in line and line.rstrip().endswith("= 0")})
+    # all 16 shards are fsynced with checkpoint.fsync: True
+    assert counts["True"] == 16
+    if library == "posix":
+        assert counts["False"] == 0, "without checkpoint.fsync, no shard is fsynced"
+    # (s3dlio's file writer fsyncs on finalize whatever it is asked: its False case is not ours to change)
+
+
+def test_subset_mode_writes_only_the_running_ranks_shards(local):
+    outcome = run_checkpoint_session(MPISession(), llama("checkpoint.mode=subset"), local, ranks=1, scale=SCALE)
+    assert outcome.results[0]["shards"] == ["zero_pp_rank_0_mp_rank_00_model_states.pt",
+                                            "zero_pp_rank_0_mp_rank_00_optim_states.pt"]
+    assert outcome.size_bytes < outcome.layout["size_bytes"] / 7
+    assert outcome.read_bytes == [outcome.size_bytes] * 2
+    assert any("checkpoint.mode: subset" in w for w in outcome.warnings)
+
+
+def test_checkpoints_during_training(tmp_path):
+    from pytest_iobench.mpi.training import run_training_session
+    from pytest_iobench.workload.config import load_mapping
+    from test_workload_support import HERE, RAW_OPENER, write_raw_dataset
+
+    data = open_storage(StorageSpec("local", "posix", root=str(tmp_path / "data")))
+    scratch = open_storage(StorageSpec("local", "posix", root=str(tmp_path / "scratch")))
+    config = load_mapping({
+        "model": {"name": "unet3d", "model_size": 4 << 20},
+        "workflow": {"checkpoint": True},
+        "dataset": {"num_files_train": 16, "record_length_bytes": 4096},
+        "reader": {"batch_size": 1, "read_threads": 2},
+        "train": {"epochs": 2, "computation_time": 0.01},
+        "checkpoint": {"checkpoint_folder": "checkpoints/unet3d", "steps_between_checkpoints": 6, "fsync": True},
+    }, "ckpt-train")
+    write_raw_dataset(data, config)
+    outcome = run_training_session(MPISession(env={"PYTHONPATH": HERE}, timeout=60), config, data, ranks=2,
+                                   opener=RAW_OPENER, checkpoint_storage=scratch, scale=1.0)
+    ckpts = outcome.results[0]["checkpoints"]
+    assert [(c["epoch"], c["step"]) for c in ckpts] == [(1, 6), (2, 12)]  # 8 steps per epoch on 2 ranks
+    found = sorted(k for k in scratch.list("checkpoints/unet3d/") if k.endswith(MANIFEST))
+    assert found == [f"checkpoints/unet3d/global_epoch1_step6/{MANIFEST}", f"checkpoints/unet3d/global_epoch2_step12/{MANIFEST}"]
+    assert scratch.stat("checkpoints/unet3d/global_epoch1_step6/model_states-0.pt").size == 4 << 20
+    # checkpoint time is left out of the AU window
+    ep = outcome.results[0]["epochs"][0]
+    assert ep["checkpoint_seconds"] > 0 and ep["window_seconds"] > 0
+    assert outcome.summary["au_mean_percent"] > 50
