@@ -113,6 +113,10 @@ class WorkloadConfig:
         """The same workload with more overrides applied (validated again)."""
         return build_config(self.raw, self.name, self.source, self.overrides + list(overrides))
 
+    def with_defaults(self, defaults: Sequence[str]) -> "WorkloadConfig":
+        """The same workload with ``defaults`` applied before its own overrides (which win)."""
+        return build_config(self.raw, self.name, self.source, list(defaults) + self.overrides)
+
 
 # -- finding and reading files ------------------------------------------------------------------
 def workload_dirs(extra: Iterable[str | os.PathLike] = ()) -> list[Path]:
