@@ -94,6 +94,20 @@ class RandomStream:
         self.position += total
         return total
 
+    def view(self, size: int) -> memoryview:
+        """The next bytes of the stream, at most ``size`` of them (fewer at the end of the
+        staging buffer), as a view of the stream's own buffer: no copy. The view is valid
+        until the next call on this stream; callers loop until they have what they need."""
+        if size <= 0:
+            return self._view[:0]
+        if self._pos == len(self._stage):
+            self._refill()
+        take = min(size, len(self._stage) - self._pos)
+        out = self._view[self._pos:self._pos + take]
+        self._pos += take
+        self.position += take
+        return out
+
     def read(self, size: int) -> bytes:
         """``size`` fresh bytes (a copy; prefer ``readinto`` with a reused buffer)."""
         buf = bytearray(size)

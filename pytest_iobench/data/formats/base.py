@@ -1,0 +1,243 @@
+"""What every format shares: the Format and SampleFile interfaces, and the file-like adapters
+that let standard libraries (pyarrow, zipfile, Pillow, h5py) write into a storage's streaming
+writer and read through a storage's range reads.
+
+A format writes one file as a stream: ``write(writer, spec, split, index, stream)`` pulls the
+file's bytes from ``stream`` (a RandomStream: the file's content is a function of the spec's
+seed and the file) and hands pieces to ``writer`` (a StreamWriter), never holding the whole
+file. ``open(storage, key, spec)`` gives a SampleFile whose ``read_sample(i)`` moves the real
+bytes through ``storage`` (so a CountingStorage counts them) and parses what the format needs.
+"""
+
+from __future__ import annotations
+
+import abc
+import io
+from dataclasses import dataclass
+from typing import Any
+
+from ...storage.base import Storage, StreamWriter
+from ..random import RandomStream
+from ..spec import DatasetSpec
+
+MiB = 1 << 20
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """What one write produced: bytes of the main file, and its samples."""
+
+    bytes: int
+    samples: int
+    #: seconds spent encoding (images), reported apart from the storage's time
+    encode_seconds: float = 0.0
+
+
+class SampleFile(abc.ABC):
+    """One file opened for reading samples. Used by one thread at a time."""
+
+    num_samples: int = 0
+
+    @abc.abstractmethod
+    def read_sample(self, index: int) -> Any:
+        """Sample ``index``: its bytes or array, read through the storage."""
+
+    def close(self) -> None:
+        """Release what the file holds (cached row groups, open handles)."""
+
+    def check_index(self, index: int) -> None:
+        if not 0 <= index < self.num_samples:
+            raise IndexError(f"sample {index} of a file with {self.num_samples} samples")
+
+    def __enter__(self) -> "SampleFile":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class Format(abc.ABC):
+    """One file format: a streaming writer and a reader."""
+
+    #: the format's name, as in dataset.format
+    name: str = ""
+
+    @property
+    def extension(self) -> str:
+        """DLIO names files after the format: ``img_0_of_8.<name>``."""
+        return self.name
+
+    @abc.abstractmethod
+    def write(self, writer: StreamWriter, spec: DatasetSpec, split: str, index: int,
+              stream: RandomStream) -> FileInfo:
+        """Write file ``index`` of ``split`` into ``writer`` (not committed here)."""
+
+    @abc.abstractmethod
+    def open(self, storage: Storage, key: str, spec: DatasetSpec) -> SampleFile:
+        """The file under ``key`` opened for reading samples."""
+
+    # -- files that go with a data file (indexed_binary's index files) ----------------------
+    def companion_keys(self, key: str) -> list[str]:
+        """Keys of the small files written with the data file under ``key``."""
+        return []
+
+    def write_companions(self, storage: Storage, key: str, spec: DatasetSpec, split: str,
+                         index: int) -> int:
+        """Write the companion files (before the data file, so a data file never appears
+        without them). Returns the bytes written."""
+        return 0
+
+    def stream_bytes(self, spec: DatasetSpec, split: str, index: int) -> int:
+        """An upper bound of the random bytes ``write`` pulls for one file."""
+        return spec.num_samples_per_file * spec.record_bytes(split, index)
+
+
+# -- writing: a file object over a StreamWriter ------------------------------------------------
+class WriterSink(io.RawIOBase):
+    """A write-only, non-seekable file object that forwards to a StreamWriter.
+
+    Libraries write many small pieces (headers, page headers); those are gathered in a
+    buffer of ``coalesce`` bytes so the storage sees few large writes, while large writes
+    pass straight through (after what is buffered) without a copy.
+    """
+
+    def __init__(self, writer: StreamWriter, coalesce: int = 1 * MiB):
+        super().__init__()
+        self.writer = writer
+        self.position = 0
+        self._buf = memoryview(bytearray(coalesce))
+        self._used = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def tell(self) -> int:
+        return self.position
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        n = view.nbytes
+        self.position += n
+        capacity = len(self._buf)
+        if n >= capacity:
+            self._drain()
+            self.writer.write(view)
+            return n
+        while view.nbytes:
+            take = min(view.nbytes, capacity - self._used)
+            self._buf[self._used:self._used + take] = view[:take]
+            self._used += take
+            view = view[take:]
+            if self._used == capacity:
+                self._drain()
+        return n
+
+    def _drain(self) -> None:
+        if self._used:
+            # the writer copies or finishes with the bytes before returning: the buffer is reused
+            self.writer.write(self._buf[:self._used])
+            self._used = 0
+
+    def flush(self) -> None:
+        # called by libraries at every step; data reaches the writer at finish()
+        pass
+
+    def finish(self) -> None:
+        """Hand over what is buffered (the writer is committed by the caller)."""
+        self._drain()
+
+    def close(self) -> None:
+        # closing the sink (pyarrow closes its sink) must not close or commit the writer
+        if not self.closed:
+            self._drain()
+        super().close()
+
+
+def copy_random(stream: RandomStream, sink, nbytes: int, chunk: int, on_piece=None) -> None:
+    """Move ``nbytes`` of ``stream`` into ``sink.write`` in pieces of up to ``chunk`` bytes,
+    without a copy (the pieces are views of the stream's own buffer)."""
+    left = nbytes
+    while left:
+        view = stream.view(min(left, chunk))
+        if on_piece is not None:
+            on_piece(view)
+        sink.write(view)
+        left -= view.nbytes
+
+
+# -- reading: a file object over range reads -------------------------------------------------
+class RangeFile(io.RawIOBase):
+    """A read-only, seekable file object whose reads are storage range reads.
+
+    Small reads (metadata parsing by h5py or pyarrow) are served from a read-ahead block of
+    ``readahead`` bytes; large reads go straight to one range read of exactly what is asked.
+    """
+
+    def __init__(self, storage: Storage, key: str, size: int | None = None, readahead: int = 64 << 10):
+        super().__init__()
+        self.storage = storage
+        self.key = key
+        self.size = storage.stat(key).size if size is None else size
+        self.pos = 0
+        self.readahead = readahead
+        self._block = b""
+        self._block_at = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_SET:
+            self.pos = offset
+        elif whence == io.SEEK_CUR:
+            self.pos += offset
+        elif whence == io.SEEK_END:
+            self.pos = self.size + offset
+        else:
+            raise ValueError(f"whence {whence}")
+        if self.pos < 0:
+            raise ValueError("negative seek position")
+        return self.pos
+
+    def read_at(self, offset: int, length: int) -> bytes | memoryview:
+        """Up to ``length`` bytes at ``offset`` (shorter at the end of the file)."""
+        length = max(0, min(length, self.size - offset))
+        if not length:
+            return b""
+        end = offset + length
+        block_end = self._block_at + len(self._block)
+        if self._block_at <= offset and end <= block_end:
+            start = offset - self._block_at
+            return memoryview(self._block)[start:start + length]
+        if length >= self.readahead:
+            return self.storage.get_range(self.key, offset, length)
+        self._block = bytes(self.storage.get_range(self.key, offset, min(self.readahead, self.size - offset)))
+        self._block_at = offset
+        return memoryview(self._block)[:length]
+
+    def readinto(self, buffer) -> int:
+        out = memoryview(buffer).cast("B")
+        data = self.read_at(self.pos, out.nbytes)
+        n = len(data)
+        out[:n] = data
+        self.pos += n
+        return n
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            size = self.size - self.pos
+        data = self.read_at(self.pos, size)
+        self.pos += len(data)
+        return bytes(data)
+
+    def readall(self) -> bytes:
+        return self.read(-1)
