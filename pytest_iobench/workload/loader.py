@@ -1,8 +1,8 @@
 """The data loader: ``read_threads`` workers reading whole batches ahead of the training loop.
 
-As PyTorch's DataLoader does, worker ``w`` reads batches ``w, w+T, w+2T, ...`` and the loop
-takes batches in order. Each worker holds at most ``ceil(prefetch_size / T)`` batches read or
-being read and not yet taken (DLIO maps ``prefetch_size`` to PyTorch's per-worker
+Each of ``T = read_threads`` workers reads whole batches, taking the next one due, and the
+loop takes batches in order. At most ``T * ceil(prefetch_size / T)`` batches are read or being
+read and not yet taken (DLIO maps ``prefetch_size`` to PyTorch's per-worker
 ``prefetch_factor`` the same way), so memory is bounded and a slow loop stalls the readers.
 ``read_threads: 0`` reads each batch in the loop's own thread when it is asked for.
 
@@ -14,7 +14,6 @@ a small LRU (a file is used by one thread at a time) and closes them at the end 
 from __future__ import annotations
 
 import math
-import queue
 import threading
 import time
 from collections import OrderedDict
@@ -40,6 +39,33 @@ class SampleFile(Protocol):
 
 #: opens the file under a key for reading samples
 OpenFile = Callable[[str], SampleFile]
+
+
+_allocator_tuned = False
+
+
+def keep_freed_buffers() -> None:
+    """Let glibc reuse the memory of freed sample buffers instead of returning it to the
+    system: a loader frees and allocates batch-sized buffers all the time, and the first
+    touch of fresh memory (0.4-2 GB/s here) would otherwise cap what the loader can read
+    from a cached dataset well below the storage's speed. Buffers up to 32 MiB come from the
+    heap (M_MMAP_THRESHOLD), up to 256 MiB of free heap is kept (M_TRIM_THRESHOLD), and all
+    threads share one heap (M_ARENA_MAX: a batch read by a worker and freed by the loop is
+    reused by any worker; Python threads take turns on the GIL, so they hardly contend for it).
+    Once per process; a no-op where glibc's mallopt is not available."""
+    global _allocator_tuned
+    if _allocator_tuned:
+        return
+    _allocator_tuned = True
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD
+        libc.mallopt(-1, 256 << 20)  # M_TRIM_THRESHOLD
+        libc.mallopt(-8, 1)  # M_ARENA_MAX: one heap, so freed batches are reused by every thread
+    except (OSError, AttributeError):
+        pass
 
 
 class LoaderError(RuntimeError):
@@ -78,6 +104,7 @@ class Loader:
         self.preprocess = None if preprocess is None or preprocess.is_zero else preprocess
         self.seed = seed
         self.open_files_per_thread = max(1, open_files_per_thread)
+        keep_freed_buffers()
 
     def epoch(self, batches: np.ndarray, epoch: int = 0) -> "EpochReader":
         """An iterator over the batches of ``batches`` (rows of global sample ids), in order."""
@@ -120,7 +147,12 @@ class Loader:
 
 
 class EpochReader:
-    """Iterates the batches of one epoch; use as a context manager (stops the workers)."""
+    """Iterates the batches of one epoch; use as a context manager (stops the workers).
+
+    Workers take the next batch to read from a shared counter (a free worker never waits for
+    a slow one's turn); at most ``capacity`` batches are read or being read and not yet taken
+    (a slot is taken before reading and given back when the loop takes the batch); the loop
+    takes batches in order."""
 
     def __init__(self, loader: Loader, batches: np.ndarray, epoch: int):
         self.loader = loader
@@ -133,29 +165,40 @@ class EpochReader:
         if t == 0:
             self._sync_state = loader._new_state(epoch, 0)
             return
-        self._queues = [queue.SimpleQueue() for _ in range(t)]
-        self._slots = [threading.Semaphore(loader.prefetch_per_worker) for _ in range(t)]
+        self.capacity = t * loader.prefetch_per_worker
+        self._slots = threading.Semaphore(self.capacity)
+        self._dispense = iter(range(self.count)).__next__
+        self._dispense_lock = threading.Lock()
+        self._ready: dict[int, Batch | BaseException] = {}
+        self._ready_cond = threading.Condition()
         for w in range(min(t, self.count)):
-            thread = threading.Thread(target=self._work, args=(w, loader._new_state(epoch, w)),
+            thread = threading.Thread(target=self._work, args=(loader._new_state(epoch, w),),
                                       name=f"iobench-reader-{w}", daemon=True)
             self._threads.append(thread)
         for thread in self._threads:
             thread.start()
 
-    def _work(self, w: int, state: _Worker) -> None:
+    def _work(self, state: _Worker) -> None:
         loader = self.loader
-        step = loader.read_threads
         try:
-            for index in range(w, self.count, step):
-                self._slots[w].acquire()
+            while True:
+                self._slots.acquire()
                 if self._stop.is_set():
                     return
+                with self._dispense_lock:
+                    try:
+                        index = self._dispense()
+                    except StopIteration:
+                        return
                 try:
-                    batch = loader.read_batch(state, index, self.batches[index])
+                    item: Batch | BaseException = loader.read_batch(state, index, self.batches[index])
                 except BaseException as exc:  # handed to the loop, which raises it
-                    self._queues[w].put(exc)
+                    item = exc
+                with self._ready_cond:
+                    self._ready[index] = item
+                    self._ready_cond.notify_all()
+                if isinstance(item, BaseException):
                     return
-                self._queues[w].put(batch)
         finally:
             _close_all(state)
 
@@ -169,9 +212,11 @@ class EpochReader:
         self.next_index += 1
         if self.loader.read_threads == 0:
             return self.loader.read_batch(self._sync_state, index, self.batches[index])
-        w = index % self.loader.read_threads
-        item = self._queues[w].get()
-        self._slots[w].release()
+        with self._ready_cond:
+            while index not in self._ready:
+                self._ready_cond.wait()
+            item = self._ready.pop(index)
+        self._slots.release()
         if isinstance(item, BaseException):
             self.close()
             if isinstance(item, LoaderError):
@@ -180,14 +225,13 @@ class EpochReader:
         return item
 
     def close(self) -> None:
-        """Stop the workers (they finish the sample they are reading) and close files."""
+        """Stop the workers (they finish the batch they are reading) and close files."""
         self._stop.set()
         if self.loader.read_threads == 0:
             _close_all(self._sync_state)
             return
-        for slots in self._slots:
-            for _ in range(self.loader.prefetch_per_worker + 1):
-                slots.release()
+        for _ in range(len(self._threads) + self.capacity):
+            self._slots.release()
         for thread in self._threads:
             thread.join()
 

@@ -1,0 +1,168 @@
+"""What the training loop and loader cost, and how fast they read compared with a plain loop.
+
+    python benchmarks/bench_loader.py                 # both measurements, local files
+    python benchmarks/bench_loader.py --storage direct   # reads through O_DIRECT
+
+1. Per-step overhead: the loop and loader with nothing to read (a sample is a constant) and
+   no compute: what one step of batch 8 costs the harness itself. Target: < 200 us.
+2. Read throughput: the same files read by the loader (4 read threads, one whole-file sample
+   per file, batch 8) and by a plain sequential loop of storage.get, alternately in the same
+   run: from the storage (the page cache dropped before each read), then from the page cache.
+   Target: loader / sequential >= 0.8. From the page cache both are memory copies: the plain
+   loop reuses one buffer that stays in the CPU cache while a loader holds whole batches, and
+   on a small shared machine the ratio swings with the other load (0.65-1.0 on 2 cores).
+
+Each figure is the median of --repeats runs; speeds are compared as a ratio taken in the same
+run, as this machine's absolute speed varies from run to run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+from pytest_iobench.data.random import stream_for
+from pytest_iobench.mpi.context import SingleRank
+from pytest_iobench.storage import StorageSpec, open_storage
+from pytest_iobench.storage.counting import CountingStorage
+from pytest_iobench.workload.config import load_mapping
+from pytest_iobench.workload.loop import DatasetAccess, run_training
+
+MiB = 1 << 20
+
+
+class NullFile:
+    """A file whose samples cost nothing to read: what remains is the harness."""
+
+    num_samples = 1 << 30
+    sample = b"x"
+
+    def read_sample(self, index):
+        return self.sample
+
+    def close(self):
+        pass
+
+
+class WholeFile:
+    """One sample per file: the whole object, as a loader of unet3d-like files reads it."""
+
+    num_samples = 1
+
+    def __init__(self, storage, key):
+        self.storage, self.key = storage, key
+
+    def read_sample(self, index):
+        return self.storage.get(self.key)
+
+    def close(self):
+        pass
+
+
+def step_overhead(steps: int, batch: int, threads: int) -> float:
+    """Seconds per step of the loop + loader with nothing to read and no compute."""
+    files = 64
+    config = load_mapping({
+        "dataset": {"num_files_train": files, "num_samples_per_file": steps * batch // files + 1},
+        "reader": {"batch_size": batch, "read_threads": threads, "prefetch_size": 2 * threads},
+        "train": {"epochs": 1, "computation_time": 0, "total_training_steps": steps},
+    }, "overhead")
+    with tempfile.TemporaryDirectory() as root:
+        storage = CountingStorage(open_storage(StorageSpec("local", "posix", root=root)))
+        null = NullFile()
+        data = DatasetAccess(storage, [f"f{i}" for i in range(files)], config.dataset.num_samples_per_file,
+                             lambda key: null)
+        start = time.perf_counter()
+        run_training(config, data, SingleRank(), run_seed=0)
+        return (time.perf_counter() - start) / steps
+
+
+def read_ratio(storage_kind: str, files: int, file_kib: int, threads: int, repeats: int, cold: bool) -> dict:
+    """Median throughput of the loader and of a plain sequential loop, and of their ratio.
+    ``cold``: the page cache of the files is dropped before every timed read."""
+    with tempfile.TemporaryDirectory(dir=os.environ.get("IOBENCH_BENCH_DIR")) as root:
+        writer = open_storage(StorageSpec("local", "posix", root=root))
+        size = file_kib * 1024
+        keys = [f"train/img_{i}_of_{files}.npz" for i in range(files)]
+        for i, key in enumerate(keys):
+            writer.put(key, stream_for(1, i, limit=size).read(size))
+        storage = open_storage(StorageSpec(storage_kind, "posix", root=root))
+        config = load_mapping({
+            "dataset": {"num_files_train": files, "num_samples_per_file": 1},
+            "reader": {"batch_size": 8, "read_threads": threads, "prefetch_size": 2 * threads,
+                       "file_shuffle": "seed", "sample_shuffle": "seed"},
+            "train": {"epochs": 1, "computation_time": 0},
+            "output": {"metric": {"exclude_start_steps": 0}},
+        }, "read")
+        counting = CountingStorage(storage)
+        data = DatasetAccess(counting, keys, 1, lambda key: WholeFile(counting, key))
+        total = files * size
+
+        def drop() -> None:
+            if cold and not storage.evict_cache(keys):
+                raise SystemExit("cannot drop the page cache of the files here; run with --cached only")
+
+        def sequential() -> float:
+            drop()
+            start = time.perf_counter()
+            got = 0
+            for key in keys:
+                got += memoryview(storage.get(key)).nbytes
+            assert got == total
+            return total / (time.perf_counter() - start)
+
+        def loader() -> float:
+            drop()
+            start = time.perf_counter()
+            result = run_training(config, data, SingleRank(), run_seed=0)
+            elapsed = time.perf_counter() - start
+            read = result["epochs"][0]["bytes_read"]
+            assert read == files // 8 * 8 * size, read
+            return read / elapsed
+
+        sequential(), loader()  # warm: the page cache (local) and the code paths
+        seq, load = [], []
+        for _ in range(repeats):
+            seq.append(sequential())
+            load.append(loader())
+        return {"sequential": statistics.median(seq), "loader": statistics.median(load),
+                "ratio": statistics.median(l / s for l, s in zip(load, seq))}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=20000)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--files", type=int, default=64)
+    parser.add_argument("--file-kib", type=int, default=4096)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--storage", choices=("local", "direct"), default="local")
+    args = parser.parse_args(argv)
+
+    for threads in (1, args.threads):
+        per_step = [step_overhead(args.steps, args.batch, threads) for _ in range(args.repeats)]
+        us = statistics.median(per_step) * 1e6
+        verdict = "ok" if us < 200 else "OVER TARGET"
+        print(f"per-step overhead, batch {args.batch}, {threads} read thread(s): {us:.1f} us "
+              f"(median of {args.repeats}; target < 200 us: {verdict})")
+
+    cases = [("from the storage (page cache dropped before each read)", True), ("from the page cache", False)]
+    if args.storage == "direct":
+        cases = [("through O_DIRECT", False)]
+    for what, cold in cases:
+        r = read_ratio(args.storage, args.files, args.file_kib, args.threads, args.repeats, cold)
+        verdict = "ok" if r["ratio"] >= 0.8 else "UNDER TARGET"
+        print(f"read throughput, {args.storage} files ({args.files} x {args.file_kib} KiB) {what}: loader with "
+              f"{args.threads} read threads {r['loader'] / 1e6:.0f} MB/s, plain sequential read "
+              f"{r['sequential'] / 1e6:.0f} MB/s, ratio {r['ratio']:.2f} (median of {args.repeats}; "
+              f"target >= 0.8: {verdict})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
