@@ -261,10 +261,8 @@ def _all_leaf_paths(section: Section, prefix: str = "") -> list[str]:
 
 
 def _dataset_keys() -> list[str]:
-    spec_cls = _dataset_spec_class()
-    if spec_cls is not None:
-        return [f"dataset.{k}" for k in spec_cls.known_keys()]
-    return []
+    """The dataset section's keys, as the data layer declares them."""
+    return [f"dataset.{k}" for k in _dataset_spec_class().known_keys()]
 
 
 def _suggest(path: str, valid_here: Sequence[str]) -> str:
@@ -340,10 +338,8 @@ def _get_path(sections: dict[str, Any], dotted: str) -> Any:
 
 
 def _dataset_spec_class():
-    try:
-        from ..data.spec import DatasetSpec
-    except ImportError:  # until the data layer lands
-        from ._dataset_interim import DatasetSpec
+    from ..data.spec import DatasetSpec
+
     return DatasetSpec
 
 
@@ -354,9 +350,6 @@ def _validate_dataset(given: Any, out: _Collector) -> Any:
         out.error(f"dataset: a section (a mapping of keys), not {given!r}")
         given = {}
     spec_cls = _dataset_spec_class()
-    if spec_cls is None:
-        out.error("dataset: the data layer (pytest_iobench.data.spec) is not available")
-        return None
     try:
         spec = spec_cls.from_mapping(dict(given), where="dataset")
     except ValueError as exc:
