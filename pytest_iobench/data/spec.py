@@ -53,7 +53,7 @@ LEVELS: dict[str, tuple[int, int] | None] = {
 CSV_SUFFIX = {"gzip": ".gz", "bz2": ".bz2", "xz": ".xz"}
 
 #: parquet column types: "binary" is fixed_size_binary (the fast one for random bytes)
-PARQUET_DTYPES = ("binary", "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
+PARQUET_DTYPES = ("binary", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
                   "uint64", "float16", "float32", "float64")
 
 #: rows of one parquet row group are kept under this many bytes while generating

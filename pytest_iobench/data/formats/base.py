@@ -220,9 +220,11 @@ class RangeFile(io.RawIOBase):
             return memoryview(self._block)[start:start + length]
         if length >= self.readahead:
             return self.storage.get_range(self.key, offset, length)
-        self._block = bytes(self.storage.get_range(self.key, offset, min(self.readahead, self.size - offset)))
-        self._block_at = offset
-        return memoryview(self._block)[:length]
+        # near the end, the block ends at the end: footers and directories are read backwards
+        start = max(0, min(offset, self.size - self.readahead))
+        self._block = bytes(self.storage.get_range(self.key, start, min(self.readahead, self.size - start)))
+        self._block_at = start
+        return memoryview(self._block)[offset - start:offset - start + length]
 
     def readinto(self, buffer) -> int:
         out = memoryview(buffer).cast("B")

@@ -1,0 +1,250 @@
+"""hdf5: DLIO's layout, read with h5py: datasets ``records_0`` .. ``records_{k-1}`` (k =
+hdf5.num_dset_per_record, the record's first dimension split across them), each of shape
+(num_samples, *part of the record), and ``labels`` (zeros).
+
+Streaming an HDF5 file: the HDF5 library writes metadata wherever it likes (the superblock
+at offset 0 last of all), so a file cannot be produced front to back by writing through it.
+Uncompressed datasets do not need HDF5 to see their data, though: h5py lays the file out with
+every dataset's space allocated up front and never filled (alloc time EARLY, fill time NEVER),
+into a file object that keeps only the metadata it is given (a few KiB). Then the file is
+emitted in offset order: metadata from memory, dataset regions (contiguous or chunk by chunk)
+straight from the random source, zeros in the gaps (which is what the labels are).
+
+Compressed datasets (gzip, lzf) must go through HDF5's filters; they are written with h5py to
+a local temporary file, sample block by sample block, and then copied to the storage: memory
+stays bounded, at the cost of a local copy.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import re
+import tempfile
+
+import h5py
+import numpy as np
+
+from ...storage.base import Storage, StreamWriter
+from ..random import RandomStream
+from ..spec import DatasetSpec
+from .base import FileInfo, Format, RangeFile, SampleFile, WriterSink, copy_random
+
+MiB = 1 << 20
+_ZEROS = memoryview(bytes(MiB))
+
+
+def dataset_shapes(spec: DatasetSpec, split: str, index: int) -> list[tuple[int, ...]]:
+    """Shape of each records_j dataset of a file."""
+    sample = spec.sample_shape(split, index)
+    k = spec.hdf5.num_dset_per_record
+    part = (sample[0] // k, *sample[1:])
+    return [(spec.num_samples_per_file, *part) for _ in range(k)]
+
+
+def chunk_shape(spec: DatasetSpec, shape: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The chunk shape of a dataset, or None for contiguous storage."""
+    h5 = spec.hdf5
+    if h5.chunk_dims:
+        return tuple(min(c, s) if s else c for c, s in zip(h5.chunk_dims, shape))
+    compressed = spec.compression != "none"
+    if not (spec.enable_chunking or h5.max_shape or compressed):
+        return None
+    per_row = spec.dtype.itemsize * int(np.prod(shape[2:]))
+    rows = shape[1]
+    if spec.enable_chunking and spec.chunk_size > 0:
+        rows = max(1, min(shape[1], spec.chunk_size // max(1, per_row)))
+    return (1, rows, *shape[2:])
+
+
+def _maxshape(spec: DatasetSpec, shape: tuple[int, ...]):
+    if not spec.hdf5.max_shape:
+        return None
+    return tuple(h5py.h5s.UNLIMITED if m is None else m for m in spec.hdf5.max_shape)
+
+
+class _MetadataCapture(io.RawIOBase):
+    """A file object for h5py that keeps what is written (metadata only, here) in memory."""
+
+    def __init__(self):
+        super().__init__()
+        self.extents: dict[int, bytearray] = {}
+        self.pos = 0
+        self.end = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        self.pos = offset if whence == io.SEEK_SET else self.pos + offset if whence == io.SEEK_CUR else self.end + offset
+        return self.pos
+
+    def write(self, data) -> int:
+        data = bytes(memoryview(data).cast("B"))
+        lo, hi = self.pos, self.pos + len(data)
+        # merge with the extents it touches, the new bytes on top
+        touching = [o for o, b in self.extents.items() if o <= hi and o + len(b) >= lo]
+        start = min([lo, *touching])
+        stop = max([hi, *(o + len(self.extents[o]) for o in touching)])
+        merged = bytearray(stop - start)
+        for o in touching:
+            old = self.extents.pop(o)
+            merged[o - start:o - start + len(old)] = old
+        merged[lo - start:hi - start] = data
+        self.extents[start] = merged
+        self.pos = hi
+        self.end = max(self.end, hi)
+        return len(data)
+
+    def readinto(self, buffer) -> int:
+        out = memoryview(buffer).cast("B")
+        n = max(0, min(out.nbytes, self.end - self.pos))
+        out[:n] = bytes(n)
+        for o, b in self.extents.items():
+            lo, hi = max(o, self.pos), min(o + len(b), self.pos + n)
+            if lo < hi:
+                out[lo - self.pos:hi - self.pos] = b[lo - o:hi - o]
+        self.pos += n
+        return n
+
+    def truncate(self, size: int | None = None) -> int:
+        self.end = self.pos if size is None else size
+        return self.end
+
+    def flush(self) -> None:
+        pass
+
+
+def _create_empty(group: h5py.Group, name: str, shape, dtype, chunks, maxshape) -> h5py.h5d.DatasetID:
+    """A dataset whose space is allocated now and never filled (its bytes are ours to write)."""
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+    dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+    dcpl.set_obj_track_times(False)
+    if chunks:
+        dcpl.set_chunk(chunks)
+    space = h5py.h5s.create_simple(shape, maxshape or shape)
+    return h5py.h5d.create(group.id, name.encode(), h5py.h5t.py_create(np.dtype(dtype)), space, dcpl=dcpl)
+
+
+def _regions(dsid: h5py.h5d.DatasetID) -> list[tuple[int, int]]:
+    """(offset, size) in the file of a dataset's storage, in file order."""
+    if dsid.get_create_plist().get_layout() == h5py.h5d.CHUNKED:
+        return [(info.byte_offset, info.size) for info in
+                (dsid.get_chunk_info(i) for i in range(dsid.get_num_chunks()))]
+    return [(dsid.get_offset(), dsid.get_storage_size())]
+
+
+class HDF5File(SampleFile):
+    def __init__(self, storage: Storage, key: str):
+        # HDF5 reads its metadata in pieces of a few hundred bytes; 16 KiB read ahead serves
+        # them in a few requests without fetching much beyond a small sample
+        self.rf = RangeFile(storage, key, readahead=16 << 10)
+        self.file = h5py.File(self.rf, "r")
+        names = [n for n in self.file if n != "labels" and isinstance(self.file[n], h5py.Dataset)]
+        names.sort(key=lambda n: [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", n)])
+        if not names:
+            raise ValueError(f"{key}: no record datasets (only {list(self.file)})")
+        self.datasets = [self.file[n] for n in names]
+        self.num_samples = self.datasets[0].shape[0]
+
+    def read_sample(self, index: int):
+        """The sample's array (a list of arrays when the record spans several datasets)."""
+        self.check_index(index)
+        parts = [ds[index] for ds in self.datasets]
+        return parts[0] if len(parts) == 1 else parts
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class HDF5(Format):
+    name = "hdf5"
+
+    def write(self, writer: StreamWriter, spec: DatasetSpec, split: str, index: int,
+              stream: RandomStream) -> FileInfo:
+        if spec.compression != "none":
+            return self._write_filtered(writer, spec, split, index, stream)
+        capture = _MetadataCapture()
+        regions = []
+        with h5py.File(capture, "w") as f:
+            for j, shape in enumerate(dataset_shapes(spec, split, index)):
+                chunks = chunk_shape(spec, shape)
+                dsid = _create_empty(f, f"records_{j}", shape, spec.dtype, chunks, _maxshape(spec, shape))
+                regions.extend((offset, size, "data") for offset, size in _regions(dsid))
+            _create_empty(f, "labels", (spec.num_samples_per_file,), np.int64, None, None)
+        regions.extend((offset, len(data), data) for offset, data in capture.extents.items())
+        regions.sort(key=lambda r: r[0])
+        sink = WriterSink(writer)
+        pos = 0
+        for offset, size, what in regions:
+            if offset < pos:
+                raise RuntimeError(f"HDF5 layout overlaps at {offset} (file at {pos}): metadata was "
+                                   "written into a dataset's space")
+            _zeros(sink, offset - pos)
+            if isinstance(what, str):
+                copy_random(stream, sink, size, spec.write_chunk_bytes)
+            else:
+                sink.write(what)
+            pos = offset + size
+        _zeros(sink, capture.end - pos)
+        sink.finish()
+        return FileInfo(sink.position, spec.num_samples_per_file)
+
+    def _write_filtered(self, writer: StreamWriter, spec: DatasetSpec, split: str, index: int,
+                        stream: RandomStream) -> FileInfo:
+        options = {"compression": spec.compression}
+        if spec.compression == "gzip":
+            options["compression_opts"] = spec.compression_level
+        fd, path = tempfile.mkstemp(prefix="iobench-hdf5-", suffix=".h5")
+        os.close(fd)
+        try:
+            with h5py.File(path, "w") as f:
+                for j, shape in enumerate(dataset_shapes(spec, split, index)):
+                    ds = f.create_dataset(f"records_{j}", shape, dtype=spec.dtype, chunks=chunk_shape(spec, shape),
+                                          maxshape=spec.hdf5.max_shape or None, track_times=False, **options)
+                    sample_bytes = spec.dtype.itemsize * int(np.prod(shape[1:]))
+                    per_block = max(1, spec.write_chunk_bytes // max(1, sample_bytes))
+                    for lo in range(0, shape[0], per_block):
+                        hi = min(shape[0], lo + per_block)
+                        ds[lo:hi] = stream.array((hi - lo, *shape[1:]), spec.dtype)
+                f.create_dataset("labels", data=np.zeros(spec.num_samples_per_file, np.int64), track_times=False)
+            size = os.path.getsize(path)
+            with open(path, "rb", buffering=0) as src:
+                buf = bytearray(spec.write_chunk_bytes)
+                while n := src.readinto(buf):
+                    writer.write(memoryview(buf)[:n])
+        finally:
+            os.unlink(path)
+        return FileInfo(size, spec.num_samples_per_file)
+
+    def stream_bytes(self, spec: DatasetSpec, split: str, index: int) -> int:
+        total = 0
+        for shape in dataset_shapes(spec, split, index):
+            chunks = chunk_shape(spec, shape) or shape
+            # edge chunks are allocated whole
+            total += math.prod(-(-s // c) * c for s, c in zip(shape, chunks)) * spec.dtype.itemsize
+        return total
+
+    def open(self, storage: Storage, key: str, spec: DatasetSpec) -> SampleFile:
+        return HDF5File(storage, key)
+
+
+def _zeros(sink, n: int) -> None:
+    while n > 0:
+        take = min(n, len(_ZEROS))
+        sink.write(_ZEROS[:take])
+        n -= take
+
+
+FORMAT = HDF5()

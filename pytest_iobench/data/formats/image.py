@@ -1,0 +1,74 @@
+"""jpeg and png: one image per file, encoded by Pillow, with the asked pixel dimensions.
+
+The image is record_dims ([height, width] grayscale, or [height, width, channels]) or, without
+record_dims, a square grayscale image whose side is the square root of the record size (as
+DLIO sizes its images). Pixels come from the random source; Pillow encodes them straight into
+the storage's writer. The encode time is measured apart (``FileInfo.encode_seconds``) because
+it is CPU work of the generator, not the storage's: random pixels do not compress, so JPEG's
+and PNG's encoders work hard for nothing. PNG is written at zlib level 1 for that reason.
+
+Reading returns the file's bytes (one read of the whole file), as a loader hands them to a
+decoder.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from PIL import Image
+
+from ...storage.base import Storage, StreamWriter
+from ..random import RandomStream
+from ..spec import DatasetSpec
+from .base import FileInfo, Format, SampleFile, WriterSink
+
+#: Pillow's save options per format
+_OPTIONS = {"jpeg": {"quality": 75}, "png": {"compress_level": 1}}
+_PIL_FORMAT = {"jpeg": "JPEG", "png": "PNG"}
+
+
+def image_shape(spec: DatasetSpec, split: str, index: int) -> tuple[int, ...]:
+    shape = spec.sample_shape(split, index)
+    return shape if len(shape) == 3 else (*shape, 1)
+
+
+class ImageFile(SampleFile):
+    num_samples = 1
+
+    def __init__(self, storage: Storage, key: str):
+        self.storage = storage
+        self.key = key
+
+    def read_sample(self, index: int):
+        self.check_index(index)
+        return self.storage.get(self.key)
+
+
+class ImageFormat(Format):
+    def __init__(self, name: str):
+        self.name = name
+
+    def write(self, writer: StreamWriter, spec: DatasetSpec, split: str, index: int,
+              stream: RandomStream) -> FileInfo:
+        h, w, c = image_shape(spec, split, index)
+        pixels = stream.array((h, w, c), np.uint8)
+        image = Image.fromarray(pixels[:, :, 0] if c == 1 else pixels)  # L, RGB or RGBA from the shape
+        sink = WriterSink(writer, coalesce=4 << 20)
+        start = time.perf_counter()
+        # the sink gathers what Pillow writes (an image is a few MiB at most): this is encoding
+        image.save(sink, format=_PIL_FORMAT[self.name], **_OPTIONS[self.name])
+        encode = time.perf_counter() - start
+        sink.finish()
+        return FileInfo(sink.position, 1, encode_seconds=encode)
+
+    def open(self, storage: Storage, key: str, spec: DatasetSpec) -> SampleFile:
+        return ImageFile(storage, key)
+
+    def stream_bytes(self, spec: DatasetSpec, split: str, index: int) -> int:
+        h, w, c = image_shape(spec, split, index)
+        return h * w * c
+
+
+def formats() -> dict[str, Format]:
+    return {"jpeg": ImageFormat("jpeg"), "png": ImageFormat("png")}

@@ -1,0 +1,102 @@
+"""npz: a zip archive holding ``x.npy`` (the samples, laid out as in npy.py) and ``y.npy``
+(the labels: zeros, as DLIO writes them), read with np.load.
+
+The archive streams through zipfile onto a non-seekable sink, so zipfile writes each member's
+sizes and CRC in a data descriptor after its data instead of seeking back. Timestamps are
+fixed so the bytes depend on the spec only. ``compression: zip`` deflates the members
+(np.savez_compressed); the default stores them, which lets a reader fetch sample i with one
+range read once it has parsed the zip directory and the npy header.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zipfile
+
+import numpy as np
+
+from ...storage.base import Storage, StreamWriter
+from ..random import RandomStream
+from ..spec import DatasetSpec
+from .base import FileInfo, Format, RangeFile, SampleFile, WriterSink
+from .npy import HEADER_READ, SampleArray, npy_header, write_samples_array
+
+#: the zip epoch: a fixed member timestamp keeps the bytes a function of the spec
+_DATE = (1980, 1, 1, 0, 0, 0)
+_LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")
+
+
+def _member(name: str, compressed: bool, level: int) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=_DATE)
+    info.compress_type = zipfile.ZIP_DEFLATED if compressed else zipfile.ZIP_STORED
+    info.external_attr = 0o600 << 16  # what np.savez's members get
+    if compressed:
+        info._compresslevel = level  # a slot in every version (3.13 adds a compress_level property over it)
+    return info
+
+
+class NpzFile(SampleFile):
+    def __init__(self, storage: Storage, key: str):
+        self.storage = storage
+        self.key = key
+        self.rf = RangeFile(storage, key, readahead=HEADER_READ)
+        with zipfile.ZipFile(self.rf) as zf:
+            info = zf.getinfo("x.npy")
+        self.array = None
+        self._whole = None
+        if info.compress_type == zipfile.ZIP_STORED:
+            local = bytes(self.rf.read_at(info.header_offset, _LOCAL_HEADER.size))
+            fields = _LOCAL_HEADER.unpack(local)
+            start = info.header_offset + _LOCAL_HEADER.size + fields[9] + fields[10]
+            self.array = SampleArray(self.rf, start, self._load)
+            self.num_samples = self.array.num_samples
+        else:
+            self.num_samples = self._load().shape[-1]
+
+    def _load(self) -> np.ndarray:
+        """x read whole (deflated members cannot be read in part)."""
+        if self._whole is None:
+            with np.load(io.BytesIO(self.storage.get(self.key))) as data:
+                self._whole = data["x"]
+        return self._whole
+
+    def read_sample(self, index: int):
+        self.check_index(index)
+        if self.array is not None:
+            return self.array.read(index)
+        return self._load()[..., index]
+
+    def close(self) -> None:
+        self._whole = None
+        if self.array is not None:
+            self.array._whole = None
+
+
+class Npz(Format):
+    name = "npz"
+
+    def write(self, writer: StreamWriter, spec: DatasetSpec, split: str, index: int,
+              stream: RandomStream) -> FileInfo:
+        compressed = spec.compression == "zip"
+        level = spec.compression_level
+        sink = WriterSink(writer)
+        n = spec.num_samples_per_file
+        shape = spec.sample_shape(split, index)
+        x_bytes = n * int(np.prod(shape)) * spec.dtype.itemsize
+        with zipfile.ZipFile(sink, mode="w", allowZip64=True) as zf:
+            big = x_bytes + 4096 > zipfile.ZIP64_LIMIT
+            with zf.open(_member("x.npy", compressed, level), "w", force_zip64=big) as member:
+                write_samples_array(member, spec, split, index, stream)
+            labels = np.zeros(n, dtype=np.int64)
+            with zf.open(_member("y.npy", compressed, level), "w", force_zip64=labels.nbytes > zipfile.ZIP64_LIMIT) as member:
+                member.write(npy_header(labels.dtype, labels.shape, fortran_order=False))
+                member.write(labels)
+        sink.finish()
+        return FileInfo(sink.position, n)
+
+    def open(self, storage: Storage, key: str, spec: DatasetSpec) -> SampleFile:
+        return NpzFile(storage, key)
+
+
+FORMAT = Npz()
