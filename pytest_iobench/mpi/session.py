@@ -62,16 +62,16 @@ class MPISession:
         instead of opening the job's storage spec again."""
         if ranks < 1:
             raise ValueError(f"ranks must be >= 1, not {ranks}")
+        env = self.env() if callable(self.env) else dict(self.env or {})
         if ranks == 1 and not self.mpi_for_one:
             start = time.monotonic()
-            result = run_rank(job, SingleRank(), storage=storage)
+            result = run_rank(job, SingleRank(), storage=storage, environ={**os.environ, **env})
             return SessionRun(1, [result], time.monotonic() - start, True)
         workdir = tempfile.mkdtemp(prefix="iobench-session-")
         try:
             job_path = os.path.join(workdir, "job.json")
             with open(job_path, "w") as f:
                 json.dump(job, f)
-            env = self.env() if callable(self.env) else dict(self.env or {})
             launched = launch(WORKER, [job_path], ranks, env=env, timeout=self.timeout,
                               hosts=self.hosts or None, hostfile=self.hostfile, workdir=workdir)
         finally:

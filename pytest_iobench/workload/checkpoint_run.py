@@ -12,7 +12,8 @@ Also the checkpoint hook of a training run (``checkpoint_hook``): one checkpoint
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from ..storage import Storage
 from ..storage.base import join_key
@@ -91,14 +92,15 @@ class RankCheckpointer:
 
 
 def run_checkpoint_rank(job: dict[str, Any], config: WorkloadConfig, comm, *,
-                        progress: Callable[[str], None] | None = None, storage: Storage | None = None) -> dict[str, Any]:
+                        progress: Callable[[str], None] | None = None, storage: Storage | None = None,
+                        environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Checkpoint-only run of one rank: the writes, the cache drop, the reads."""
     from .dlio_output import host_info
     from .job import storage_at
 
     note = progress or (lambda text: None)
     if storage is None:
-        storage = storage_at(job["storage"], job.get("prefix", ""))
+        storage = storage_at(job["storage"], job.get("prefix", ""), environ=environ)
     layout = layout_for(config, processes=job.get("layout_processes") or comm.size, scale=job["scale"])
     ckpt = RankCheckpointer(config, storage, comm, layout=layout, seed=job["seed"])
     writes_planned, reads_planned = planned_counts(config)

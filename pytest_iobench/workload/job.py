@@ -11,7 +11,7 @@ environment) and what to do. ``run_rank`` returns the rank's figures.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -33,9 +33,11 @@ def config_from_payload(payload: dict[str, Any]) -> WorkloadConfig:
     return build_config(payload["raw"], payload["name"], payload["source"], list(payload["overrides"]))
 
 
-def storage_at(spec: StorageSpec | dict, prefix: str = "", *, odirect: bool = False) -> Storage:
+def storage_at(spec: StorageSpec | dict, prefix: str = "", *, odirect: bool = False,
+               environ: Mapping[str, str] | None = None) -> Storage:
     """Open the storage ``spec`` describes, rooted ``prefix`` further down. With ``odirect``,
-    local files are read through O_DIRECT (the direct storage of the same library)."""
+    local files are read through O_DIRECT (the direct storage of the same library). S3
+    credentials come from ``environ`` (default: this process's environment)."""
     if isinstance(spec, dict):
         spec = StorageSpec.from_dict(spec)
     if prefix:
@@ -45,7 +47,7 @@ def storage_at(spec: StorageSpec | dict, prefix: str = "", *, odirect: bool = Fa
             spec = replace(spec, root=spec.root.rstrip("/") + "/" + prefix.strip("/"))
     if odirect and spec.kind == "local":
         spec = replace(spec, kind="direct")
-    return open_storage(spec)
+    return open_storage(spec, environ=environ)
 
 
 def training_job(config: WorkloadConfig, storage: StorageSpec, dataset_prefix: str = "", *,
@@ -114,15 +116,17 @@ def dataset_access(config: WorkloadConfig, storage: Storage, opener: str | None 
 
 
 def run_rank(job: dict[str, Any], comm, progress: Callable[[str], None] | None = None,
-             storage: Storage | None = None) -> dict[str, Any]:
-    """Run this rank's part of ``job``. ``storage`` (in-process runs) replaces opening the spec."""
+             storage: Storage | None = None, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Run this rank's part of ``job``. ``storage`` (in-process runs) replaces opening the
+    spec; ``environ`` holds the S3 credentials (default: this process's environment)."""
     kind = job.get("kind")
     if kind not in JOB_KINDS:
         raise ValueError(f"job kind {kind!r}; valid: {', '.join(JOB_KINDS)}")
     config = config_from_payload(job["workload"])
     if kind == "train":
         if storage is None:
-            storage = storage_at(job["storage"], job.get("dataset_prefix", ""), odirect=config.reader.odirect)
+            storage = storage_at(job["storage"], job.get("dataset_prefix", ""), odirect=config.reader.odirect,
+                                 environ=environ)
         data = dataset_access(config, storage, job.get("opener"))
         from .sampler import steps_per_epoch
 
@@ -135,11 +139,11 @@ def run_rank(job: dict[str, Any], comm, progress: Callable[[str], None] | None =
                 raise ValueError("workflow.checkpoint is set but the job has no checkpoint storage")
             from .checkpoint_run import checkpoint_hook
 
-            target = storage_at(job["checkpoint_storage"], job.get("checkpoint_prefix", ""))
+            target = storage_at(job["checkpoint_storage"], job.get("checkpoint_prefix", ""), environ=environ)
             hook = checkpoint_hook(config, target, comm, scale=job.get("scale", 1.0), seed=job.get("seed", 0))
         result = run_training(config, data, comm, run_seed=job["run_seed"], checkpoint=hook, progress=progress)
         result["host"] = host_info()
         return result
     from .checkpoint_run import run_checkpoint_rank
 
-    return run_checkpoint_rank(job, config, comm, progress=progress, storage=storage)
+    return run_checkpoint_rank(job, config, comm, progress=progress, storage=storage, environ=environ)
