@@ -2,4 +2,45 @@
 
 from __future__ import annotations
 
-from ..settings import declare  # noqa: F401  (options of this layer are declared here)
+import re
+
+from ..settings import Option, comma_list, declare, positive_int
+from ..storage import options as _storage_options  # noqa: F401  (the storage options come first in --help)
+from .spec import FORMATS
+
+_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
+          "t": 10**12, "tb": 10**12, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}
+
+
+def byte_size(text: str) -> int:
+    """Parse ``64MiB``, ``1.5GB``, ``4096``: MB = 10^6 bytes, MiB = 2^20 bytes."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*", text)
+    unit = match.group(2).lower() if match else ""
+    if not match or unit not in _UNITS:
+        raise ValueError("give a size such as 64MiB, 1.5GB or 4096 (MB = 10^6 bytes, MiB = 2^20 bytes)")
+    value = int(float(match.group(1)) * _UNITS[unit])
+    if value < 1:
+        raise ValueError("give a size of at least 1 byte")
+    return value
+
+
+def boolean(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("give true or false (also 1/0, yes/no, on/off)")
+
+
+declare(
+    Option("formats", "dataset formats the generation suite runs (comma list)",
+           default=",".join(f for f in FORMATS if f != "mmap_indexed_binary"), parse=comma_list(FORMATS),
+           metavar="FORMATS"),
+    Option("generate-size", "bytes each case of the generation suite generates (e.g. 64MiB, 2GB)",
+           default="32MiB", parse=byte_size, metavar="SIZE"),
+    Option("generate-threads", "writer threads used when a test's dataset is generated",
+           default="2", parse=positive_int, metavar="N"),
+    Option("regenerate", "regenerate datasets even when a complete one with the same spec is kept "
+           "(and replace one of another spec)", default="false", parse=boolean, metavar="BOOL"),
+)

@@ -1,1 +1,111 @@
-"""Fixtures and hooks of the data layer (filled in by its issue)."""
+"""Fixtures of the data layer: datasets generated once per session per (spec, storage).
+
+- ``dataset_factory(spec_or_mapping, storage=None)``: the Dataset of that spec on the datasets
+  area of ``storage``'s kind and library (default: the first storage the session runs),
+  generated on first use, then reused by the session and by later runs.
+- ``dataset``: the Dataset of the test's spec on the test's storage. The spec is the
+  ``dataset`` parameter when parametrized indirectly
+  (``@pytest.mark.parametrize("dataset", [{"format": "npz"}], indirect=True)``), else the
+  ``dataset_spec`` fixture (override it in a conftest or module).
+- ``generation_progress``: the reporter that shows a long generation in the terminal.
+
+The work is in pytest_iobench.data (datasets.py, generate.py); this module only wires it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pytest
+
+from ..data.datasets import Dataset, DatasetCache
+from ..data.generate import Progress
+from ..data.spec import DatasetSpec
+from ..storage import Storage
+from ..storage.factory import StorageFactory, plan_storages
+from .options import get_settings
+
+#: generation that runs longer than this shows progress lines
+PROGRESS_AFTER = 2.0
+
+
+def terminal_progress(config: pytest.Config) -> Callable[[str, Progress], None] | None:
+    """A reporter writing progress lines to the terminal, past pytest's capture; None where
+    there is no terminal (xdist workers)."""
+    if hasattr(config, "workerinput"):
+        return None
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None:
+        return None
+
+    def report(where: str, progress: Progress) -> None:
+        if progress.elapsed < PROGRESS_AFTER:
+            return
+        line = f"iobench generating {where}: {progress.line()}"
+        if capture is not None:
+            with capture.global_and_fixture_disabled():
+                reporter.write_line(line)
+        else:
+            reporter.write_line(line)
+
+    return report
+
+
+@pytest.fixture(scope="session")
+def generation_progress(pytestconfig: pytest.Config):
+    """Shows a generation's progress (files, bytes, MB/s, ETA) in the terminal: a callable
+    ``(where, Progress)``, or None where nothing can be shown."""
+    return terminal_progress(pytestconfig)
+
+
+def _lock_dir(factory: pytest.TempPathFactory, config: pytest.Config) -> str:
+    base = factory.getbasetemp()
+    # xdist workers' base temp dirs sit in the controller's: the run's processes share it
+    return str((base.parent if hasattr(config, "workerinput") else base) / "iobench-dataset-locks")
+
+
+@pytest.fixture(scope="session")
+def _dataset_cache(pytestconfig: pytest.Config, storage_factory: StorageFactory,
+                   tmp_path_factory: pytest.TempPathFactory, generation_progress):
+    settings = get_settings(pytestconfig)
+    cache = DatasetCache(storage_factory.at, threads=settings.generate_threads, regenerate=settings.regenerate,
+                         progress=generation_progress, lock_dir=_lock_dir(tmp_path_factory, pytestconfig))
+    yield cache
+    for problem in cache.cleanup():
+        warnings.warn(problem, pytest.PytestWarning, stacklevel=1)
+
+
+@pytest.fixture(scope="session")
+def dataset_factory(pytestconfig: pytest.Config, storage_factory: StorageFactory, _dataset_cache: DatasetCache):
+    """``dataset_factory(spec_or_mapping, storage=None) -> Dataset``: generated once per
+    session per (spec, storage kind and library), kept in the datasets area for later runs."""
+    settings = get_settings(pytestconfig)
+
+    def get(spec: DatasetSpec | Mapping[str, Any], storage: Storage | None = None) -> Dataset:
+        if storage is None:
+            first = next((p for p in plan_storages(settings) if not p.skip), None)
+            if first is None:
+                pytest.skip("no storage of this session can hold a dataset")
+            kind, library = first.kind, first.library
+        else:
+            kind, library = storage.kind, storage.library
+        return _dataset_cache.get(spec, storage_factory.get(kind, library, area="datasets"))
+
+    return get
+
+
+@pytest.fixture
+def dataset_spec() -> DatasetSpec | Mapping[str, Any]:
+    """The spec of the ``dataset`` fixture when it is not parametrized: a small npz dataset.
+    Override this fixture to change it."""
+    return {"format": "npz", "num_files_train": 8, "num_samples_per_file": 2, "record_length_bytes": 1 << 20}
+
+
+@pytest.fixture
+def dataset(request: pytest.FixtureRequest, storage: Storage, dataset_factory, dataset_spec) -> Dataset:
+    """The Dataset of this test's spec on this test's storage (generated once per session)."""
+    spec = getattr(request, "param", dataset_spec)
+    return dataset_factory(spec, storage)

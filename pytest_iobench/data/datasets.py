@@ -1,0 +1,126 @@
+"""Datasets of a session: each (spec, storage) generated once, then reused by later tests and
+later runs (kept in the storage's datasets area, found again by its manifest).
+
+    cache = DatasetCache(open_at=factory.at, threads=2)
+    ds = cache.get(spec, factory.get("s3", "minio", area="datasets"))
+    ds.storage            # rooted at the dataset: ds.spec.file_keys("train") are its keys
+    with ds.open(ds.keys()[0]) as f:
+        f.read_sample(0)
+
+Processes of one run on one host that ask for the same dataset at once (pytest-xdist workers)
+take turns through a lock file in ``lock_dir`` (a directory the run's processes share), so one
+generates and the others reuse; a regeneration asked for happens once per run.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import threading
+from collections.abc import Callable, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from ..storage.base import Storage
+from .formats import SampleFile, get_format
+from .generate import GenerateResult, Progress, dataset_prefix, delete_dataset, generate
+from .spec import DatasetSpec
+
+
+@dataclass
+class Dataset:
+    """A complete dataset on a storage."""
+
+    spec: DatasetSpec
+    #: the datasets area it lives in, and its folder there
+    area: Storage
+    prefix: str
+    #: a storage rooted at the dataset's folder (keys are spec.file_keys(...))
+    storage: Storage
+    result: GenerateResult
+
+    def keys(self, split: str = "train") -> list[str]:
+        return self.spec.file_keys(split)
+
+    def open(self, key: str, storage: Storage | None = None) -> SampleFile:
+        """One file for reading samples, through ``storage`` (e.g. a CountingStorage over
+        ``self.storage``) or this dataset's storage."""
+        return get_format(self.spec.format).open(storage or self.storage, key, self.spec)
+
+    @property
+    def bytes(self) -> int:
+        return self.result.bytes
+
+    @property
+    def reused(self) -> bool:
+        return self.result.reused
+
+
+def as_spec(spec: DatasetSpec | Mapping[str, Any]) -> DatasetSpec:
+    return spec if isinstance(spec, DatasetSpec) else DatasetSpec.from_mapping(spec)
+
+
+class DatasetCache:
+    """Generates each (spec, datasets area) once; later requests get the same Dataset."""
+
+    def __init__(self, open_at: Callable[[Storage, str], Storage], *, threads: int = 2, regenerate: bool = False,
+                 progress: Callable[[str, Progress], None] | None = None, lock_dir: str | None = None):
+        self.open_at = open_at
+        self.threads = threads
+        self.regenerate = regenerate
+        self.progress = progress
+        self.lock_dir = lock_dir
+        self._datasets: dict[tuple[str, str], Dataset] = {}
+        self._lock = threading.Lock()
+
+    def get(self, spec: DatasetSpec | Mapping[str, Any], area: Storage) -> Dataset:
+        spec = as_spec(spec)
+        prefix = dataset_prefix(spec)
+        cache_key = (area.uri(""), prefix)
+        with self._lock:
+            found = self._datasets.get(cache_key)
+            if found is not None:
+                return found
+            storage = self.open_at(area, prefix)
+            where = storage.uri("")
+            report = (lambda p: self.progress(where, p)) if self.progress is not None else None
+            with self._host_lock(cache_key) as marker:
+                # regenerate once per run: another process of the run may be reading it already
+                regenerate = self.regenerate and not (marker and os.path.exists(marker))
+                result = generate(spec, storage, threads=self.threads, regenerate=regenerate, progress=report)
+                if marker and regenerate:
+                    open(marker, "w").close()
+            dataset = Dataset(spec, area, prefix, storage, result)
+            self._datasets[cache_key] = dataset
+            return dataset
+
+    @contextmanager
+    def _host_lock(self, cache_key: tuple[str, str]):
+        """Holds a host-wide lock on one dataset; yields the path of its 'regenerated in this
+        run' marker (None without a lock directory)."""
+        if not self.lock_dir:
+            yield None
+            return
+        os.makedirs(self.lock_dir, exist_ok=True)
+        name = hashlib.sha256("|".join(cache_key).encode()).hexdigest()[:24]
+        base = os.path.join(self.lock_dir, f"dataset-{name}")
+        with open(base + ".lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield base + ".regenerated"
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def cleanup(self) -> list[str]:
+        """Delete the datasets whose spec says keep_files: false. Returns problems."""
+        problems = []
+        for dataset in self._datasets.values():
+            if not dataset.spec.keep_files:
+                try:
+                    delete_dataset(dataset.storage)
+                except Exception as exc:
+                    problems.append(f"{dataset.storage.uri('')}: could not delete (keep_files: false): {exc}")
+        self._datasets.clear()
+        return problems

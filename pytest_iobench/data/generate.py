@@ -1,0 +1,514 @@
+"""Generating a dataset: DLIO's layout, in parallel, safely, reusable.
+
+    result = generate(spec, storage, threads=4)          # storage rooted at the dataset folder
+
+- Layout: ``spec.file_keys("train")`` and ``spec.file_keys("eval")`` (train/, valid/), plus
+  ``iobench-manifest.json`` at the root.
+- Parallel: files are numbered train first, then eval (as DLIO numbers them); rank r of N
+  writes files g with g % N == r, each rank with a pool of ``threads``. A file's bytes depend
+  on the spec and the file only, so any split gives identical bytes.
+- Safe: each file is written through the storage's streaming writer, which makes it appear
+  under its name only once complete (temporary name + rename, or a multipart upload aborted
+  on failure). The manifest is written last, by rank 0, once every rank is done: a dataset
+  without a manifest is never reused.
+- Reusable: a manifest whose spec digest matches, with every file present at its recorded
+  size, is reused as is. A manifest from another spec is a DatasetMismatch error naming what
+  differs, unless ``regenerate`` is asked (the old files are then deleted first).
+- Progress: a reporter is called about once a second with files done, bytes, MB/s and ETA.
+
+Under mpiexec: ``python -m pytest_iobench.data.generate --spec-json ... --storage-json ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+
+from ..storage.base import Storage, StreamWriter
+from ..storage.errors import StorageError, StorageNotFound
+from .formats import get_format
+from .random import stream_for
+from .spec import SPLITS, DatasetSpec, DatasetSpecError
+
+MANIFEST = "iobench-manifest.json"
+MANIFEST_KIND = "pytest-iobench dataset"
+#: above this many files, a reuse check stats an even sample of them (all are checked present)
+STAT_ALL_UP_TO = 10000
+
+
+class DatasetMismatch(RuntimeError):
+    """The location holds a dataset generated from another spec."""
+
+
+class GenerationCancelled(RuntimeError):
+    """Generation stopped because another file failed or the run was interrupted."""
+
+
+@dataclass
+class Progress:
+    """Where a generation run is (this rank's share)."""
+
+    files_done: int
+    files_total: int
+    bytes_done: int
+    bytes_expected: int
+    elapsed: float
+    rank: int = 0
+    ranks: int = 1
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.bytes_done / self.elapsed / 1e6 if self.elapsed > 0 else 0.0
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds left, from the bytes still expected at the rate so far."""
+        if self.bytes_done <= 0 or self.elapsed <= 0:
+            return None
+        return max(0.0, (self.bytes_expected - self.bytes_done) / (self.bytes_done / self.elapsed))
+
+    def line(self) -> str:
+        eta = self.eta
+        eta_text = "?" if eta is None else f"{eta:.0f} s"
+        who = f"rank {self.rank}/{self.ranks}: " if self.ranks > 1 else ""
+        return (f"{who}{self.files_done}/{self.files_total} files, {self.bytes_done / 1e6:,.0f} MB, "
+                f"{self.mb_per_s:,.0f} MB/s, ETA {eta_text}")
+
+
+@dataclass
+class GenerateResult:
+    """What a generation run did. Totals cover every rank (gathered on rank 0 and shared)."""
+
+    files: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    reused: bool = False
+    #: seconds spent encoding (images), summed over files
+    encode_seconds: float = 0.0
+    #: key -> size of every file of the dataset (data files and companions)
+    sizes: dict[str, int] = field(default_factory=dict)
+    threads: int = 1
+    ranks: int = 1
+    digest: str = ""
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.bytes / self.seconds / 1e6 if self.seconds > 0 else 0.0
+
+    @property
+    def files_per_s(self) -> float:
+        return self.files / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# -- where a dataset lives ------------------------------------------------------------------
+def dataset_prefix(spec: DatasetSpec) -> str:
+    """The folder of a dataset under a datasets area: its data_folder (made relative: '.',
+    '..' and empty segments dropped) then the spec digest, e.g. ``data/unet3d/3f2a9c1b7d0e4a51``.
+    Different specs never share a folder; the same spec always finds its own again."""
+    parts = [p for p in spec.data_folder.replace("\\", "/").split("/") if p not in ("", ".", "..")]
+    return "/".join([*parts, spec.digest()])
+
+
+def all_keys(spec: DatasetSpec) -> list[str]:
+    """Every key a complete dataset has: data files and their companions (not the manifest)."""
+    fmt = get_format(spec.format)
+    keys = []
+    for _, _, key in spec.all_files():
+        keys.append(key)
+        keys.extend(fmt.companion_keys(key))
+    return keys
+
+
+# -- the manifest ----------------------------------------------------------------------------
+def read_manifest(storage: Storage) -> dict | None:
+    """The manifest at the root of ``storage``, or None when there is none (or it is unreadable)."""
+    try:
+        data = storage.get(MANIFEST)
+    except StorageNotFound:
+        return None
+    try:
+        manifest = json.loads(bytes(data))
+    except ValueError:
+        return None
+    return manifest if isinstance(manifest, dict) and manifest.get("kind") == MANIFEST_KIND else None
+
+
+def spec_differences(old: dict, new: dict) -> list[str]:
+    """``key: old -> new`` for every content key that differs."""
+    out = []
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) != new.get(key):
+            out.append(f"{key}: {old.get(key)!r} -> {new.get(key)!r}")
+    return out
+
+
+def check_existing(spec: DatasetSpec, storage: Storage) -> tuple[str, str, dict | None]:
+    """('complete' | 'absent' | 'incomplete' | 'mismatch', why, manifest)."""
+    manifest = read_manifest(storage)
+    if manifest is None:
+        present = storage.list("train/") or storage.list("valid/")
+        return ("incomplete" if present else "absent"), "no manifest", None
+    if manifest.get("digest") != spec.digest():
+        diff = spec_differences(manifest.get("content", {}), spec.content_dict())
+        return "mismatch", "; ".join(diff) or "the spec digest differs", manifest
+    sizes: dict[str, int] = manifest.get("files", {})
+    expected = all_keys(spec)
+    if sorted(sizes) != sorted(expected):
+        return "incomplete", "the manifest does not list the spec's files", manifest
+    present = set(storage.list("train/")) | set(storage.list("valid/"))
+    missing = [k for k in expected if k not in present]
+    if missing:
+        return "incomplete", f"{len(missing)} files are missing, e.g. {missing[0]}", manifest
+    step = max(1, len(expected) // STAT_ALL_UP_TO)
+    for key in expected[::step]:
+        size = storage.stat(key).size
+        if size != sizes[key]:
+            return "incomplete", f"{key} has {size} bytes, the manifest says {sizes[key]}", manifest
+    return "complete", "", manifest
+
+
+def write_manifest(storage: Storage, spec: DatasetSpec, sizes: dict[str, int], *, ranks: int, threads: int,
+                   seconds: float) -> dict:
+    manifest = {
+        "kind": MANIFEST_KIND,
+        "version": 1,
+        "digest": spec.digest(),
+        "spec": spec.to_dict(),
+        "content": spec.content_dict(),
+        "files": dict(sorted(sizes.items())),
+        "bytes": sum(sizes.values()),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "generated_with": {"ranks": ranks, "threads": threads, "seconds": round(seconds, 3)},
+    }
+    storage.put(MANIFEST, json.dumps(manifest, indent=1).encode())
+    return manifest
+
+
+def delete_dataset(storage: Storage) -> int:
+    """Remove a dataset: the manifest first (so nothing half-deleted looks complete), then files."""
+    storage.delete(MANIFEST)
+    return storage.delete_prefix("train/") + storage.delete_prefix("valid/")
+
+
+# -- writing ---------------------------------------------------------------------------------
+class _Tally:
+    """Bytes and files done by this process, shared by its writer threads."""
+
+    def __init__(self, files_total: int, bytes_expected: int):
+        self.lock = threading.Lock()
+        self.files_done = 0
+        self.files_total = files_total
+        self.bytes_done = 0
+        self.bytes_expected = bytes_expected
+        self.encode_seconds = 0.0
+        self.stop = threading.Event()
+
+    def add(self, n: int) -> None:
+        with self.lock:
+            self.bytes_done += n
+
+
+class _TallyWriter(StreamWriter):
+    """Passes writes through, counting them, and stops a file once the run is cancelled."""
+
+    def __init__(self, inner: StreamWriter, tally: _Tally):
+        super().__init__(inner.storage, inner.key)
+        self.inner = inner
+        self.tally = tally
+
+    def _write(self, view: memoryview) -> None:
+        if self.tally.stop.is_set():
+            raise GenerationCancelled(f"{self.key}: generation cancelled")
+        self.inner.write(view)
+        self.tally.add(view.nbytes)
+
+    def _commit(self) -> None:
+        self.inner.commit()
+
+    def _abort(self) -> None:
+        self.inner.abort()
+
+
+def write_file(spec: DatasetSpec, storage: Storage, split: str, index: int, *, fsync: bool = False,
+               tally: _Tally | None = None) -> dict[str, int]:
+    """Write one file (and its companions); returns {key: size} of what was written."""
+    fmt = get_format(spec.format)
+    key = spec.file_keys(split)[index]
+    sizes = {}
+    for companion in fmt.companion_keys(key):
+        sizes[companion] = 0
+    if sizes:
+        fmt.write_companions(storage, key, spec, split, index)
+        for companion in sizes:
+            sizes[companion] = storage.stat(companion).size
+    stream = stream_for(spec.seed, SPLITS[split], index, limit=fmt.stream_bytes(spec, split, index) + (1 << 20))
+    inner = storage.open_writer(key, fsync=fsync)
+    writer = _TallyWriter(inner, tally) if tally is not None else inner
+    with writer:  # commits when the block ends normally, aborts on any exception
+        info = fmt.write(writer, spec, split, index, stream)
+    if tally is not None:
+        with tally.lock:
+            tally.files_done += 1
+            tally.encode_seconds += info.encode_seconds
+    sizes[key] = writer.bytes_written
+    return sizes
+
+
+def _my_files(spec: DatasetSpec, rank: int, ranks: int) -> list[tuple[str, int]]:
+    files = [(split, index) for split, index, _ in spec.all_files()]
+    return [f for g, f in enumerate(files) if g % ranks == rank]
+
+
+def write_files(spec: DatasetSpec, storage: Storage, files: list[tuple[str, int]], *, threads: int = 1,
+                fsync: bool = False, progress: Callable[[Progress], None] | None = None,
+                interval: float = 1.0, rank: int = 0, ranks: int = 1) -> tuple[dict[str, int], float]:
+    """Write ``files`` ((split, index) pairs) with ``threads`` writers. At most ``threads`` files
+    are open at once. Returns ({key: size}, encode seconds). On the first failure the other
+    files in flight are aborted and the failure is raised."""
+    fmt = get_format(spec.format)
+    expected = sum(fmt.stream_bytes(spec, s, i) for s, i in files)
+    tally = _Tally(len(files), expected)
+    sizes: dict[str, int] = {}
+    ticker = _Ticker(tally, progress, interval, rank, ranks) if progress is not None else None
+    pending: set[Future] = set()
+    todo = iter(files)
+    error: BaseException | None = None
+    with ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="iobench-gen") as pool:
+        try:
+            for split, index in todo:
+                pending.add(pool.submit(write_file, spec, storage, split, index, fsync=fsync, tally=tally))
+                if len(pending) >= max(1, threads):
+                    done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                    for future in done:
+                        sizes.update(future.result())
+            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            for future in done:
+                sizes.update(future.result())
+        except BaseException as exc:  # includes KeyboardInterrupt: stop the writers in flight
+            error = exc
+            tally.stop.set()
+            for future in pending:
+                future.cancel()
+            wait(pending)
+        finally:
+            if ticker is not None:
+                ticker.stop()
+    if error is not None:
+        raise error
+    return sizes, tally.encode_seconds
+
+
+class _Ticker:
+    """Calls the progress reporter about every ``interval`` seconds from its own thread."""
+
+    def __init__(self, tally: _Tally, report: Callable[[Progress], None], interval: float, rank: int, ranks: int):
+        self.tally = tally
+        self.report = report
+        self.interval = interval
+        self.rank, self.ranks = rank, ranks
+        self.start = time.monotonic()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="iobench-gen-progress", daemon=True)
+        self._thread.start()
+
+    def snapshot(self) -> Progress:
+        t = self.tally
+        with t.lock:
+            return Progress(t.files_done, t.files_total, t.bytes_done, max(t.bytes_expected, t.bytes_done),
+                            time.monotonic() - self.start, self.rank, self.ranks)
+
+    def _run(self) -> None:
+        while not self._done.wait(self.interval):
+            try:
+                self.report(self.snapshot())
+            except Exception:  # a broken reporter must not break generation
+                pass
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
+        try:
+            self.report(self.snapshot())
+        except Exception:
+            pass
+
+
+# -- the whole dataset -------------------------------------------------------------------------
+def generate(spec: DatasetSpec, storage: Storage, *, threads: int = 1, comm=None, regenerate: bool = False,
+             fsync: bool = False, progress: Callable[[Progress], None] | None = None,
+             interval: float = 1.0) -> GenerateResult:
+    """Generate (or reuse) the dataset of ``spec`` at the root of ``storage``.
+
+    ``comm``: the ranks' communicator (mpi.context.world()); None for one process. Every rank
+    calls this with the same spec; rank r writes files g with g % ranks == r. Raises
+    DatasetMismatch when the root holds another spec's dataset and ``regenerate`` is False.
+    """
+    if comm is None:
+        comm = _OneRank()
+    rank, ranks = comm.rank, comm.size
+    decision = None
+    if rank == 0:
+        decision = _decide(spec, storage, regenerate)
+    decision = comm.bcast(decision, root=0)
+    if decision["action"] == "error":
+        raise DatasetMismatch(decision["message"])
+    if decision["action"] == "reuse":
+        sizes = decision["sizes"]
+        return GenerateResult(files=len(spec.all_files()), bytes=sum(sizes.values()), reused=True, sizes=sizes,
+                              threads=threads, ranks=ranks, digest=spec.digest())
+    comm.barrier()  # rank 0 has cleared the location
+    start = time.monotonic()
+    failure = None
+    try:
+        sizes, encode = write_files(spec, storage, _my_files(spec, rank, ranks), threads=threads, fsync=fsync,
+                                    progress=progress, interval=interval, rank=rank, ranks=ranks)
+    except Exception as exc:
+        failure = f"rank {rank}: {type(exc).__name__}: {exc}"
+        sizes, encode = {}, 0.0
+        if ranks == 1:
+            raise
+    # every rank reports, so a failed rank does not leave the others waiting
+    gathered = comm.gather({"sizes": sizes, "encode": encode, "failure": failure}, root=0)
+    summary = None
+    if rank == 0:
+        failures = [g["failure"] for g in gathered if g["failure"]]
+        all_sizes: dict[str, int] = {}
+        for g in gathered:
+            all_sizes.update(g["sizes"])
+        seconds = time.monotonic() - start
+        if not failures:
+            write_manifest(storage, spec, all_sizes, ranks=ranks, threads=threads, seconds=seconds)
+        summary = {"sizes": all_sizes, "encode": sum(g["encode"] for g in gathered), "seconds": seconds,
+                   "failures": failures}
+    summary = comm.bcast(summary, root=0)
+    if summary["failures"]:
+        raise RuntimeError("generation failed: " + "; ".join(summary["failures"]))
+    sizes = summary["sizes"]
+    return GenerateResult(files=len(spec.all_files()), bytes=sum(sizes.values()), seconds=summary["seconds"],
+                          encode_seconds=summary["encode"], sizes=sizes, threads=threads, ranks=ranks,
+                          digest=spec.digest())
+
+
+class _OneRank:
+    """The communicator of a run in one process (the data layer does not depend on mpi/)."""
+
+    rank, size = 0, 1
+
+    def bcast(self, obj, root: int = 0):
+        return obj
+
+    def gather(self, obj, root: int = 0):
+        return [obj]
+
+    def barrier(self) -> None:
+        pass
+
+
+def _decide(spec: DatasetSpec, storage: Storage, regenerate: bool) -> dict:
+    state, why, manifest = check_existing(spec, storage)
+    if state == "complete" and not regenerate:
+        return {"action": "reuse", "sizes": manifest["files"]}
+    if state == "mismatch" and not regenerate:
+        return {"action": "error", "message": (
+            f"{storage.uri('')} holds a dataset generated from another spec ({why}); ask for "
+            "regeneration (--iobench-regenerate, or regenerate=True) to replace it, or use another data_folder")}
+    if state != "absent":
+        delete_dataset(storage)
+    return {"action": "generate"}
+
+
+# -- the command line (and MPI ranks) ------------------------------------------------------------
+def _load_mapping(text: str) -> dict:
+    if os.path.exists(text):
+        with open(text) as f:
+            if text.endswith((".yaml", ".yml")):
+                import yaml
+
+                data = yaml.safe_load(f)
+            else:
+                data = json.load(f)
+        # a whole DLIO workload file: take its dataset section
+        return data.get("dataset", data) if isinstance(data, dict) and "dataset" in data else data
+    return json.loads(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m pytest_iobench.data.generate",
+        description="Generate a DLIO-layout dataset (run under mpiexec for several ranks).")
+    parser.add_argument("--spec", required=True,
+                        help="the dataset keys: JSON text, or a .json/.yaml file (a DLIO workload file's "
+                             "dataset section is used)")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--root", help="a local directory: the dataset's folder")
+    where.add_argument("--storage-json", help="a StorageSpec as JSON (credentials from the environment)")
+    parser.add_argument("--prefix", default="", help="the dataset's folder under the storage root")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--regenerate", action="store_true", help="replace a dataset of another spec")
+    parser.add_argument("--fsync", action="store_true")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    args = parser.parse_args(argv)
+
+    # the command line is what mpiexec runs: it uses the mpi layer's communicator
+    from ..mpi.context import world, write_rank_result
+    from ..storage import StorageSpec, open_storage
+
+    comm = world()
+    try:
+        spec = DatasetSpec.from_mapping(_load_mapping(args.spec))
+    except (DatasetSpecError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.root:
+        storage_spec = StorageSpec("local", "posix", root=os.path.abspath(args.root))
+    else:
+        storage_spec = StorageSpec.from_dict(json.loads(args.storage_json))
+    storage = open_storage(_at(storage_spec, args.prefix))
+
+    def show(p: Progress) -> None:
+        if comm.rank == 0 and p.elapsed >= 2 and not args.quiet:
+            print(p.line(), file=sys.stderr, flush=True)
+
+    try:
+        result = generate(spec, storage, threads=args.threads, comm=comm, regenerate=args.regenerate,
+                          fsync=args.fsync, progress=show)
+    except (DatasetMismatch, StorageError, RuntimeError) as exc:
+        print(f"error (rank {comm.rank}): {exc}", file=sys.stderr)
+        write_rank_result(comm.rank, {"error": str(exc)})
+        return 1
+    summary = result.to_dict()
+    summary["sizes"] = len(result.sizes)
+    summary["digest_of_sizes"] = sum(result.sizes.values())
+    write_rank_result(comm.rank, {"result": summary, "rank": comm.rank})
+    if comm.rank == 0 and not args.quiet:
+        verb = "reused" if result.reused else "generated"
+        print(f"{verb} {result.files} files, {result.bytes / 1e6:,.1f} MB at {storage.uri('')}"
+              + ("" if result.reused else f" in {result.seconds:.2f} s ({result.mb_per_s:,.0f} MB/s)"))
+    return 0
+
+
+def _at(spec, prefix: str):
+    from dataclasses import replace
+
+    from ..storage.base import join_key
+
+    if not prefix:
+        return spec
+    if spec.kind == "s3":
+        return replace(spec, prefix=join_key(spec.prefix, prefix))
+    return replace(spec, root=os.path.join(spec.root, *prefix.strip("/").split("/")))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
