@@ -139,10 +139,11 @@ def write_log(path: str, outcome: TrainingOutcome) -> str:
     return path
 
 
-def record_training(record, outcome: TrainingOutcome) -> None:
+def record_training(record, outcome: TrainingOutcome, floor_waived: str = "") -> None:
     """Put a training outcome into a test's result record (report.record.TestRecord):
     metrics (recorded whether or not the AU floor is met), warnings, per-rank details and the
-    AU criterion, whose explanation gives AU, floor and the slowest phase."""
+    AU criterion, whose explanation gives AU, floor and the slowest phase. ``floor_waived``:
+    why the AU floor does not apply here (the criterion is then left out, and that is said)."""
     from ..workload.metrics import MB, MiB
 
     config, s = outcome.config, outcome.summary
@@ -196,6 +197,9 @@ def record_training(record, outcome: TrainingOutcome) -> None:
     }
     floor = s["au_floor_percent"]
     au = s["au_mean_percent"]
+    if floor_waived:
+        record.warn(f"AU floor {floor:g}% not applied (mean AU {au:.2f}%): {floor_waived}")
+        return
     where = f"{config.name} on {outcome.storage_id} with {outcome.ranks} rank{'s' if outcome.ranks > 1 else ''}"
     if s["au_met"]:
         description = f"mean AU {au:.2f}% meets the {floor:g}% floor (metric.au) for {where}"
