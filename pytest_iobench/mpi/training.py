@@ -80,10 +80,11 @@ def run_training_session(session: MPISession, config: WorkloadConfig, storage: S
                          dataset_prefix: str = "", output_folder: str | None = None,
                          opener: str | None = None, run_seed: int | None = None,
                          checkpoint_storage: Storage | None = None, checkpoint_prefix: str = "",
-                         scale: float = 1.0) -> TrainingOutcome:
+                         scale: float = 1.0, dataset_bytes: int | None = None) -> TrainingOutcome:
     """Train ``config`` on ``ranks`` ranks reading the dataset under ``dataset_prefix`` of
     ``storage``; with ``output_folder``, DLIO's output files are written there. With
-    workflow.checkpoint, checkpoints (sizes times ``scale``) go to ``checkpoint_storage``."""
+    workflow.checkpoint, checkpoints (sizes times ``scale``) go to ``checkpoint_storage``.
+    ``dataset_bytes``: the dataset's size (for the page-cache warning; default: nominal)."""
     if storage.spec is None:
         raise ValueError(f"{storage!r} has no spec: open it with open_storage so ranks can open it too")
     if config.workflow.checkpoint and (checkpoint_storage is None or checkpoint_storage.spec is None):
@@ -98,7 +99,8 @@ def run_training_session(session: MPISession, config: WorkloadConfig, storage: S
     from ..workload.metrics import reduce_ranks
 
     summary = reduce_ranks(results, config.metric.au)
-    dataset_bytes = nominal_dataset_bytes(config)
+    if dataset_bytes is None:  # the generation's figure when known, else DLIO's nominal size
+        dataset_bytes = nominal_dataset_bytes(config)
     warnings = cache_warnings(config, storage, dataset_bytes)
     if config.not_emulated:
         warnings.append(config.describe_not_emulated())
