@@ -180,3 +180,13 @@ def test_odirect_reads_local_files_through_o_direct(session, local):
     # reopened as the direct storage: no page-cache warning, every byte still counted
     assert not any("page cache" in w for w in outcome.warnings)
     assert outcome.summary["bytes_read"] == 16 * 2 * 256 * KiB
+
+
+def test_a_dataset_too_small_is_said_before_any_rank_starts(session, local):
+    from pytest_iobench.workload.sampler import PlanError
+
+    config = workload(dataset={"num_files_train": 13}, reader={"batch_size": 7})
+    with pytest.raises(PlanError, match="13 files x 1 samples = 13 samples cannot make one batch of 7 on each of 2 ranks"):
+        train(session, config, local, 2)
+    with pytest.raises(PlanError, match="1 steps per epoch leave nothing to measure after excluding"):
+        train(session, config, local, 1)

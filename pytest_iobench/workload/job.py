@@ -20,7 +20,7 @@ from ..storage.base import join_key
 from ..storage.counting import CountingStorage
 from .config import WorkloadConfig, build_config
 from .dlio_output import host_info
-from .loop import DatasetAccess, check_window, run_training
+from .loop import DatasetAccess, run_training
 
 JOB_KINDS = ("train", "checkpoint")
 
@@ -128,11 +128,6 @@ def run_rank(job: dict[str, Any], comm, progress: Callable[[str], None] | None =
             storage = storage_at(job["storage"], job.get("dataset_prefix", ""), odirect=config.reader.odirect,
                                  environ=environ)
         data = dataset_access(config, storage, job.get("opener"))
-        from .sampler import steps_per_epoch
-
-        steps = steps_per_epoch(len(data.train_keys), data.samples_per_file, config.reader.batch_size,
-                                comm.size, config.train.total_training_steps)
-        check_window(config, steps)
         hook = None
         if config.workflow.checkpoint:
             if not job.get("checkpoint_storage"):

@@ -23,7 +23,7 @@ from .compute import TimeDistribution, simulate
 from .config import WorkloadConfig
 from .loader import Loader, SampleFile
 from .metrics import epoch_metrics, eval_metrics
-from .sampler import Sampler
+from .sampler import PlanError, Sampler, steps_per_epoch
 
 #: seconds between progress notes (a note is a small file write; not one per step)
 PROGRESS_EVERY = 0.5
@@ -64,6 +64,7 @@ def run_training(config: WorkloadConfig, data: DatasetAccess, comm, *, run_seed:
         shuffle_size=reader.shuffle_size, seed=train.seed, seed_change_epoch=train.seed_change_epoch,
         run_seed=run_seed, total_steps=train.total_training_steps, what="train")
     steps = sampler.steps
+    check_window(config, steps)
     loader = Loader(data.open_file, data.train_keys, data.samples_per_file,
                     read_threads=reader.read_threads, prefetch_size=reader.prefetch_size,
                     preprocess=reader.preprocess_time, seed=train.seed + rank)
@@ -191,18 +192,8 @@ class _Progress:
             self.sink(text)
 
 
-def dataset_steps(config: WorkloadConfig, num_files: int, samples_per_file: int, ranks: int) -> int:
-    """Steps per epoch for ``ranks`` ranks (raises PlanError when the dataset is too small)."""
-    from .sampler import steps_per_epoch
-
-    return steps_per_epoch(num_files, samples_per_file, config.reader.batch_size, ranks,
-                           config.train.total_training_steps)
-
-
 def check_window(config: WorkloadConfig, steps: int) -> None:
     """The AU window must keep at least one step (DLIO divides by zero otherwise)."""
-    from .sampler import PlanError
-
     m = config.output.metric
     if steps <= m.exclude_start_steps + m.exclude_end_steps:
         raise PlanError(
@@ -211,4 +202,12 @@ def check_window(config: WorkloadConfig, steps: int) -> None:
             "give a larger dataset, a smaller batch or fewer ranks")
 
 
-__all__: Sequence[str] = ["DatasetAccess", "run_training", "dataset_steps", "check_window"]
+def plan_steps(config: WorkloadConfig, num_files: int, samples_per_file: int, ranks: int) -> int:
+    """Steps per epoch on ``ranks`` ranks, checked (PlanError says what to change)."""
+    steps = steps_per_epoch(num_files, samples_per_file, config.reader.batch_size, ranks,
+                            config.train.total_training_steps)
+    check_window(config, steps)
+    return steps
+
+
+__all__: Sequence[str] = ["DatasetAccess", "run_training", "plan_steps", "check_window"]
