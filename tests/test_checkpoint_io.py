@@ -314,6 +314,10 @@ def test_checkpoints_during_training(tmp_path):
     found = sorted(k for k in scratch.list("checkpoints/unet3d/") if k.endswith(MANIFEST))
     assert found == [f"checkpoints/unet3d/global_epoch1_step6/{MANIFEST}", f"checkpoints/unet3d/global_epoch2_step12/{MANIFEST}"]
     assert scratch.stat("checkpoints/unet3d/global_epoch1_step6/model_states-0.pt").size == 4 << 20
+    capped = run_training_session(MPISession(), config.with_overrides(["checkpoint.num_checkpoints_write=1"]), data,
+                                  ranks=1, opener=RAW_OPENER, checkpoint_storage=scratch,
+                                  checkpoint_prefix="capped", scale=1.0, run_seed=1)
+    assert len(capped.results[0]["checkpoints"]) == 1, "num_checkpoints_write caps a training run's checkpoints"
     # checkpoint time is left out of the AU window
     ep = outcome.results[0]["epochs"][0]
     assert ep["checkpoint_seconds"] > 0 and ep["window_seconds"] > 0

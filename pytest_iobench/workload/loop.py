@@ -91,6 +91,8 @@ def run_training(config: WorkloadConfig, data: DatasetAccess, comm, *, run_seed:
         else:
             ckpt_epochs = set(epochs_with(ckpt.checkpoint_after_epoch, ckpt.epochs_between_checkpoints, train.epochs))
 
+    # checkpoint.num_checkpoints_write, when set, caps the checkpoints a training run writes
+    ckpt_limit = ckpt.num_checkpoints_write if ckpt.num_checkpoints_write > 0 else float("inf")
     rng = np.random.default_rng([train.seed, rank, 0xC0])
     notes = _Progress(progress)
     epochs, evals, checkpoints = [], [], []
@@ -113,7 +115,7 @@ def run_training(config: WorkloadConfig, data: DatasetAccess, comm, *, run_seed:
                 t3 = time.perf_counter()
                 global_step += 1
                 ckpt_seconds = 0.0
-                if ckpt_steps > 0 and global_step % ckpt_steps == 0:
+                if ckpt_steps > 0 and global_step % ckpt_steps == 0 and len(checkpoints) < ckpt_limit:
                     notes.note(f"epoch {epoch} step {step + 1}/{steps} checkpoint", force=True)
                     written = checkpoint(epoch, global_step)
                     ckpt_seconds = time.perf_counter() - t3  # left out of the AU window
@@ -139,7 +141,7 @@ def run_training(config: WorkloadConfig, data: DatasetAccess, comm, *, run_seed:
         if epoch in eval_epochs:
             notes.note(f"epoch {epoch} evaluation", force=True)
             evals.append(_evaluate(config, eval_sampler, eval_loader, data, epoch, comm, rng))
-        if epoch in ckpt_epochs:
+        if epoch in ckpt_epochs and len(checkpoints) < ckpt_limit:
             notes.note(f"epoch {epoch} checkpoint", force=True)
             c0 = time.perf_counter()
             written = checkpoint(epoch, global_step)
