@@ -4,17 +4,24 @@ A benchmark test gets a ``TestRecord`` (the ``iobench_record`` fixture), says wh
 with ``metric`` (value, unit, direction) and what it promises with ``criterion``; diagnostics
 go to ``warn`` and never into the values. ``measure`` runs a measurement with the session's
 warm-up and repeat counts and records every raw value; the reported value is the median.
+``latency`` turns per-call durations into percentile metrics.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import operator
 import statistics
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .jsonable import jsonable
+
 KINDS = ("conformance", "generate", "read", "train", "checkpoint", "latency")
+#: time units ``latency`` can record in, and seconds per unit
+TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
 DIRECTIONS = ("higher", "lower", "none")
 COMPARISONS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "==": operator.eq,
@@ -69,6 +76,8 @@ class Criterion:
 class TestRecord:
     """The results of one test (one test id)."""
 
+    __test__ = False  # not a test class, whatever its name says to pytest
+
     nodeid: str
     suite: str = ""
     kind: str = ""
@@ -85,14 +94,28 @@ class TestRecord:
 
     def metric(self, name: str, value: float, unit: str, direction: str = "higher",
                repeats: list[float] | None = None, warmup: list[float] | None = None) -> Metric:
-        """Record one metric. With ``repeats``, ``value`` should be their median."""
+        """Record one metric. With ``repeats``, ``value`` should be their median.
+
+        A value that is not a finite number (inf from a zero duration, nan from an empty mean)
+        is refused: a result document only holds numbers that mean something.
+        """
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {DIRECTIONS}, not {direction!r}")
-        metric = Metric(name, float(value), unit, direction,
-                        [float(v) for v in (repeats if repeats is not None else [value])],
-                        [float(v) for v in (warmup or [])])
+        value = self._finite(name, "value", value)
+        repeats = [self._finite(name, "repeat", v) for v in repeats] if repeats is not None else [value]
+        warmup = [self._finite(name, "warm-up", v) for v in (warmup or [])]
+        metric = Metric(name, value, unit, direction, repeats, warmup)
         self.metrics[name] = metric
         return metric
+
+    def _finite(self, metric: str, what: str, number: Any) -> float:
+        try:
+            value = float(number)
+        except (TypeError, ValueError):
+            raise ValueError(f"metric {metric!r} of test {self.nodeid}: {what} {number!r} is not a number") from None
+        if not math.isfinite(value):
+            raise ValueError(f"metric {metric!r} of test {self.nodeid}: {what} {number!r} is not a finite number")
+        return value
 
     def criterion(self, metric: str, comparison: str, threshold: float, description: str = "") -> Criterion:
         """Check a recorded metric against a threshold; the result is kept either way."""
@@ -133,16 +156,57 @@ class TestRecord:
             self.metric(name, medians[name], unit, direction, counted[name], warm[name])
         return medians
 
+    def latency(self, name: str, seconds: Sequence[float], unit: str = "us",
+                percentiles: Sequence[int] = (50, 90, 99), warmup: Sequence[float] = ()) -> dict[str, float]:
+        """Record per-call durations (in seconds) as percentile metrics in ``unit``, lower is better.
+
+        ``<name>_p50_<unit>`` holds every duration as its repeats (its value is their median),
+        then ``<name>_p90_<unit>``, ``<name>_p99_<unit>`` and ``<name>_max_<unit>``. Returns
+        {metric name: value}.
+        """
+        if unit not in TIME_UNITS:
+            raise ValueError(f"latency unit must be one of {tuple(TIME_UNITS)}, not {unit!r}")
+        if not seconds:
+            raise ValueError(f"latency {name!r} of test {self.nodeid}: no duration to record")
+        scale = 1.0 / TIME_UNITS[unit]
+        values = sorted(float(s) * scale for s in seconds)
+        recorded = {}
+        for p in percentiles:
+            metric = f"{name}_p{p}_{unit}"
+            value = _percentile(values, p)  # p50 is the median
+            repeats = [float(s) * scale for s in seconds] if p == 50 else None
+            warm = [float(s) * scale for s in warmup] if p == 50 else None
+            recorded[metric] = self.metric(metric, value, unit, "lower", repeats, warm).value
+        recorded[f"{name}_max_{unit}"] = self.metric(f"{name}_max_{unit}", values[-1], unit, "lower").value
+        return recorded
+
     def to_dict(self) -> dict[str, Any]:
+        """The test's entry in the result document (JSON types only)."""
         return {
             "id": self.nodeid,
             "suite": self.suite,
-            "kind": self.kind,
-            "params": dict(self.params),
+            "kind": self.kind or None,
+            "params": {str(k): _scalar(v) for k, v in self.params.items()},
             "outcome": self.outcome,
             "duration_s": self.duration,
             "metrics": {name: m.to_dict() for name, m in self.metrics.items()},
             "criteria": [c.to_dict() for c in self.criteria],
             "warnings": list(self.warnings),
-            "details": dict(self.details),
+            "details": jsonable(self.details),
         }
+
+
+def _scalar(value: Any) -> str | int | float | bool | None:
+    """A parameter as one JSON scalar (a list or mapping becomes its JSON text)."""
+    value = jsonable(value)
+    return value if value is None or isinstance(value, (str, int, float, bool)) else json.dumps(value, sort_keys=True)
+
+
+def _percentile(sorted_values: list[float], p: float) -> float:
+    """The p-th percentile by linear interpolation between closest ranks (numpy's default)."""
+    if len(sorted_values) == 1:
+        return sorted_values[0]
+    position = (len(sorted_values) - 1) * p / 100.0
+    low = math.floor(position)
+    high = min(low + 1, len(sorted_values) - 1)
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (position - low)
