@@ -31,7 +31,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             action="append" if option.multiple else "store",
             default=None,
             metavar=option.metavar,
-            help=f"{option.help} [{twins}{default}]",
+            help=f"{option.help} [{twins}{default}]".replace("%", "%%"),  # argparse formats help with %
         )
         parser.addini(option.ini, option.help, type="linelist" if option.multiple else "string", default=None)
 

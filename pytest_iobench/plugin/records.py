@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from ..report.record import TestRecord
+from ..report.record import KINDS, TestRecord
+from .options import get_settings
 
 RECORD_KEY = pytest.StashKey[TestRecord]()
 
 
-def _suite_of(item: pytest.Item) -> str:
+def suite_of(item: pytest.Item) -> str:
     return item.path.stem if item.path is not None else ""
 
 
-def _params_of(item: pytest.Item) -> dict:
+def params_of(item: pytest.Item) -> dict:
     """Parameters known from the test id: storage, library, threads and the test's own."""
     params = {}
     callspec = getattr(item, "callspec", None)
@@ -27,11 +28,18 @@ def _params_of(item: pytest.Item) -> dict:
     return params
 
 
+def new_record(item: pytest.Item) -> TestRecord:
+    settings = get_settings(item.config)
+    return TestRecord(nodeid=item.nodeid, suite=suite_of(item), params=params_of(item),
+                      repeat=settings.repeat, warmups=settings.warmup)
+
+
 @pytest.fixture
 def iobench_record(request: pytest.FixtureRequest) -> TestRecord:
-    """This test's result record: ``metric(...)``, ``criterion(...)``, ``warn(...)``."""
+    """This test's result record: ``metric(...)``, ``criterion(...)``, ``warn(...)``,
+    ``measure(run, units)`` (with --iobench-warmup and --iobench-repeat), ``latency(...)``."""
     item = request.node
-    record = TestRecord(nodeid=item.nodeid, suite=_suite_of(item), params=_params_of(item))
+    record = new_record(item)
     item.stash[RECORD_KEY] = record
     return record
 
@@ -41,6 +49,22 @@ def pytest_runtest_call(item: pytest.Item):
     """A criterion that is not met fails the test, with its explanation."""
     result = yield
     record = item.stash.get(RECORD_KEY, None)
-    if record is not None and record.failed_criteria:
+    if record is None:
+        return result
+    if record.kind and record.kind not in KINDS:
+        pytest.fail(f"iobench_record.kind = {record.kind!r} is not a kind; valid: {', '.join(KINDS)}", pytrace=False)
+    if record.failed_criteria:
         pytest.fail("criteria not met: " + "; ".join(c.explain() for c in record.failed_criteria), pytrace=False)
     return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem):
+    """With pytest-benchmark's ``benchmark`` fixture in the test, our metrics go into its
+    ``extra_info`` too, so its saved runs carry them (our document stays the source of truth)."""
+    record = item.stash.get(RECORD_KEY, None)
+    benchmark = getattr(item, "funcargs", {}).get("benchmark")
+    if record is not None and benchmark is not None and record.metrics:
+        benchmark.extra_info["iobench"] = {
+            name: {"value": m.value, "unit": m.unit, "direction": m.direction} for name, m in record.metrics.items()}
+    return (yield)

@@ -1,1 +1,159 @@
-"""Fixtures and hooks of the results layer (filled in by its issue)."""
+"""The session's result document: tests gathered as they run (xdist workers hand theirs to the
+controller through ``workeroutput``), then at the end one JSON document, the human reports, the
+comparison with ``--iobench-compare`` and its gate, and the terminal summary.
+
+The work is in pytest_iobench.report (session.py and the modules it uses); this module only wires it.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from ..report.collect import Phase, record_entry
+from ..report.redaction import masked_command
+from ..report.schema import DocumentError, load_document
+from ..report.session import FinishedRun, RunResults
+from ..report.text import comparison_lines, gate_line, suite_tables
+from ..report.writer import WrittenRun
+from ..settings import SettingsError
+from .options import get_settings
+from .records import RECORD_KEY, new_record
+
+BASELINE_KEY = pytest.StashKey[dict]()
+WORKER_OUTPUT = "iobench"
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config):
+    """A baseline that cannot be used is a usage error before anything runs."""
+    if config.option.help or config.option.version or _is_worker(config):
+        return None
+    try:
+        path = get_settings(config).compare
+    except SettingsError:
+        return None  # the options plugin reports it
+    if path:
+        try:
+            config.stash[BASELINE_KEY] = load_document(config.invocation_params.dir / path)
+        except DocumentError as exc:
+            raise pytest.UsageError(f"--iobench-compare: {exc}") from None
+    return None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.option.help or config.option.version:
+        return
+    settings = get_settings(config)
+    results = RunResults(
+        settings, rootdir=config.rootpath, invocation_dir=config.invocation_params.dir,
+        command=masked_command(["pytest", *config.invocation_params.args]),
+        baseline=config.stash.get(BASELINE_KEY, None), baseline_path=settings.compare or "")
+    config.pluginmanager.register(ResultsPlugin(config, results), "iobench-results")
+    if not _is_worker(config) and hasattr(config.hook, "pytest_testnodedown"):
+        config.pluginmanager.register(XdistController(results), "iobench-xdist-controller")
+
+
+class XdistController:
+    """Takes each worker's tests when it finishes (registered only when xdist is loaded)."""
+
+    def __init__(self, results: RunResults):
+        self.results = results
+
+    def pytest_testnodedown(self, node, error) -> None:
+        output = getattr(node, "workeroutput", None) or {}
+        if WORKER_OUTPUT in output:
+            self.results.collector.merge(output[WORKER_OUTPUT])
+
+
+class ResultsPlugin:
+    """The session's RunResults, fed by pytest's hooks."""
+
+    def __init__(self, config: pytest.Config, results: RunResults):
+        self.config = config
+        self.results = results
+        self.finished: FinishedRun | None = None
+        self.written: WrittenRun | str | None = None
+
+    def pytest_fixture_setup(self, fixturedef: pytest.FixtureDef) -> None:
+        """A test that uses an iobench fixture makes this an iobench session (it gets a document)."""
+        if getattr(fixturedef.func, "__module__", "").startswith("pytest_iobench."):
+            self.results.collector.iobench_used = True
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_teardown(self, item: pytest.Item, nextitem):
+        try:
+            return (yield)
+        finally:  # the record is complete once the test's fixtures are torn down
+            record = item.stash.get(RECORD_KEY, None) or new_record(item)
+            worker = getattr(item.config, "workerinput", {}).get("workerid")
+            self.results.collector.add_test(record_entry(record, worker))
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.results.collector.add_phase(report.nodeid, report.when, Phase(
+            report.outcome, report.duration, hasattr(report, "wasxfail"), _message(report)))
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.config.option.collectonly:
+            return
+        if _is_worker(self.config):
+            self.config.workeroutput[WORKER_OUTPUT] = self.results.collector.export()
+            return
+        if not self.results.wanted:
+            return
+        workers = getattr(self.config.option, "numprocesses", None)
+        self.finished = self.results.finish(int(exitstatus), xdist_workers=workers if isinstance(workers, int) else 0)
+        try:
+            self.written = self.results.write(self.finished)
+        except OSError as exc:
+            self.written = f"iobench: could not write the results: {exc}"
+            self.finished.exit_status = self.finished.exit_status or int(pytest.ExitCode.INTERNAL_ERROR)
+        session.exitstatus = self.finished.exit_status
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        if self.finished is None:
+            return
+        tr, document = terminalreporter, self.finished.document
+        tr.write_sep("-", "iobench results")
+        for line in suite_tables(document):
+            tr.write_line(line)
+        if self.finished.comparison is not None:
+            tr.write_sep("-", "iobench comparison")
+            for line in comparison_lines(document["comparison"]):
+                tr.write_line(line)
+        if isinstance(self.written, str):
+            tr.write_line(self.written, red=True, bold=True)
+        elif self.written is not None:
+            files = [self.written.document, *([self.written.latest] if self.written.latest else []),
+                     *(p for p in self.written.human if p.suffix in (".md", ".html"))]
+            tr.write_line("iobench: results in " + ", ".join(self._shown(p) for p in files))
+        if self.finished.schema_problems:
+            tr.write_line("iobench: the document does not match its schema (a pytest-iobench bug): "
+                          + "; ".join(self.finished.schema_problems), red=True)
+        if self.finished.comparison is not None and self.finished.comparison.failed:
+            tr.write_line(gate_line(document["comparison"]), red=True, bold=True)
+
+    def _shown(self, path) -> str:
+        try:
+            return str(path.relative_to(self.config.invocation_params.dir))
+        except ValueError:
+            return str(path)
+
+
+def _message(report: pytest.TestReport) -> str:
+    """One line saying why a test failed, errored or was skipped ("" when it passed)."""
+    if hasattr(report, "wasxfail"):
+        return f"xfail: {report.wasxfail}" if report.wasxfail else "xfail"
+    if report.passed:
+        return ""
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:  # a skip: (path, line, reason)
+        return str(longrepr[2]).removeprefix("Skipped: ")[:500]
+    crash = getattr(longrepr, "reprcrash", None)
+    if crash is not None:
+        return crash.message.splitlines()[0][:500] if crash.message else ""
+    lines = [line for line in report.longreprtext.splitlines() if line.strip()]
+    return lines[-1][:500] if lines else ""

@@ -2,4 +2,45 @@
 
 from __future__ import annotations
 
-from ..settings import declare  # noqa: F401  (options of this layer are declared here)
+from ..settings import Option, comma_list, declare, positive_int
+from .thresholds import parse_override, parse_percentage
+
+HUMAN_FORMATS = ("md", "html", "none")
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        raise ValueError("give a whole number, 0 or more, such as 1") from None
+    if number < 0:
+        raise ValueError(f"{number} is negative; give a whole number, 0 or more, such as 1")
+    return number
+
+
+def human_formats(text: str) -> tuple[str, ...]:
+    formats = comma_list(HUMAN_FORMATS)(text)
+    if "none" in formats and len(formats) > 1:
+        raise ValueError("'none' cannot be combined with other formats; give md, html, md,html or none")
+    return () if formats == ["none"] else tuple(formats)
+
+
+declare(
+    Option("json", "write the run's result document to PATH (human reports next to it) instead of "
+           "reports/iobench-<UTC timestamp>.json and reports/latest.json; written even when no iobench "
+           "test ran", metavar="PATH"),
+    Option("report", "human reports written next to the result document: md, html (comma list) or none",
+           default="md,html", parse=human_formats, metavar="FORMATS"),
+    Option("repeat", "measured repeats of each measurement; the reported value is their median, with min and max",
+           default="1", parse=positive_int, metavar="N"),
+    Option("warmup", "warm-up runs before the repeats of each measurement (recorded, not counted)",
+           default="0", parse=non_negative_int, metavar="N"),
+    Option("compare", "compare the run with an earlier result document (by test id and metric)", metavar="PATH"),
+    Option("fail-regression", "fail the session when a metric is worse than in the --iobench-compare "
+           "document by more than this, e.g. 10%", parse=parse_percentage, metavar="PCT"),
+    Option("fail-regression-overrides", "per-metric regression thresholds as METRIC=PCT or METRIC=off "
+           "(METRIC may be a glob such as batch_read_*); repeatable, one per line in the ini file",
+           parse=parse_override, multiple=True, metavar="METRIC=PCT"),
+    Option("latency-rounds", "timed calls per latency test (suites/test_latency.py)", default="20",
+           parse=positive_int, metavar="N"),
+)

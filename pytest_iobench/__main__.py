@@ -1,0 +1,95 @@
+"""``python -m pytest_iobench report RUN.json [BASELINE.json]`` (also ``iobench report ...``).
+
+Renders the Markdown/HTML report of a stored result document, or its comparison with a baseline,
+without running anything. With ``--fail-regression``, exits 1 when a metric regressed beyond it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .report.compare import compare
+from .report.human import write_reports
+from .report.options import human_formats
+from .report.schema import DocumentError, load_document
+from .report.text import comparison_lines, gate_line, suite_tables
+from .report.thresholds import parse_override, parse_percentage
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pytest_iobench", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    report = commands.add_parser(
+        "report", help="render the report of a result document, or its comparison with a baseline",
+        description="Render RUN's Markdown and HTML report (plots included); with BASELINE, the report "
+                    "includes the comparison of RUN with BASELINE (BASELINE is the earlier run).")
+    report.add_argument("run", metavar="RUN.json", help="a result document (e.g. reports/latest.json)")
+    report.add_argument("baseline", metavar="BASELINE.json", nargs="?", help="an earlier result document to compare with")
+    report.add_argument("--out", metavar="DIR", help="where to write the reports (default: next to RUN.json)")
+    report.add_argument("--format", default="md,html", type=_argtype(human_formats), metavar="FORMATS",
+                        help="md, html (comma list) or none (default: md,html)")
+    report.add_argument("--fail-regression", type=_argtype(parse_percentage), metavar="PCT",
+                        help="exit 1 when a metric is worse than in BASELINE by more than PCT, e.g. 10%%")
+    report.add_argument("--override", action="append", default=[], type=_argtype(parse_override),
+                        metavar="METRIC=PCT", help="a per-metric threshold (METRIC may be a glob; PCT or off); repeatable")
+    return parser
+
+
+def _argtype(parse):
+    """An argparse type from one of our parsers: their ValueError text says what is valid."""
+
+    def convert(text: str):
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{text!r} is not valid: {exc}") from None
+
+    convert.__name__ = parse.__name__
+    return convert
+
+
+def report(args: argparse.Namespace) -> int:
+    run_path = Path(args.run)
+    document = load_document(run_path)
+    if args.baseline:
+        baseline = load_document(args.baseline)
+        comparison = compare(baseline, document, baseline_path=args.baseline,
+                             threshold=args.fail_regression, overrides=args.override)
+        document["comparison"] = comparison.to_dict()
+        base = f"{run_path.stem}-vs-{Path(args.baseline).stem}"
+    else:
+        comparison = None
+        if args.fail_regression is not None:
+            raise DocumentError("--fail-regression needs a BASELINE.json to compare with")
+        base = run_path.stem
+    out = Path(args.out) if args.out else run_path.parent
+    for line in suite_tables(document):
+        print(line)
+    if comparison is not None:
+        for line in comparison_lines(document["comparison"]):
+            print(line)
+    for path in write_reports(document, out / base, args.format):
+        if path.suffix in (".md", ".html"):
+            print(f"wrote {path}")
+    if comparison is not None and comparison.failed:
+        print(gate_line(document["comparison"]), file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return report(args)
+    except DocumentError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: cannot write the report: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

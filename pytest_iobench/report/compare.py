@@ -1,0 +1,176 @@
+"""Comparing a run with a baseline: by test id and metric, knowing which way each metric is better.
+
+A metric's change is measured against the baseline value: ``worse_by`` is how much worse the
+current value is, as a fraction of the baseline (higher is better: (baseline - current) /
+|baseline|; lower is better: (current - baseline) / |baseline|), negative when it is better.
+A change beyond the metric's threshold is a regression or an improvement; metrics whose
+direction is "none" (sizes, counts) are not compared.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .thresholds import DEFAULT_THRESHOLD, Override, threshold_for
+
+#: machine fields whose difference makes the two runs' figures hard to compare
+MACHINE_FIELDS = (
+    ("hostname", ("hostname",)),
+    ("cpu model", ("cpu", "model")),
+    ("logical cores", ("cpu", "logical_cores")),
+    ("memory bytes", ("memory_bytes",)),
+    ("os release", ("os", "release")),
+)
+#: settings that say where the results go or how they are judged, not what was measured
+_UNMEASURED_SETTINGS = {"json", "report", "compare", "fail-regression", "fail-regression-overrides"}
+
+
+@dataclass
+class Change:
+    id: str
+    metric: str
+    unit: str
+    direction: str
+    baseline: float
+    current: float
+    relative_change: float | None
+    worse_by: float | None
+    threshold: float | None
+    status: str  # regression, improvement, unchanged, not gated
+
+
+@dataclass
+class Comparison:
+    baseline: dict[str, str]
+    threshold: float
+    gating: bool
+    overrides: list[str] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
+    new_tests: list[str] = field(default_factory=list)
+    missing_tests: list[str] = field(default_factory=list)
+    outcome_changes: list[dict[str, str]] = field(default_factory=list)
+    not_compared: list[dict[str, str]] = field(default_factory=list)
+    machine_differences: list[dict[str, Any]] = field(default_factory=list)
+    settings_differences: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def regressions(self) -> list[Change]:
+        return [c for c in self.changes if c.status == "regression"]
+
+    @property
+    def improvements(self) -> list[Change]:
+        return [c for c in self.changes if c.status == "improvement"]
+
+    @property
+    def failed(self) -> bool:
+        """Whether the session fails: gating is on and a metric regressed beyond its threshold."""
+        return self.gating and bool(self.regressions)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def worse_by(baseline: float, current: float, direction: str) -> float:
+    """How much worse ``current`` is than ``baseline``, as a fraction of it (negative: better).
+    A zero baseline gives +-inf for any change and 0 for none."""
+    delta = current - baseline if direction == "lower" else baseline - current
+    if baseline == 0:
+        return 0.0 if delta == 0 else math.copysign(math.inf, delta)
+    return delta / abs(baseline)
+
+
+def status_of(worse: float, threshold: float | None) -> str:
+    if threshold is None:
+        return "not gated"
+    if worse > threshold:
+        return "regression"
+    if -worse > threshold:
+        return "improvement"
+    return "unchanged"
+
+
+def compare(baseline: dict[str, Any], current: dict[str, Any], *, baseline_path: str = "",
+            threshold: float | None = None, overrides: Sequence[Override] = ()) -> Comparison:
+    """Compare the ``current`` document with the ``baseline`` one. ``threshold`` (a fraction):
+    gate on regressions beyond it; None: do not gate, and tell changes from noise at 10%."""
+    gating = threshold is not None
+    default = float(threshold) if gating else DEFAULT_THRESHOLD
+    result = Comparison(
+        baseline={"path": str(baseline_path), "run_id": baseline["run"]["id"], "started": baseline["run"]["started"]},
+        threshold=default, gating=gating, overrides=[str(o) for o in overrides],
+    )
+    before = {t["id"]: t for t in baseline["tests"]}
+    now = {t["id"]: t for t in current["tests"]}
+    result.new_tests = [i for i in now if i not in before]
+    result.missing_tests = [i for i in before if i not in now]
+    for test_id, test in now.items():
+        old = before.get(test_id)
+        if old is None:
+            continue
+        if old["outcome"] != test["outcome"]:
+            result.outcome_changes.append({"id": test_id, "baseline": old["outcome"], "current": test["outcome"]})
+        _compare_metrics(result, test_id, old["metrics"], test["metrics"], default, overrides)
+    result.machine_differences = machine_differences(baseline["machine"], current["machine"])
+    result.settings_differences = settings_differences(baseline["run"]["settings"], current["run"]["settings"])
+    return result
+
+
+def _compare_metrics(result: Comparison, test_id: str, old: dict, new: dict, default: float,
+                     overrides: Sequence[Override]) -> None:
+    for name, metric in new.items():
+        before = old.get(name)
+        if before is None:
+            if metric["direction"] != "none":
+                result.not_compared.append({"id": test_id, "metric": name, "reason": "not in the baseline"})
+            continue
+        if metric["direction"] == "none":
+            continue
+        if before["unit"] != metric["unit"] or before["direction"] != metric["direction"]:
+            result.not_compared.append({"id": test_id, "metric": name, "reason": (
+                f"baseline is {before['unit']} ({before['direction']} is better), "
+                f"now {metric['unit']} ({metric['direction']} is better)")})
+            continue
+        worse = worse_by(before["value"], metric["value"], metric["direction"])
+        limit = threshold_for(name, default, overrides)
+        finite = math.isfinite(worse)
+        relative = (metric["value"] - before["value"]) / abs(before["value"]) if before["value"] else None
+        result.changes.append(Change(
+            id=test_id, metric=name, unit=metric["unit"], direction=metric["direction"],
+            baseline=before["value"], current=metric["value"], relative_change=relative,
+            worse_by=worse if finite else None, threshold=limit, status=status_of(worse, limit)))
+    for name, metric in old.items():
+        if name not in new and metric["direction"] != "none":
+            result.not_compared.append({"id": test_id, "metric": name, "reason": "not recorded in this run"})
+
+
+def _dig(data: dict[str, Any], path: tuple[str, ...]) -> Any:
+    for key in path:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data
+
+
+def machine_differences(baseline: dict[str, Any], current: dict[str, Any]) -> list[dict[str, Any]]:
+    differences = []
+    for label, path in MACHINE_FIELDS:
+        before, now = _dig(baseline, path), _dig(current, path)
+        if before != now:
+            differences.append({"field": label, "baseline": before, "current": now})
+    return differences
+
+
+def settings_differences(baseline: dict[str, Any], current: dict[str, Any]) -> list[dict[str, Any]]:
+    """Settings whose value differs (where the results go and how they are judged left out)."""
+    differences = []
+    for name in sorted(set(baseline) | set(current)):
+        if name in _UNMEASURED_SETTINGS:
+            continue
+        before = baseline.get(name, {}).get("value")
+        now = current.get(name, {}).get("value")
+        if before != now:
+            differences.append({"field": name, "baseline": before, "current": now})
+    return differences

@@ -1,0 +1,260 @@
+"""Plots of a result document, rendered to PNG with matplotlib's Agg canvas (no pyplot, no display).
+
+Each plot is drawn only when the run has its data: throughput against threads (tests with a
+``threads`` parameter and a byte rate), AU per workload against its floor (``train_au_percent``),
+latency percentiles (metrics named ``<name>_p<N>_<unit>`` in a time unit), and, for a comparison,
+the change of every compared metric.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .record import TIME_UNITS
+
+#: byte rates, in MB/s (10^6 bytes) per unit
+BYTE_RATES = {"B/s": 1e-6, "kB/s": 1e-3, "KB/s": 1e-3, "MB/s": 1.0, "GB/s": 1e3,
+              "KiB/s": 1024 / 1e6, "MiB/s": 1024**2 / 1e6, "GiB/s": 1024**3 / 1e6}
+PERCENTILE_METRIC = re.compile(r"^(?P<head>.+?)_(?P<which>p\d+(?:\.\d+)?|max)(?P<tail>_[A-Za-z]+)?$")
+#: more rows than this make a plot unreadable; the largest or first ones are drawn, and the caption says so
+MAX_ROWS = 40
+
+GREEN, RED, GREY, BLUE = "#2e7d32", "#c62828", "#9e9e9e", "#1565c0"
+
+
+@dataclass
+class Plot:
+    name: str  # file-name part: throughput-test_read, au, latency, comparison
+    title: str
+    caption: str
+    png: bytes
+
+
+def short_id(test_id: str) -> str:
+    """``suites/test_read.py::test_read[npz-local-posix-t4]`` -> ``test_read[npz-local-posix-t4]``."""
+    return test_id.split("::", 1)[-1]
+
+
+def function_of(test_id: str) -> str:
+    return short_id(test_id).split("[", 1)[0]
+
+
+def _has_results(test: dict[str, Any]) -> bool:
+    return bool(test["metrics"])
+
+
+# -- the data of each plot (no matplotlib here, so it can be tested and reused) ----------------
+def throughput_series(tests: Sequence[dict[str, Any]]) -> dict[str, dict[str, list[tuple[int, float, float, float]]]]:
+    """{test function: {line label: [(threads, MB/s, min, max), ...]}} for tests with a
+    ``threads`` parameter and a byte-rate metric (the first one recorded, higher is better)."""
+    groups: dict[str, dict[str, list[tuple[int, float, float, float]]]] = {}
+    for test in tests:
+        threads = test["params"].get("threads")
+        if not isinstance(threads, int) or isinstance(threads, bool) or not _has_results(test):
+            continue
+        rate = next(((name, m) for name, m in test["metrics"].items()
+                     if m["unit"] in BYTE_RATES and m["direction"] == "higher"), None)
+        if rate is None:
+            continue
+        name, metric = rate
+        scale = BYTE_RATES[metric["unit"]]
+        group = f"{function_of(test['id'])}: {name}"
+        values = dict.fromkeys(str(v) for k, v in test["params"].items() if k != "threads")  # fmt and format: once
+        label = " / ".join(values) or "all"
+        groups.setdefault(group, {}).setdefault(label, []).append(
+            (threads, metric["value"] * scale, metric["min"] * scale, metric["max"] * scale))
+    for lines in groups.values():
+        for points in lines.values():
+            points.sort()
+    return groups
+
+
+def au_bars(tests: Sequence[dict[str, Any]]) -> list[tuple[str, float, float | None, bool | None]]:
+    """[(label, AU %, floor % or None, met or None)] for tests that recorded ``train_au_percent``."""
+    bars = []
+    for test in tests:
+        metric = test["metrics"].get("train_au_percent")
+        if metric is None:
+            continue
+        criterion = next((c for c in test["criteria"] if c["metric"] == "train_au_percent"), None)
+        bars.append((short_id(test["id"]), metric["value"],
+                     criterion["threshold"] if criterion else None,
+                     criterion["passed"] if criterion else None))
+    return bars
+
+
+def latency_rows(tests: Sequence[dict[str, Any]]) -> list[tuple[str, dict[str, float]]]:
+    """[(label, {"p50": ms, "p90": ms, ..., "max": ms})] for each family of percentile metrics in
+    a time unit (``latency_p50_us``, ``batch_read_p99_seconds``)."""
+    rows = []
+    for test in tests:
+        families: dict[str, dict[str, float]] = {}
+        for name, metric in test["metrics"].items():
+            match = PERCENTILE_METRIC.match(name)
+            unit = "s" if metric["unit"] in ("s", "seconds") else metric["unit"]
+            if match is None or unit not in TIME_UNITS:
+                continue
+            family = match["head"] + (match["tail"] or "")
+            families.setdefault(family, {})[match["which"]] = metric["value"] * TIME_UNITS[unit] * 1e3
+        for family, values in families.items():
+            if any(k.startswith("p") for k in values):
+                label = short_id(test["id"]) if len(families) == 1 else f"{short_id(test['id'])} {family}"
+                rows.append((label, values))
+    return rows
+
+
+def change_bars(comparison: dict[str, Any]) -> list[tuple[str, float, str]]:
+    """[(label, % better (negative: worse), status)] of the compared metrics, largest changes first."""
+    bars = [(f"{short_id(c['id'])} {c['metric']}", -c["worse_by"] * 100.0, c["status"])
+            for c in comparison.get("changes", []) if c["worse_by"] is not None]
+    bars.sort(key=lambda bar: -abs(bar[1]))
+    return bars
+
+
+# -- rendering ---------------------------------------------------------------------------------
+def _figure(rows: int, width: float = 9.0):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, min(2.0 + 0.32 * rows, 18.0)), dpi=100, layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def _png(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def _clipped(count: int, shown: int, what: str) -> str:
+    return f" Showing {shown} of {count} {what}." if shown < count else ""
+
+
+def plot_throughput(group: str, lines: dict[str, list[tuple[int, float, float, float]]]) -> bytes:
+    fig, ax = _figure(rows=8)
+    threads = sorted({p[0] for points in lines.values() for p in points})
+    for label, points in sorted(lines.items()):
+        xs = [p[0] for p in points]
+        ys = [p[1] for p in points]
+        errors = [[p[1] - p[2] for p in points], [p[3] - p[1] for p in points]]
+        ax.errorbar(xs, ys, yerr=errors, marker="o", capsize=3, label=label)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(threads, [str(t) for t in threads])
+    ax.minorticks_off()
+    ax.set_xlabel("threads")
+    ax.set_ylabel("MB/s (10^6 bytes/s)")
+    ax.set_ylim(bottom=0)
+    ax.set_title(group)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small", loc="best")
+    return _png(fig)
+
+
+def plot_au(bars: list[tuple[str, float, float | None, bool | None]]) -> bytes:
+    fig, ax = _figure(rows=len(bars))
+    labels = [b[0] for b in bars]
+    colors = [GREY if b[3] is None else (GREEN if b[3] else RED) for b in bars]
+    positions = list(range(len(bars)))
+    ax.barh(positions, [b[1] for b in bars], color=colors, height=0.6)
+    for i, bar in enumerate(bars):
+        if bar[2] is not None:
+            ax.vlines(bar[2], i - 0.42, i + 0.42, color="black", linewidth=2.5, zorder=3)
+        ax.text(bar[1], i, f" {bar[1]:.1f}%" + (f" (floor {bar[2]:g}%)" if bar[2] is not None else " (no floor)"),
+                va="center", fontsize="small")
+    ax.set_yticks(positions, labels, fontsize="small")
+    ax.invert_yaxis()
+    ax.set_ylim(len(bars) - 0.5, -0.5)
+    ax.set_xlim(0, 130)
+    ax.set_xticks(range(0, 101, 10))
+    ax.set_xlabel("accelerator utilization, %; black line: the floor (green: met, red: not met, grey: no floor applied)")
+    ax.set_title("AU per workload against its floor")
+    ax.grid(True, axis="x", alpha=0.3)
+    return _png(fig)
+
+
+def plot_latency(rows: list[tuple[str, dict[str, float]]]) -> bytes:
+    fig, ax = _figure(rows=len(rows))
+    names = sorted({k for _, values in rows for k in values},
+                   key=lambda k: float("inf") if k == "max" else float(k[1:]))
+    markers = "osD^v<>"
+    for n, which in enumerate(names):
+        points = [(values[which], i) for i, (_, values) in enumerate(rows) if which in values]
+        ax.scatter([p[0] for p in points], [p[1] for p in points], marker=markers[n % len(markers)],
+                   label=which, zorder=3)
+    for i, (_, values) in enumerate(rows):
+        ax.plot([min(values.values()), max(values.values())], [i, i], color=GREY, linewidth=1, zorder=2)
+    ax.set_yticks(range(len(rows)), [label for label, _ in rows], fontsize="small")
+    ax.set_ylim(len(rows) - 0.5, -0.5)
+    ax.set_xscale("log")
+    _plain_log_labels(ax.xaxis, [v for _, values in rows for v in values.values()])
+    ax.set_xlabel("milliseconds (log scale)")
+    ax.set_title("Latency percentiles")
+    ax.grid(True, axis="x", which="both", alpha=0.3)
+    ax.legend(fontsize="small", loc="best")
+    return _png(fig)
+
+
+def _plain_log_labels(axis, values: list[float]) -> None:
+    """Log-axis labels as plain numbers (0.02, 30) instead of 2x10^-2; minor ticks labelled too
+    when the data spans less than a decade and a half, where majors alone say too little."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    axis.set_major_formatter(plain)
+    low, high = min(values), max(values)
+    axis.set_minor_formatter(plain if low > 0 and high / low < 30 else NullFormatter())
+
+
+def plot_changes(bars: list[tuple[str, float, str]], threshold: float) -> bytes:
+    fig, ax = _figure(rows=len(bars))
+    colors = {"regression": RED, "improvement": GREEN}
+    positions = list(range(len(bars)))
+    ax.barh(positions, [b[1] for b in bars], color=[colors.get(b[2], GREY) for b in bars], height=0.6)
+    for i, bar in enumerate(bars):
+        ax.text(bar[1], i, f" {bar[1]:+.1f}% " if bar[1] else " 0% ", va="center", fontsize="small",
+                ha="left" if bar[1] >= 0 else "right")
+    ax.axvline(0, color="black", linewidth=0.8)
+    for edge in (-threshold * 100, threshold * 100):
+        ax.axvline(edge, color="black", linestyle="--", linewidth=0.8)
+    ax.set_yticks(positions, [b[0] for b in bars], fontsize="small")
+    ax.set_ylim(len(bars) - 0.5, -0.5)
+    ax.margins(x=0.15)
+    ax.set_xlabel(f"% better than the baseline (negative: worse); dashed: the {threshold * 100:g}% threshold")
+    ax.set_title("Change against the baseline")
+    ax.grid(True, axis="x", alpha=0.3)
+    return _png(fig)
+
+
+def render_plots(document: dict[str, Any]) -> list[Plot]:
+    """Every plot the document has data for (none when it has no such data)."""
+    tests = document["tests"]
+    plots = []
+    for n, (group, lines) in enumerate(sorted(throughput_series(tests).items()), start=1):
+        function = group.split(":", 1)[0]
+        plots.append(Plot(f"throughput-{n}-{function}", f"Throughput against threads: {group}",
+                          "Median of the repeats; bars span min to max. One line per format, storage "
+                          "and library (the test's other parameters).", plot_throughput(group, lines)))
+    bars = au_bars(tests)
+    if bars:
+        plots.append(Plot("au", "AU per workload against its floor",
+                          "Mean accelerator utilization over epochs; the black mark is the workload's "
+                          "floor (metric.au)." + _clipped(len(bars), min(len(bars), MAX_ROWS), "tests"),
+                          plot_au(bars[:MAX_ROWS])))
+    rows = latency_rows(tests)
+    if rows:
+        plots.append(Plot("latency", "Latency percentiles",
+                          "Per test: p50, p90, p99 and max of the timed calls, in milliseconds."
+                          + _clipped(len(rows), min(len(rows), MAX_ROWS), "rows"), plot_latency(rows[:MAX_ROWS])))
+    comparison = document.get("comparison")
+    if comparison:
+        changes = change_bars(comparison)
+        if changes:
+            plots.append(Plot("comparison", "Change against the baseline",
+                              "Each compared metric, largest changes first; red: regression, green: "
+                              "improvement, grey: within the threshold or not gated."
+                              + _clipped(len(changes), min(len(changes), MAX_ROWS), "metrics"),
+                              plot_changes(changes[:MAX_ROWS], comparison["threshold"])))
+    return plots

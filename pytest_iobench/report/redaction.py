@@ -1,0 +1,63 @@
+"""Keeping secrets out of result documents, reports and the terminal.
+
+Every string that goes into a document passes through the storage layer's ``redact`` (registered
+secrets and secret-looking values become ``***``); the secret settings of the session are
+registered first, so a secret key given on the command line is known wherever it turns up.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from ..settings import REGISTRY, Settings
+from ..storage.errors import redact, register_secret
+
+#: environment variables that hold secrets whether or not an option reads them
+SECRET_ENVIRONMENT = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "IOBENCH_S3_SECRET_KEY")
+
+
+def register_session_secrets(settings: Settings) -> None:
+    """Make ``redact`` know the values of the secret settings and secret environment variables."""
+    for name, option in REGISTRY.items():
+        if option.secret:
+            value = settings.get(name)
+            if isinstance(value, str):
+                register_secret(value)
+    for variable in SECRET_ENVIRONMENT:
+        register_secret(os.environ.get(variable))
+
+
+def redacted(value: Any) -> Any:
+    """``value`` (JSON types) with every string redacted; mapping keys are kept."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: redacted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redacted(v) for v in value]
+    return value
+
+
+def secret_flags() -> list[str]:
+    return [option.flag for option in REGISTRY.values() if option.secret]
+
+
+def masked_command(args: Sequence[str], flags: Iterable[str] | None = None) -> list[str]:
+    """The command line with the values of secret options replaced by ``***``."""
+    flags = list(secret_flags() if flags is None else flags)
+    masked, hide_next = [], False
+    for arg in args:
+        arg = str(arg)
+        if hide_next:
+            masked.append("***")
+            hide_next = False
+        elif arg in flags:
+            masked.append(arg)
+            hide_next = True
+        elif any(arg.startswith(flag + "=") for flag in flags):
+            masked.append(arg.split("=", 1)[0] + "=***")
+        else:
+            masked.append(redact(arg))
+    return masked

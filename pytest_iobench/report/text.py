@@ -1,0 +1,178 @@
+"""Plain-text views of a result document: the per-suite table of the terminal summary and the
+comparison with a baseline. Also the number formatting and "key metrics" the other views share."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from .plots import PERCENTILE_METRIC, short_id
+
+KEY_METRICS = 3
+LIST_LIMIT = 10
+_BINARY_TWIN = re.compile(r"(Ki|Mi|Gi|Ti)B")
+
+
+def fmt(value: float | None) -> str:
+    """A number as a reader wants it: 3 significant digits, thousands separated, no exponent
+    for everyday magnitudes."""
+    if value is None:
+        return "n/a"
+    if value == 0:
+        return "0"
+    magnitude = abs(value)
+    if magnitude >= 1000:
+        return f"{value:,.0f}"
+    if magnitude >= 0.001:
+        return f"{value:.3g}" if magnitude < 100 else f"{value:.1f}".rstrip("0").rstrip(".")
+    return f"{value:.2e}"
+
+
+def fmt_percent(fraction: float | None, signed: bool = False) -> str:
+    if fraction is None:
+        return "n/a"
+    return f"{fraction * 100:+.1f}%" if signed else f"{fraction * 100:.1f}%"
+
+
+def with_unit(value: float, unit: str) -> str:
+    if not unit:
+        return fmt(value)
+    return f"{fmt(value)}{unit}" if unit == "%" else f"{fmt(value)} {unit}"
+
+
+def key_metrics(test: dict[str, Any], limit: int = KEY_METRICS) -> list[str]:
+    """The metrics a one-line summary shows: those with a criterion first, then the others in the
+    order they were recorded; not sizes and counts (direction none), not binary-unit twins of a
+    decimal metric (MiB/s next to MB/s), and of percentiles only p50 and p99."""
+    metrics = test["metrics"]
+    chosen = [c["metric"] for c in test["criteria"] if c["metric"] in metrics]
+    for name, metric in metrics.items():
+        if name in chosen or metric["direction"] == "none":
+            continue
+        match = PERCENTILE_METRIC.match(name)
+        if match and match["which"] not in ("p50", "p99"):
+            continue
+        twin = _BINARY_TWIN.sub(lambda m: m[1][0] + "B", name)
+        if twin != name and twin in metrics:
+            continue
+        chosen.append(name)
+    return list(dict.fromkeys(chosen))[:limit]
+
+
+def metric_cell(test: dict[str, Any]) -> str:
+    parts = [f"{name} {with_unit(test['metrics'][name]['value'], test['metrics'][name]['unit'])}"
+             for name in key_metrics(test)]
+    return ", ".join(parts) or "-"
+
+
+def criteria_cell(test: dict[str, Any]) -> str:
+    criteria = test["criteria"]
+    if not criteria:
+        return "-"
+    met = sum(1 for c in criteria if c["passed"])
+    return f"{met}/{len(criteria)} met" if met == len(criteria) else f"{met}/{len(criteria)} met: FAIL"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "  ") -> list[str]:
+    """Left-aligned columns, two spaces apart."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+    lines = []
+    for row in (headers, *rows):
+        lines.append(indent + "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
+    return lines
+
+
+def outcome_counts(tests: Sequence[dict[str, Any]]) -> str:
+    counts = Counter(t["outcome"] for t in tests)
+    return ", ".join(f"{n} {outcome}" for outcome, n in counts.most_common())
+
+
+def by_suite(tests: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    suites: dict[str, list[dict[str, Any]]] = {}
+    for test in tests:
+        suites.setdefault(test["id"].split("::", 1)[0], []).append(test)
+    return suites
+
+
+def shows_row(test: dict[str, Any]) -> bool:
+    """Tests with results, criteria or warnings get a row; a failure too. The rest are counted."""
+    return bool(test["metrics"] or test["criteria"] or test["warnings"]) or test["outcome"] in ("failed", "error")
+
+
+def suite_tables(document: dict[str, Any]) -> list[str]:
+    """The terminal summary: per suite, its outcome counts and a row per test with results."""
+    lines = []
+    for path, tests in by_suite(document["tests"]).items():
+        kinds = sorted({t["kind"] for t in tests if t["kind"]})
+        heading = f"{path}" + (f" ({', '.join(kinds)})" if kinds else "") + f": {outcome_counts(tests)}"
+        lines.append(heading)
+        rows = [[short_id(t["id"]), t["outcome"], metric_cell(t), criteria_cell(t), str(len(t["warnings"]))]
+                for t in tests if shows_row(t)]
+        if rows:
+            lines.extend(table(["test", "outcome", "key metrics", "criteria", "warnings"], rows))
+    return lines
+
+
+def _listed(items: Sequence[str], limit: int = LIST_LIMIT) -> list[str]:
+    shown = [f"    {item}" for item in items[:limit]]
+    if len(items) > limit:
+        shown.append(f"    ... and {len(items) - limit} more")
+    return shown
+
+
+def change_rows(changes: Sequence[dict[str, Any]]) -> list[list[str]]:
+    return [[short_id(c["id"]), c["metric"], with_unit(c["baseline"], c["unit"]), with_unit(c["current"], c["unit"]),
+             "from 0" if c["worse_by"] is None else fmt_percent(c["worse_by"], signed=True),
+             "off" if c["threshold"] is None else fmt_percent(c["threshold"])] for c in changes]
+
+
+CHANGE_HEADERS = ["test", "metric", "baseline", "current", "worse by", "threshold"]
+
+
+def comparison_lines(comparison: dict[str, Any]) -> list[str]:
+    """The comparison with the baseline: regressions, improvements, new and missing tests, and
+    what differs between the two runs' machines and settings."""
+    base = comparison["baseline"]
+    lines = [f"compared with {base['path']} (run {base['run_id']}, started {base['started']}); "
+             f"threshold {fmt_percent(comparison['threshold'])}"
+             + (f", overrides {', '.join(comparison['overrides'])}" if comparison["overrides"] else "")
+             + ("" if comparison["gating"] else " (not gating: no --iobench-fail-regression)")]
+    if comparison["machine_differences"]:
+        lines.append("  the machines differ: " + "; ".join(
+            f"{d['field']} {d['baseline']} -> {d['current']}" for d in comparison["machine_differences"]))
+    if comparison["settings_differences"]:
+        lines.append("  the settings differ: " + "; ".join(
+            f"{d['field']} {d['baseline']} -> {d['current']}" for d in comparison["settings_differences"]))
+    changes = comparison["changes"]
+    for status, title in (("regression", "regressions beyond the threshold"), ("improvement", "improvements")):
+        selected = [c for c in changes if c["status"] == status]
+        if selected:
+            lines.append(f"  {title} ({len(selected)}):")
+            lines.extend(table(CHANGE_HEADERS, change_rows(selected), indent="    "))
+    quiet = Counter(c["status"] for c in changes if c["status"] in ("unchanged", "not gated"))
+    if quiet:
+        lines.append("  " + ", ".join(f"{n} metrics {status}" for status, n in sorted(quiet.items())))
+    if not changes:
+        lines.append("  no metric in common with the baseline")
+    for key, title in (("new_tests", "new tests (not in the baseline)"), ("missing_tests", "missing tests (in the baseline, not run)")):
+        if comparison[key]:
+            lines.append(f"  {title} ({len(comparison[key])}):")
+            lines.extend(_listed([short_id(i) for i in comparison[key]]))
+    if comparison["outcome_changes"]:
+        lines.append(f"  outcome changed ({len(comparison['outcome_changes'])}):")
+        lines.extend(_listed([f"{short_id(o['id'])}: {o['baseline']} -> {o['current']}"
+                              for o in comparison["outcome_changes"]]))
+    if comparison["not_compared"]:
+        lines.append(f"  not compared ({len(comparison['not_compared'])}):")
+        lines.extend(_listed([f"{short_id(n['id'])} {n['metric']}: {n['reason']}" for n in comparison["not_compared"]]))
+    return lines
+
+
+def gate_line(comparison: dict[str, Any]) -> str:
+    regressions = [c for c in comparison["changes"] if c["status"] == "regression"]
+    names = ", ".join(f"{short_id(c['id'])} {c['metric']}" for c in regressions[:3])
+    more = f" and {len(regressions) - 3} more" if len(regressions) > 3 else ""
+    return (f"iobench: FAILED: {len(regressions)} metric{'s' if len(regressions) != 1 else ''} regressed beyond "
+            f"the threshold against {comparison['baseline']['path']}: {names}{more}")
