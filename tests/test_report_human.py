@@ -69,10 +69,10 @@ def test_plot_data_is_what_the_run_measured(pytester):
     threads, value, low, high = lines["npz / local / posix"][1]
     MiB = 1024**2 / 1e6  # noqa: N806 - the plot is in MB/s
     assert (threads, value, low, high) == (4, 400 * MiB, 360 * MiB, 480 * MiB)
-    assert au_bars(tests) == [("test_train[unet3d_small]", 95.0, 90.0, True),
-                              ("test_train[resnet50_small]", 60.0, 90.0, False)]
+    assert au_bars(tests) == [("test_train[resnet50_small]", 60.0, 90.0, False),
+                              ("test_train[unet3d_small]", 95.0, 90.0, True)]
     rows = latency_rows(tests)
-    assert [label for label, _ in rows] == ["test_train[unet3d_small]", "test_train[resnet50_small]"]
+    assert [label for label, _ in rows] == ["test_train[resnet50_small] batch_read", "test_train[unet3d_small] batch_read"]
     assert set(rows[0][1]) == {"p50", "p90", "p99", "max"} and rows[0][1]["max"] == 20.0
 
 

@@ -84,7 +84,7 @@ def au_bars(tests: Sequence[dict[str, Any]]) -> list[tuple[str, float, float | N
         bars.append((short_id(test["id"]), metric["value"],
                      criterion["threshold"] if criterion else None,
                      criterion["passed"] if criterion else None))
-    return bars
+    return sorted(bars, key=lambda bar: bar[0])  # a workload's storages and libraries together
 
 
 def latency_rows(tests: Sequence[dict[str, Any]]) -> list[tuple[str, dict[str, float]]]:
@@ -98,13 +98,12 @@ def latency_rows(tests: Sequence[dict[str, Any]]) -> list[tuple[str, dict[str, f
             unit = "s" if metric["unit"] in ("s", "seconds") else metric["unit"]
             if match is None or unit not in TIME_UNITS:
                 continue
-            family = match["head"] + (match["tail"] or "")
-            families.setdefault(family, {})[match["which"]] = metric["value"] * TIME_UNITS[unit] * 1e3
+            families.setdefault(match["head"], {})[match["which"]] = metric["value"] * TIME_UNITS[unit] * 1e3
         for family, values in families.items():
-            if any(k.startswith("p") for k in values):
-                label = short_id(test["id"]) if len(families) == 1 else f"{short_id(test['id'])} {family}"
+            if any(k.startswith("p") for k in values):  # a max alone is no percentile
+                label = short_id(test["id"]) + ("" if family == "latency" else f" {family}")
                 rows.append((label, values))
-    return rows
+    return sorted(rows, key=lambda row: row[0])
 
 
 def change_bars(comparison: dict[str, Any]) -> list[tuple[str, float, str]]:
@@ -169,7 +168,7 @@ def plot_au(bars: list[tuple[str, float, float | None, bool | None]]) -> bytes:
     ax.set_ylim(len(bars) - 0.5, -0.5)
     ax.set_xlim(0, 130)
     ax.set_xticks(range(0, 101, 10))
-    ax.set_xlabel("accelerator utilization, %; black line: the floor (green: met, red: not met, grey: no floor applied)")
+    ax.set_xlabel("accelerator utilization, %  (black line: the floor)")
     ax.set_title("AU per workload against its floor")
     ax.grid(True, axis="x", alpha=0.3)
     return _png(fig)
@@ -240,13 +239,14 @@ def render_plots(document: dict[str, Any]) -> list[Plot]:
     bars = au_bars(tests)
     if bars:
         plots.append(Plot("au", "AU per workload against its floor",
-                          "Mean accelerator utilization over epochs; the black mark is the workload's "
-                          "floor (metric.au)." + _clipped(len(bars), min(len(bars), MAX_ROWS), "tests"),
+                          "Mean accelerator utilization over epochs; the black line is the workload's "
+                          "floor (metric.au): green met, red not met, grey no floor applied." + _clipped(len(bars), min(len(bars), MAX_ROWS), "tests"),
                           plot_au(bars[:MAX_ROWS])))
     rows = latency_rows(tests)
     if rows:
         plots.append(Plot("latency", "Latency percentiles",
-                          "Per test: p50, p90, p99 and max of the timed calls, in milliseconds."
+                          "Per test: p50, p90, p99 and max of its timed calls (batch reads for training), "
+                          "in milliseconds."
                           + _clipped(len(rows), min(len(rows), MAX_ROWS), "rows"), plot_latency(rows[:MAX_ROWS])))
     comparison = document.get("comparison")
     if comparison:
