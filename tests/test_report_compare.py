@@ -189,3 +189,15 @@ def test_unit_change_is_not_compared(first_run):
     assert not result.failed
     assert {"id": "test_synthetic.py::test_read", "metric": "read_MB_per_second",
             "reason": "baseline is MB/s (higher is better), now MiB/s (higher is better)"} in result.not_compared
+
+
+def test_shipped_sample_baselines_are_valid_documents():
+    from pathlib import Path
+
+    shipped = sorted((Path(__file__).resolve().parent.parent / "fixtures" / "baselines").glob("*.json"))
+    assert shipped, "fixtures/baselines/ holds at least one sample document"
+    for path in shipped:
+        document = load_document(path)
+        assert document["tests"] and any(t["metrics"] for t in document["tests"])
+        itself = compare(document, document, threshold=0.1)
+        assert not itself.failed and not itself.new_tests and not itself.missing_tests
