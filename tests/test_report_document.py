@@ -189,3 +189,22 @@ def test_nan_never_reaches_a_file(tmp_path):
     with pytest.raises(ValueError):
         dumps({"value": float("nan")})
     assert json.loads(dumps({"value": 1.5})) == {"value": 1.5}
+
+
+def test_interrupted_run_still_writes_what_ran(pytester):
+    pytester.makepyfile(test_stop="""
+        def test_a(iobench_record):
+            iobench_record.metric("rate", 1.0, "MB/s")
+
+        def test_b(iobench_record):
+            raise KeyboardInterrupt
+
+        def test_c(iobench_record):
+            pass
+    """)
+    result = pytester.runpytest_subprocess("--iobench-report=none")  # in process, the interrupt would stop this session
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    document = load_document(pytester.path / "reports" / "latest.json")
+    assert document["run"]["exit_status"] == 2
+    assert [(t["id"].split("::")[1], t["outcome"]) for t in document["tests"]] == [("test_a", "passed"), ("test_b", "incomplete")]
+    assert not list((pytester.path / "reports").glob(".*.tmp")), "no temporary file is left behind"
