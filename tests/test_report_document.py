@@ -141,6 +141,8 @@ def test_unknown_kind_fails_the_test_naming_the_valid_ones(pytester):
     result = pytester.runpytest("--iobench-report=none")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*iobench_record.kind = 'benchmark' is not a kind; valid: conformance, generate, read,*"])
+    test = load_document(pytester.path / "reports" / "latest.json")["tests"][0]  # valid all the same
+    assert test["kind"] is None and test["outcome"] == "failed" and "'benchmark' is not a kind" in test["message"]
 
 
 def test_secrets_never_reach_the_document_or_the_summary(pytester, monkeypatch):
