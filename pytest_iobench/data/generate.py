@@ -252,7 +252,8 @@ def write_file(spec: DatasetSpec, storage: Storage, split: str, index: int, *, f
         fmt.write_companions(storage, key, spec, split, index)
         for companion in sizes:
             sizes[companion] = storage.stat(companion).size
-    stream = stream_for(spec.seed, SPLITS[split], index, limit=fmt.stream_bytes(spec, split, index) + (1 << 20))
+    stream = stream_for(spec.seed, SPLITS[split], index, limit=fmt.stream_bytes(spec, split, index) + (1 << 20),
+                        prefetch=True)
     inner = storage.open_writer(key, fsync=fsync)
     writer = _TallyWriter(inner, tally) if tally is not None else inner
     with writer:  # commits when the block ends normally, aborts on any exception

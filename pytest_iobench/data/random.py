@@ -10,6 +10,9 @@ there, so the bytes are the same whatever the callers' chunk sizes, thread count
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+
 import numpy as np
 
 import dgen_py
@@ -50,28 +53,46 @@ def _splitmix64(x: int) -> int:
 class RandomStream:
     """An endless deterministic byte stream for one seed. Not thread-safe: one per writer."""
 
-    def __init__(self, seed: int, limit: int = MAX_STREAM, staging: int = STAGING):
+    def __init__(self, seed: int, limit: int = MAX_STREAM, staging: int = STAGING, prefetch: bool = False):
         if staging % BLOCK:
             raise ValueError(f"staging size must be a multiple of {BLOCK}")
         self.seed = seed
+        # a small stream (an image) stages only what it needs, in whole blocks
+        staging = min(staging, -(-max(limit, 1) // BLOCK) * BLOCK)
         # The generator's size bounds the stream (the bytes do not depend on it), and dgen-py
         # reserves memory in proportion to it (about size / 128 KiB): ask for what is needed.
         # (+ one staging buffer: the last refill may run past what is read)
         self.limit = -(-max(limit, 1) // staging) * staging + staging
         self._gen = dgen_py.Generator(size=self.limit, seed=seed)
+        self._generated = 0  # bytes taken from the generator so far
         self._stage = np.empty(staging, dtype=np.uint8)
         self._view = memoryview(self._stage)
         self._pos = staging  # nothing staged yet
         self.position = 0
+        # Prefetch: the next staging buffer is filled by a helper thread while the caller works
+        # on the current one (dgen-py releases the GIL), so generating overlaps writing. Fills
+        # still happen one after another, in order: the bytes are the same.
+        self._prefetch = prefetch and self.limit > 2 * staging
+        self._next = np.empty(staging, dtype=np.uint8) if self._prefetch else None
+        self._pending: Future | None = None
 
     def _fill(self, view) -> None:
         filled = self._gen.fill_chunk(view)
         if filled != len(view):
             raise ValueError(f"random stream read past its limit of {self.limit} bytes")
+        self._generated += filled
 
     def _refill(self) -> None:
-        self._fill(self._stage)
+        if self._pending is not None:
+            self._pending.result()
+            self._pending = None
+            self._stage, self._next = self._next, self._stage
+            self._view = memoryview(self._stage)
+        else:
+            self._fill(self._stage)
         self._pos = 0
+        if self._prefetch and self._generated + len(self._next) <= self.limit:
+            self._pending = _prefetcher().submit(self._fill, self._next)
 
     def readinto(self, buffer) -> int:
         """Fill ``buffer`` (any writable bytes-like object) completely; returns its size."""
@@ -80,7 +101,7 @@ class RandomStream:
         total = out.nbytes
         while done < total:
             if self._pos == len(self._stage):
-                direct = (total - done) // BLOCK * BLOCK
+                direct = (total - done) // BLOCK * BLOCK if self._pending is None else 0
                 if direct:
                     # Whole blocks go straight into the caller's buffer: no staging copy
                     self._fill(out[done:done + direct])
@@ -130,6 +151,21 @@ class RandomStream:
             left -= n
 
 
-def stream_for(seed: int, *path: int | str, limit: int = MAX_STREAM) -> RandomStream:
-    """The stream of one file, shard or object: ``stream_for(seed, file_index, limit=size)``."""
-    return RandomStream(derive_seed(seed, *path), limit=limit)
+def stream_for(seed: int, *path: int | str, limit: int = MAX_STREAM, prefetch: bool = False) -> RandomStream:
+    """The stream of one file, shard or object: ``stream_for(seed, file_index, limit=size)``.
+    ``prefetch``: fill the next 8 MiB in a helper thread while the caller uses the current
+    ones (for streams read in large amounts by a writer; same bytes either way)."""
+    return RandomStream(derive_seed(seed, *path), limit=limit, prefetch=prefetch)
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _prefetcher() -> ThreadPoolExecutor:
+    """The helper threads of prefetching streams (one fill at a time per stream)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="iobench-random")
+        return _pool

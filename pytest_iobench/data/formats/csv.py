@@ -52,9 +52,16 @@ def values_text(values: np.ndarray, row_len: int, first: int) -> pa.Buffer:
     """CSV text of ``values`` (a run of the file's values, the first being value number
     ``first`` of the file): commas between values, a newline after each row's last one."""
     strings = pc.cast(pa.array(values), pa.string())
-    positions = np.arange(first + 1, first + 1 + len(values), dtype=np.int64)
-    seps = np.where(positions % row_len == 0, "\n", ",")
-    joined = pc.binary_join_element_wise(strings, pa.array(seps, pa.string()), pa.scalar(""))
+    count = len(values)
+    # cut the run where rows end; each segment's values are joined with commas in C++
+    first_end = row_len - first % row_len
+    cuts = np.arange(first_end, count, row_len, dtype=np.int64)
+    bounds = np.unique(np.concatenate(([0], cuts, [count])))
+    segments = pc.binary_join(pa.ListArray.from_arrays(pa.array(bounds.astype(np.int32)), strings), ",")
+    # what follows each segment: a newline where a row ends, a comma where the run cuts a row
+    ends_row = (first + bounds[1:]) % row_len == 0
+    after = pa.array(np.where(ends_row, "\n", ","), pa.string())
+    joined = pc.binary_join_element_wise(segments, after, pa.scalar(""))
     offsets = np.frombuffer(joined.buffers()[1], dtype=np.int32, count=len(joined) + 1, offset=joined.offset * 4)
     return joined.buffers()[2].slice(int(offsets[0]), int(offsets[-1] - offsets[0]))
 

@@ -259,11 +259,13 @@ class TFRecord(Format):
         record_len = len(prefix) + size + len(suffix)
         header = frame_header(record_len)
         prefix_crc = crc32c(prefix)
-        sink = WriterSink(writer)
+        # records' bytes of 64 KiB or more go to the writer as they are (no copy); the small
+        # framing pieces around them are gathered
+        sink = WriterSink(writer, coalesce=64 << 10)
         n = spec.num_samples_per_file
+        head = header + prefix  # the same before every record's bytes
         for _ in range(n):
-            sink.write(header)
-            sink.write(prefix)
+            sink.write(head)
             crc, left = prefix_crc, size
             while left:
                 piece = stream.view(min(left, spec.write_chunk_bytes))
@@ -271,8 +273,7 @@ class TFRecord(Format):
                 sink.write(piece)
                 left -= piece.nbytes
             crc = crc32c(suffix, crc)
-            sink.write(suffix)
-            sink.write(struct.pack("<I", masked_crc(crc)))
+            sink.write(suffix + struct.pack("<I", masked_crc(crc)))
         sink.finish()
         return FileInfo(n * (16 + record_len), n)
 

@@ -1,0 +1,175 @@
+"""Generation speed per format against a plain sequential write of the same bytes to the same
+place in the same run, and the peak memory of generating one big file.
+
+    python benchmarks/bench_generate.py                        # every format, 512 MiB each, local files
+    python benchmarks/bench_generate.py --formats parquet,npy --size 1GiB --threads 1,2 --repeats 7
+    python benchmarks/bench_generate.py --rss-only --rss-size 2GiB
+
+Speed: each repeat writes the plain reference first, then the generated dataset, to the same
+directory. The reference writes exactly the files the generation produced (same names' sizes,
+same storage, same streaming writer) from one reused 8 MiB buffer, single thread, no random
+data, no encoding: what the storage absorbs. Both are deleted before the next repeat. Printed:
+medians of --repeats (MB = 10^6 bytes), and the median of the per-repeat ratios
+generation / reference. Targets (issue 3): parquet, npy, tfrecord, indexed_binary >= 0.8;
+npz, hdf5 >= 0.7; jpeg and png report their encode time apart.
+
+Peak memory: a child process generates one file of --rss-size (default 2 GiB) of parquet and of
+npy with one thread and reports its peak RSS (getrusage ru_maxrss), and the RSS it had before
+generating (Python + numpy + pyarrow + h5py loaded). Target: < 256 MiB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+from pytest_iobench.data.generate import generate  # noqa: E402
+from pytest_iobench.data.options import byte_size  # noqa: E402
+from pytest_iobench.data.sizing import sized_spec  # noqa: E402
+from pytest_iobench.storage import StorageSpec, open_storage  # noqa: E402
+
+MB = 1e6
+#: text and image encoding run at tens of MB/s: these formats get 1/8 of --size
+SLOW_FORMATS = ("csv", "jpeg", "png")
+TARGETS = {"parquet": 0.8, "npy": 0.8, "tfrecord": 0.8, "indexed_binary": 0.8, "npz": 0.7, "hdf5": 0.7}
+ALL = ("parquet", "npy", "tfrecord", "indexed_binary", "npz", "hdf5", "csv", "jpeg", "png")
+
+
+def plain_write(storage, sizes: dict[str, int], buffer: memoryview, fsync: bool) -> float:
+    """Seconds to write files of ``sizes`` sequentially from one reused buffer."""
+    start = time.perf_counter()
+    for key, size in sizes.items():
+        with storage.open_writer(f"plain/{key}", fsync=fsync) as writer:
+            left = size
+            while left:
+                piece = buffer[:min(left, len(buffer))]
+                writer.write(piece)
+                left -= len(piece)
+    return time.perf_counter() - start
+
+
+def measure(storage, spec, threads: int, repeats: int, fsync: bool, buffer: memoryview) -> dict:
+    """Alternate plain writes and generations of the same files; medians and pair ratios."""
+    # a warm-up generation tells the sizes of the files the reference writes
+    sizes = dict(generate(spec, storage, threads=threads, regenerate=True, fsync=fsync).sizes)
+    storage.delete_prefix("train/")
+    plain, gen, ratios, encode = [], [], [], []
+    for _ in range(repeats):
+        os.sync()  # each run starts with no dirty pages of the previous one
+        t_plain = plain_write(storage, sizes, buffer, fsync)
+        storage.delete_prefix("plain/")
+        os.sync()
+        result = generate(spec, storage, threads=threads, regenerate=True, fsync=fsync)
+        storage.delete_prefix("train/")
+        plain.append(result.bytes / t_plain / MB)
+        gen.append(result.mb_per_s)
+        ratios.append(gen[-1] / plain[-1])
+        encode.append(result.encode_seconds)
+    return {"plain": statistics.median(plain), "gen": statistics.median(gen), "ratio": statistics.median(ratios),
+            "ratio_min": min(ratios), "ratio_max": max(ratios), "encode": statistics.median(encode),
+            "files": result.files, "seconds": statistics.median([result.bytes / g / MB for g in gen])}
+
+
+def speed(args) -> None:
+    buffer = memoryview(os.urandom(8 << 20))
+    root = tempfile.mkdtemp(prefix="iobench-bench-", dir=args.root)
+    try:
+        storage = open_storage(StorageSpec("local", "posix", root=root))
+        print(f"generation vs plain sequential write of the same files, local files in {root}, median of "
+              f"{args.repeats} (MB/s = 10^6 B/s; ratio = median of per-repeat generation/plain)")
+        print("  durable: every file fsynced on commit, both sides (the device is the limit)")
+        print("  cache:   no fsync (writes land in the page cache: memory-copy speed, CPU is the limit)")
+        print(f"  {'format':15s} {'MB':>6s} {'mode':7s} {'thr':>3s} {'plain MB/s':>10s} {'gen MB/s':>9s} "
+              f"{'ratio':>6s} {'(min-max)':>11s} {'target':>6s}")
+        for fmt in args.formats:
+            size = args.size // 8 if fmt in SLOW_FORMATS else args.size
+            spec = sized_spec(fmt, size, files=args.files)
+            for mode in args.modes:
+                for threads in args.threads:
+                    m = measure(storage, spec, threads, args.repeats, mode == "durable", buffer)
+                    target = TARGETS.get(fmt)
+                    verdict = "" if target is None else ("ok" if m["ratio"] >= target else "BELOW")
+                    note = ""
+                    if fmt in ("jpeg", "png"):
+                        note = (f" encode {m['encode']:.2f} s in {m['seconds']:.2f} s ({m['files']} images, "
+                                f"{m['encode'] / m['files'] * 1e3:.1f} ms each, summed over threads)")
+                    print(f"  {fmt:15s} {size / MB:6,.0f} {mode:7s} {threads:3d} {m['plain']:10,.0f} {m['gen']:9,.0f} "
+                          f"{m['ratio']:6.2f} {m['ratio_min']:5.2f}-{m['ratio_max']:<5.2f} "
+                          f"{target if target else '-':>6} {verdict}{note}", flush=True)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def rss_child(fmt: str, size: int, root: str) -> None:
+    """In a child process: generate one file of ``size`` bytes; print peak RSS as JSON."""
+    import numpy  # noqa: F401  (what generation loads, loaded before the baseline is taken)
+    import pyarrow.parquet  # noqa: F401
+    from pytest_iobench.data.formats import get_format
+
+    get_format(fmt)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    record = 64 << 10 if fmt == "parquet" else 1 << 20
+    spec = sized_spec(fmt, size, files=1, record_length_bytes=record)
+    storage = open_storage(StorageSpec("local", "posix", root=root))
+    result = generate(spec, storage, threads=1, regenerate=True)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"format": fmt, "bytes": result.bytes, "before": before, "peak": peak,
+                      "mb_per_s": result.mb_per_s}))
+
+
+def rss(args) -> None:
+    print(f"peak RSS generating one {args.rss_size / (1 << 30):.2f} GiB file (child process, 1 thread; target < 256 MiB):")
+    for fmt in ("parquet", "npy"):
+        root = tempfile.mkdtemp(prefix="iobench-rss-", dir=args.root)
+        try:
+            out = subprocess.run([sys.executable, __file__, "--rss-child", fmt, "--rss-size", str(args.rss_size),
+                                  "--root", root], capture_output=True, text=True, check=True)
+            data = json.loads(out.stdout.strip().splitlines()[-1])
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+        mib = 1 << 20
+        print(f"  {fmt:8s} file {data['bytes'] / mib:,.0f} MiB: peak RSS {data['peak'] / mib:,.0f} MiB "
+              f"(before generating {data['before'] / mib:,.0f} MiB; {data['mb_per_s']:,.0f} MB/s) "
+              + ("ok" if data["peak"] < 256 * mib else "OVER 256 MiB"), flush=True)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--formats", default=",".join(ALL))
+    parser.add_argument("--size", type=byte_size, default="512MiB", help="bytes per format (default 512MiB)")
+    parser.add_argument("--files", type=int, default=4)
+    parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--modes", default="durable,cache", help="durable (fsync), cache (no fsync), or both")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--root", default=None, help="directory to work in (default: the temp dir)")
+    parser.add_argument("--rss-size", type=byte_size, default="2GiB")
+    parser.add_argument("--rss-only", action="store_true")
+    parser.add_argument("--speed-only", action="store_true")
+    parser.add_argument("--rss-child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.rss_child:
+        rss_child(args.rss_child, args.rss_size, args.root)
+        return 0
+    args.formats = [f for f in args.formats.split(",") if f]
+    args.threads = [int(t) for t in args.threads.split(",")]
+    args.modes = [m for m in args.modes.split(",") if m]
+    if not args.rss_only:
+        speed(args)
+    if not args.speed_only:
+        rss(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
