@@ -1,0 +1,301 @@
+"""Every format's files open with the format's standard reader (np.load, h5py, pyarrow,
+Pillow, a CRC-checking TFRecord reader written here independently of ours), with the asked
+shapes, sizes and element types; our readers return the same samples through the storage,
+and every byte they return is counted by a CountingStorage."""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+
+import crc32c
+import h5py
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from pytest_iobench.data.formats import get_format
+from pytest_iobench.data.generate import generate
+from pytest_iobench.data.spec import DatasetSpec
+from pytest_iobench.storage import StorageSpec, open_storage
+from pytest_iobench.storage.counting import CountingStorage
+
+
+def make(tmp_path, mapping):
+    """Generate ``mapping``'s dataset in local files; returns (spec, root, storage)."""
+    spec = DatasetSpec.from_mapping({"num_files_train": 2, **mapping})
+    storage = open_storage(StorageSpec("local", "posix", root=str(tmp_path)))
+    generate(spec, storage, threads=2)
+    return spec, str(tmp_path), storage
+
+
+def our_samples(storage, spec, key):
+    counting = CountingStorage(storage)
+    with get_format(spec.format).open(counting, key, spec) as f:
+        samples = [f.read_sample(i) for i in range(f.num_samples)]
+        with pytest.raises(IndexError):
+            f.read_sample(f.num_samples)
+    return samples, counting.bytes_read
+
+
+def path(root, key):
+    return os.path.join(root, *key.split("/"))
+
+
+# -- numpy -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("fmt", ["npy", "npz"])
+@pytest.mark.parametrize("dims, dtype", [([32, 48], "float32"), ([], "uint8")], ids=["dims-f32", "flat-u8"])
+def test_numpy_formats_open_with_np_load(tmp_path, fmt, dims, dtype):
+    size = {"record_dims": dims} if dims else {"record_length_bytes": 5000}
+    spec, root, storage = make(tmp_path, {"format": fmt, "num_samples_per_file": 3, "record_element_type": dtype, **size})
+    for i, key in enumerate(spec.file_keys()):
+        loaded = np.load(path(root, key))
+        x = loaded["x"] if fmt == "npz" else loaded
+        assert x.shape == (*spec.sample_shape("train", i), 3) and x.dtype == np.dtype(dtype)
+        if fmt == "npz":
+            assert loaded["y"].tolist() == [0, 0, 0]  # DLIO's labels
+        samples, moved = our_samples(storage, spec, key)
+        for s, sample in enumerate(samples):
+            assert np.array_equal(sample, x[..., s], equal_nan=True)
+        sample_bytes = spec.record_bytes("train", i)
+        assert 3 * sample_bytes <= moved <= os.path.getsize(path(root, key)) + 8192
+
+
+def test_compressed_npz_is_deflated_and_opens(tmp_path):
+    spec, root, storage = make(tmp_path, {"format": "npz", "num_samples_per_file": 2, "record_length_bytes": 3000,
+                                          "compression": "zip"})
+    import zipfile
+
+    key = spec.file_keys()[0]
+    with zipfile.ZipFile(path(root, key)) as zf:
+        assert {i.compress_type for i in zf.infolist()} == {zipfile.ZIP_DEFLATED}
+        assert zf.testzip() is None  # every member's CRC checks
+    x = np.load(path(root, key))["x"]
+    samples, _ = our_samples(storage, spec, key)
+    assert x.shape == (3000, 2) and np.array_equal(samples[1], x[..., 1])
+
+
+# -- hdf5 --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("extra, chunks, compression", [
+    ({"record_dims": [6, 10, 10], "record_element_type": "float32", "hdf5": {"num_dset_per_record": 3}}, None, None),
+    ({"record_length_bytes": 10000, "enable_chunking": True, "chunk_size": 3000}, (1, 3000), None),
+    ({"record_dims": [20, 30], "hdf5": {"chunk_dims": [2, 7, 7], "max_shape": [None, 20, 30]}}, (2, 7, 7), None),
+    ({"record_length_bytes": 8000, "compression": "gzip", "compression_level": 1}, (1, 8000), "gzip"),
+    ({"record_length_bytes": 8000, "compression": "lzf"}, (1, 8000), "lzf"),
+], ids=["3-datasets", "chunk-size", "chunk-dims-maxshape", "gzip", "lzf"])
+def test_hdf5_opens_with_h5py(tmp_path, extra, chunks, compression):
+    spec, root, storage = make(tmp_path, {"format": "hdf5", "num_samples_per_file": 5, **extra})
+    key = spec.file_keys()[1]
+    k = spec.hdf5.num_dset_per_record
+    with h5py.File(path(root, key), "r") as f:
+        assert sorted(f) == ["labels", *[f"records_{j}" for j in range(k)]]
+        assert f["labels"][:].tolist() == [0] * 5
+        sample = spec.sample_shape("train", 1)
+        datasets = [f[f"records_{j}"] for j in range(k)]
+        for ds in datasets:
+            assert ds.shape == (5, sample[0] // k, *sample[1:]) and ds.dtype == spec.dtype
+            assert ds.chunks == chunks and ds.compression == compression
+        if spec.hdf5.max_shape:
+            assert datasets[0].maxshape == (None, 20, 30)
+        expected = [[ds[i] for ds in datasets] for i in range(5)]
+    samples, moved = our_samples(storage, spec, key)
+    for got, want in zip(samples, expected):
+        got = got if isinstance(got, list) else [got]
+        assert all(np.array_equal(g, w, equal_nan=True) for g, w in zip(got, want))
+    assert moved >= 5 * spec.record_bytes("train", 1) * (0.9 if compression else 1)
+
+
+# -- parquet -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("compression", ["none", "snappy", "zstd"])
+def test_parquet_opens_with_pyarrow(tmp_path, compression):
+    spec, root, storage = make(tmp_path, {"format": "parquet", "num_samples_per_file": 100, "record_length_bytes": 4104,
+                                          "compression": compression, "parquet": {"row_group_size": 30, "columns": [
+                                              {"name": "label", "dtype": "int64"},
+                                              {"name": "features", "dtype": "float32", "size": 4},
+                                              {"name": "data"}]}})
+    key = spec.file_keys()[0]
+    pf = pq.ParquetFile(path(root, key))
+    assert pf.metadata.num_rows == 100 and pf.metadata.num_row_groups == 4  # 30 + 30 + 30 + 10
+    column = pf.metadata.row_group(0).column(2)
+    assert column.compression == {"none": "UNCOMPRESSED"}.get(compression, compression.upper()) and "PLAIN_DICTIONARY" not in column.encodings
+    table = pf.read()
+    assert str(table.schema.field("data").type) == "fixed_size_binary[4080]"
+    assert str(table.schema.field("features").type) == "fixed_size_list<element: float>[4]"
+    samples, moved = our_samples(storage, spec, key)
+    assert moved >= 100 * 4104 * (0.9 if compression != "none" else 1)
+    for i in (0, 31, 99):
+        assert samples[i]["label"] == table.column("label")[i].as_py()
+        assert bytes(samples[i]["data"]) == table.column("data")[i].as_py()
+        assert np.array_equal(samples[i]["features"], np.array(table.column("features")[i].as_py(), np.float32),
+                              equal_nan=True)
+
+
+def test_parquet_reader_projects_columns_and_caches_row_groups(tmp_path):
+    spec, root, storage = make(tmp_path, {"format": "parquet", "num_samples_per_file": 64, "record_length_bytes": 16392,
+                                          "parquet": {"row_group_size": 16, "columns": [
+                                              {"name": "label", "dtype": "int64"}, {"name": "data"}]}})
+    counting = CountingStorage(storage)
+    f = get_format("parquet").open(counting, spec.file_keys()[0], spec, columns=["label"])
+    f.read_sample(0)
+    opened = counting.reset()[0]
+    for i in range(1, 16):  # the same row group: from the cache
+        assert isinstance(f.read_sample(i), int)
+    assert counting.reset()[0] == 0
+    f.read_sample(16)
+    assert 0 < counting.reset()[0] < 16 * 16392  # the label column of the next row group, not its data
+    f.close()
+    assert opened > 0
+
+
+# -- csv ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("compression", ["none", "gzip", "bz2", "xz"])
+def test_csv_opens_with_loadtxt(tmp_path, compression):
+    import bz2
+    import gzip
+    import lzma
+
+    spec, root, storage = make(tmp_path, {"format": "csv", "num_samples_per_file": 4, "record_dims": [3, 5],
+                                          "record_element_type": "int16", "compression": compression})
+    key = spec.file_keys()[0]
+    opener = {"none": open, "gzip": gzip.open, "bz2": bz2.open, "xz": lzma.open}[compression]
+    with opener(path(root, key), "rt") as f:
+        table = np.loadtxt(f, delimiter=",", dtype=np.int64, ndmin=2)
+    assert table.shape == (4, 15)
+    samples, _ = our_samples(storage, spec, key)
+    assert all(np.array_equal(s, row) for s, row in zip(samples, table))
+
+
+# -- images ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("fmt, dims, size, mode", [
+    ("jpeg", [], (568, 568), "L"),                # DLIO: side = sqrt(record_length_bytes)
+    ("jpeg", [480, 640, 3], (640, 480), "RGB"),
+    ("png", [100, 200], (200, 100), "L"),
+    ("png", [64, 32, 4], (32, 64), "RGBA"),
+])
+def test_images_open_with_pillow_at_the_asked_size(tmp_path, fmt, dims, size, mode):
+    shape = {"record_dims": dims} if dims else {"record_length_bytes": 322957}
+    spec, root, storage = make(tmp_path, {"format": fmt, **shape})
+    key = spec.file_keys()[0]
+    with Image.open(path(root, key)) as image:
+        image.load()
+        assert (image.format, image.size, image.mode) == (fmt.upper(), size, mode)
+    samples, moved = our_samples(storage, spec, key)
+    assert bytes(samples[0]) == open(path(root, key), "rb").read() and moved == os.path.getsize(path(root, key))
+    if fmt == "png":  # lossless: the pixels are the random source's bytes
+        pixels = np.asarray(Image.open(io.BytesIO(bytes(samples[0]))))
+        assert pixels.std() > 50  # random, not a constant image
+
+
+# -- tfrecord ----------------------------------------------------------------------------------
+def _masked(crc: int) -> int:
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        b = data[pos]
+        pos += 1
+        value |= (b & 0x7F) << shift
+        shift += 7
+        if b < 0x80:
+            return value, pos
+
+
+def _message(data: bytes) -> list[tuple[int, int, object]]:
+    """(field, wire type, value) of a protobuf message (independent of the writer's code)."""
+    out, pos = [], 0
+    while pos < len(data):
+        key, pos = _varint(data, pos)
+        if key & 7 == 2:
+            n, pos = _varint(data, pos)
+            out.append((key >> 3, 2, data[pos:pos + n]))
+            pos += n
+        elif key & 7 == 0:
+            v, pos = _varint(data, pos)
+            out.append((key >> 3, 0, v))
+        else:
+            raise AssertionError(f"unexpected wire type {key & 7}")
+    return out
+
+
+def read_tfrecords(raw: bytes) -> list[dict]:
+    """A TFRecord reader that checks both masked CRC32Cs and decodes tf.train.Example."""
+    examples, pos = [], 0
+    while pos < len(raw):
+        (length,) = struct.unpack_from("<Q", raw, pos)
+        (len_crc,) = struct.unpack_from("<I", raw, pos + 8)
+        assert _masked(crc32c.crc32c(raw[pos:pos + 8])) == len_crc, "length CRC"
+        data = raw[pos + 12:pos + 12 + length]
+        (data_crc,) = struct.unpack_from("<I", raw, pos + 12 + length)
+        assert _masked(crc32c.crc32c(data)) == data_crc, "data CRC"
+        pos += 16 + length
+        features = {}
+        ((field, _, feats),) = _message(data)  # Example.features
+        assert field == 1
+        for field, _, entry in _message(feats):  # map entries
+            parts = dict((f, v) for f, _, v in _message(entry))
+            name = parts[1].decode()
+            ((kind, _, values),) = _message(parts[2])
+            if kind == 1:  # bytes_list
+                features[name] = [v for _, _, v in _message(values)]
+            elif kind == 3:  # int64_list, packed
+                ((_, _, packed),) = _message(values)
+                ints, p = [], 0
+                while p < len(packed):
+                    v, p = _varint(packed, p)
+                    ints.append(v)
+                features[name] = ints
+        examples.append(features)
+    assert pos == len(raw)
+    return examples
+
+
+def test_tfrecord_framing_crcs_and_examples(tmp_path):
+    spec, root, storage = make(tmp_path, {"format": "tfrecord", "num_samples_per_file": 7, "record_length_bytes": 114660,
+                                          "record_length_bytes_stdev": 20000})
+    for i, key in enumerate(spec.file_keys()):
+        raw = open(path(root, key), "rb").read()
+        examples = read_tfrecords(raw)
+        size = spec.record_bytes("train", i)
+        assert len(examples) == 7 and size != 114660  # the stdev drew another size
+        assert all(len(e["image"]) == 1 and len(e["image"][0]) == size and e["size"] == [size] for e in examples)
+        samples, moved = our_samples(storage, spec, key)
+        assert [bytes(s) for s in samples] == [e["image"][0] for e in examples]
+        assert moved >= len(raw)
+
+
+def test_tfrecord_reader_rejects_a_corrupted_record(tmp_path):
+    spec, root, storage = make(tmp_path, {"format": "tfrecord", "num_samples_per_file": 3, "record_length_bytes": 1000})
+    key = spec.file_keys()[0]
+    with open(path(root, key), "r+b") as f:
+        f.seek(1100 + 500)  # inside the second record's image bytes
+        byte = f.read(1)
+        f.seek(-1, 1)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    with get_format("tfrecord").open(storage, key, spec) as f:
+        f.read_sample(0)
+        with pytest.raises(ValueError, match="data CRC of record 1 does not match"):
+            f.read_sample(1)
+
+
+# -- indexed binary ----------------------------------------------------------------------------
+@pytest.mark.parametrize("fmt", ["indexed_binary", "mmap_indexed_binary"])
+def test_indexed_binary_index_files(tmp_path, fmt):
+    spec, root, storage = make(tmp_path, {"format": fmt, "num_samples_per_file": 9, "record_length_bytes": 761})
+    key = spec.file_keys()[0]
+    assert key.endswith(f".{fmt}")
+    offsets = np.fromfile(path(root, key + ".off.idx"), dtype="<u8")
+    sizes = np.fromfile(path(root, key + ".sz.idx"), dtype="<u8")
+    data = open(path(root, key), "rb").read()
+    assert offsets.tolist() == [761 * i for i in range(9)] and sizes.tolist() == [761] * 9 and len(data) == 761 * 9
+    samples, moved = our_samples(storage, spec, key)
+    assert [bytes(s) for s in samples] == [data[o:o + 761] for o in offsets.tolist()]
+    assert moved == len(data) + 2 * 9 * 8
+
+
+def test_get_format_names_the_valid_formats():
+    with pytest.raises(ValueError, match="unknown format 'nope'; valid: npz, npy, hdf5, parquet"):
+        get_format("nope")

@@ -1,0 +1,257 @@
+"""Generation: identical bytes for any thread count, rank count (real mpiexec) and storage
+library; the manifest (reuse, mismatch, regeneration); nothing complete-looking after a failure;
+bad specs rejected before anything is written; progress; memory bounded by a slow storage."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+
+import pytest
+
+from pytest_iobench.data.datasets import DatasetCache
+from pytest_iobench.data.generate import (MANIFEST, DatasetMismatch, Progress, dataset_prefix, generate, main,
+                                          read_manifest)
+from pytest_iobench.data.memory import PeakRSS
+from pytest_iobench.data.spec import FORMATS, DatasetSpec, DatasetSpecError
+from pytest_iobench.mpi.launch import launch
+from pytest_iobench.storage import Storage, StorageError, StorageSpec, StreamWriter, open_storage
+
+MiB = 1 << 20
+
+
+def local(path) -> Storage:
+    return open_storage(StorageSpec("local", "posix", root=str(path)))
+
+
+def hashes(storage: Storage) -> dict[str, str]:
+    """sha256 of every object but the manifest (which records when and how it was made)."""
+    return {key: hashlib.sha256(bytes(storage.get(key))).hexdigest()
+            for key in storage.list("") if key != MANIFEST}
+
+
+def small(fmt: str, **extra) -> DatasetSpec:
+    images = fmt in ("jpeg", "png")
+    return DatasetSpec.from_mapping({
+        "format": fmt, "num_files_train": 6, "num_files_eval": 2, "num_subfolders_train": 2,
+        "num_samples_per_file": 1 if images else 3, "record_length_bytes": 30000,
+        "record_length_bytes_stdev": 3000, **extra})
+
+
+@pytest.mark.parametrize("fmt", [f for f in FORMATS if f != "mmap_indexed_binary"])
+def test_same_bytes_with_1_and_4_threads(tmp_path, fmt):
+    spec = small(fmt)
+    one, four = local(tmp_path / "t1"), local(tmp_path / "t4")
+    r1 = generate(spec, one, threads=1)
+    r4 = generate(spec, four, threads=4)
+    assert r1.sizes == r4.sizes and len(r1.sizes) >= 8
+    assert hashes(one) == hashes(four)
+    assert set(hashes(one)) == set(r1.sizes)  # every file generation reported, and no other
+
+
+def test_same_bytes_with_1_and_2_mpi_ranks(tmp_path):
+    spec = small("tfrecord", num_files_train=7)
+    single = local(tmp_path / "r1")
+    generate(spec, single, threads=2)
+    two = tmp_path / "r2"
+    run = launch("pytest_iobench.data.generate",
+                 ["--spec", json.dumps(spec.to_dict()), "--root", str(two), "--threads", "2", "--quiet"],
+                 ranks=2, timeout=120)
+    results = run.check()
+    assert [r["rank"] for r in results] == [0, 1] and all(r["result"]["ranks"] == 2 for r in results)
+    assert hashes(local(two)) == hashes(single)
+    manifest = read_manifest(local(two))
+    assert manifest["generated_with"]["ranks"] == 2 and len(manifest["files"]) == 9
+
+
+def test_same_bytes_on_s3_and_local_files(tmp_path, storage_factory):
+    spec = small("parquet")
+    files = local(tmp_path)
+    generate(spec, files)
+    s3 = storage_factory.at(storage_factory.get("s3", "minio"), f"gen-{tmp_path.name}")
+    try:
+        generate(spec, s3, threads=2)
+        assert hashes(s3) == hashes(files)
+    finally:
+        s3.delete_prefix("")
+
+
+def test_a_complete_dataset_is_reused_and_another_spec_is_refused(tmp_path):
+    storage = local(tmp_path)
+    spec = small("npy")
+    first = generate(spec, storage, threads=2)
+    assert not first.reused and read_manifest(storage)["digest"] == spec.digest()
+    before = hashes(storage)
+    again = generate(spec, storage)
+    assert again.reused and again.sizes == first.sizes and hashes(storage) == before
+
+    other = spec.with_changes(record_length_bytes=20000)
+    with pytest.raises(DatasetMismatch) as info:
+        generate(other, storage)
+    message = str(info.value)
+    assert "holds a dataset generated from another spec (record_length_bytes: 30000 -> 20000)" in message
+    assert "--iobench-regenerate" in message
+    assert hashes(storage) == before  # refused: nothing touched
+
+    replaced = generate(other, storage, regenerate=True)
+    assert not replaced.reused and read_manifest(storage)["digest"] == other.digest()
+    assert set(hashes(storage)) == set(replaced.sizes)
+
+
+def test_a_dataset_with_a_missing_or_resized_file_is_generated_again(tmp_path):
+    storage = local(tmp_path)
+    spec = small("indexed_binary")
+    generate(spec, storage)
+    before = hashes(storage)
+    victim = spec.file_keys("train")[3]
+    storage.delete(victim + ".sz.idx")
+    assert not generate(spec, storage).reused
+    assert hashes(storage) == before
+    storage.put(victim, b"short")
+    assert not generate(spec, storage).reused
+    assert hashes(storage) == before
+
+
+class FailingStorage(Storage):
+    """Local files whose writer for one key fails after some bytes (a storage error mid-file)."""
+
+    def __init__(self, inner: Storage, fail_key: str, after: int):
+        super().__init__(inner.root)
+        self.inner, self.fail_key, self.after = inner, fail_key, after
+        self.kind, self.library, self.spec = inner.kind, inner.library, inner.spec
+
+    def open_writer(self, key, *, fsync=False):
+        writer = self.inner.open_writer(key, fsync=fsync)
+        return _FailingWriter(writer, self.after) if key == self.fail_key else writer
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def uri(self, key): return self.inner.uri(key)
+    def put(self, key, data): return self.inner.put(key, data)
+    def get(self, key): return self.inner.get(key)
+    def get_range(self, key, offset, length): return self.inner.get_range(key, offset, length)
+    def list(self, prefix=""): return self.inner.list(prefix)
+    def stat(self, key): return self.inner.stat(key)
+    def delete(self, key): return self.inner.delete(key)
+    def delete_prefix(self, prefix): return self.inner.delete_prefix(prefix)
+
+
+class _FailingWriter(StreamWriter):
+    def __init__(self, inner: StreamWriter, after: int):
+        super().__init__(inner.storage, inner.key)
+        self.inner, self.after = inner, after
+
+    def _write(self, view):
+        if self.bytes_written + view.nbytes > self.after:
+            raise StorageError("write", self.key, "test", "device full (injected)")
+        self.inner.write(view)
+
+    def _commit(self):
+        self.inner.commit()
+
+    def _abort(self):
+        self.inner.abort()
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+@pytest.mark.parametrize("fmt", ["hdf5", "parquet", "npz"])
+def test_a_failed_generation_leaves_nothing_that_looks_complete(tmp_path, storage_factory, where, fmt):
+    spec = small(fmt, num_files_train=8, record_length_bytes=400_000, record_length_bytes_stdev=0)
+    if where == "local":
+        inner = local(tmp_path)
+    else:
+        inner = storage_factory.at(storage_factory.get("s3", "boto3"), f"fail-{fmt}-{tmp_path.name}")
+    failing = spec.file_keys("train")[5]
+    storage = FailingStorage(inner, failing, after=300_000)
+    try:
+        with pytest.raises(StorageError, match="device full"):
+            generate(spec, storage, threads=3)
+        left = inner.list("")
+        assert failing not in left and MANIFEST not in left
+        assert not any("iobench-tmp" in key for key in left)
+        if where == "local":  # no temporary file remains on disk either
+            assert not [p for p in tmp_path.rglob("*") if "iobench-tmp" in p.name]
+        # every file that is there is complete: the next run (no failure) regenerates and reuses none of it blindly
+        result = generate(spec, inner, threads=2)
+        assert not result.reused and failing in inner.list("train/")
+    finally:
+        if where == "s3":
+            inner.delete_prefix("")
+
+
+def test_bad_specs_are_rejected_before_anything_is_written(tmp_path, capsys):
+    root = tmp_path / "data"
+    bad = {"format": "npz", "num_files_train": -3, "record_length_bytes": 10, "record_element_type": "float32"}
+    assert main(["--spec", json.dumps(bad), "--root", str(root), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "dataset.num_files_train: -3 is not valid" in err and "cannot be divided into whole float32" in err
+    assert not root.exists()
+    cache = DatasetCache(lambda area, prefix: area, threads=1)
+    storage = local(tmp_path / "area")
+    with pytest.raises(DatasetSpecError, match="dataset.compression: 'gzip' is not available for npy"):
+        cache.get({"format": "npy", "compression": "gzip"}, storage)
+    assert storage.list("") == []
+
+
+def test_command_line_generates_then_reuses(tmp_path, capsys):
+    spec = json.dumps({"format": "npz", "num_files_train": 3, "num_samples_per_file": 2, "record_length_bytes": 1000})
+    assert main(["--spec", spec, "--root", str(tmp_path), "--threads", "2"]) == 0
+    assert "generated 3 files" in capsys.readouterr().out
+    assert main(["--spec", spec, "--root", str(tmp_path)]) == 0
+    assert "reused 3 files" in capsys.readouterr().out
+
+
+def test_progress_reports_files_bytes_rate_and_eta(tmp_path):
+    seen: list[Progress] = []
+    spec = small("npy", num_files_train=12, record_length_bytes=200_000, record_length_bytes_stdev=0)
+    result = generate(spec, local(tmp_path), threads=2, progress=seen.append, interval=0.01)
+    last = seen[-1]
+    assert (last.files_done, last.files_total, last.bytes_done) == (14, 14, result.bytes)
+    assert all(a.bytes_done <= b.bytes_done for a, b in zip(seen, seen[1:]))
+    assert "14/14 files" in last.line() and "MB/s" in last.line() and "ETA 0 s" in last.line()
+
+
+class SlowStorage(FailingStorage):
+    """Local files whose writers take ``delay`` seconds per write call: a slow device."""
+
+    def __init__(self, inner: Storage, delay: float):
+        super().__init__(inner, fail_key="", after=0)
+        self.delay = delay
+        self.writes = 0
+        self.lock = threading.Lock()
+
+    def open_writer(self, key, *, fsync=False):
+        return _SlowWriter(self.inner.open_writer(key, fsync=fsync), self)
+
+
+class _SlowWriter(_FailingWriter):
+    def __init__(self, inner, owner):
+        super().__init__(inner, 0)
+        self.owner = owner
+
+    def _write(self, view):
+        time.sleep(self.owner.delay)
+        with self.owner.lock:
+            self.owner.writes += 1
+        self.inner.write(view)
+
+
+def test_a_slow_storage_slows_generation_instead_of_filling_memory(tmp_path):
+    # 256 MiB in 8 MiB pieces, each write taking 20 ms: generation must wait for the storage
+    spec = DatasetSpec.from_mapping({"format": "npy", "num_files_train": 4, "num_samples_per_file": 8,
+                                     "record_length_bytes": 8 * MiB})
+    slow = SlowStorage(local(tmp_path), delay=0.02)
+    with PeakRSS() as rss:
+        result = generate(spec, slow, threads=4)
+    assert result.bytes >= 256 * MiB
+    assert slow.writes >= 32 and result.seconds >= slow.writes * 0.02 / 4
+    assert rss.growth < 160 * MiB, f"memory grew by {rss.growth / MiB:.0f} MiB while writing {result.bytes / MiB:.0f} MiB"
+
+
+def test_dataset_prefix_is_the_data_folder_then_the_digest():
+    spec = DatasetSpec.from_mapping({"format": "npz", "data_folder": "./data/../unet3d/"})
+    assert dataset_prefix(spec) == f"data/unet3d/{spec.digest()}"
+    assert dataset_prefix(spec.with_changes(keep_files=False)) == dataset_prefix(spec)  # same content, same folder

@@ -1,0 +1,106 @@
+"""The data fixtures in real pytest sessions: a dataset generated once per session and reused by
+later tests and later sessions, indirect specs, keep_files, progress in the terminal, bad specs
+as clear errors, and the generation suite's test ids and records."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+ONE_LIBRARY = ("--iobench-libraries=posix", "-p", "no:cacheprovider")
+SUITE = Path(__file__).resolve().parents[1] / "suites" / "test_generate.py"
+
+SESSION_TESTS = """
+import pytest
+
+SEEN = []
+
+@pytest.fixture
+def dataset_spec():
+    return {"format": "parquet", "num_files_train": 3, "num_samples_per_file": 10, "record_length_bytes": 2000}
+
+def test_first(dataset):
+    SEEN.append(dataset)
+    print("REUSED=%s PREFIX=%s" % (dataset.reused, dataset.prefix))
+    with dataset.open(dataset.keys()[2]) as f:
+        assert f.num_samples == 10 and len(f.read_sample(9)) == 2000
+
+def test_second_gets_the_same(dataset):
+    assert dataset is SEEN[0]
+
+@pytest.mark.parametrize("dataset", [{"format": "npy", "num_files_train": 2, "record_length_bytes": 512}], indirect=True)
+def test_indirect(dataset):
+    assert dataset.spec.format == "npy" and dataset.storage.list("train/") == dataset.keys()
+
+def test_factory(dataset_factory, storage):
+    ds = dataset_factory({"format": "tfrecord", "num_files_train": 2, "keep_files": False}, storage)
+    print("GONE_AFTER=" + ds.storage.uri(""))
+"""
+
+
+def test_dataset_generated_once_per_session_and_reused_by_the_next(pytester):
+    pytester.makepyfile(test_data=SESSION_TESTS)
+    root = pytester.path / "root"
+    first = pytester.runpytest_subprocess("-s", f"--iobench-root={root}", *ONE_LIBRARY)
+    first.assert_outcomes(passed=4)
+    out = first.stdout.str()
+    assert "REUSED=False" in out
+    prefix = re.search(r"PREFIX=(\S+)", out).group(1)
+    kept = root / "iobench-datasets" / prefix
+    assert (kept / "iobench-manifest.json").exists() and len(list((kept / "train").iterdir())) == 3
+    gone = re.search(r"GONE_AFTER=(\S+)", out).group(1)
+    assert not os.path.exists(os.path.join(gone, "iobench-manifest.json"))  # keep_files: false
+
+    second = pytester.runpytest_subprocess("-s", f"--iobench-root={root}", *ONE_LIBRARY)
+    second.assert_outcomes(passed=4)
+    assert "REUSED=True" in second.stdout.str()
+
+    third = pytester.runpytest_subprocess("-s", f"--iobench-root={root}", "--iobench-regenerate=yes", *ONE_LIBRARY)
+    third.assert_outcomes(passed=4)
+    assert "REUSED=False" in third.stdout.str()
+
+
+def test_long_generation_shows_progress_in_the_terminal(pytester):
+    pytester.makepyfile(test_progress="""
+import pytest_iobench.plugin.data as data_plugin
+
+data_plugin.PROGRESS_AFTER = 0  # show it however short the run
+
+def test_it(dataset_factory):
+    dataset_factory({"format": "npy", "num_files_train": 5, "record_length_bytes": 4096})
+""")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")  # capture on: progress gets past it
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["iobench generating *: 5/5 files, * MB, * MB/s, ETA 0 s"])
+
+
+def test_a_bad_dataset_spec_is_a_clear_error(pytester):
+    pytester.makepyfile(test_bad="""
+def test_it(dataset_factory):
+    dataset_factory({"format": "npz", "record_length_bytes": -1, "num_file_train": 2})
+""")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*dataset.num_file_train: unknown key; did you mean dataset.num_files_train?*",
+        "*dataset.record_length_bytes: -1 is not valid; give a number of bytes >= 1*",
+    ])
+
+
+def test_generation_suite_ids_and_records(pytester):
+    result = pytester.runpytest_subprocess(
+        str(SUITE), "--iobench-formats=parquet,jpeg", "--iobench-generate-size=2MiB", "--iobench-threads=1,4",
+        "-p", "no:cacheprovider", "-v", f"--rootdir={pytester.path}")
+    result.assert_outcomes(passed=8)
+    for test_id in ("test_generate[parquet-local-posix-t1]", "test_generate[parquet-local-s3dlio-t4]",
+                    "test_generate[jpeg-local-posix-t4]"):
+        assert f"{test_id} PASSED" in result.stdout.str()
+    reports = sorted((pytester.path / "reports").glob("iobench-*.json"))
+    assert reports, "the run's result document"
+    records = [r for r in json.loads(reports[-1].read_text())["tests"] if "parquet-local-posix-t4" in r["id"]]
+    assert len(records) == 1 and records[0]["kind"] == "generate"
+    metrics = records[0]["metrics"]
+    assert metrics["write_throughput"]["unit"] == "MB/s" and metrics["write_throughput"]["value"] > 0
+    assert metrics["files_per_second"]["value"] > 0 and metrics["peak_rss"]["unit"] == "MiB"
