@@ -13,8 +13,12 @@ medians of --repeats (MB = 10^6 bytes), and the median of the per-repeat ratios
 generation / reference. Targets (issue 3): parquet, npy, tfrecord, indexed_binary >= 0.8;
 npz, hdf5 >= 0.7; jpeg and png report their encode time apart.
 
+A CPU-only line per format (one thread writing into a writer that drops the bytes) shows what
+the format costs the CPU: in the "cache" mode the page cache takes bytes at memory-copy speed,
+so a format whose CPU-only rate is near or below that cannot keep up on one core.
+
 Peak memory: a child process generates one file of --rss-size (default 2 GiB) of parquet and of
-npy with one thread and reports its peak RSS (getrusage ru_maxrss), and the RSS it had before
+npy with one thread and reports its peak RSS (VmHWM), and the RSS it had before
 generating (Python + numpy + pyarrow + h5py loaded). Target: < 256 MiB.
 """
 
@@ -34,10 +38,12 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
+from pytest_iobench.data.formats import get_format  # noqa: E402
 from pytest_iobench.data.generate import generate  # noqa: E402
+from pytest_iobench.data.random import stream_for  # noqa: E402
 from pytest_iobench.data.options import byte_size  # noqa: E402
 from pytest_iobench.data.sizing import sized_spec  # noqa: E402
-from pytest_iobench.storage import StorageSpec, open_storage  # noqa: E402
+from pytest_iobench.storage import StorageSpec, StreamWriter, open_storage  # noqa: E402
 
 MB = 1e6
 #: text and image encoding run at tens of MB/s: these formats get 1/8 of --size
@@ -57,6 +63,37 @@ def plain_write(storage, sizes: dict[str, int], buffer: memoryview, fsync: bool)
                 writer.write(piece)
                 left -= len(piece)
     return time.perf_counter() - start
+
+
+class _NullWriter(StreamWriter):
+    """Takes the bytes and drops them: generation with no storage at all."""
+
+    def __init__(self, key: str):
+        super().__init__(None, key)
+
+    def _write(self, view) -> None:
+        pass
+
+    def _commit(self) -> None:
+        pass
+
+    def _abort(self) -> None:
+        pass
+
+
+def cpu_only(spec, repeats: int) -> float:
+    """Median MB/s of one thread writing every file of ``spec`` into a null writer: the
+    format's CPU cost (random source, encoding, checksums) with no storage."""
+    fmt = get_format(spec.format)
+    rates = []
+    for _ in range(repeats):
+        total, start = 0, time.perf_counter()
+        for split, index, key in spec.all_files():
+            stream = stream_for(spec.seed, "train", index, limit=fmt.stream_bytes(spec, split, index) + (1 << 20),
+                                prefetch=True)
+            total += fmt.write(_NullWriter(key), spec, split, index, stream).bytes
+        rates.append(total / (time.perf_counter() - start) / MB)
+    return statistics.median(rates)
 
 
 def measure(storage, spec, threads: int, repeats: int, fsync: bool, buffer: memoryview) -> dict:
@@ -90,11 +127,15 @@ def speed(args) -> None:
               f"{args.repeats} (MB/s = 10^6 B/s; ratio = median of per-repeat generation/plain)")
         print("  durable: every file fsynced on commit, both sides (the device is the limit)")
         print("  cache:   no fsync (writes land in the page cache: memory-copy speed, CPU is the limit)")
+        print("  cpu:     one thread, no storage (bytes dropped): the format's own CPU cost, for comparison")
         print(f"  {'format':15s} {'MB':>6s} {'mode':7s} {'thr':>3s} {'plain MB/s':>10s} {'gen MB/s':>9s} "
               f"{'ratio':>6s} {'(min-max)':>11s} {'target':>6s}")
         for fmt in args.formats:
             size = args.size // 8 if fmt in SLOW_FORMATS else args.size
             spec = sized_spec(fmt, size, files=args.files)
+            if args.cpu:
+                print(f"  {fmt:15s} {size / MB:6,.0f} {'cpu':7s} {1:3d} {'':10s} {cpu_only(spec, args.repeats):9,.0f}",
+                      flush=True)
             for mode in args.modes:
                 for threads in args.threads:
                     m = measure(storage, spec, threads, args.repeats, mode == "durable", buffer)
@@ -111,6 +152,16 @@ def speed(args) -> None:
         shutil.rmtree(root, ignore_errors=True)
 
 
+def vm_hwm() -> int:
+    """This process's peak RSS (VmHWM). Not getrusage's ru_maxrss: after fork + exec that still
+    counts the parent's pages the child had before exec."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def rss_child(fmt: str, size: int, root: str) -> None:
     """In a child process: generate one file of ``size`` bytes; print peak RSS as JSON."""
     import numpy  # noqa: F401  (what generation loads, loaded before the baseline is taken)
@@ -118,12 +169,12 @@ def rss_child(fmt: str, size: int, root: str) -> None:
     from pytest_iobench.data.formats import get_format
 
     get_format(fmt)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    before = vm_hwm()
     record = 64 << 10 if fmt == "parquet" else 1 << 20
     spec = sized_spec(fmt, size, files=1, record_length_bytes=record)
     storage = open_storage(StorageSpec("local", "posix", root=root))
     result = generate(spec, storage, threads=1, regenerate=True)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = vm_hwm()
     print(json.dumps({"format": fmt, "bytes": result.bytes, "before": before, "peak": peak,
                       "mb_per_s": result.mb_per_s}))
 
@@ -151,6 +202,7 @@ def main(argv=None) -> int:
     parser.add_argument("--files", type=int, default=4)
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--modes", default="durable,cache", help="durable (fsync), cache (no fsync), or both")
+    parser.add_argument("--no-cpu", dest="cpu", action="store_false", help="leave out the CPU-only line")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--root", default=None, help="directory to work in (default: the temp dir)")
     parser.add_argument("--rss-size", type=byte_size, default="2GiB")
