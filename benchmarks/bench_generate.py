@@ -5,8 +5,8 @@ place in the same run, and the peak memory of generating one big file.
     python benchmarks/bench_generate.py --formats parquet,npy --size 1GiB --threads 1,2 --repeats 7
     python benchmarks/bench_generate.py --rss-only --rss-size 2GiB
 
-Speed: each repeat writes the plain reference first, then the generated dataset, to the same
-directory. The reference writes exactly the files the generation produced (same names' sizes,
+Speed: each repeat writes the plain reference and the generated dataset to the same directory,
+in alternating order (plain first on even repeats), after an os.sync(). The reference writes exactly the files the generation produced (same names' sizes,
 same storage, same streaming writer) from one reused 8 MiB buffer, single thread, no random
 data, no encoding: what the storage absorbs. Both are deleted before the next repeat. Printed:
 medians of --repeats (MB = 10^6 bytes), and the median of the per-repeat ratios
@@ -102,13 +102,16 @@ def measure(storage, spec, threads: int, repeats: int, fsync: bool, buffer: memo
     sizes = dict(generate(spec, storage, threads=threads, regenerate=True, fsync=fsync).sizes)
     storage.delete_prefix("train/")
     plain, gen, ratios, encode = [], [], [], []
-    for _ in range(repeats):
-        os.sync()  # each run starts with no dirty pages of the previous one
-        t_plain = plain_write(storage, sizes, buffer, fsync)
-        storage.delete_prefix("plain/")
-        os.sync()
-        result = generate(spec, storage, threads=threads, regenerate=True, fsync=fsync)
-        storage.delete_prefix("train/")
+    for repeat in range(repeats):
+        # which goes first alternates: the second of a pair may find the device in another state
+        for step in ((0, 1) if repeat % 2 == 0 else (1, 0)):
+            os.sync()  # each run starts with no dirty pages of the previous one
+            if step == 0:
+                t_plain = plain_write(storage, sizes, buffer, fsync)
+                storage.delete_prefix("plain/")
+            else:
+                result = generate(spec, storage, threads=threads, regenerate=True, fsync=fsync)
+                storage.delete_prefix("train/")
         plain.append(result.bytes / t_plain / MB)
         gen.append(result.mb_per_s)
         ratios.append(gen[-1] / plain[-1])

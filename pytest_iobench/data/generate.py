@@ -171,8 +171,10 @@ def check_existing(spec: DatasetSpec, storage: Storage) -> tuple[str, str, dict 
     if missing:
         return "incomplete", f"{len(missing)} files are missing, e.g. {missing[0]}", manifest
     step = max(1, len(expected) // STAT_ALL_UP_TO)
-    for key in expected[::step]:
-        size = storage.stat(key).size
+    checked = expected[::step]
+    with ThreadPoolExecutor(max_workers=16, thread_name_prefix="iobench-stat") as pool:
+        found = list(pool.map(lambda key: storage.stat(key).size, checked))
+    for key, size in zip(checked, found):
         if size != sizes[key]:
             return "incomplete", f"{key} has {size} bytes, the manifest says {sizes[key]}", manifest
     return "complete", "", manifest
