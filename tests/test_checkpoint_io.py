@@ -17,7 +17,8 @@ from pytest_iobench.mpi.checkpointing import record_checkpoint, run_checkpoint_s
 from pytest_iobench.mpi.session import MPISession
 from pytest_iobench.report.record import TestRecord as Record
 from pytest_iobench.storage import StorageError, StorageSpec, open_storage
-from pytest_iobench.storage.base import Storage, StreamWriter
+from pytest_iobench.storage.base import Storage
+from pytest_iobench.storage.wrapping import WrappedStorage, WrappedWriter
 from pytest_iobench.workload.checkpoint_io import MANIFEST, CheckpointError, CheckpointIncomplete, CheckpointIO
 from pytest_iobench.workload.config import load_workload
 
@@ -40,17 +41,17 @@ def manifests(storage, folder="checkpoints/llama_8b"):
     return [json.loads(bytes(storage.get(k))) for k in keys]
 
 
-class Faulty(Storage):
+class Faulty(WrappedStorage):
     """A real storage with one fault injected on one shard: ``corrupt`` rewrites it with a
     flipped byte before it is first read, ``lose`` deletes it, ``fail_write`` breaks its writer
     half-way, ``keep_cache`` refuses to drop the page cache. Records whether each read found
     the file's first page already in the page cache."""
 
     def __init__(self, inner: Storage, target: str = "", fault: str = "", hide_spec: bool = False):
-        super().__init__(inner.root)
-        self.inner, self.target, self.fault = inner, target, fault
-        self.kind, self.library = inner.kind, inner.library
-        self.spec = None if hide_spec else inner.spec
+        super().__init__(inner)
+        self.target, self.fault = target, fault
+        if hide_spec:
+            self.spec = None
         self.cached_reads: list[bool] = []
         self.fired = False
 
@@ -88,9 +89,6 @@ class Faulty(Storage):
             self._probe(key)
         return self.inner.get(key)
 
-    def get_range(self, key, offset, length):
-        return self.inner.get_range(key, offset, length)
-
     def open_writer(self, key, *, fsync=False):
         writer = self.inner.open_writer(key, fsync=fsync)
         if self.fault == "fail_write" and self._hit(key):
@@ -100,38 +98,13 @@ class Faulty(Storage):
     def evict_cache(self, keys):
         return False if self.fault == "keep_cache" else self.inner.evict_cache(keys)
 
-    def uri(self, key):
-        return self.inner.uri(key)
 
-    def put(self, key, data):
-        self.inner.put(key, data)
-
-    def list(self, prefix=""):
-        return self.inner.list(prefix)
-
-    def stat(self, key):
-        return self.inner.stat(key)
-
-    def delete(self, key):
-        self.inner.delete(key)
-
-
-class _Breaking(StreamWriter):
-    def __init__(self, storage, inner):
-        super().__init__(storage, inner.key)
-        self.inner = inner
-
+class _Breaking(WrappedWriter):
     def _write(self, view):
         # the device fills up after the first MiB
         self.inner.write(view[: max(0, (1 << 20) - self.bytes_written)])
         if self.bytes_written + view.nbytes > 1 << 20:
             raise StorageError("write", self.key, "posix", "No space left on device")
-
-    def _commit(self):
-        self.inner.commit()
-
-    def _abort(self):
-        self.inner.abort()
 
 
 @pytest.mark.parametrize("ranks", [1, 2], ids=["r1", "r2"])

@@ -17,7 +17,8 @@ from pytest_iobench.data.generate import (MANIFEST, DatasetMismatch, Progress, d
 from pytest_iobench.data.memory import PeakRSS
 from pytest_iobench.data.spec import FORMATS, DatasetSpec, DatasetSpecError
 from pytest_iobench.mpi.launch import launch
-from pytest_iobench.storage import Storage, StorageError, StorageSpec, StreamWriter, open_storage
+from pytest_iobench.storage import Storage, StorageError, StorageSpec, open_storage
+from pytest_iobench.storage.wrapping import WrappedStorage, WrappedWriter
 
 MiB = 1 << 20
 
@@ -114,46 +115,27 @@ def test_a_dataset_with_a_missing_or_resized_file_is_generated_again(tmp_path):
     assert hashes(storage) == before
 
 
-class FailingStorage(Storage):
-    """Local files whose writer for one key fails after some bytes (a storage error mid-file)."""
+class FailingStorage(WrappedStorage):
+    """A storage whose writer for one key fails after some bytes (a storage error mid-file)."""
 
     def __init__(self, inner: Storage, fail_key: str, after: int):
-        super().__init__(inner.root)
-        self.inner, self.fail_key, self.after = inner, fail_key, after
-        self.kind, self.library, self.spec = inner.kind, inner.library, inner.spec
+        super().__init__(inner)
+        self.fail_key, self.after = fail_key, after
 
     def open_writer(self, key, *, fsync=False):
         writer = self.inner.open_writer(key, fsync=fsync)
-        return _FailingWriter(writer, self.after) if key == self.fail_key else writer
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    def uri(self, key): return self.inner.uri(key)
-    def put(self, key, data): return self.inner.put(key, data)
-    def get(self, key): return self.inner.get(key)
-    def get_range(self, key, offset, length): return self.inner.get_range(key, offset, length)
-    def list(self, prefix=""): return self.inner.list(prefix)
-    def stat(self, key): return self.inner.stat(key)
-    def delete(self, key): return self.inner.delete(key)
-    def delete_prefix(self, prefix): return self.inner.delete_prefix(prefix)
+        return _FailingWriter(self, writer, self.after) if key == self.fail_key else writer
 
 
-class _FailingWriter(StreamWriter):
-    def __init__(self, inner: StreamWriter, after: int):
-        super().__init__(inner.storage, inner.key)
-        self.inner, self.after = inner, after
+class _FailingWriter(WrappedWriter):
+    def __init__(self, storage: Storage, inner, after: int):
+        super().__init__(storage, inner)
+        self.after = after
 
     def _write(self, view):
         if self.bytes_written + view.nbytes > self.after:
             raise StorageError("write", self.key, "test", "device full (injected)")
         self.inner.write(view)
-
-    def _commit(self):
-        self.inner.commit()
-
-    def _abort(self):
-        self.inner.abort()
 
 
 @pytest.mark.parametrize("where", ["local", "s3"])
@@ -214,11 +196,11 @@ def test_progress_reports_files_bytes_rate_and_eta(tmp_path):
     assert "14/14 files" in last.line() and "MB/s" in last.line() and "ETA 0 s" in last.line()
 
 
-class SlowStorage(FailingStorage):
+class SlowStorage(WrappedStorage):
     """Local files whose writers take ``delay`` seconds per write call: a slow device."""
 
     def __init__(self, inner: Storage, delay: float):
-        super().__init__(inner, fail_key="", after=0)
+        super().__init__(inner)
         self.delay = delay
         self.writes = 0
         self.lock = threading.Lock()
@@ -227,9 +209,9 @@ class SlowStorage(FailingStorage):
         return _SlowWriter(self.inner.open_writer(key, fsync=fsync), self)
 
 
-class _SlowWriter(_FailingWriter):
+class _SlowWriter(WrappedWriter):
     def __init__(self, inner, owner):
-        super().__init__(inner, 0)
+        super().__init__(owner, inner)
         self.owner = owner
 
     def _write(self, view):

@@ -18,6 +18,7 @@ import time
 
 from pytest_iobench.data.random import stream_for
 from pytest_iobench.storage.base import Storage
+from pytest_iobench.storage.wrapping import WrappedStorage
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RAW_OPENER = "test_workload_support:open_raw"
@@ -61,14 +62,12 @@ def write_raw_dataset(storage: Storage, config, seed: int = 7) -> int:
     return total
 
 
-class ThrottledStorage(Storage):
+class ThrottledStorage(WrappedStorage):
     """Another storage, slowed down: every read request waits ``delay`` seconds first, and
     at most ``concurrency`` requests are served at once (a slow device with a queue)."""
 
     def __init__(self, inner: Storage, delay: float, concurrency: int = 1):
-        super().__init__(inner.root)
-        self.inner = inner
-        self.kind, self.library, self.spec = inner.kind, inner.library, inner.spec
+        super().__init__(inner)
         self.delay = delay
         self._gate = threading.Semaphore(concurrency)
         self.requests = 0
@@ -78,15 +77,6 @@ class ThrottledStorage(Storage):
             self.requests += 1
             time.sleep(self.delay)
 
-    def uri(self, key):
-        return self.inner.uri(key)
-
-    def put(self, key, data):
-        self.inner.put(key, data)
-
-    def open_writer(self, key, *, fsync=False):
-        return self.inner.open_writer(key, fsync=fsync)
-
     def get(self, key):
         self._wait()
         return self.inner.get(key)
@@ -94,15 +84,6 @@ class ThrottledStorage(Storage):
     def get_range(self, key, offset, length):
         self._wait()
         return self.inner.get_range(key, offset, length)
-
-    def list(self, prefix=""):
-        return self.inner.list(prefix)
-
-    def stat(self, key):
-        return self.inner.stat(key)
-
-    def delete(self, key):
-        self.inner.delete(key)
 
 
 def test_throttled_storage_is_slower_and_returns_the_same_bytes(tmp_path):

@@ -8,30 +8,19 @@ from __future__ import annotations
 
 import threading
 
-from .base import Buffer, ObjectInfo, Storage, StreamWriter
+from .base import Buffer, Storage, StreamWriter
+from .wrapping import WrappedStorage, WrappedWriter
 
 
-class _CountingWriter(StreamWriter):
-    def __init__(self, counter: "CountingStorage", inner: StreamWriter):
-        super().__init__(counter, inner.key)
-        self.inner = inner
-
+class _CountingWriter(WrappedWriter):
     def _write(self, view: memoryview) -> None:
         self.inner.write(view)
         self.storage._add_written(view.nbytes)
 
-    def _commit(self) -> None:
-        self.inner.commit()
 
-    def _abort(self) -> None:
-        self.inner.abort()
-
-
-class CountingStorage(Storage):
+class CountingStorage(WrappedStorage):
     def __init__(self, inner: Storage):
-        super().__init__(inner.root)
-        self.inner = inner
-        self.kind, self.library, self.spec = inner.kind, inner.library, inner.spec
+        super().__init__(inner)
         self._lock = threading.Lock()
         self.bytes_read = 0
         self.bytes_written = 0
@@ -52,9 +41,6 @@ class CountingStorage(Storage):
             counts = (self.bytes_read, self.bytes_written, self.requests)
             self.bytes_read = self.bytes_written = self.requests = 0
             return counts
-
-    def uri(self, key: str) -> str:
-        return self.inner.uri(key)
 
     def put(self, key: str, data: Buffer) -> None:
         self.inner.put(key, data)
@@ -78,20 +64,5 @@ class CountingStorage(Storage):
         self._add_read(sum(memoryview(b).nbytes for b in blobs), len(blobs))
         return blobs
 
-    def list(self, prefix: str = "") -> list[str]:
-        return self.inner.list(prefix)
-
-    def stat(self, key: str) -> ObjectInfo:
-        return self.inner.stat(key)
-
-    def delete(self, key: str) -> None:
-        self.inner.delete(key)
-
     def delete_prefix(self, prefix: str) -> int:
         return self.inner.delete_prefix(prefix)
-
-    def evict_cache(self, keys) -> bool:
-        return self.inner.evict_cache(keys)
-
-    def close(self) -> None:
-        self.inner.close()
