@@ -64,9 +64,10 @@ def test_plot_data_is_what_the_run_measured(pytester):
     tests = load_document(path)["tests"]
     series = throughput_series(tests)
     assert list(series) == ["test_read: read_MiB_per_second"]
-    lines = series["test_read: read_MiB_per_second"]
-    assert sorted(lines) == ["hdf5 / local / posix", "npz / local / posix"]
-    threads, value, low, high = lines["npz / local / posix"][1]
+    panels = series["test_read: read_MiB_per_second"]
+    assert sorted(panels) == ["hdf5", "npz"]  # a panel per format, a line per storage and library
+    assert sorted(panels["npz"]) == ["local / posix"]
+    threads, value, low, high = panels["npz"]["local / posix"][1]
     MiB = 1024**2 / 1e6  # noqa: N806 - the plot is in MB/s
     assert (threads, value, low, high) == (4, 400 * MiB, 360 * MiB, 480 * MiB)
     assert au_bars(tests) == [("test_train[resnet50_small]", 60.0, 90.0, False),

@@ -48,12 +48,22 @@ def _has_results(test: dict[str, Any]) -> bool:
 
 
 # -- the data of each plot (no matplotlib here, so it can be tested and reused) ----------------
-def throughput_series(tests: Sequence[dict[str, Any]]) -> dict[str, dict[str, list[tuple[int, float, float, float]]]]:
-    """{test function: {line label: [(threads, MB/s, min, max), ...]}} for tests with a
-    ``threads`` parameter and a byte-rate metric (the first one recorded, higher is better)."""
-    groups: dict[str, dict[str, list[tuple[int, float, float, float]]]] = {}
+Points = list[tuple[int, float, float, float]]  # (threads, MB/s, min, max), by threads
+#: parameters that tell the lines of a throughput panel apart; the others name the panel
+LINE_PARAMS = ("storage", "library")
+
+
+def throughput_series(tests: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str, Points]]]:
+    """{test function and metric: {panel: {line: points}}} for tests with a ``threads``
+    parameter and a byte-rate metric (the first one recorded, higher is better).
+
+    A panel is the test's case (its text parameters other than storage and library, e.g. the
+    format ``npz``; numbers such as sizes describe the case, they do not name it); a line is one
+    storage and library, so each panel compares libraries and storages at every thread count."""
+    groups: dict[str, dict[str, dict[str, Points]]] = {}
     for test in tests:
-        threads = test["params"].get("threads")
+        params = test["params"]
+        threads = params.get("threads")
         if not isinstance(threads, int) or isinstance(threads, bool) or not _has_results(test):
             continue
         rate = next(((name, m) for name, m in test["metrics"].items()
@@ -63,13 +73,15 @@ def throughput_series(tests: Sequence[dict[str, Any]]) -> dict[str, dict[str, li
         name, metric = rate
         scale = BYTE_RATES[metric["unit"]]
         group = f"{function_of(test['id'])}: {name}"
-        values = dict.fromkeys(str(v) for k, v in test["params"].items() if k != "threads")  # fmt and format: once
-        label = " / ".join(values) or "all"
-        groups.setdefault(group, {}).setdefault(label, []).append(
+        case = dict.fromkeys(str(v) for k, v in params.items()  # fmt and format: once
+                             if isinstance(v, str) and k not in LINE_PARAMS)
+        line = " / ".join(str(params[k]) for k in LINE_PARAMS if k in params)
+        groups.setdefault(group, {}).setdefault(" / ".join(case) or "all", {}).setdefault(line or "all", []).append(
             (threads, metric["value"] * scale, metric["min"] * scale, metric["max"] * scale))
-    for lines in groups.values():
-        for points in lines.values():
-            points.sort()
+    for panels in groups.values():
+        for lines in panels.values():
+            for points in lines.values():
+                points.sort()
     return groups
 
 
@@ -132,23 +144,42 @@ def _clipped(count: int, shown: int, what: str) -> str:
     return f" Showing {shown} of {count} {what}." if shown < count else ""
 
 
-def plot_throughput(group: str, lines: dict[str, list[tuple[int, float, float, float]]]) -> bytes:
-    fig, ax = _figure(rows=8)
-    threads = sorted({p[0] for points in lines.values() for p in points})
-    for label, points in sorted(lines.items()):
-        xs = [p[0] for p in points]
-        ys = [p[1] for p in points]
-        errors = [[p[1] - p[2] for p in points], [p[3] - p[1] for p in points]]
-        ax.errorbar(xs, ys, yerr=errors, marker="o", capsize=3, label=label)
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(threads, [str(t) for t in threads])
-    ax.minorticks_off()
-    ax.set_xlabel("threads")
-    ax.set_ylabel("MB/s (10^6 bytes/s)")
-    ax.set_ylim(bottom=0)
-    ax.set_title(group)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small", loc="best")
+def plot_throughput(group: str, panels: dict[str, dict[str, Points]]) -> bytes:
+    """One panel per case (small multiples, each with its own MB/s scale), one line per storage
+    and library in the same colour in every panel, one legend for all."""
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
+    names = sorted(panels)
+    columns = min(3, len(names))
+    rows = -(-len(names) // columns)
+    line_labels = sorted({label for lines in panels.values() for label in lines})
+    colors = {label: f"C{i % 10}" for i, label in enumerate(line_labels)}
+    fig = Figure(figsize=(4.0 * columns, 1.2 + 2.6 * rows + 0.25 * -(-len(line_labels) // 4)),
+                 dpi=100, layout="constrained")
+    axes = fig.subplots(rows, columns, squeeze=False)
+    threads = sorted({p[0] for lines in panels.values() for points in lines.values() for p in points})
+    for ax, name in zip(axes.flat, names):
+        for label, points in sorted(panels[name].items()):
+            ys = [p[1] for p in points]
+            errors = [[p[1] - p[2] for p in points], [p[3] - p[1] for p in points]]
+            ax.errorbar([p[0] for p in points], ys, yerr=errors, marker="o", capsize=3,
+                        color=colors[label], label=label)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(threads, [str(t) for t in threads])
+        ax.minorticks_off()
+        ax.set_ylim(bottom=0)
+        ax.set_title(name, fontsize="medium")
+        ax.grid(True, alpha=0.3)
+    for ax in axes.flat[len(names):]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel("threads")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("MB/s (10^6 bytes/s)")
+    fig.suptitle(group)
+    handles = [Line2D([], [], color=colors[label], marker="o", label=label) for label in line_labels]
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(4, len(line_labels)), fontsize="small")
     return _png(fig)
 
 
@@ -234,8 +265,8 @@ def render_plots(document: dict[str, Any]) -> list[Plot]:
     for n, (group, lines) in enumerate(sorted(throughput_series(tests).items()), start=1):
         function = group.split(":", 1)[0]
         plots.append(Plot(f"throughput-{n}-{function}", f"Throughput against threads: {group}",
-                          "Median of the repeats; bars span min to max. One line per format, storage "
-                          "and library (the test's other parameters).", plot_throughput(group, lines)))
+                          "Median of the repeats; bars span min to max. One panel per case (e.g. format), "
+                          "one line per storage and library.", plot_throughput(group, lines)))
     bars = au_bars(tests)
     if bars:
         plots.append(Plot("au", "AU per workload against its floor",
