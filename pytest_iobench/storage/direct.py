@@ -13,7 +13,7 @@ import fcntl
 import mmap
 import os
 
-from .base import Buffer, ObjectInfo, StreamWriter, check_key
+from .base import Buffer, StreamWriter, check_key
 from .errors import StorageError, StorageUnsupported
 from .posix import PosixStorage, fsync_dir, temp_path
 
