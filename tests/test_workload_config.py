@@ -74,6 +74,9 @@ def test_hydra_workload_wrapper_and_data_reader_alias(tmp_path):
     config = load_workload(str(path))
     assert config.reader.batch_size == 5 and config.train.epochs == 3
     assert config.name == "wrapped"
+    # an override may use either name of the section
+    assert load_workload(str(path), ["data_reader.batch_size=7"]).reader.batch_size == 7
+    assert load_workload(str(path), ["reader.batch_size=9"]).reader.batch_size == 9
 
 
 def test_model_given_as_a_name():
@@ -145,6 +148,13 @@ def test_every_problem_is_reported_at_once():
 def test_alias_conflict_is_an_error():
     message = errors_of({"model": {"model_size": 5, "model_size_bytes": 6}})
     assert "model.model_size: 5 and model.model_size_bytes: 6 both set" in message
+
+
+@pytest.mark.parametrize("override", ["model.model_size_bytes=1000", "model.model_size=1000"])
+def test_an_override_replaces_the_files_value_under_either_name(override):
+    # DLIO's unet3d file says model.model_size (DLIO's alias); the override wins whichever name it uses
+    assert load_workload("unet3d_h100").model.model_size_bytes != 1000
+    assert load_workload("unet3d_h100", [override]).model.model_size_bytes == 1000
 
 
 def test_not_emulated_keys_are_listed_once_by_name():

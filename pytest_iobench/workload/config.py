@@ -201,6 +201,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     parts = [p for p in key.split(".")]
     if not key or any(not p for p in parts):
         raise WorkloadError(f"override {text!r}: the key must be dotted names, such as reader.batch_size")
+    parts[0] = SECTION_ALIASES.get(parts[0], parts[0])  # data_reader.batch_size is reader.batch_size
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
@@ -382,6 +383,7 @@ def build_config(data: Mapping[str, Any], name: str, source: str, overrides: lis
     except WorkloadError as exc:
         raise WorkloadError(f"{source}: {exc}") from None
 
+    overridden = {".".join(parse_override(text)[0]) for text in overrides}
     aliased: dict[str, tuple[str, Any]] = {}
     dataset_given = effective.pop(DATASET_SECTION, None)
     sections = _validate_section(SCHEMA, effective, "", out, aliased)
@@ -397,8 +399,12 @@ def build_config(data: Mapping[str, Any], name: str, source: str, overrides: lis
             spec = spec.keys[part]
         target_given = _get_given(effective, target)
         if target_given is not _MISSING and target_given != value:
-            out.error(f"{alias_path}: {value!r} and {target}: {target_given!r} both set; give one")
-            continue
+            # An override replaces the file's value whichever of the two names either uses.
+            if target in overridden and alias_path not in overridden:
+                continue
+            if alias_path not in overridden or target in overridden:
+                out.error(f"{alias_path}: {value!r} and {target}: {target_given!r} both set; give one")
+                continue
         try:
             _set_path(sections, target, spec.keys[leaf].check(value))
         except Invalid as exc:
