@@ -188,6 +188,19 @@ def test_a_failed_write_leaves_no_complete_looking_checkpoint(local):
         CheckpointIO(local, seed=0, fsync=False).read_manifest(folder)
 
 
+def test_a_failed_rewrite_over_a_complete_checkpoint_leaves_no_manifest(local):
+    # the folder name is the same every run: the old manifest must not survive over new shards
+    folder = "checkpoints/llama_8b/global_epoch1_step1"
+    run_checkpoint_session(MPISession(), llama(), local, ranks=1, scale=SCALE)
+    assert f"{folder}/{MANIFEST}" in local.list(folder + "/")
+    faulty = Faulty(local, target="zero_pp_rank_5_mp_rank_00_optim_states.pt", fault="fail_write")
+    with pytest.raises(StorageError, match="No space left"):
+        run_checkpoint_session(MPISession(), llama(), faulty, ranks=1, scale=SCALE)
+    assert f"{folder}/{MANIFEST}" not in local.list(folder + "/")
+    with pytest.raises(CheckpointIncomplete):
+        CheckpointIO(local, seed=0, fsync=False).read_manifest(folder)
+
+
 def test_a_failed_rank_write_under_mpi_leaves_no_manifest(local, tmp_path):
     # rank 1 cannot create its shards: a file where its directory should be
     os.makedirs(tmp_path / "ckpt" / "checkpoints" / "llama_8b" / "global_epoch1_step1", exist_ok=True)

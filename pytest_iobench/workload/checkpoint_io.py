@@ -96,6 +96,10 @@ class CheckpointIO:
         with self.storage.open_writer(join_key(folder, MANIFEST), fsync=self.fsync) as writer:
             writer.write(data)
 
+    def remove_manifest(self, folder: str) -> None:
+        """Uncommit the checkpoint in ``folder`` (no error when it has no manifest)."""
+        self.storage.delete(join_key(folder, MANIFEST))
+
     def read_manifest(self, folder: str) -> dict[str, Any]:
         try:
             data = self.storage.get(join_key(folder, MANIFEST))

@@ -56,6 +56,10 @@ class RankCheckpointer:
     def write(self, index: int, epoch: int, step: int) -> dict[str, Any]:
         """Write checkpoint ``index`` on every rank (collective). Returns this rank's figures."""
         folder = join_key(self.folder, checkpoint_name(epoch, step))
+        if self.comm.rank == 0:
+            # the folder name repeats from run to run: a manifest left from an earlier run would
+            # make a failed rewrite over it look complete
+            self.io.remove_manifest(folder)
         self.comm.barrier()
         start = time.perf_counter()
         entries = [self.io.write_shard(folder, index, shard) for shard in self.mine]
