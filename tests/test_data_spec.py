@@ -44,6 +44,17 @@ def test_dlio_file_names_with_padding_and_subfolders():
     assert csv.file_keys() == ["train/img_0_of_1.csv.gz"]
 
 
+def test_one_file_name_without_listing_the_split():
+    spec = DatasetSpec.from_mapping({"format": "npz", "num_files_train": 1000, "num_subfolders_train": 12,
+                                     "num_files_eval": 2})
+    assert spec.file_key("train", 7) == "train/07/img_0007_of_1000.npz"
+    assert spec.file_key("eval", 1) == "valid/img_1_of_2.npz"
+    with pytest.raises(IndexError, match=r"file 2 of split 'eval' does not exist \(valid: 0 to 1\)"):
+        spec.file_key("eval", 2)
+    with pytest.raises(IndexError, match="valid: none, it has no files"):
+        spec.with_changes(num_files_eval=0).file_key("eval", 0)
+
+
 def test_sizes_are_seeded_per_file_and_spread_around_the_mean():
     mapping = {"format": "npz", "num_files_train": 400, "record_length_bytes": 1_000_000,
                "record_length_bytes_stdev": 100_000}

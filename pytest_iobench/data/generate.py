@@ -246,7 +246,7 @@ def write_file(spec: DatasetSpec, storage: Storage, split: str, index: int, *, f
                tally: _Tally | None = None) -> dict[str, int]:
     """Write one file (and its companions); returns {key: size} of what was written."""
     fmt = get_format(spec.format)
-    key = spec.file_keys(split)[index]
+    key = spec.file_key(split, index)
     sizes = {}
     for companion in fmt.companion_keys(key):
         sizes[companion] = 0

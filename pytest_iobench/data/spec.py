@@ -287,19 +287,22 @@ class DatasetSpec:
     def num_subfolders(self, split: str) -> int:
         return self.num_subfolders_train if _folder(split) == "train" else self.num_subfolders_eval
 
-    def file_keys(self, split: str = "train") -> list[str]:
-        """DLIO's names: ``train/{prefix}_{i}_of_{N}.{ext}``, with ``i`` zero-padded to the digits
-        of N as DLIO pads it, under subfolder ``i % S`` (also padded) when S > 1. ``split`` is
-        "train" or "eval" (files in ``valid/``)."""
+    def file_key(self, split: str, index: int) -> str:
+        """DLIO's name of file ``index``: ``train/{prefix}_{i}_of_{N}.{ext}``, with ``i``
+        zero-padded to the digits of N as DLIO pads it, under subfolder ``i % S`` (also padded)
+        when S > 1. ``split`` is "train" or "eval" (files in ``valid/``)."""
         folder = _folder(split)
         n = self.num_files(split)
+        if not 0 <= index < n:
+            valid = f"0 to {n - 1}" if n else "none, it has no files"
+            raise IndexError(f"file {index} of split {split!r} does not exist (valid: {valid})")
         sub = self.num_subfolders(split)
-        width, sub_width = len(str(n)), len(str(sub))
-        keys = []
-        for i in range(n):
-            name = f"{self.file_prefix}_{str(i).zfill(width)}_of_{n}.{self.extension}"
-            keys.append(f"{folder}/{str(i % sub).zfill(sub_width)}/{name}" if sub > 1 else f"{folder}/{name}")
-        return keys
+        name = f"{self.file_prefix}_{str(index).zfill(len(str(n)))}_of_{n}.{self.extension}"
+        return f"{folder}/{str(index % sub).zfill(len(str(sub)))}/{name}" if sub > 1 else f"{folder}/{name}"
+
+    def file_keys(self, split: str = "train") -> list[str]:
+        """Every file's name in ``split``, in order (see ``file_key``)."""
+        return [self.file_key(split, i) for i in range(self.num_files(split))]
 
     def all_files(self) -> list[tuple[str, int, str]]:
         """(split, index, key) of every file: train files, then eval files."""
