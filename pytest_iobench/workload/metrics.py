@@ -6,9 +6,10 @@ last ``exclude_end_steps`` steps (DLIO's output.metric keys):
     AU (%)      = simulated compute time in the window / wall time of the window * 100
     samples/s   = samples of the window's steps / wall time of the window
     bytes/s     = bytes the storage actually returned during the epoch / epoch wall time
+                  without the checkpoints written during it (``read_duration``)
 
 Across ranks: AU is the mean over ranks, samples/s and bytes/s the sum over ranks (bytes/s as
-total bytes over the longest rank's epoch time). The run's AU is the mean over epochs and it
+total bytes over the longest rank's ``read_duration``). The run's AU is the mean over epochs and it
 passes when that is >= ``metric.au`` * 100. Batch read latency percentiles pool every batch
 of every rank. Units: MB = 10^6 bytes, MiB = 2^20 bytes, GB = 10^9, GiB = 2^30.
 """
@@ -66,6 +67,8 @@ def epoch_metrics(*, epoch: int, batch_size: int, exclude_start: int, exclude_en
     else:
         ckpt, window_seconds = 0.0, 0.0
     compute_w = float(sum(compute[window]))
+    # checkpoints written during the epoch are not reading time
+    read_duration = max(0.0, duration - float(sum(checkpoint)))
     load_w = float(sum(load_wait[window]))
     barrier_w = float(sum(barrier[window]))
     overhead_w = max(0.0, window_seconds - compute_w - load_w - barrier_w)
@@ -77,6 +80,7 @@ def epoch_metrics(*, epoch: int, batch_size: int, exclude_start: int, exclude_en
         "start": wall_start,
         "end": wall_end,
         "duration": duration,
+        "read_duration": read_duration,
         "window_seconds": window_seconds,
         "compute_seconds": compute_w,
         "load_wait_seconds": load_w,
@@ -89,7 +93,7 @@ def epoch_metrics(*, epoch: int, batch_size: int, exclude_start: int, exclude_en
         "samples_per_second": window_samples / window_seconds if window_seconds > 0 else 0.0,
         "bytes_read": int(bytes_read),
         "requests": int(requests),
-        "bytes_per_second": bytes_read / duration if duration > 0 else 0.0,
+        "bytes_per_second": bytes_read / read_duration if read_duration > 0 else 0.0,
         "load": list(load_wait),
         "compute": list(compute),
         "barrier": list(barrier),
@@ -136,9 +140,9 @@ def reduce_ranks(ranks: Sequence[dict[str, Any]], au_floor: float) -> dict[str, 
         per_rank = [r["epochs"][e] for r in ranks]
         au.append(_mean([p["au_percent"] for p in per_rank]))
         sps.append(sum(p["samples_per_second"] for p in per_rank))
-        longest = max(p["duration"] for p in per_rank)
-        durations.append(longest)
-        bps.append(sum(p["bytes_read"] for p in per_rank) / longest if longest > 0 else 0.0)
+        durations.append(max(p["duration"] for p in per_rank))
+        reading = max(p["read_duration"] for p in per_rank)
+        bps.append(sum(p["bytes_read"] for p in per_rank) / reading if reading > 0 else 0.0)
     reads = [x for r in ranks for ep in r["epochs"] for x in ep["read"]]
     waits = [x for r in ranks for ep in r["epochs"] for x in ep["load"]]
     au_mean = _mean(au)
