@@ -133,6 +133,9 @@ def test_unknown_key_in_an_override_is_an_error():
     ({"model": {"parallelism": {"pipeline": 2, "zero_stage": 3}}}, "zero_stage 3"),
     ({"reader": 5}, "reader: a section (a mapping of keys), not 5"),
     ({"workflow": {"train": "maybe"}}, "workflow.train: 'maybe' is not valid; give True or False"),
+    ({"workflow": {"evaluation": True}},
+     "workflow.evaluation: True needs evaluation files but dataset.num_files_eval is 0; "
+     "give dataset.num_files_eval > 0 or workflow.evaluation: False"),
 ])
 def test_bad_values_name_the_key_and_what_is_valid(data, expected):
     assert expected in errors_of(data)

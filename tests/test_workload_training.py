@@ -190,3 +190,10 @@ def test_a_dataset_too_small_is_said_before_any_rank_starts(session, local):
         train(session, config, local, 2)
     with pytest.raises(PlanError, match="1 steps per epoch leave nothing to measure after excluding"):
         train(session, config, local, 1)
+    # the evaluation's AU window is checked as training's is
+    config = workload(dataset={"num_files_eval": 4}, workflow={"evaluation": True}, reader={"batch_size_eval": 2})
+    with pytest.raises(PlanError, match=r"1 evaluation steps leave nothing to measure after excluding "
+                                        r"output.metric.exclude_start_steps=1 .*dataset.num_files_eval"):
+        train(session, config, local, 2)
+    with pytest.raises(PlanError, match=r"eval: 4 files x 1 samples = 4 samples cannot make one batch of 8"):
+        train(session, config.with_overrides(["reader.batch_size_eval=8"]), local, 1)

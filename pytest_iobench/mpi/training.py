@@ -19,7 +19,7 @@ from ..storage import Storage
 from ..workload.config import WorkloadConfig
 from ..workload.dlio_output import training_summary, write_training_outputs
 from ..workload.job import training_job
-from ..workload.loop import plan_steps
+from ..workload.loop import plan_eval_steps, plan_steps
 from ..workload.metrics import GB
 from ..workload.sampler import new_run_seed
 from .session import MPISession, SessionRun
@@ -92,6 +92,7 @@ def run_training_session(session: MPISession, config: WorkloadConfig, storage: S
         raise ValueError(f"workload {config.name} checkpoints (workflow.checkpoint) but no checkpoint storage is given")
     # a dataset too small for the batch and ranks is said here, before any rank starts
     plan_steps(config, config.dataset.num_files_train, config.dataset.num_samples_per_file, ranks)
+    plan_eval_steps(config, ranks)
     run_seed = new_run_seed() if run_seed is None else run_seed
     job = training_job(config, storage.spec, dataset_prefix, run_seed=run_seed, opener=opener,
                        checkpoint_storage=checkpoint_storage.spec if checkpoint_storage is not None else None,

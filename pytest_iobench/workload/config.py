@@ -456,6 +456,10 @@ def _cross_checks(sections: dict[str, Any], out: _Collector) -> None:
     if ckpt.num_checkpoints_write > 0 and ckpt.num_checkpoints_read > ckpt.num_checkpoints_write:
         out.error(f"checkpoint.num_checkpoints_read: {ckpt.num_checkpoints_read} is more than the "
                   f"{ckpt.num_checkpoints_write} checkpoints written (num_checkpoints_write); give at most that")
+    dataset = sections[DATASET_SECTION]
+    if sections["workflow"].evaluation and dataset is not None and dataset.num_files_eval == 0:
+        out.error("workflow.evaluation: True needs evaluation files but dataset.num_files_eval is 0; "
+                  "give dataset.num_files_eval > 0 or workflow.evaluation: False")
     om = sections["output"].metric
     if sections["workflow"].train and sections["train"].total_training_steps > 0:
         steps = sections["train"].total_training_steps

@@ -68,8 +68,8 @@ def run_training(config: WorkloadConfig, data: DatasetAccess, comm, *, run_seed:
     loader = Loader(data.open_file, data.train_keys, data.samples_per_file,
                     read_threads=reader.read_threads, prefetch_size=reader.prefetch_size,
                     preprocess=reader.preprocess_time, seed=train.seed + rank)
-    do_eval = config.workflow.evaluation and data.eval_keys
-    eval_epochs = set(epochs_with(ev.eval_after_epoch, ev.epochs_between_evals, train.epochs)) if do_eval else set()
+    eval_epochs = (set(epochs_with(ev.eval_after_epoch, ev.epochs_between_evals, train.epochs))
+                   if config.workflow.evaluation else set())
     eval_sampler = eval_loader = None
     if eval_epochs:
         eval_sampler = Sampler(
@@ -78,7 +78,8 @@ def run_training(config: WorkloadConfig, data: DatasetAccess, comm, *, run_seed:
             file_shuffle=reader.file_shuffle, sample_shuffle=reader.sample_shuffle,
             shuffle_size=reader.shuffle_size, seed=train.seed, seed_change_epoch=train.seed_change_epoch,
             run_seed=run_seed, what="eval")
-        eval_sampler.steps  # a dataset too small for one eval step is an error before training
+        # an eval set too small for one step, or for the AU window, is an error before training
+        check_window(config, eval_sampler.steps, what="eval")
         eval_loader = Loader(data.open_file, data.eval_keys, data.samples_per_file,
                              read_threads=reader.read_threads, prefetch_size=reader.prefetch_size,
                              preprocess=reader.preprocess_time, seed=train.seed + rank + 7919)
@@ -194,14 +195,16 @@ class _Progress:
             self.sink(text)
 
 
-def check_window(config: WorkloadConfig, steps: int) -> None:
+def check_window(config: WorkloadConfig, steps: int, what: str = "train") -> None:
     """The AU window must keep at least one step (DLIO divides by zero otherwise)."""
     m = config.output.metric
     if steps <= m.exclude_start_steps + m.exclude_end_steps:
+        phase = "steps per epoch" if what == "train" else "evaluation steps"
+        batch = "reader.batch_size" if what == "train" else "reader.batch_size_eval"
         raise PlanError(
-            f"{steps} steps per epoch leave nothing to measure after excluding "
+            f"{steps} {phase} leave nothing to measure after excluding "
             f"output.metric.exclude_start_steps={m.exclude_start_steps} and exclude_end_steps={m.exclude_end_steps}; "
-            "give a larger dataset, a smaller batch or fewer ranks")
+            f"give more files (dataset.num_files_{what}), a smaller {batch} or fewer ranks")
 
 
 def plan_steps(config: WorkloadConfig, num_files: int, samples_per_file: int, ranks: int) -> int:
@@ -212,4 +215,15 @@ def plan_steps(config: WorkloadConfig, num_files: int, samples_per_file: int, ra
     return steps
 
 
-__all__: Sequence[str] = ["DatasetAccess", "run_training", "plan_steps", "check_window"]
+def plan_eval_steps(config: WorkloadConfig, ranks: int) -> int:
+    """Steps of one evaluation on ``ranks`` ranks, checked; 0 when the workload does not evaluate."""
+    ds = config.dataset
+    if not config.workflow.evaluation:
+        return 0
+    steps = steps_per_epoch(ds.num_files_eval, ds.num_samples_per_file, config.reader.batch_size_eval, ranks,
+                            what="eval")
+    check_window(config, steps, what="eval")
+    return steps
+
+
+__all__: Sequence[str] = ["DatasetAccess", "run_training", "plan_steps", "plan_eval_steps", "check_window"]
