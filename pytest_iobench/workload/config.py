@@ -298,11 +298,13 @@ def _validate_section(section: Section, given: Mapping[str, Any], path: str, out
                 out.not_emulated[f"{path}{name}"] = str(spec.emulated)
         elif isinstance(spec, Key):
             values[name] = _check_key(spec, given, name, path, out)
+    # at the top level, dataset (validated apart) and data_reader (read as reader) are valid too
+    valid = list(section.keys) + ([DATASET_SECTION, *SECTION_ALIASES] if not path else [])
     for name, value in given.items():
         spec = section.keys.get(name)
         if spec is None:
-            out.error(f"{path}{name}: unknown key{_suggest(path + str(name), section.keys)} "
-                      f"(valid in {path.rstrip('.') or 'the workload'}: {', '.join(section.keys)})")
+            out.error(f"{path}{name}: unknown key{_suggest(path + str(name), valid)} "
+                      f"(valid in {path.rstrip('.') or 'the workload'}: {', '.join(valid)})")
         elif isinstance(spec, Alias):
             aliased[spec.target] = (f"{path}{name}", value)
             out.notes.append(spec.note)
