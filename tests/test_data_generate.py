@@ -164,6 +164,58 @@ def test_a_failed_generation_leaves_nothing_that_looks_complete(tmp_path, storag
             inner.delete_prefix("")
 
 
+class HoldingStorage(WrappedStorage):
+    """A storage whose writer for one key waits, before committing, until ``others`` other files
+    have been committed (a file much slower than the rest); it counts files open at once."""
+
+    def __init__(self, inner: Storage, hold_key: str, others: int):
+        super().__init__(inner)
+        self.hold_key, self.others = hold_key, others
+        self.lock = threading.Lock()
+        self.released = threading.Event()
+        self.committed, self.open_now, self.open_most = 0, 0, 0
+        self.committed_when_released: int | None = None
+
+    def open_writer(self, key, *, fsync=False):
+        with self.lock:
+            self.open_now += 1
+            self.open_most = max(self.open_most, self.open_now)
+        return _HoldingWriter(self, self.inner.open_writer(key, fsync=fsync))
+
+    def closed(self, key: str, committed: bool) -> None:
+        with self.lock:
+            self.open_now -= 1
+            if committed and key != self.hold_key:
+                self.committed += 1
+                if self.committed >= self.others:
+                    self.released.set()
+
+
+class _HoldingWriter(WrappedWriter):
+    def _commit(self):
+        if self.key == self.storage.hold_key:
+            # bounded only so that a regression fails instead of hanging the test run
+            self.storage.released.wait(60)
+            self.storage.committed_when_released = self.storage.committed
+        self.inner.commit()
+        self.storage.closed(self.key, True)
+
+    def _abort(self):
+        self.inner.abort()
+        self.storage.closed(self.key, False)
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_one_slow_file_holds_one_thread_while_the_others_write_the_rest(tmp_path, threads):
+    spec = small("npy", num_files_train=9, num_files_eval=0, num_subfolders_train=0)
+    storage = HoldingStorage(local(tmp_path), spec.file_key("train", 0), others=8)
+    result = generate(spec, storage, threads=threads)
+    # file 0 was held until the 8 others were committed: the free threads went on without it
+    assert storage.committed_when_released == 8
+    assert result.files == 9 and sorted(result.sizes) == spec.file_keys("train")
+    assert storage.open_most == threads  # and never more files at once than threads
+
+
 def test_bad_specs_are_rejected_before_anything_is_written(tmp_path, capsys):
     root = tmp_path / "data"
     bad = {"format": "npz", "num_files_train": -3, "record_length_bytes": 10, "record_element_type": "float32"}

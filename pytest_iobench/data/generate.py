@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
@@ -285,19 +285,24 @@ def write_files(spec: DatasetSpec, storage: Storage, files: list[tuple[str, int]
     sizes: dict[str, int] = {}
     ticker = _Ticker(tally, progress, interval, rank, ranks) if progress is not None else None
     pending: set[Future] = set()
-    todo = iter(files)
+    limit = max(1, threads)
     error: BaseException | None = None
-    with ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="iobench-gen") as pool:
+
+    def collect(done: set[Future]) -> None:
+        for future in done:
+            sizes.update(future.result())  # raises a writer's failure: the run stops
+
+    with ThreadPoolExecutor(max_workers=limit, thread_name_prefix="iobench-gen") as pool:
         try:
-            for split, index in todo:
+            for split, index in files:
+                # a new file starts as soon as any one finishes: a slow file holds one thread only
+                while len(pending) >= limit:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    collect(done)
                 pending.add(pool.submit(write_file, spec, storage, split, index, fsync=fsync, tally=tally))
-                if len(pending) >= max(1, threads):
-                    done, pending = wait(pending, return_when=FIRST_EXCEPTION)
-                    for future in done:
-                        sizes.update(future.result())
-            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
-            for future in done:
-                sizes.update(future.result())
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                collect(done)
         except BaseException as exc:  # includes KeyboardInterrupt: stop the writers in flight
             error = exc
             tally.stop.set()
