@@ -133,6 +133,13 @@ def test_unknown_key_in_an_override_is_an_error():
     ({"train": {"computation_time": {"type": "gamma", "shape": 2}}},
      "train.computation_time: a gamma distribution takes shape, scale; missing scale"),
     ({"train": {"computation_time": -1}}, "train.computation_time: the time must be a number >= 0"),
+    ({"train": {"computation_time": {"type": "uniform", "min": 0.1, "max": 0.2}, "computation_time_stdev": 0.01}},
+     "train.computation_time_stdev: applies to a number of seconds or a normal distribution only; "
+     "train.computation_time is a uniform distribution"),
+    ({"evaluation": {"eval_time": {"type": "gamma", "shape": 1, "scale": 1}, "eval_time_stdev": 0}},
+     "evaluation.eval_time_stdev: applies to a number of seconds or a normal distribution only"),
+    ({"reader": {"preprocess_time": {"type": "poisson", "lam": 1}, "preprocess_time_stdev": 0.1}},
+     "reader.preprocess_time_stdev: applies to a number of seconds or a normal distribution only"),
     ({"checkpoint": {"num_checkpoints_write": 2, "num_checkpoints_read": 3}},
      "checkpoint.num_checkpoints_read: 3 is more than the 2 checkpoints written"),
     ({"model": {"parallelism": {"pipeline": 2, "zero_stage": 3}}}, "zero_stage 3"),
@@ -144,6 +151,12 @@ def test_unknown_key_in_an_override_is_an_error():
 ])
 def test_bad_values_name_the_key_and_what_is_valid(data, expected):
     assert expected in errors_of(data)
+
+
+@pytest.mark.parametrize("time", [0.1, {"mean": 0.1}, {"type": "normal", "mean": 0.1}])
+def test_a_sibling_stdev_makes_a_number_or_normal_time_normal(time):
+    config = load_mapping({"train": {"computation_time": time, "computation_time_stdev": 0.02}}, "t")
+    assert config.train.computation_time.to_dict() == {"type": "normal", "mean": 0.1, "stdev": 0.02}
 
 
 def test_every_problem_is_reported_at_once():

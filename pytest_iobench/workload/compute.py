@@ -9,8 +9,9 @@ DLIO accepts, for ``train.computation_time``, ``evaluation.eval_time`` and
     {type: gamma, shape: .., scale: ..}
     {type: exponential, scale: ..}
     {type: poisson, lam: ..}
-and a sibling ``<key>_stdev`` that adds a stdev to a plain number. Negative draws are folded
-to their absolute value, as DLIO does.
+and a sibling ``<key>_stdev`` that adds a stdev to a plain number, ``{mean}`` or a normal
+mapping (next to another distribution it would mean nothing: an error). Negative draws are
+folded to their absolute value, as DLIO does.
 """
 
 from __future__ import annotations
@@ -47,8 +48,10 @@ class TimeDistribution:
     params: dict[str, float] = field(default_factory=lambda: {"value": 0.0})
 
     @classmethod
-    def parse(cls, value: Any, where: str, stdev: float | None = None) -> "TimeDistribution":
-        """Read DLIO's forms; ``where`` prefixes messages (e.g. 'train.computation_time: ')."""
+    def parse(cls, value: Any, where: str, stdev: float | None = None,
+              stdev_key: str = "the sibling stdev") -> "TimeDistribution":
+        """Read DLIO's forms; ``where`` prefixes messages (e.g. 'train.computation_time: ').
+        ``stdev`` is the sibling ``stdev_key``'s value (None when not given)."""
         if isinstance(value, bool):
             raise Invalid(f"{where}a number of seconds or a distribution mapping, not {value!r}")
         if isinstance(value, (int, float)):
@@ -73,9 +76,12 @@ class TimeDistribution:
             return cls("fixed", {"value": mean})
         if kind not in DISTRIBUTIONS:
             raise Invalid(f"{where}unknown distribution type {kind!r}; valid: {', '.join(DISTRIBUTIONS)}")
+        if stdev is not None and kind != "normal":
+            raise Invalid(f"{stdev_key}: applies to a number of seconds or a normal distribution only; "
+                          f"{where.rstrip(': ')} is a {kind} distribution: drop {stdev_key} or give type normal")
         needed = DISTRIBUTIONS[kind]
         missing = [p for p in needed if p not in spec]
-        extra = sorted(set(spec) - set(needed) - ({"stdev"} if stdev is not None else set()))
+        extra = sorted(set(spec) - set(needed))
         if missing or extra:
             raise Invalid(f"{where}a {kind} distribution takes {', '.join(needed)}"
                           + (f"; missing {', '.join(missing)}" if missing else "")

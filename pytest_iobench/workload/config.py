@@ -442,7 +442,8 @@ def _cross_checks(sections: dict[str, Any], out: _Collector) -> None:
     )
     for node, section, key, stdev in times:
         try:
-            node._values[key] = TimeDistribution.parse(node[key], f"{section}.{key}: ", stdev)
+            node._values[key] = TimeDistribution.parse(node[key], f"{section}.{key}: ", stdev,
+                                                       stdev_key=f"{section}.{key}_stdev")
         except Invalid as exc:
             out.error(str(exc))
             node._values[key] = TimeDistribution()
