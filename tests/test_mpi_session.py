@@ -32,7 +32,9 @@ def local(tmp_path):
 def test_a_hung_run_is_ended_naming_every_rank_and_where_it_was(local):
     config = tiny(computation_time=60)
     write_raw_dataset(local, config)
-    session = MPISession(env={"PYTHONPATH": HERE}, timeout=4)
+    # generous: mpiexec and the ranks' imports must reach step 0 on a loaded host; the first
+    # step computes 60 s, so every rank is still there when the timeout ends the run
+    session = MPISession(env={"PYTHONPATH": HERE}, timeout=20)
     with pytest.raises(MPIRunError) as info:
         run_training_session(session, config, local, ranks=2, opener=RAW_OPENER)
     message = str(info.value)
