@@ -45,6 +45,25 @@ def test_shipped_set_is_complete():
         assert name in SHIPPED
 
 
+# MLPerf Storage's workload table (docs: dlio-compat reference): format, record bytes, files,
+# samples per file, batch, seconds of compute per step, AU floor
+REFERENCE = {
+    "unet3d_h100": ("npz", 146600628, 168, 1, 7, 0.323, 0.90),
+    "resnet50_h100": ("tfrecord", 114660, 1024, 1251, 400, 0.224, 0.90),
+    "cosmoflow_h100": ("tfrecord", 2828486, 524288, 1, 1, 0.00350, 0.70),
+    "dlrm_parquet_h100": ("parquet", 761, 1024, 4718592, 16384, 0.000375, 0.70),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE))
+def test_shipped_h100_workloads_match_the_reference_table(name):
+    config = load_workload(name)
+    ds = config.dataset
+    got = (ds.format, int(ds.record_length_bytes), ds.num_files_train, ds.num_samples_per_file,
+           config.reader.batch_size, config.train.computation_time.mean, config.metric.au)
+    assert got == REFERENCE[name]
+
+
 def test_unet3d_as_dlio_ships_it():
     config = load_workload("unet3d_h100")
     assert (config.dataset.format, config.dataset.num_files_train, config.reader.batch_size) == ("npz", 168, 7)

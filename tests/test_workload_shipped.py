@@ -22,7 +22,8 @@ SCALED = {
                       "train.epochs=1", "train.computation_time=0.02"],
     "cosmoflow_h100": ["dataset.num_files_train=24", "dataset.record_length_bytes=65536",
                        "dataset.record_length_bytes_stdev=1024", "train.epochs=1", "train.computation_time=0.01"],
-    "dlrm_parquet_h100": ["dataset.num_files_train=64", "reader.batch_size=8", "train.computation_time=0.01"],
+    "dlrm_parquet_h100": ["dataset.num_files_train=8", "dataset.num_samples_per_file=512", "reader.batch_size=64",
+                          "train.computation_time=0.01"],
 }
 
 
