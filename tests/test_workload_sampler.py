@@ -43,6 +43,17 @@ def test_uneven_shards_give_equal_steps_and_disjoint_samples(files, spf, batch, 
     assert every.min() >= 0 and every.max() < files * spf
 
 
+def test_a_file_is_split_between_neighbouring_ranks_only_when_shares_are_not_whole_files():
+    def files_of(files, spf, batch, ranks):
+        return [sorted({int(i) // spf for i in Sampler(files, spf, batch, r, ranks).epoch(1).ravel()})
+                for r in range(ranks)]
+
+    # 8 samples per rank over files of 4: whole files
+    assert files_of(4, 4, 4, 2) == [[0, 1], [2, 3]]
+    # 6 samples per rank over files of 4: file 1 is read by both ranks
+    assert files_of(3, 4, 3, 2) == [[0, 1], [1, 2]]
+
+
 def test_thirteen_files_over_four_ranks_leave_out_a_file_that_changes_with_the_shuffle():
     left_out = set()
     for epoch in range(1, 9):

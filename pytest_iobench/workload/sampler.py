@@ -5,7 +5,8 @@ per file). For each epoch:
 
 1. files are put in order, shuffled when ``file_shuffle`` is on;
 2. the samples, file by file in that order, are cut into one contiguous block per rank (a
-   file's samples stay together on one rank); every rank gets exactly ``steps * batch``
+   file is split between two neighbouring ranks when a rank's share is not whole files;
+   otherwise its samples stay on one rank); every rank gets exactly ``steps * batch``
    samples, so every rank takes the same number of steps and the per-step barrier cannot
    deadlock (13 files over 4 ranks: 3 steps each, one file left out - which one changes with
    the file shuffle);
