@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import os
 import struct
+import zlib
 
 import crc32c
 import h5py
@@ -18,6 +19,7 @@ from PIL import Image
 
 from pytest_iobench.data.formats import get_format
 from pytest_iobench.data.generate import generate
+from pytest_iobench.data.random import RandomStream, derive_seed
 from pytest_iobench.data.spec import DatasetSpec
 from pytest_iobench.storage import StorageSpec, open_storage
 from pytest_iobench.storage.counting import CountingStorage
@@ -165,6 +167,48 @@ def test_csv_opens_with_loadtxt(tmp_path, compression):
     assert table.shape == (4, 15)
     samples, _ = our_samples(storage, spec, key)
     assert all(np.array_equal(s, row) for s, row in zip(samples, table))
+
+
+class RecordingStream(RandomStream):
+    """A file's real random stream that records the largest piece read from it at once."""
+
+    largest = 0
+
+    def readinto(self, buffer):
+        self.largest = max(self.largest, memoryview(buffer).nbytes)
+        return super().readinto(buffer)
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int16", "float64"])
+def test_csv_turns_one_mib_of_values_into_text_at_a_time(tmp_path, dtype):
+    # the text of a step is several times its values: steps of a fixed count of float64 values
+    # (8 MiB) took hundreds of MiB per writer
+    spec = DatasetSpec.from_mapping({"format": "csv", "num_files_train": 1, "num_samples_per_file": 2,
+                                     "record_length_bytes": 3 << 20, "record_element_type": dtype})
+    storage = open_storage(StorageSpec("local", "posix", root=str(tmp_path)))
+    generate(spec, storage)
+    stream = RecordingStream(derive_seed(spec.seed, "train", 0), limit=6 << 20)
+    with storage.open_writer("again.csv") as writer:
+        get_format("csv").write(writer, spec, "train", 0, stream)
+    assert stream.largest == 1 << 20
+    assert storage.get("again.csv") == storage.get(spec.file_key("train", 0))  # the same bytes as generated
+
+
+def test_csv_gzip_level_0_hands_text_over_in_pieces_of_2_20_values(tmp_path):
+    # zlib level 0 cuts a stored block wherever input is handed over: the bytes stay those of
+    # text handed over 2**20 values at a time (as earlier versions did), whatever the step
+    mapping = {"format": "csv", "num_files_train": 1, "num_samples_per_file": 3, "record_length_bytes": 1_000_000,
+               "record_element_type": "int16"}
+    stored, _, storage = make(tmp_path, {**mapping, "compression": "gzip", "compression_level": 0})
+    plain = DatasetSpec.from_mapping(mapping)
+    generate(plain, open_storage(StorageSpec("local", "posix", root=str(tmp_path / "plain"))))
+    text = open(path(tmp_path / "plain", plain.file_key("train", 0)), "rb").read()
+    value_ends = np.flatnonzero(np.isin(np.frombuffer(text, np.uint8), (ord(","), ord("\n")))) + 1
+    cuts = [0, *value_ends[(1 << 20) - 1::1 << 20].tolist()]
+    assert len(cuts) == 2 and len(value_ends) == 1_500_000
+    expected = zlib.compressobj(0, zlib.DEFLATED, 31)
+    data = b"".join(expected.compress(text[a:b]) for a, b in zip(cuts, [*cuts[1:], len(text)])) + expected.flush()
+    assert bytes(storage.get(stored.file_key("train", 0))) == data
 
 
 # -- images ------------------------------------------------------------------------------------

@@ -24,8 +24,14 @@ from ..random import RandomStream
 from ..spec import DatasetSpec
 from .base import FileInfo, Format, SampleFile, WriterSink
 
-#: values turned into text per step
-VALUES_PER_STEP = 1 << 20
+#: bytes of values turned into text per step: the step's text is a few times larger (up to
+#: 25 characters per float64), so a fixed count of values would cost 8x more memory for float64
+#: than for uint8
+STEP_BYTES = 1 << 20
+#: values per compressor call where the compressed bytes depend on how text is handed over
+#: (zlib level 0 cuts a stored block at each call): the step of earlier versions, so such
+#: files keep their bytes. Other levels, bz2 and xz give the same bytes for any split.
+STORED_VALUES = 1 << 20
 
 
 def _compressor(name: str, level: int):
@@ -95,12 +101,21 @@ class CSV(Format):
         total = elements * n
         sink = WriterSink(writer)
         compressor = _compressor(spec.compression, spec.compression_level)
+        step = max(1, STEP_BYTES // spec.dtype.itemsize)  # divides STORED_VALUES (itemsizes are powers of 2)
+        batch = STORED_VALUES // step if spec.compression == "gzip" and spec.compression_level == 0 else 1
+        texts = []
         done = 0
         while done < total:
-            count = min(VALUES_PER_STEP, total - done)
+            count = min(step, total - done)
             text = values_text(stream.array(count, spec.dtype), elements, done)
-            sink.write(compressor.compress(text) if compressor else text)
             done += count
+            if compressor is None:
+                sink.write(text)
+                continue
+            texts.append(text)
+            if len(texts) == batch or done == total:
+                sink.write(compressor.compress(texts[0] if len(texts) == 1 else b"".join(texts)))
+                texts = []
         if compressor is not None:
             sink.write(compressor.flush())
         sink.finish()
