@@ -1,6 +1,7 @@
 """MPI sessions: N ranks under mpiexec, a hung run ended with the ranks named and where each
-was, a failed rank named with its error, hosts and hostfile passed to mpiexec, credentials
-kept out of the command line."""
+was, a failed rank named with its error, hosts and hostfile passed to mpiexec with the job and
+results exchanged in a shared directory (required with them), credentials kept out of the
+command line."""
 
 from __future__ import annotations
 
@@ -69,19 +70,43 @@ def test_one_rank_runs_in_process_and_can_be_forced_under_mpi(local):
 def test_hosts_and_hostfile_reach_mpiexec(local, tmp_path, how):
     config = tiny()
     write_raw_dataset(local, config)
+    shared = tmp_path / "shared"
+    shared.mkdir()
     if how == "hosts":
-        session = MPISession(env={"PYTHONPATH": HERE}, hosts=["localhost"], timeout=60)
+        session = MPISession(env={"PYTHONPATH": HERE}, hosts=["localhost"], timeout=60, shared_dir=str(shared))
         expected = ["-hosts", "localhost"]
     else:
         hostfile = tmp_path / "hosts"
         hostfile.write_text("localhost:2\n")
-        session = MPISession(env={"PYTHONPATH": HERE}, hostfile=str(hostfile), timeout=60)
+        session = MPISession(env={"PYTHONPATH": HERE}, hostfile=str(hostfile), timeout=60, shared_dir=str(shared))
         expected = ["-f", str(hostfile)]
     outcome = run_training_session(session, config, local, ranks=2, opener=RAW_OPENER)
     command = outcome.run.command
     i = command.index(expected[0])
     assert command[i:i + 2] == expected
     assert [r["rank"] for r in outcome.results] == [0, 1]
+    # the ranks' results (read back from there) went through the shared directory, cleaned after
+    assert os.path.dirname(outcome.run.exchange_dir) == str(shared)
+    assert os.listdir(shared) == []
+
+
+@pytest.mark.parametrize("option", [["--iobench-hosts", "localhost"], ["--iobench-hostfile", "hosts.txt"]])
+def test_hosts_without_a_shared_mpi_dir_stop_the_session_at_start(pytester, option):
+    pytester.makepyfile("def test_x():\n    pass\n")
+    result = pytester.runpytest(*option)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{option[0]} is given without --iobench-mpi-dir: ranks on other hosts cannot*"])
+    result.stdout.no_fnmatch_line("*test_x*")
+    shared = pytester.mkdir("shared")
+    assert pytester.runpytest(*option, "--iobench-mpi-dir", str(shared)).ret == pytest.ExitCode.OK
+
+
+def test_mpi_dir_must_be_an_existing_directory(pytester):
+    pytester.makepyfile("def test_x():\n    pass\n")
+    result = pytester.runpytest("--iobench-mpi-dir", "no/such/dir")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--iobench-mpi-dir (command line): * is not valid: *no/such/dir is not an existing "
+                                 "directory; give a directory every host mounts at the same path*"])
 
 
 def test_credentials_reach_ranks_through_the_environment_only(local, monkeypatch):

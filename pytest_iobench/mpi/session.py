@@ -8,6 +8,8 @@ One rank runs in this process, without MPI, unless ``mpi_for_one`` is set. A ran
 raises ``RankFailed`` naming the rank and its error; a run that hangs is ended after
 ``timeout`` seconds with ``MPIRunError`` naming the ranks that did not finish and the step
 each one was at. Credentials reach the ranks through the environment (``env``), never argv.
+The job, the ranks' results and their progress notes go through a directory under
+``shared_dir`` (every host must see it at the same path; default: a local temporary one).
 """
 
 from __future__ import annotations
@@ -43,12 +45,14 @@ class SessionRun:
     duration: float
     in_process: bool
     command: list[str] = field(default_factory=list)
+    #: the directory the job and the ranks' results went through (removed after the run)
+    exchange_dir: str = ""
 
 
 class MPISession:
     def __init__(self, *, env: dict[str, str] | Callable[[], dict[str, str]] | None = None,
                  hosts: list[str] | None = None, hostfile: str | None = None, timeout: float = 600.0,
-                 mpi_for_one: bool = False):
+                 mpi_for_one: bool = False, shared_dir: str | None = None):
         #: the ranks' extra environment, or a callable giving it at launch time (an S3
         #: endpoint started later in the session)
         self.env = env
@@ -56,6 +60,7 @@ class MPISession:
         self.hostfile = hostfile
         self.timeout = timeout
         self.mpi_for_one = mpi_for_one
+        self.shared_dir = shared_dir
 
     def run(self, job: dict[str, Any], ranks: int, *, storage=None) -> SessionRun:
         """Run ``job`` on ``ranks`` ranks. ``storage`` is used by an in-process single rank
@@ -67,7 +72,7 @@ class MPISession:
             start = time.monotonic()
             result = run_rank(job, SingleRank(), storage=storage, environ={**os.environ, **env})
             return SessionRun(1, [result], time.monotonic() - start, True)
-        workdir = tempfile.mkdtemp(prefix="iobench-session-")
+        workdir = tempfile.mkdtemp(prefix="iobench-session-", dir=self.shared_dir)
         try:
             job_path = os.path.join(workdir, "job.json")
             with open(job_path, "w") as f:
@@ -82,4 +87,4 @@ class MPISession:
             others = "" if len(errors) == 1 else f" (ranks {', '.join(map(str, sorted(errors)))} failed)"
             raise RankFailed(f"rank {first} of {ranks} failed: {errors[first]}{others}", errors)
         results = launched.check()
-        return SessionRun(ranks, results, launched.duration, False, launched.command)
+        return SessionRun(ranks, results, launched.duration, False, launched.command, workdir)

@@ -14,6 +14,7 @@ import pytest
 from ..mpi.session import MPISession
 from ..settings import Settings, SettingsError
 from ..workload.config import WorkloadConfig, WorkloadError, load_workload
+from ..workload.options import check_mpi_settings
 from .options import get_settings
 from .storage import _explicitly_parametrized
 
@@ -60,6 +61,10 @@ def pytest_cmdline_main(config: pytest.Config):
         settings: Settings = get_settings(config)
     except SettingsError:
         return None  # the options plugin reports it
+    try:
+        check_mpi_settings(settings)
+    except SettingsError as exc:
+        raise pytest.UsageError(str(exc)) from None
     names = settings.workload or (TRAINING_WORKLOADS + CHECKPOINT_WORKLOADS)
     problems = []
     for name in names:
@@ -115,10 +120,11 @@ def checkpoint_workload(request: pytest.FixtureRequest) -> WorkloadConfig:
 def mpi_session(pytestconfig: pytest.Config, storage_factory) -> MPISession:
     """Runs jobs on N ranks: in-process for one rank, ``mpiexec -n N`` otherwise, with the
     S3 credentials passed through the environment, --iobench-hosts / --iobench-hostfile
-    passed to mpiexec and --iobench-mpi-timeout ending a hung run."""
+    passed to mpiexec, jobs and results exchanged in --iobench-mpi-dir and
+    --iobench-mpi-timeout ending a hung run."""
     settings = get_settings(pytestconfig)
     return MPISession(env=storage_factory.environ, hosts=settings.hosts, hostfile=settings.hostfile,
-                      timeout=settings.mpi_timeout)
+                      timeout=settings.mpi_timeout, shared_dir=settings.mpi_dir)
 
 
 @pytest.fixture

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from fractions import Fraction
 
-from ..settings import Option, comma_list, declare, positive_int_list
+from ..settings import Option, Settings, SettingsError, comma_list, declare, positive_int_list
 
 
 def override(text: str) -> str:
@@ -24,6 +25,14 @@ def scale(text: str) -> float:
     if not 0 < value <= 1:
         raise ValueError(f"{value:g} is not in (0, 1]; give a fraction such as 1/1000 (1 = full size)")
     return value
+
+
+def directory(text: str) -> str:
+    """An existing directory, as an absolute path (ranks on other hosts see the same path)."""
+    path = os.path.abspath(os.path.expanduser(text.strip()))
+    if not os.path.isdir(path):
+        raise ValueError(f"{path} is not an existing directory; give a directory every host mounts at the same path")
+    return path
 
 
 def seconds(text: str) -> float:
@@ -46,8 +55,21 @@ declare(
            "1 runs in-process, more run under mpiexec", default="1", parse=positive_int_list, metavar="N,N"),
     Option("hosts", "hosts for mpiexec (comma list, passed as -hosts)", parse=comma_list(), metavar="HOSTS"),
     Option("hostfile", "a hostfile for mpiexec (passed as -f)", metavar="PATH"),
+    Option("mpi-dir", "a directory every host sees at the same path, where each multi-rank run's job, rank "
+           "results and progress go (required with --iobench-hosts or --iobench-hostfile); "
+           "default: a local temporary directory", parse=directory, metavar="PATH"),
     Option("mpi-timeout", "seconds before a multi-rank run is ended and the ranks that did not finish are named",
            default="900", parse=seconds, metavar="SECONDS"),
     Option("scale", "checkpoint size scale, e.g. 1/1000 (1 = the model's full size)", default="1/1000",
            parse=scale, metavar="FRACTION"),
 )
+
+
+def check_mpi_settings(settings: Settings) -> None:
+    """Ranks on other hosts cannot reach this host's temporary directory: a multi-host run
+    needs --iobench-mpi-dir."""
+    if (settings.hosts or settings.hostfile) and not settings.mpi_dir:
+        given = "--iobench-hosts" if settings.hosts else "--iobench-hostfile"
+        raise SettingsError(
+            f"{given} is given without --iobench-mpi-dir: ranks on other hosts cannot read the job or write "
+            "their results in a local temporary directory; give a directory every host mounts at the same path")
