@@ -248,6 +248,44 @@ def test_progress_reports_files_bytes_rate_and_eta(tmp_path):
     assert "14/14 files" in last.line() and "MB/s" in last.line() and "ETA 0 s" in last.line()
 
 
+class PausingStorage(WrappedStorage):
+    """A storage whose writer for one key, once written, waits for ``resume`` before committing."""
+
+    def __init__(self, inner: Storage, pause_key: str):
+        super().__init__(inner)
+        self.pause_key = pause_key
+        self.resume = threading.Event()
+
+    def open_writer(self, key, *, fsync=False):
+        return _PausingWriter(self, self.inner.open_writer(key, fsync=fsync))
+
+
+class _PausingWriter(WrappedWriter):
+    def _commit(self):
+        if self.key == self.storage.pause_key:
+            self.storage.resume.wait(60)  # bounded only so that a regression fails instead of hanging
+        self.inner.commit()
+
+
+def test_csv_progress_eta_follows_the_random_bytes_pulled_not_the_text_written(tmp_path):
+    # csv text is ~3.6 times its random bytes: an ETA from bytes written reached 0 at a quarter
+    spec = DatasetSpec.from_mapping({"format": "csv", "num_files_train": 8, "num_samples_per_file": 2,
+                                     "record_length_bytes": 256 << 10, "record_element_type": "float64"})
+    storage = PausingStorage(local(tmp_path), spec.file_key("train", 4))
+    held: list[Progress] = []
+
+    def report(p: Progress) -> None:
+        if p.files_done == 4 and not storage.resume.is_set():  # file 4 written, not committed
+            held.append(p)
+            storage.resume.set()
+
+    generate(spec, storage, threads=1, progress=report, interval=0.01)
+    p = held[0]
+    assert p.source_total == 8 * 2 * (256 << 10) and p.source_done == 5 * 2 * (256 << 10)
+    assert p.bytes_done > p.source_total  # the text written so far is already more than all the random bytes
+    assert p.eta == pytest.approx(p.elapsed * 3 / 5) and p.eta > 0
+
+
 class SlowStorage(WrappedStorage):
     """Local files whose writers take ``delay`` seconds per write call: a slow device."""
 

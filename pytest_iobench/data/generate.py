@@ -35,7 +35,7 @@ from datetime import datetime, timezone
 from ..storage.base import Storage, StreamWriter
 from ..storage.errors import StorageError, StorageNotFound
 from .formats import get_format
-from .random import stream_for
+from .random import RandomStream, stream_for
 from .spec import SPLITS, DatasetSpec, DatasetSpecError
 
 MANIFEST = "iobench-manifest.json"
@@ -54,12 +54,18 @@ class GenerationCancelled(RuntimeError):
 
 @dataclass
 class Progress:
-    """Where a generation run is (this rank's share)."""
+    """Where a generation run is (this rank's share).
+
+    ``bytes_done`` counts bytes written (the MB and MB/s shown). The ETA comes from
+    ``source_done`` of ``source_total``: random bytes the files have pulled, of all they pull.
+    Written bytes cannot give it: csv text is several times its random bytes, and compressed
+    or encoded files are smaller, so the total written is not known in advance."""
 
     files_done: int
     files_total: int
     bytes_done: int
-    bytes_expected: int
+    source_done: int
+    source_total: int
     elapsed: float
     rank: int = 0
     ranks: int = 1
@@ -70,10 +76,10 @@ class Progress:
 
     @property
     def eta(self) -> float | None:
-        """Seconds left, from the bytes still expected at the rate so far."""
-        if self.bytes_done <= 0 or self.elapsed <= 0:
+        """Seconds left, from the random bytes still to pull at the rate so far."""
+        if self.source_done <= 0 or self.elapsed <= 0:
             return None
-        return max(0.0, (self.bytes_expected - self.bytes_done) / (self.bytes_done / self.elapsed))
+        return max(0.0, (self.source_total - self.source_done) * self.elapsed / self.source_done)
 
     def line(self) -> str:
         eta = self.eta
@@ -207,18 +213,26 @@ def delete_dataset(storage: Storage) -> int:
 class _Tally:
     """Bytes and files done by this process, shared by its writer threads."""
 
-    def __init__(self, files_total: int, bytes_expected: int):
+    def __init__(self, files_total: int, source_total: int):
         self.lock = threading.Lock()
         self.files_done = 0
         self.files_total = files_total
         self.bytes_done = 0
-        self.bytes_expected = bytes_expected
+        self.source_total = source_total
+        #: random bytes of the files finished (each counted at its expected size)
+        self.source_finished = 0
+        #: the files being written: their streams and the random bytes each is expected to pull
+        self.streams: dict[str, tuple[RandomStream, int]] = {}
         self.encode_seconds = 0.0
         self.stop = threading.Event()
 
     def add(self, n: int) -> None:
         with self.lock:
             self.bytes_done += n
+
+    def source_done(self) -> int:
+        """Random bytes pulled so far (called with the lock held)."""
+        return self.source_finished + sum(min(s.position, n) for s, n in self.streams.values())
 
 
 class _TallyWriter(StreamWriter):
@@ -254,15 +268,24 @@ def write_file(spec: DatasetSpec, storage: Storage, split: str, index: int, *, f
         fmt.write_companions(storage, key, spec, split, index)
         for companion in sizes:
             sizes[companion] = storage.stat(companion).size
-    stream = stream_for(spec.seed, SPLITS[split], index, limit=fmt.stream_bytes(spec, split, index) + (1 << 20),
-                        prefetch=True)
+    expected = fmt.stream_bytes(spec, split, index)
+    stream = stream_for(spec.seed, SPLITS[split], index, limit=expected + (1 << 20), prefetch=True)
     inner = storage.open_writer(key, fsync=fsync)
     writer = _TallyWriter(inner, tally) if tally is not None else inner
-    with writer:  # commits when the block ends normally, aborts on any exception
-        info = fmt.write(writer, spec, split, index, stream)
+    if tally is not None:
+        with tally.lock:
+            tally.streams[key] = (stream, expected)
+    try:
+        with writer:  # commits when the block ends normally, aborts on any exception
+            info = fmt.write(writer, spec, split, index, stream)
+    finally:
+        if tally is not None:
+            with tally.lock:
+                del tally.streams[key]
     if tally is not None:
         with tally.lock:
             tally.files_done += 1
+            tally.source_finished += expected
             tally.encode_seconds += info.encode_seconds
     sizes[key] = writer.bytes_written
     return sizes
@@ -333,7 +356,7 @@ class _Ticker:
     def snapshot(self) -> Progress:
         t = self.tally
         with t.lock:
-            return Progress(t.files_done, t.files_total, t.bytes_done, max(t.bytes_expected, t.bytes_done),
+            return Progress(t.files_done, t.files_total, t.bytes_done, t.source_done(), t.source_total,
                             time.monotonic() - self.start, self.rank, self.ranks)
 
     def _run(self) -> None:
