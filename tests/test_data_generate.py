@@ -254,7 +254,7 @@ class PausingStorage(WrappedStorage):
     def __init__(self, inner: Storage, pause_key: str):
         super().__init__(inner)
         self.pause_key = pause_key
-        self.resume = threading.Event()
+        self.paused, self.resume = threading.Event(), threading.Event()
 
     def open_writer(self, key, *, fsync=False):
         return _PausingWriter(self, self.inner.open_writer(key, fsync=fsync))
@@ -263,6 +263,7 @@ class PausingStorage(WrappedStorage):
 class _PausingWriter(WrappedWriter):
     def _commit(self):
         if self.key == self.storage.pause_key:
+            self.storage.paused.set()
             self.storage.resume.wait(60)  # bounded only so that a regression fails instead of hanging
         self.inner.commit()
 
@@ -272,16 +273,21 @@ def test_csv_progress_eta_follows_the_random_bytes_pulled_not_the_text_written(t
     spec = DatasetSpec.from_mapping({"format": "csv", "num_files_train": 8, "num_samples_per_file": 2,
                                      "record_length_bytes": 256 << 10, "record_element_type": "float64"})
     storage = PausingStorage(local(tmp_path), spec.file_key("train", 4))
+    seen_paused: list[Progress] = []
     held: list[Progress] = []
 
     def report(p: Progress) -> None:
-        if p.files_done == 4 and not storage.resume.is_set():  # file 4 written, not committed
-            held.append(p)
-            storage.resume.set()
+        # reports come one after another, each from a snapshot taken after the previous report:
+        # the one after the first to see file 4 paused is a snapshot of file 4 written, not committed
+        if storage.paused.is_set() and not storage.resume.is_set():
+            if seen_paused:
+                held.append(p)
+                storage.resume.set()
+            seen_paused.append(p)
 
     generate(spec, storage, threads=1, progress=report, interval=0.01)
     p = held[0]
-    assert p.source_total == 8 * 2 * (256 << 10) and p.source_done == 5 * 2 * (256 << 10)
+    assert p.files_done == 4 and p.source_total == 8 * 2 * (256 << 10) and p.source_done == 5 * 2 * (256 << 10)
     assert p.bytes_done > p.source_total  # the text written so far is already more than all the random bytes
     assert p.eta == pytest.approx(p.elapsed * 3 / 5) and p.eta > 0
 
