@@ -269,7 +269,7 @@ def write_file(spec: DatasetSpec, storage: Storage, split: str, index: int, *, f
         for companion in sizes:
             sizes[companion] = storage.stat(companion).size
     expected = fmt.stream_bytes(spec, split, index)
-    stream = stream_for(spec.seed, SPLITS[split], index, limit=expected + (1 << 20), prefetch=True)
+    stream = stream_for(spec.seed, SPLITS[split], index, limit=expected, prefetch=True)
     inner = storage.open_writer(key, fsync=fsync)
     writer = _TallyWriter(inner, tally) if tally is not None else inner
     if tally is not None:

@@ -51,36 +51,52 @@ def _splitmix64(x: int) -> int:
 
 
 class RandomStream:
-    """An endless deterministic byte stream for one seed. Not thread-safe: one per writer."""
+    """An endless deterministic byte stream for one seed. Not thread-safe: one per writer.
+
+    ``limit``: the bytes the caller means to read. The generator produces them in whole blocks
+    and no more (the last fill stops at the first block boundary past ``limit``; prefetching
+    stops there too); reading further still works, up to a staging buffer past it."""
 
     def __init__(self, seed: int, limit: int = MAX_STREAM, staging: int = STAGING, prefetch: bool = False):
         if staging % BLOCK:
             raise ValueError(f"staging size must be a multiple of {BLOCK}")
         self.seed = seed
+        self._wanted = max(limit, 1)
         # a small stream (an image) stages only what it needs, in whole blocks
-        staging = min(staging, -(-max(limit, 1) // BLOCK) * BLOCK)
+        staging = min(staging, -(-self._wanted // BLOCK) * BLOCK)
         # The generator's size bounds the stream (the bytes do not depend on it), and dgen-py
         # reserves memory in proportion to it (about size / 128 KiB): ask for what is needed.
-        # (+ one staging buffer: the last refill may run past what is read)
-        self.limit = -(-max(limit, 1) // staging) * staging + staging
+        # (+ one staging buffer: room for a caller reading a little past its limit)
+        self.limit = -(-self._wanted // staging) * staging + staging
         self._gen = dgen_py.Generator(size=self.limit, seed=seed)
-        self._generated = 0  # bytes taken from the generator so far
+        self._asked = 0  # bytes asked of the generator so far (filled, or being filled)
         self._stage = np.empty(staging, dtype=np.uint8)
         self._view = memoryview(self._stage)
-        self._pos = staging  # nothing staged yet
+        self._pos = self._end = 0  # the staged bytes are _view[_pos:_end]
         self.position = 0
         # Prefetch: the next staging buffer is filled by a helper thread while the caller works
         # on the current one (dgen-py releases the GIL), so generating overlaps writing. Fills
-        # still happen one after another, in order: the bytes are the same.
-        self._prefetch = prefetch and self.limit > 2 * staging
+        # still happen one after another, in order, in whole blocks: the bytes are the same.
+        self._prefetch = prefetch and self._wanted > staging
         self._next = np.empty(staging, dtype=np.uint8) if self._prefetch else None
+        self._next_end = 0
         self._pending: Future | None = None
+
+    @property
+    def generated(self) -> int:
+        """Bytes asked of the generator so far (what the stream has cost, read or not)."""
+        return self._asked
+
+    def _fill_size(self) -> int:
+        """Bytes of the next staging fill: a whole buffer, or the whole blocks that reach
+        ``limit`` when less remains to it."""
+        left = self._wanted - self._asked
+        return min(len(self._stage), -(-left // BLOCK) * BLOCK) if left > 0 else len(self._stage)
 
     def _fill(self, view) -> None:
         filled = self._gen.fill_chunk(view)
         if filled != len(view):
             raise ValueError(f"random stream read past its limit of {self.limit} bytes")
-        self._generated += filled
 
     def _refill(self) -> None:
         if self._pending is not None:
@@ -88,11 +104,16 @@ class RandomStream:
             self._pending = None
             self._stage, self._next = self._next, self._stage
             self._view = memoryview(self._stage)
+            self._end = self._next_end
         else:
-            self._fill(self._stage)
+            self._end = self._fill_size()
+            self._asked += self._end
+            self._fill(self._view[:self._end])
         self._pos = 0
-        if self._prefetch and self._generated + len(self._next) <= self.limit:
-            self._pending = _prefetcher().submit(self._fill, self._next)
+        if self._prefetch and self._asked < self._wanted:  # the caller will read the next bytes too
+            self._next_end = self._fill_size()
+            self._asked += self._next_end
+            self._pending = _prefetcher().submit(self._fill, memoryview(self._next)[:self._next_end])
 
     def readinto(self, buffer) -> int:
         """Fill ``buffer`` (any writable bytes-like object) completely; returns its size."""
@@ -100,15 +121,16 @@ class RandomStream:
         done = 0
         total = out.nbytes
         while done < total:
-            if self._pos == len(self._stage):
+            if self._pos == self._end:
                 direct = (total - done) // BLOCK * BLOCK if self._pending is None else 0
                 if direct:
                     # Whole blocks go straight into the caller's buffer: no staging copy
+                    self._asked += direct
                     self._fill(out[done:done + direct])
                     done += direct
                     continue
                 self._refill()
-            take = min(total - done, len(self._stage) - self._pos)
+            take = min(total - done, self._end - self._pos)
             out[done:done + take] = self._view[self._pos:self._pos + take]
             self._pos += take
             done += take
@@ -121,9 +143,9 @@ class RandomStream:
         until the next call on this stream; callers loop until they have what they need."""
         if size <= 0:
             return self._view[:0]
-        if self._pos == len(self._stage):
+        if self._pos == self._end:
             self._refill()
-        take = min(size, len(self._stage) - self._pos)
+        take = min(size, self._end - self._pos)
         out = self._view[self._pos:self._pos + take]
         self._pos += take
         self.position += take
