@@ -99,6 +99,8 @@ def test_keys_without_effect_are_reported():
      "dataset.record_length_bytes: 6 bytes cannot be divided into whole float32 elements (4 bytes each)"),
     ({"record_dims": [8, 8], "record_length_bytes_stdev": 5}, "dataset.record_length_bytes_stdev: cannot be used with record_dims"),
     ({"record_element_type": "str"}, "dataset.record_element_type: 'str' is not a numeric element type"),
+    ({"record_element_type": "bool"}, "dataset.record_element_type: 'bool' is not a numeric element type (valid: "
+     "numpy integer and float types such as uint8"),
     ({"compression": "gzp"}, "dataset.compression: 'gzp' is not a known compression; did you mean gzip?"),
     ({"format": "npy", "compression": "gzip"}, "dataset.compression: 'gzip' is not available for npy (valid for npy: none)"),
     ({"format": "hdf5", "compression": "gzip", "compression_level": 12}, "dataset.compression_level: 12 is not valid for gzip; give 0 to 9"),

@@ -537,12 +537,13 @@ class _Builder:
         return DatasetSpec(**v, given=frozenset(given))
 
     def element_type(self, value: Any) -> str:
-        valid = "numpy numeric types such as uint8, int32, float16, float32, float64"
+        valid = "numpy integer and float types such as uint8, int32, float16, float32, float64"
         try:
             dtype = np.dtype(value) if isinstance(value, str) else None
         except TypeError:
             dtype = None
-        if dtype is None or dtype.kind not in "biuf":
+        # not bool: sizes are counted in bytes per element, and parquet would pack bools as bits
+        if dtype is None or dtype.kind not in "iuf":
             self.error("record_element_type", f"{value!r} is not a numeric element type (valid: {valid})")
             return "uint8"
         return dtype.name
