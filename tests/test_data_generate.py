@@ -115,6 +115,34 @@ def test_a_dataset_with_a_missing_or_resized_file_is_generated_again(tmp_path):
     assert hashes(storage) == before
 
 
+class WatchingStorage(WrappedStorage):
+    """Records the fsync flag of every writer opened, and every stat."""
+
+    def __init__(self, inner: Storage):
+        super().__init__(inner)
+        self.opened: dict[str, bool] = {}
+        self.stats: list[str] = []
+
+    def open_writer(self, key, *, fsync=False):
+        self.opened[key] = fsync
+        return super().open_writer(key, fsync=fsync)
+
+    def stat(self, key):
+        self.stats.append(key)
+        return super().stat(key)
+
+
+@pytest.mark.parametrize("fsync", [True, False])
+def test_index_files_are_durable_with_fsync_and_sized_without_a_stat(tmp_path, fsync):
+    spec = small("indexed_binary")
+    watching = WatchingStorage(local(tmp_path))
+    result = generate(spec, watching, fsync=fsync)
+    assert sorted(watching.opened) == sorted(result.sizes) and len(result.sizes) == 3 * 8
+    assert set(watching.opened.values()) == {fsync}  # index files included
+    assert watching.stats == []  # sizes come from the writers
+    assert result.sizes == {key: local(tmp_path).stat(key).size for key in result.sizes}
+
+
 class FailingStorage(WrappedStorage):
     """A storage whose writer for one key fails after some bytes (a storage error mid-file)."""
 

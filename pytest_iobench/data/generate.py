@@ -261,13 +261,9 @@ def write_file(spec: DatasetSpec, storage: Storage, split: str, index: int, *, f
     """Write one file (and its companions); returns {key: size} of what was written."""
     fmt = get_format(spec.format)
     key = spec.file_key(split, index)
-    sizes = {}
-    for companion in fmt.companion_keys(key):
-        sizes[companion] = 0
-    if sizes:
-        fmt.write_companions(storage, key, spec, split, index)
-        for companion in sizes:
-            sizes[companion] = storage.stat(companion).size
+    # companions first: a data file never appears without them (their sizes from the writers:
+    # a stat would cost a request per file on object stores)
+    sizes = fmt.write_companions(storage, key, spec, split, index, fsync=fsync)
     expected = fmt.stream_bytes(spec, split, index)
     stream = stream_for(spec.seed, SPLITS[split], index, limit=expected, prefetch=True)
     inner = storage.open_writer(key, fsync=fsync)

@@ -81,11 +81,11 @@ class Format(abc.ABC):
         """Keys of the small files written with the data file under ``key``."""
         return []
 
-    def write_companions(self, storage: Storage, key: str, spec: DatasetSpec, split: str,
-                         index: int) -> int:
+    def write_companions(self, storage: Storage, key: str, spec: DatasetSpec, split: str, index: int, *,
+                         fsync: bool = False) -> dict[str, int]:
         """Write the companion files (before the data file, so a data file never appears
-        without them). Returns the bytes written."""
-        return 0
+        without them), made durable when ``fsync``. Returns {key: size} of each."""
+        return {}
 
     def stream_bytes(self, spec: DatasetSpec, split: str, index: int) -> int:
         """An upper bound of the random bytes ``write`` pulls for one file."""

@@ -48,17 +48,18 @@ class IndexedBinary(Format):
     def companion_keys(self, key: str) -> list[str]:
         return [key + OFFSETS, key + SIZES]
 
-    def write_companions(self, storage: Storage, key: str, spec: DatasetSpec, split: str, index: int) -> int:
+    def write_companions(self, storage: Storage, key: str, spec: DatasetSpec, split: str, index: int, *,
+                         fsync: bool = False) -> dict[str, int]:
         size = spec.record_bytes(split, index)
         n = spec.num_samples_per_file
-        total = 0
+        sizes = {}
         for suffix, values in ((OFFSETS, lambda lo, hi: np.arange(lo, hi, dtype="<u8") * size),
                                (SIZES, lambda lo, hi: np.full(hi - lo, size, dtype="<u8"))):
-            with storage.open_writer(key + suffix) as writer:
+            with storage.open_writer(key + suffix, fsync=fsync) as writer:
                 for lo in range(0, n, _INDEX_STEP):
                     writer.write(values(lo, min(n, lo + _INDEX_STEP)))
-                total += writer.bytes_written
-        return total
+            sizes[key + suffix] = writer.bytes_written
+        return sizes
 
     def write(self, writer: StreamWriter, spec: DatasetSpec, split: str, index: int,
               stream: RandomStream) -> FileInfo:
