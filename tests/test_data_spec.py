@@ -101,6 +101,7 @@ def test_keys_without_effect_are_reported():
     ({"record_element_type": "str"}, "dataset.record_element_type: 'str' is not a numeric element type"),
     ({"record_element_type": "bool"}, "dataset.record_element_type: 'bool' is not a numeric element type (valid: "
      "numpy integer and float types such as uint8"),
+    ({"record_element_type": "longdouble"}, "is not a numeric element type (valid: numpy integer and float types"),
     ({"compression": "gzp"}, "dataset.compression: 'gzp' is not a known compression; did you mean gzip?"),
     ({"format": "npy", "compression": "gzip"}, "dataset.compression: 'gzip' is not available for npy (valid for npy: none)"),
     ({"format": "hdf5", "compression": "gzip", "compression_level": 12}, "dataset.compression_level: 12 is not valid for gzip; give 0 to 9"),

@@ -542,8 +542,9 @@ class _Builder:
             dtype = np.dtype(value) if isinstance(value, str) else None
         except TypeError:
             dtype = None
-        # not bool: sizes are counted in bytes per element, and parquet would pack bools as bits
-        if dtype is None or dtype.kind not in "iuf":
+        # not bool: sizes are counted in bytes per element, and parquet would pack bools as bits;
+        # not longdouble (float96/float128): parquet and the other formats' readers have no such type
+        if dtype is None or dtype.kind not in "iuf" or dtype.itemsize > 8:
             self.error("record_element_type", f"{value!r} is not a numeric element type (valid: {valid})")
             return "uint8"
         return dtype.name
