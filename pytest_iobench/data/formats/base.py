@@ -169,7 +169,37 @@ def copy_random(stream: RandomStream, sink, nbytes: int, chunk: int, on_piece=No
 
 
 # -- reading: a file object over range reads -------------------------------------------------
-class RangeFile(io.RawIOBase):
+class SeekableRaw(io.RawIOBase):
+    """Position keeping for the seekable file objects handed to h5py and pyarrow."""
+
+    pos = 0
+
+    def _end(self) -> int:
+        """The size of the file, for SEEK_END."""
+        raise NotImplementedError
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_SET:
+            pos = offset
+        elif whence == io.SEEK_CUR:
+            pos = self.pos + offset
+        elif whence == io.SEEK_END:
+            pos = self._end() + offset
+        else:
+            raise ValueError(f"whence {whence}")
+        if pos < 0:
+            raise ValueError("negative seek position")
+        self.pos = pos
+        return pos
+
+
+class RangeFile(SeekableRaw):
     """A read-only, seekable file object whose reads are storage range reads.
 
     Small reads (metadata parsing by h5py or pyarrow) are served from a read-ahead block of
@@ -181,32 +211,15 @@ class RangeFile(io.RawIOBase):
         self.storage = storage
         self.key = key
         self.size = storage.stat(key).size if size is None else size
-        self.pos = 0
         self.readahead = readahead
         self._block = b""
         self._block_at = 0
 
+    def _end(self) -> int:
+        return self.size
+
     def readable(self) -> bool:
         return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self.pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        if whence == io.SEEK_SET:
-            self.pos = offset
-        elif whence == io.SEEK_CUR:
-            self.pos += offset
-        elif whence == io.SEEK_END:
-            self.pos = self.size + offset
-        else:
-            raise ValueError(f"whence {whence}")
-        if self.pos < 0:
-            raise ValueError("negative seek position")
-        return self.pos
 
     def read_at(self, offset: int, length: int) -> bytes | memoryview:
         """Up to ``length`` bytes at ``offset`` (shorter at the end of the file)."""

@@ -17,7 +17,6 @@ stays bounded, at the cost of a local copy.
 
 from __future__ import annotations
 
-import io
 import math
 import os
 import re
@@ -29,7 +28,7 @@ import numpy as np
 from ...storage.base import Storage, StreamWriter
 from ..random import RandomStream
 from ..spec import DatasetSpec
-from .base import FileInfo, Format, RangeFile, SampleFile, WriterSink, copy_random
+from .base import FileInfo, Format, RangeFile, SampleFile, SeekableRaw, WriterSink, copy_random
 
 MiB = 1 << 20
 _ZEROS = memoryview(bytes(MiB))
@@ -64,30 +63,22 @@ def _maxshape(spec: DatasetSpec, shape: tuple[int, ...]):
     return tuple(h5py.h5s.UNLIMITED if m is None else m for m in spec.hdf5.max_shape)
 
 
-class _MetadataCapture(io.RawIOBase):
+class _MetadataCapture(SeekableRaw):
     """A file object for h5py that keeps what is written (metadata only, here) in memory."""
 
     def __init__(self):
         super().__init__()
         self.extents: dict[int, bytearray] = {}
-        self.pos = 0
         self.end = 0
+
+    def _end(self) -> int:
+        return self.end
 
     def readable(self) -> bool:
         return True
 
     def writable(self) -> bool:
         return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self.pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        self.pos = offset if whence == io.SEEK_SET else self.pos + offset if whence == io.SEEK_CUR else self.end + offset
-        return self.pos
 
     def write(self, data) -> int:
         data = bytes(memoryview(data).cast("B"))
