@@ -201,3 +201,13 @@ def test_shipped_sample_baselines_are_valid_documents():
         assert document["tests"] and any(t["metrics"] for t in document["tests"])
         itself = compare(document, document, threshold=0.1)
         assert not itself.failed and not itself.new_tests and not itself.missing_tests
+
+
+def test_a_gate_without_a_baseline_stops_at_start(pytester, first_run):
+    result = pytester.runpytest("--iobench-fail-regression=10%", "--iobench-report=none")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --iobench-fail-regression (command line) needs a baseline to compare with: "
+                                 "give --iobench-compare PATH*"])
+    # in the ini file it is the project's default threshold for the runs that do compare
+    pytester.makeini("[pytest]\niobench_fail_regression = 10%\n")
+    assert pytester.runpytest("--iobench-report=none").ret == 0

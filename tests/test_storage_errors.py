@@ -60,3 +60,57 @@ def test_errors_survive_pickling_for_xdist_and_mpi():
     back = pickle.loads(pickle.dumps(err))
     assert type(back) is StorageNotFound
     assert str(back) == str(err) == "minio: stat 'a/b' failed: detail with ***"
+
+
+def test_a_secret_inside_another_is_redacted_whole():
+    register_secret("Inner5ecretValue")
+    register_secret("Token-Inner5ecretValue-Tail")
+    clean = redact("token Token-Inner5ecretValue-Tail and key Inner5ecretValue")
+    assert clean == "token *** and key ***"
+
+
+FULL_DISK = """
+import os, resource, signal, sys
+from pytest_iobench.storage.posix import PosixStorage
+from pytest_iobench.storage.errors import StorageError
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead of killing us
+resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+storage = PosixStorage(sys.argv[1])
+try:
+    with storage.open_writer("dir/big.bin") as writer:
+        for _ in range(4):
+            writer.write(bytes(1 << 20))
+except StorageError as exc:
+    print(type(exc).__name__, exc.op, exc.key, exc.library, type(exc.__cause__).__name__)
+print(sorted(os.listdir(os.path.join(sys.argv[1], "dir"))))
+"""
+
+
+def test_a_file_writer_that_runs_out_of_room_raises_the_family_and_leaves_nothing(tmp_path):
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", FULL_DISK, str(tmp_path)], capture_output=True, text=True, check=True).stdout
+    first, files = out.splitlines()
+    name, op, key, library, cause = first.split()
+    assert (name, key, library, cause) == ("StorageError", "dir/big.bin", "posix", "OSError")
+    assert op in ("write", "commit")
+    assert files == "[]", f"a failed write left {files}"
+
+
+def test_a_failing_abort_does_not_hide_why_the_write_stopped(tmp_path):
+    import pytest
+
+    from pytest_iobench.storage.posix import PosixStorage
+    from pytest_iobench.storage.wrapping import WrappedStorage, WrappedWriter
+
+    class AbortFails(WrappedWriter):
+        def _abort(self):
+            raise RuntimeError("endpoint down while aborting")
+
+    storage = WrappedStorage(PosixStorage(str(tmp_path)))
+    with pytest.raises(ValueError, match="the generator broke"):
+        with AbortFails(storage, storage.inner.open_writer("k")) as writer:
+            writer.write(b"x")
+            raise ValueError("the generator broke")

@@ -33,9 +33,16 @@ def pytest_cmdline_main(config: pytest.Config):
     if config.option.help or config.option.version or _is_worker(config):
         return None
     try:
-        path = get_settings(config).compare
+        settings = get_settings(config)
     except SettingsError:
         return None  # the options plugin reports it
+    path = settings.compare
+    source = settings.sources.get("fail-regression", "default")
+    if not path and settings.fail_regression is not None and not source.startswith(("ini", "default")):
+        # A job that asks for a gate must not pass because nothing was compared. An ini value is
+        # a project default for the runs that do compare, so it alone is no error.
+        raise pytest.UsageError(f"--iobench-fail-regression ({source}) needs a baseline to compare with: "
+                                "give --iobench-compare PATH (an earlier result document)")
     if path:
         try:
             config.stash[BASELINE_KEY] = load_document(config.invocation_params.dir / path)

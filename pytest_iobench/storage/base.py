@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from .errors import StorageError
+from .errors import StorageError, os_error
 
 Buffer = bytes | bytearray | memoryview
 
@@ -46,7 +46,10 @@ class StreamWriter(abc.ABC):
             raise StorageError("write", self.key, self.storage.library, "writer is already closed")
         view = memoryview(data).cast("B")
         if view.nbytes:
-            self._write(view)
+            try:
+                self._write(view)
+            except OSError as exc:  # file writers: a full disk, a permission, ...
+                raise os_error("write", self.key, self.storage.library, exc) from exc
             self.bytes_written += view.nbytes
 
     def commit(self) -> ObjectInfo:
@@ -56,8 +59,10 @@ class StreamWriter(abc.ABC):
         self._closed = True
         try:
             self._commit()
-        except BaseException:
+        except BaseException as exc:
             self._abort_quietly()
+            if isinstance(exc, OSError):
+                raise os_error("commit", self.key, self.storage.library, exc) from exc
             raise
         return ObjectInfo(self.key, self.bytes_written)
 
@@ -79,8 +84,10 @@ class StreamWriter(abc.ABC):
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
             self.commit()
-        else:
-            self.abort()
+        elif not self._closed:
+            # the exception leaving the block is what the caller needs, not a failed abort's
+            self._closed = True
+            self._abort_quietly()
 
     @abc.abstractmethod
     def _write(self, view: memoryview) -> None: ...

@@ -8,6 +8,7 @@ they are built from our own words plus the client's message passed through ``red
 
 from __future__ import annotations
 
+import errno
 import re
 
 
@@ -36,6 +37,16 @@ class StoragePermissionDenied(StorageError):
     """The credentials or the file system refused the operation."""
 
 
+def os_error(op: str, key: str, library: str, exc: OSError) -> StorageError:
+    """Map an OSError to the family (the caller chains it)."""
+    detail = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        return StorageNotFound(op, key, library, detail)
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return StoragePermissionDenied(op, key, library, detail)
+    return StorageError(op, key, library, detail)
+
+
 class StorageUnsupported(Exception):
     """This storage cannot run here (for example O_DIRECT on tmpfs); a reason for a skip."""
 
@@ -61,7 +72,7 @@ def redact(text: str) -> str:
     """Return ``text`` with registered secrets and secret-looking values replaced by ``***``."""
     if not text:
         return text
-    for secret in _known_secrets:
+    for secret in sorted(_known_secrets, key=len, reverse=True):  # one may contain another
         text = text.replace(secret, "***")
     text = _SECRET_PATTERNS[0].sub(r"\1***", text)
     text = _SECRET_PATTERNS[1].sub(r"\1***", text)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import errno
 import os
 import uuid
 
 from .base import Buffer, ObjectInfo, Storage, StreamWriter, check_key
-from .errors import StorageError, StorageNotFound, StoragePermissionDenied
+from .errors import StorageError, StorageNotFound, os_error
 
 #: marks a file that is still being written; never listed, never read as a dataset file
 TEMP_MARKER = ".iobench-tmp."
@@ -16,16 +15,6 @@ TEMP_MARKER = ".iobench-tmp."
 def temp_path(path: str) -> str:
     head, tail = os.path.split(path)
     return os.path.join(head, f".{tail}{TEMP_MARKER}{uuid.uuid4().hex[:12]}")
-
-
-def os_error(op: str, key: str, library: str, exc: OSError) -> StorageError:
-    """Map an OSError to the storage exception family (the caller chains it)."""
-    detail = exc.strerror or str(exc)
-    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
-        return StorageNotFound(op, key, library, detail)
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return StoragePermissionDenied(op, key, library, detail)
-    return StorageError(op, key, library, detail)
 
 
 def pread_full(fd: int, length: int, offset: int) -> bytes:
