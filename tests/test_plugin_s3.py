@@ -139,3 +139,25 @@ def test_missing_bucket_and_missing_credentials(pytester, monkeypatch, external)
     result = pytester.runpytest_subprocess("--iobench-storage=s3", f"--iobench-s3-endpoint={endpoint.url}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: --iobench-bucket: an S3 endpoint (*) is given but no bucket*"])
+
+
+def test_embedded_endpoint_takes_another_port_when_its_port_is_taken(monkeypatch):
+    import socket
+
+    from pytest_iobench.storage import endpoint as endpoint_mod
+
+    taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()  # another process's server on the port free_port() first hands out
+    ports = iter([taken.getsockname()[1]])
+    real_free_port = endpoint_mod.free_port
+    monkeypatch.setattr(endpoint_mod, "free_port", lambda: next(ports, None) or real_free_port())
+    server = endpoint_mod.EmbeddedS3()
+    try:
+        endpoint = server.start()
+        assert endpoint.url != f"http://127.0.0.1:{taken.getsockname()[1]}"
+        assert server.process.poll() is None
+        endpoint_mod.check_endpoint(endpoint, server.bucket)  # its own bucket, on its own server
+    finally:
+        server.stop()
+        taken.close()

@@ -28,6 +28,17 @@ class EndpointError(Exception):
     """The S3 endpoint cannot be used; the message is one line for the user."""
 
 
+class _PortTaken(Exception):
+    """The embedded server lost its port to another process before binding it."""
+
+
+def _tail(path: str, size: int = 4096) -> bytes:
+    with open(path, "rb") as log:
+        log.seek(0, os.SEEK_END)
+        log.seek(max(0, log.tell() - size))
+        return log.read()
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -44,8 +55,21 @@ class EmbeddedS3:
         self.endpoint: S3Endpoint | None = None
         self.log = tempfile.NamedTemporaryFile(prefix="iobench-moto-", suffix=".log", delete=False)
 
-    def start(self) -> S3Endpoint:
-        port = free_port()
+    def start(self, attempts: int = 3) -> S3Endpoint:
+        # The free port is released before moto binds it, so another process (an xdist worker
+        # starting its own endpoint) may take it first: our server then exits at start, and
+        # the probe may even have reached the other one. Try again on a fresh port.
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._start_on(free_port())
+            except _PortTaken:
+                self.stop(keep_log=True)
+                if attempt == attempts:
+                    raise EndpointError(f"the embedded S3 endpoint (moto) could not bind a free port in "
+                                        f"{attempts} attempts; its log: {self.log.name}") from None
+        raise AssertionError("unreachable")
+
+    def _start_on(self, port: int) -> S3Endpoint:
         url = f"http://127.0.0.1:{port}"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
@@ -55,6 +79,8 @@ class EmbeddedS3:
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             if self.process.poll() is not None:
+                if b"Address already in use" in _tail(self.log.name):
+                    raise _PortTaken()
                 raise EndpointError(
                     f"the embedded S3 endpoint (moto) exited at start with code "
                     f"{self.process.returncode}; its log: {self.log.name}"
@@ -70,10 +96,19 @@ class EmbeddedS3:
         self.endpoint = S3Endpoint(
             url=url, access_key="iobench-embedded", secret_key=secrets.token_hex(20), region=self.region
         )
-        create_bucket(self.endpoint, self.bucket)
+        try:
+            create_bucket(self.endpoint, self.bucket)
+        except Exception as exc:  # botocore's errors: one line for the user, the log for details
+            if self.process.poll() is not None:
+                raise _PortTaken() from None
+            self.stop(keep_log=True)
+            raise EndpointError(redact(f"the embedded S3 endpoint on {url} did not create its bucket "
+                                       f"{self.bucket!r}: {exc}; its log: {self.log.name}")) from None
+        if self.process.poll() is not None:  # the probe and the bucket were another server's
+            raise _PortTaken()
         return self.endpoint
 
-    def stop(self) -> None:
+    def stop(self, keep_log: bool = False) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -82,6 +117,8 @@ class EmbeddedS3:
                 self.process.kill()
                 self.process.wait()
         self.process = None
+        if keep_log:
+            return
         self.log.close()
         try:
             os.unlink(self.log.name)
