@@ -137,10 +137,13 @@ def test_storage_fixture_is_shared_per_param_and_cleaned_up(pytester, tmp_path):
     pytester.makepyfile(
         """
         SEEN = {}
+        CRASHED = []  # writers that never commit nor abort, as if their process had died
 
         def test_a(storage):
             SEEN.setdefault(storage.id, id(storage))
             storage.put("a/b", b"x")
+            CRASHED.append(storage.open_writer("a/never-finished"))
+            CRASHED[-1].write(b"y" * 8192)
 
         def test_b(storage):
             assert SEEN[storage.id] == id(storage)

@@ -10,6 +10,7 @@ Layout under the root (a directory, or a bucket/prefix):
 from __future__ import annotations
 
 import os
+import shutil
 import secrets
 import threading
 from dataclasses import dataclass, replace
@@ -169,29 +170,24 @@ class StorageFactory:
         problems = []
         for (kind, library, area), storage in list(self._open.items()):
             try:
-                if area == "scratch":
+                if area == "scratch" and kind == "s3":
                     storage.delete_prefix("")
-                    if kind != "s3":
-                        _remove_empty_tree(storage.root)
                 storage.close()
             except Exception as exc:  # report, keep cleaning the rest
                 problems.append(f"{kind}-{library}: cleanup failed: {exc}")
         self._open.clear()
+        # Everything under this run's directory is this session's, including the temporary
+        # files of writers that died without aborting (which list() does not show).
         scratch_dir = os.path.join(self.local_root, self.scratch)
-        if os.path.isdir(scratch_dir):
-            _remove_empty_tree(scratch_dir)
+        try:
+            shutil.rmtree(scratch_dir)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            problems.append(f"local scratch {scratch_dir}: cleanup failed: {exc.strerror or exc}")
         if self._embedded is not None:
             self._embedded.stop()
         return problems
-
-
-def _remove_empty_tree(path: str) -> None:
-    """Remove ``path`` and the empty directories below it (never a file)."""
-    for dirpath, _dirs, _files in sorted(os.walk(path, topdown=False), key=lambda w: -len(w[0])):
-        try:
-            os.rmdir(dirpath)
-        except OSError:
-            pass
 
 
 __all__ = ["StorageFactory", "StorageParam", "plan_storages", "check_settings", "StorageUnsupported"]
