@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from ..report.collect import Phase, record_entry
-from ..report.redaction import masked_command
+from ..report.redaction import masked_command, redact_in_place
 from ..report.schema import DocumentError, load_document
 from ..report.session import FinishedRun, RunResults
 from ..report.text import comparison_lines, gate_line, suite_tables
@@ -62,6 +62,23 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(ResultsPlugin(config, results), "iobench-results")
     if not _is_worker(config) and hasattr(config.hook, "pytest_testnodedown"):
         config.pluginmanager.register(XdistController(results), "iobench-xdist-controller")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call):
+    return _redacted_report((yield))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector):
+    return _redacted_report((yield))
+
+
+def _redacted_report(report):
+    """The report with secrets out of what pytest prints and xdist ships (failure, captured output)."""
+    report.longrepr = redact_in_place(report.longrepr)
+    report.sections = redact_in_place(report.sections)
+    return report
 
 
 class XdistController:

@@ -7,6 +7,7 @@ registered first, so a secret key given on the command line is known wherever it
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -37,6 +38,26 @@ def redacted(value: Any) -> Any:
         return {k: redacted(v) for k, v in value.items()}
     if isinstance(value, list):
         return [redacted(v) for v in value]
+    return value
+
+
+def redact_in_place(value: Any) -> Any:
+    """``value`` with every string inside it redacted: dataclass instances (pytest's failure
+    representations) are changed in place, lists and tuples are rebuilt, anything else is kept.
+
+    pytest prints a failure from these objects (the traceback, the assertion message, captured
+    output), and xdist ships them from worker to controller; a secret a test put in its
+    assertion message must not reach either.
+    """
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, list):
+        return [redact_in_place(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(redact_in_place(v) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for field in dataclasses.fields(value):
+            setattr(value, field.name, redact_in_place(getattr(value, field.name)))
     return value
 
 
