@@ -6,8 +6,9 @@ library the session selects, timed call by call with pytest-benchmark's ``benchm
     pytest suites/test_latency.py --benchmark-compare          # ... and compare work as usual
 
 Each test times --iobench-latency-rounds calls (default 20, small so CI stays fast) after
-WARMUP_ROUNDS untimed ones and records p50 (every round kept as its repeats), p90, p99 and max in
-microseconds, and for get and put the bytes per second of one call. Under xdist or with
+WARMUP_ROUNDS warm-up calls (timed and recorded as warm-ups, not counted) and records p50 (every
+round kept as its repeats), p90, p99 and max in microseconds, and for get and put the bytes per
+second of one call. Under xdist or with
 --benchmark-disable, pytest-benchmark does not time anything: the calls are then timed with
 time.perf_counter (the record's details say which timer it was).
 """
@@ -21,6 +22,13 @@ import pytest
 
 from pytest_iobench.data.random import stream_for
 from pytest_iobench.report.timing import time_calls
+
+#: Under xdist or --benchmark-disable, time_calls times the calls itself and pytest-benchmark warns, per
+#: test, that its fixture "was not used at all": noise, since details.latency.timer says which timer
+#: ran. (Its one warning per xdist session, "Benchmarks are automatically disabled because xdist
+#: plugin is active", says why and stays.)
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Benchmark fixture was not used at all:pytest_benchmark.logger.PytestBenchmarkWarning")
 
 SEED = 20261125
 WARMUP_ROUNDS = 2

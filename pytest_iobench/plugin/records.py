@@ -56,15 +56,3 @@ def pytest_runtest_call(item: pytest.Item):
     if record.failed_criteria:
         pytest.fail("criteria not met: " + "; ".join(c.explain() for c in record.failed_criteria), pytrace=False)
     return result
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_teardown(item: pytest.Item, nextitem):
-    """With pytest-benchmark's ``benchmark`` fixture in the test, our metrics go into its
-    ``extra_info`` too, so its saved runs carry them (our document stays the source of truth)."""
-    record = item.stash.get(RECORD_KEY, None)
-    benchmark = getattr(item, "funcargs", {}).get("benchmark")
-    if record is not None and benchmark is not None and record.metrics:
-        benchmark.extra_info["iobench"] = {
-            name: {"value": m.value, "unit": m.unit, "direction": m.direction} for name, m in record.metrics.items()}
-    return (yield)

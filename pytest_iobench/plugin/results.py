@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from ..report.collect import Phase, record_entry
+from ..report.collect import Phase, add_to_benchmark_json, record_entry
 from ..report.redaction import masked_command, redact_in_place
 from ..report.schema import DocumentError, load_document
 from ..report.session import FinishedRun, RunResults
@@ -115,6 +115,13 @@ class ResultsPlugin:
             record = item.stash.get(RECORD_KEY, None) or new_record(item)
             worker = getattr(item.config, "workerinput", {}).get("workerid")
             self.results.collector.add_test(record_entry(record, worker))
+
+    @pytest.hookimpl(optionalhook=True)  # pytest-benchmark's hook: absent when it is not installed
+    def pytest_benchmark_update_json(self, config, benchmarks, output_json) -> None:
+        """pytest-benchmark's JSON (--benchmark-json, --benchmark-save) gets our metrics of every
+        test: each benchmark's ``extra_info["iobench"]``, and ``iobench.tests`` for all of them
+        (throughput tests have no benchmark entry of their own)."""
+        add_to_benchmark_json(output_json, self.results.collector.entries())
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.results.collector.add_phase(report.nodeid, report.when, Phase(

@@ -128,3 +128,24 @@ class ResultCollector:
                 entry["outcome"], entry["message"] = "incomplete", "no report of this test reached the session"
             result.append(entry)
         return result
+
+
+def metrics_summary(entry: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A test's metrics as {name: {value, unit, direction}} (what other tools' JSON carries)."""
+    return {name: {"value": m["value"], "unit": m["unit"], "direction": m["direction"]}
+            for name, m in entry["metrics"].items()}
+
+
+def add_to_benchmark_json(output_json: dict[str, Any], entries: list[dict[str, Any]]) -> None:
+    """Put our metrics into pytest-benchmark's JSON: into ``extra_info["iobench"]`` of each
+    benchmark that is one of our tests, and every test with metrics under ``iobench.tests``
+    (tests that do not use ``benchmark``, such as throughput tests, have no benchmark entry).
+    Our result document stays the source of truth; this is a view of it."""
+    measured = {e["id"]: e for e in entries if e["metrics"]}
+    for bench in output_json.get("benchmarks", []):
+        entry = measured.get(bench.get("fullname"))
+        if entry is not None:
+            bench.setdefault("extra_info", {})["iobench"] = metrics_summary(entry)
+    output_json["iobench"] = {"tests": {
+        test_id: {"kind": e["kind"], "outcome": e["outcome"], "params": e["params"], "metrics": metrics_summary(e)}
+        for test_id, e in measured.items()}}
