@@ -9,11 +9,12 @@ import json
 import threading
 import time
 
+import numpy as np
 import pytest
 
 from pytest_iobench.data.datasets import DatasetCache
-from pytest_iobench.data.generate import (MANIFEST, DatasetMismatch, Progress, dataset_prefix, generate, main,
-                                          read_manifest)
+from pytest_iobench.data.generate import (MANIFEST, MARKER, DatasetMismatch, ForeignData, Progress, dataset_prefix,
+                                          delete_dataset, generate, main, read_manifest)
 from pytest_iobench.data.memory import PeakRSS
 from pytest_iobench.data.spec import FORMATS, DatasetSpec, DatasetSpecError
 from pytest_iobench.mpi.launch import launch
@@ -99,6 +100,40 @@ def test_a_complete_dataset_is_reused_and_another_spec_is_refused(tmp_path):
     replaced = generate(other, storage, regenerate=True)
     assert not replaced.reused and read_manifest(storage)["digest"] == other.digest()
     assert set(hashes(storage)) == set(replaced.sizes)
+
+
+def test_files_this_tool_did_not_write_are_refused_and_left_untouched(tmp_path, capsys):
+    # a DLIO-written dataset: its files and names, no manifest of ours
+    root = tmp_path / "dlio_ds"
+    (root / "train").mkdir(parents=True)
+    for i in range(2):
+        np.savez(root / "train" / f"img_{i}_of_2.npz", x=np.full((100, 2), i, np.uint8), y=np.zeros(2))
+    before = hashes(local(root))
+    spec = json.dumps({"format": "npz", "num_files_train": 2, "num_samples_per_file": 2, "record_length_bytes": 100})
+    assert main(["--spec", spec, "--root", str(root), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert f"{root}" in err and "holds files this tool did not write (2 files with no iobench-manifest.json" in err
+    assert "nothing was changed" in err and "--regenerate" in err and "another data_folder" in err
+    assert hashes(local(root)) == before
+    with pytest.raises(ForeignData, match="regenerate=True"):
+        generate(DatasetSpec.from_mapping(json.loads(spec)), local(root))
+    assert hashes(local(root)) == before and not (root / MARKER).exists()
+
+    assert main(["--spec", spec, "--root", str(root), "--quiet", "--regenerate"]) == 0
+    assert hashes(local(root)) != before and read_manifest(local(root)) is not None
+    assert not (root / MARKER).exists()  # removed once the manifest is written
+
+
+def test_what_an_interrupted_generation_left_is_ours_and_cleaned_silently(tmp_path):
+    spec = small("npy", record_length_bytes_stdev=0)
+    storage = local(tmp_path)
+    with pytest.raises(StorageError):
+        generate(spec, FailingStorage(storage, spec.file_key("train", 4), after=1000), threads=1)
+    left = storage.list("")
+    assert MARKER in left and MANIFEST not in left and spec.file_key("train", 0) in left
+    result = generate(spec, storage)  # no regenerate needed: the marker says the files are ours
+    assert not result.reused and MARKER not in storage.list("") and read_manifest(storage) is not None
+    assert delete_dataset(storage) == len(result.sizes) and storage.list("") == []
 
 
 def test_a_dataset_with_a_missing_or_resized_file_is_generated_again(tmp_path):

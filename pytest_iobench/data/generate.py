@@ -14,6 +14,11 @@
 - Reusable: a manifest whose spec digest matches, with every file present at its recorded
   size, is reused as is. A manifest from another spec is a DatasetMismatch error naming what
   differs, unless ``regenerate`` is asked (the old files are then deleted first).
+- Ours only: ``iobench-generating.json`` is written before the first file and removed once the
+  manifest is written, so what an interrupted run left is known to be ours and is cleaned up
+  silently. Files in ``train/``, ``valid/`` or ``index/`` with neither marker nor manifest were
+  written by someone else (DLIO, a user): a ForeignData error, nothing touched, unless
+  ``regenerate`` is asked.
 - Progress: a reporter is called about once a second with files done, bytes, MB/s and ETA.
 
 Under mpiexec: ``python -m pytest_iobench.data.generate --spec-json ... --storage-json ...``.
@@ -40,12 +45,22 @@ from .spec import SPLITS, DatasetSpec, DatasetSpecError
 
 MANIFEST = "iobench-manifest.json"
 MANIFEST_KIND = "pytest-iobench dataset"
+#: written before the first file of a generation (or deletion), removed after the manifest:
+#: a folder with it and no manifest holds what an interrupted run of ours left
+MARKER = "iobench-generating.json"
+MARKER_KIND = "pytest-iobench generation in progress"
+#: the folders of DLIO's layout that a dataset's files live in
+FOLDERS = ("train/", "valid/", "index/")
 #: above this many files, a reuse check stats an even sample of them (all are checked present)
 STAT_ALL_UP_TO = 10000
 
 
 class DatasetMismatch(RuntimeError):
     """The location holds a dataset generated from another spec."""
+
+
+class ForeignData(DatasetMismatch):
+    """The location holds files this tool did not write (no manifest, no marker of ours)."""
 
 
 class GenerationCancelled(RuntimeError):
@@ -159,12 +174,31 @@ def spec_differences(old: dict, new: dict) -> list[str]:
     return out
 
 
+def _listed(storage: Storage) -> list[str]:
+    """Every key under the dataset folders (train/, valid/, index/)."""
+    keys: list[str] = []
+    for folder in FOLDERS:
+        keys.extend(storage.list(folder))
+    return keys
+
+
+def _has(storage: Storage, key: str) -> bool:
+    return key in storage.list(key)  # a listing, not a stat: generation stats no file
+
+
 def check_existing(spec: DatasetSpec, storage: Storage) -> tuple[str, str, dict | None]:
-    """('complete' | 'absent' | 'incomplete' | 'mismatch', why, manifest)."""
+    """('complete' | 'absent' | 'incomplete' | 'interrupted' | 'foreign' | 'mismatch', why, manifest).
+
+    incomplete and interrupted are ours (a manifest, or the in-progress marker): safe to
+    replace. foreign: files with neither, which only regeneration asked for may replace."""
     manifest = read_manifest(storage)
     if manifest is None:
-        present = storage.list("train/") or storage.list("valid/")
-        return ("incomplete" if present else "absent"), "no manifest", None
+        present = _listed(storage)
+        if _has(storage, MARKER):
+            return "interrupted", "an earlier generation did not finish", None
+        if present:
+            return "foreign", f"{len(present)} files with no {MANIFEST}, e.g. {present[0]}", None
+        return "absent", "no manifest", None
     if manifest.get("digest") != spec.digest():
         diff = spec_differences(manifest.get("content", {}), spec.content_dict())
         return "mismatch", "; ".join(diff) or "the spec digest differs", manifest
@@ -172,7 +206,7 @@ def check_existing(spec: DatasetSpec, storage: Storage) -> tuple[str, str, dict 
     expected = all_keys(spec)
     if sorted(sizes) != sorted(expected):
         return "incomplete", "the manifest does not list the spec's files", manifest
-    present = set(storage.list("train/")) | set(storage.list("valid/"))
+    present = set(_listed(storage))
     missing = [k for k in expected if k not in present]
     if missing:
         return "incomplete", f"{len(missing)} files are missing, e.g. {missing[0]}", manifest
@@ -184,6 +218,13 @@ def check_existing(spec: DatasetSpec, storage: Storage) -> tuple[str, str, dict 
         if size != sizes[key]:
             return "incomplete", f"{key} has {size} bytes, the manifest says {sizes[key]}", manifest
     return "complete", "", manifest
+
+
+def write_marker(storage: Storage, spec: DatasetSpec) -> None:
+    """Claim the folder for a generation (or deletion) of ours, before touching any file."""
+    marker = {"kind": MARKER_KIND, "digest": spec.digest(),
+              "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    storage.put(MARKER, json.dumps(marker).encode())
 
 
 def write_manifest(storage: Storage, spec: DatasetSpec, sizes: dict[str, int], *, ranks: int, threads: int,
@@ -200,13 +241,25 @@ def write_manifest(storage: Storage, spec: DatasetSpec, sizes: dict[str, int], *
         "generated_with": {"ranks": ranks, "threads": threads, "seconds": round(seconds, 3)},
     }
     storage.put(MANIFEST, json.dumps(manifest, indent=1).encode())
+    storage.delete(MARKER)  # after the manifest: at every moment one of them says the files are ours
     return manifest
 
 
-def delete_dataset(storage: Storage) -> int:
-    """Remove a dataset: the manifest first (so nothing half-deleted looks complete), then files."""
+def _clear(storage: Storage) -> int:
+    """Delete the manifest (first: nothing half-deleted looks complete) and every file; the
+    marker, written before, stays and says that what a crash leaves is ours."""
     storage.delete(MANIFEST)
-    return storage.delete_prefix("train/") + storage.delete_prefix("valid/")
+    return sum(storage.delete_prefix(folder) for folder in FOLDERS)
+
+
+def delete_dataset(storage: Storage) -> int:
+    """Remove a dataset of ours (manifest, files, marker); returns the files deleted."""
+    marker = {"kind": MARKER_KIND, "deleting": True,
+              "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    storage.put(MARKER, json.dumps(marker).encode())
+    deleted = _clear(storage)
+    storage.delete(MARKER)
+    return deleted
 
 
 # -- writing ---------------------------------------------------------------------------------
@@ -378,8 +431,9 @@ def generate(spec: DatasetSpec, storage: Storage, *, threads: int = 1, comm=None
     """Generate (or reuse) the dataset of ``spec`` at the root of ``storage``.
 
     ``comm``: the ranks' communicator (mpi.context.world()); None for one process. Every rank
-    calls this with the same spec; rank r writes files g with g % ranks == r. Raises
-    DatasetMismatch when the root holds another spec's dataset and ``regenerate`` is False.
+    calls this with the same spec; rank r writes files g with g % ranks == r. Unless
+    ``regenerate``, raises DatasetMismatch when the root holds another spec's dataset, and
+    ForeignData (a DatasetMismatch) when it holds files this tool did not write.
     """
     if comm is None:
         comm = _OneRank()
@@ -389,7 +443,7 @@ def generate(spec: DatasetSpec, storage: Storage, *, threads: int = 1, comm=None
         decision = _decide(spec, storage, regenerate)
     decision = comm.bcast(decision, root=0)
     if decision["action"] == "error":
-        raise DatasetMismatch(decision["message"])
+        raise (ForeignData if decision["foreign"] else DatasetMismatch)(decision["message"])
     if decision["action"] == "reuse":
         sizes = decision["sizes"]
         return GenerateResult(files=len(spec.all_files()), bytes=sum(sizes.values()), reused=True, sizes=sizes,
@@ -446,12 +500,18 @@ def _decide(spec: DatasetSpec, storage: Storage, regenerate: bool) -> dict:
     state, why, manifest = check_existing(spec, storage)
     if state == "complete" and not regenerate:
         return {"action": "reuse", "sizes": manifest["files"]}
+    how = ("ask for regeneration (--iobench-regenerate under pytest, --regenerate on the command line, "
+           "or regenerate=True) to replace it, or use another data_folder")
     if state == "mismatch" and not regenerate:
-        return {"action": "error", "message": (
-            f"{storage.uri('')} holds a dataset generated from another spec ({why}); ask for "
-            "regeneration (--iobench-regenerate, or regenerate=True) to replace it, or use another data_folder")}
+        return {"action": "error", "foreign": False, "message": (
+            f"{storage.uri('')} holds a dataset generated from another spec ({why}); {how}")}
+    if state == "foreign" and not regenerate:
+        return {"action": "error", "foreign": True, "message": (
+            f"{storage.uri('')} holds files this tool did not write ({why}; a DLIO dataset?); nothing was "
+            f"changed; {how.replace('replace it', 'replace them')}")}
+    write_marker(storage, spec)  # before any file is deleted or written
     if state != "absent":
-        delete_dataset(storage)
+        _clear(storage)
     return {"action": "generate"}
 
 
