@@ -1,7 +1,8 @@
 """``python -m pytest_iobench report RUN.json [BASELINE.json]`` (also ``iobench report ...``).
 
 Renders the Markdown/HTML report of a stored result document, or its comparison with a baseline,
-without running anything. With ``--fail-regression``, exits 1 when a metric regressed beyond it.
+without running anything. With ``--fail-regression``, exits 1 when a metric regressed beyond it
+(and, with ``--fail-missing``, when a gated metric of the baseline is missing from the run).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="md, html (comma list) or none (default: md,html)")
     report.add_argument("--fail-regression", type=_argtype(parse_percentage), metavar="PCT",
                         help="exit 1 when a metric is worse than in BASELINE by more than PCT, e.g. 10%%")
+    report.add_argument("--fail-missing", action="store_true",
+                        help="with --fail-regression, also exit 1 when a gated metric of BASELINE is missing from RUN")
     report.add_argument("--override", action="append", default=[], type=_argtype(parse_override),
                         metavar="METRIC=PCT", help="a per-metric threshold (METRIC may be a glob; PCT or off); repeatable")
     return parser
@@ -53,10 +56,13 @@ def _argtype(parse):
 def report(args: argparse.Namespace) -> int:
     run_path = Path(args.run)
     document = load_document(run_path)
+    if args.fail_missing and args.fail_regression is None:
+        raise DocumentError("--fail-missing needs --fail-regression (it is part of the gate)")
     if args.baseline:
         baseline = load_document(args.baseline)
         comparison = compare(baseline, document, baseline_path=args.baseline,
-                             threshold=args.fail_regression, overrides=args.override)
+                             threshold=args.fail_regression, overrides=args.override,
+                             fail_missing=args.fail_missing)
         document["comparison"] = comparison.to_dict()
         base = f"{run_path.stem}-vs-{Path(args.baseline).stem}"
     else:
@@ -73,9 +79,9 @@ def report(args: argparse.Namespace) -> int:
     for path in write_reports(document, out / base, args.format):
         if path.suffix in (".md", ".html"):
             print(f"wrote {path}")
-    if comparison is not None and comparison.failed:
-        print(gate_line(document["comparison"]), file=sys.stderr)
-        return 1
+    if comparison is not None and comparison.gating:
+        print(gate_line(document["comparison"]), file=sys.stderr if comparison.failed else sys.stdout)
+        return 1 if comparison.failed else 0
     return 0
 
 

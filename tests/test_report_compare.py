@@ -128,6 +128,36 @@ def test_new_and_missing_tests_and_machine_differences_are_shown(pytester, first
     ])
 
 
+def test_missing_baseline_metrics_are_shown_and_fail_only_when_asked(pytester, first_run):
+    baseline = copy.deepcopy(first_run)
+    gone = copy.deepcopy(baseline["tests"][0])  # test_read: read_MB_per_second and file_bytes (a size)
+    gone["id"] = "test_synthetic.py::test_read_minio"  # a library this run did not have
+    baseline["tests"].append(gone)
+    latency = next(t for t in baseline["tests"] if t["id"].endswith("::test_latency"))
+    latency["metrics"]["latency_p99_us"] = dict(latency["metrics"]["latency_p50_us"])
+    latency["metrics"]["latency_p90_us"] = dict(latency["metrics"]["latency_p50_us"])
+    name = save(pytester, baseline)
+    result = pytester.runpytest(f"--iobench-compare={name}", "--iobench-fail-regression=10%",
+                                "--iobench-fail-regression-overrides=latency_p90_us=off", "--iobench-report=none")
+    assert result.ret == 0, "a missing test or metric alone does not fail the gate"
+    result.stdout.fnmatch_lines([
+        "*baseline metrics missing (2): not checked by the gate*",
+        "*test_read_minio read_MB_per_second: its test did not run",
+        "*test_latency latency_p99_us: not recorded in this run",
+        "*missing tests (in the baseline, not run) (1):",
+        f"iobench: gate passed against {name}: 3 metrics compared, none regressed beyond the threshold; "
+        "2 baseline metrics missing (not checked): test_read_minio read_MB_per_second, test_latency latency_p99_us",
+    ])
+    document = load_document(pytester.path / "reports" / "latest.json")
+    assert {(m["metric"], m["reason"]) for m in document["comparison"]["missing_metrics"]} == {
+        ("read_MB_per_second", "its test did not run"), ("latency_p99_us", "not recorded in this run")}
+    strict = compare(baseline, document, threshold=0.1, overrides=[parse_override("latency_p90_us=off")],
+                     fail_missing=True)
+    assert strict.failed and not strict.regressions and len(strict.missing_metrics) == 2
+    itself = compare(first_run, first_run, threshold=0.1, fail_missing=True)
+    assert not itself.missing_metrics and not itself.failed
+
+
 @pytest.mark.parametrize("content,message", [
     ("{not json", "not JSON (line 1, column 2"),
     ('{"hello": 1}', "not a pytest-iobench result document"),

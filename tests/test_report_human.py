@@ -115,6 +115,17 @@ def test_report_command_compares_and_gates(pytester, tmp_path, capsys):
     assert "## Comparison with the baseline" in markdown and "### Regressions (1)" in markdown
     assert (out / f"{path.stem}-vs-baseline-comparison.png").read_bytes().startswith(PNG_MAGIC)
     assert main(["report", str(path), str(path), "--out", str(out), "--fail-regression", "10%", "--format", "none"]) == 0
+    # a baseline test this run lacks: shown, and failing only with --fail-missing
+    extra = copy.deepcopy(next(t for t in baseline["tests"] if t["metrics"]))
+    extra["id"] = extra["id"].replace("test_read", "test_read_gone")
+    baseline["tests"].append(extra)
+    baseline_path.write_text(json.dumps(baseline))
+    args = ["report", str(path), str(baseline_path), "--out", str(out), "--format", "md", "--fail-regression", "50%"]
+    assert main(args) == 0
+    assert "baseline metrics missing" in capsys.readouterr().out
+    assert "### Baseline metrics missing" in (out / f"{path.stem}-vs-baseline.md").read_text()
+    assert main([*args, "--fail-missing"]) == 1
+    assert "1 baseline metric missing (failing the gate)" in capsys.readouterr().err
 
 
 def test_report_command_bad_input_is_one_line(tmp_path):

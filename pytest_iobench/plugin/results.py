@@ -164,8 +164,10 @@ class ResultsPlugin:
         if self.finished.schema_problems:
             tr.write_line("iobench: the document does not match its schema (a pytest-iobench bug): "
                           + "; ".join(self.finished.schema_problems), red=True)
-        if self.finished.comparison is not None and self.finished.comparison.failed:
-            tr.write_line(gate_line(document["comparison"]), red=True, bold=True)
+        comparison = self.finished.comparison
+        if comparison is not None and comparison.gating:
+            failed = comparison.failed
+            tr.write_line(gate_line(document["comparison"]), red=failed, green=not failed, bold=True)
 
     def _shown(self, path) -> str:
         try:

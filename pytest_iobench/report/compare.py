@@ -5,6 +5,11 @@ current value is, as a fraction of the baseline (higher is better: (baseline - c
 |baseline|; lower is better: (current - baseline) / |baseline|), negative when it is better.
 A change beyond the metric's threshold is a regression or an improvement; metrics whose
 direction is "none" (sizes, counts) are not compared.
+
+A gated metric of the baseline that this run does not have (its test did not run, or did not
+record it: a library not installed, a test deselected) is listed in ``missing_metrics``. It does
+not fail the gate unless ``fail_missing`` is set: a skipped library must not fail a gate, but
+the gate says how much it did not check.
 """
 
 from __future__ import annotations
@@ -53,6 +58,10 @@ class Comparison:
     missing_tests: list[str] = field(default_factory=list)
     outcome_changes: list[dict[str, str]] = field(default_factory=list)
     not_compared: list[dict[str, str]] = field(default_factory=list)
+    #: gated metrics of the baseline absent from this run: {id, metric, reason}
+    missing_metrics: list[dict[str, str]] = field(default_factory=list)
+    #: whether missing_metrics fail the gate (``report --fail-missing``)
+    fail_missing: bool = False
     machine_differences: list[dict[str, Any]] = field(default_factory=list)
     settings_differences: list[dict[str, Any]] = field(default_factory=list)
 
@@ -66,8 +75,9 @@ class Comparison:
 
     @property
     def failed(self) -> bool:
-        """Whether the session fails: gating is on and a metric regressed beyond its threshold."""
-        return self.gating and bool(self.regressions)
+        """Whether the session fails: gating is on and a metric regressed beyond its threshold
+        (or, with ``fail_missing``, a gated baseline metric is missing)."""
+        return self.gating and (bool(self.regressions) or (self.fail_missing and bool(self.missing_metrics)))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -93,19 +103,23 @@ def status_of(worse: float, threshold: float | None) -> str:
 
 
 def compare(baseline: dict[str, Any], current: dict[str, Any], *, baseline_path: str = "",
-            threshold: float | None = None, overrides: Sequence[Override] = ()) -> Comparison:
+            threshold: float | None = None, overrides: Sequence[Override] = (),
+            fail_missing: bool = False) -> Comparison:
     """Compare the ``current`` document with the ``baseline`` one. ``threshold`` (a fraction):
-    gate on regressions beyond it; None: do not gate, and tell changes from noise at 10%."""
+    gate on regressions beyond it; None: do not gate, and tell changes from noise at 10%.
+    ``fail_missing``: a gated baseline metric this run lacks fails the gate too."""
     gating = threshold is not None
     default = float(threshold) if gating else DEFAULT_THRESHOLD
     result = Comparison(
         baseline={"path": str(baseline_path), "run_id": baseline["run"]["id"], "started": baseline["run"]["started"]},
-        threshold=default, gating=gating, overrides=[str(o) for o in overrides],
+        threshold=default, gating=gating, overrides=[str(o) for o in overrides], fail_missing=fail_missing,
     )
     before = {t["id"]: t for t in baseline["tests"]}
     now = {t["id"]: t for t in current["tests"]}
     result.new_tests = [i for i in now if i not in before]
     result.missing_tests = [i for i in before if i not in now]
+    for test_id in result.missing_tests:
+        _note_missing(result, test_id, before[test_id]["metrics"], "its test did not run", default, overrides)
     for test_id, test in now.items():
         old = before.get(test_id)
         if old is None:
@@ -141,9 +155,19 @@ def _compare_metrics(result: Comparison, test_id: str, old: dict, new: dict, def
             id=test_id, metric=name, unit=metric["unit"], direction=metric["direction"],
             baseline=before["value"], current=metric["value"], relative_change=relative,
             worse_by=worse if finite else None, threshold=limit, status=status_of(worse, limit)))
-    for name, metric in old.items():
-        if name not in new and metric["direction"] != "none":
+    gone = {name: metric for name, metric in old.items() if name not in new}
+    for name, metric in gone.items():
+        if metric["direction"] != "none":
             result.not_compared.append({"id": test_id, "metric": name, "reason": "not recorded in this run"})
+    _note_missing(result, test_id, gone, "not recorded in this run", default, overrides)
+
+
+def _note_missing(result: Comparison, test_id: str, metrics: dict, reason: str, default: float,
+                  overrides: Sequence[Override]) -> None:
+    """Baseline metrics this run lacks that the gate would have checked (not sizes, not 'off')."""
+    for name, metric in metrics.items():
+        if metric["direction"] != "none" and threshold_for(name, default, overrides) is not None:
+            result.missing_metrics.append({"id": test_id, "metric": name, "reason": reason})
 
 
 def _dig(data: dict[str, Any], path: tuple[str, ...]) -> Any:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .plots import Plot, render_plots, short_id
-from .text import CHANGE_HEADERS, by_suite, change_rows, fmt, fmt_percent, outcome_counts, with_unit
+from .text import CHANGE_HEADERS, by_suite, change_rows, fmt, fmt_percent, missing_note, outcome_counts, with_unit
 from .writer import write_atomic
 
 GiB = 1024**3
@@ -87,6 +87,12 @@ def _comparison_blocks(comparison: dict[str, Any]) -> list[Block]:
                                 row_classes=[status] * len(selected)))
         else:
             blocks.append(Block("paragraph", "none"))
+    missing = comparison.get("missing_metrics", [])
+    if missing:
+        blocks += [_heading(f"Baseline metrics missing ({len(missing)})", 3),
+                   Block("paragraph", missing_note(comparison), css="note"),
+                   Block("table", headers=["test", "metric", "why"], rows=[
+                       [short_id(m["id"]), m["metric"], m["reason"]] for m in missing])]
     for key, title in (("new_tests", "New tests (not in the baseline)"),
                        ("missing_tests", "Missing tests (in the baseline, not run)")):
         if comparison[key]:

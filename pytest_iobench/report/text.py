@@ -156,6 +156,10 @@ def comparison_lines(comparison: dict[str, Any]) -> list[str]:
         lines.append("  " + ", ".join(f"{n} metrics {status}" for status, n in sorted(quiet.items())))
     if not changes:
         lines.append("  no metric in common with the baseline")
+    missing = comparison.get("missing_metrics", [])
+    if missing:
+        lines.append(f"  baseline metrics missing ({len(missing)}): {missing_note(comparison)}")
+        lines.extend(_listed([f"{short_id(m['id'])} {m['metric']}: {m['reason']}" for m in missing]))
     for key, title in (("new_tests", "new tests (not in the baseline)"), ("missing_tests", "missing tests (in the baseline, not run)")):
         if comparison[key]:
             lines.append(f"  {title} ({len(comparison[key])}):")
@@ -170,9 +174,43 @@ def comparison_lines(comparison: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n != 1 else ''}"
+
+
+def missing_note(comparison: dict[str, Any]) -> str:
+    """What the gate does with baseline metrics this run lacks."""
+    if comparison.get("fail_missing") and comparison["gating"]:
+        return "they fail the gate (--fail-missing)"
+    return ("not checked by the gate, and they do not fail it (a test not run or a metric not recorded; "
+            "`python -m pytest_iobench report ... --fail-missing` fails on them)")
+
+
+def gate_failed(comparison: dict[str, Any]) -> bool:
+    """The verdict ``Comparison.failed`` gave, from the stored comparison."""
+    regressions = any(c["status"] == "regression" for c in comparison["changes"])
+    missing = bool(comparison.get("fail_missing")) and bool(comparison.get("missing_metrics"))
+    return comparison["gating"] and (regressions or missing)
+
+
 def gate_line(comparison: dict[str, Any]) -> str:
+    """The gate's verdict in one line: the regressions it failed on, or that it passed, and how
+    many baseline metrics it could not check."""
     regressions = [c for c in comparison["changes"] if c["status"] == "regression"]
-    names = ", ".join(f"{short_id(c['id'])} {c['metric']}" for c in regressions[:3])
-    more = f" and {len(regressions) - 3} more" if len(regressions) > 3 else ""
-    return (f"iobench: FAILED: {len(regressions)} metric{'s' if len(regressions) != 1 else ''} regressed beyond "
-            f"the threshold against {comparison['baseline']['path']}: {names}{more}")
+    missing = comparison.get("missing_metrics", [])
+    against = comparison["baseline"]["path"]
+    checked = f"{_plural(len(comparison['changes']), 'metric')} compared"
+    missing_part = ""
+    if missing:
+        names = ", ".join(f"{short_id(m['id'])} {m['metric']}" for m in missing[:3])
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        verdict = "failing the gate" if comparison.get("fail_missing") else "not checked"
+        missing_part = f"; {_plural(len(missing), 'baseline metric')} missing ({verdict}): {names}{more}"
+    if regressions:
+        names = ", ".join(f"{short_id(c['id'])} {c['metric']}" for c in regressions[:3])
+        more = f" and {len(regressions) - 3} more" if len(regressions) > 3 else ""
+        return (f"iobench: FAILED: {_plural(len(regressions), 'metric')} regressed beyond the threshold against "
+                f"{against}: {names}{more}{missing_part}")
+    if gate_failed(comparison):
+        return f"iobench: FAILED against {against}: {checked}, none regressed{missing_part}"
+    return f"iobench: gate passed against {against}: {checked}, none regressed beyond the threshold{missing_part}"
