@@ -4,7 +4,11 @@
     python benchmarks/bench_loader.py --storage direct   # reads through O_DIRECT
 
 1. Per-step overhead: the loop and loader with nothing to read (a sample is a constant) and
-   no compute: what one step of batch 8 costs the harness itself. Target: < 200 us.
+   no compute: what one step of batch 8 costs the harness itself, on one rank (in-process,
+   no barrier) and on 2 ranks under mpiexec (the per-step barrier included). Target: < 200 us.
+   Then AU with a fast dataset (4 KiB samples, batch 1, 400 steps per rank) and the compute
+   times of cosmoflow_h100 (3.5 ms) and dlrm_parquet_h100 (0.375 ms), on 1 and 2 ranks: what
+   the barrier costs a short step (2-rank AU should stay close to 1-rank AU).
 2. Read throughput: the same files read by the loader (4 read threads, one whole-file sample
    per file, batch 8) and by a plain sequential loop of storage.get, alternately in the same
    run: from the storage (the page cache dropped before each read), then from the page cache.
@@ -27,12 +31,15 @@ import time
 
 from pytest_iobench.data.random import stream_for
 from pytest_iobench.mpi.context import SingleRank
+from pytest_iobench.mpi.session import MPISession
+from pytest_iobench.mpi.training import run_training_session
 from pytest_iobench.storage import StorageSpec, open_storage
 from pytest_iobench.storage.counting import CountingStorage
 from pytest_iobench.workload.config import load_mapping
 from pytest_iobench.workload.loop import DatasetAccess, run_training
 
 MiB = 1 << 20
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 class NullFile:
@@ -46,6 +53,29 @@ class NullFile:
 
     def close(self):
         pass
+
+
+def null_opener(storage, key, spec):
+    """The ranks' opener (``bench_loader:null_opener``, this directory on PYTHONPATH)."""
+    return NullFile()
+
+
+class RawRecord:
+    """Sample i of a file is bytes [i*size, (i+1)*size): one range read per sample."""
+
+    def __init__(self, storage, key, spec):
+        self.storage, self.key, self.size = storage, key, int(spec.record_length_bytes)
+        self.num_samples = spec.num_samples_per_file
+
+    def read_sample(self, index):
+        return self.storage.get_range(self.key, index * self.size, self.size)
+
+    def close(self):
+        pass
+
+
+def raw_opener(storage, key, spec):
+    return RawRecord(storage, key, spec)
 
 
 class WholeFile:
@@ -79,6 +109,42 @@ def step_overhead(steps: int, batch: int, threads: int) -> float:
         start = time.perf_counter()
         run_training(config, data, SingleRank(), run_seed=0)
         return (time.perf_counter() - start) / steps
+
+
+def step_overhead_ranks(steps: int, batch: int, threads: int, ranks: int) -> float:
+    """Seconds per step on ``ranks`` ranks under mpiexec (the per-step barrier included), with
+    nothing to read and no compute: the longest rank's epoch time over its steps."""
+    files = 64
+    config = load_mapping({
+        "dataset": {"num_files_train": files, "num_samples_per_file": steps * batch * ranks // files + 1},
+        "reader": {"batch_size": batch, "read_threads": threads, "prefetch_size": 2 * threads},
+        "train": {"epochs": 1, "computation_time": 0, "total_training_steps": steps},
+    }, "overhead")
+    with tempfile.TemporaryDirectory() as root:
+        storage = open_storage(StorageSpec("local", "posix", root=root))
+        outcome = run_training_session(MPISession(env={"PYTHONPATH": HERE}, timeout=600), config, storage,
+                                       ranks=ranks, opener="bench_loader:null_opener")
+        return max(r["epochs"][0]["duration"] for r in outcome.results) / steps
+
+
+def au_by_ranks(computation_time: float, rank_counts: tuple[int, ...], steps: int = 400) -> dict[int, float]:
+    """Mean AU of a training run over a fast cached dataset (4 KiB samples, batch 1, one read
+    thread, ``steps`` steps per rank) for each rank count."""
+    out = {}
+    with tempfile.TemporaryDirectory(dir=os.environ.get("IOBENCH_BENCH_DIR")) as root:
+        storage = open_storage(StorageSpec("local", "posix", root=root))
+        for ranks in rank_counts:
+            config = load_mapping({
+                "dataset": {"num_files_train": steps * ranks, "num_samples_per_file": 1, "record_length_bytes": 4096},
+                "reader": {"batch_size": 1, "read_threads": 1},
+                "train": {"epochs": 1, "computation_time": computation_time},
+            }, "au")
+            for i, key in enumerate(config.dataset.file_keys("train")):
+                storage.put(key, stream_for(1, i, limit=4096).read(4096))
+            outcome = run_training_session(MPISession(env={"PYTHONPATH": HERE}, timeout=600), config, storage,
+                                           ranks=ranks, opener="bench_loader:raw_opener")
+            out[ranks] = outcome.summary["au_mean_percent"]
+    return out
 
 
 def read_ratio(storage_kind: str, files: int, file_kib: int, threads: int, repeats: int, cold: bool) -> dict:
@@ -138,6 +204,7 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=20000)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--mpi-repeats", type=int, default=3, help="repeats of the mpiexec measurements")
     parser.add_argument("--files", type=int, default=64)
     parser.add_argument("--file-kib", type=int, default=4096)
     parser.add_argument("--threads", type=int, default=4)
@@ -148,8 +215,21 @@ def main(argv=None) -> int:
         per_step = [step_overhead(args.steps, args.batch, threads) for _ in range(args.repeats)]
         us = statistics.median(per_step) * 1e6
         verdict = "ok" if us < 200 else "OVER TARGET"
-        print(f"per-step overhead, batch {args.batch}, {threads} read thread(s): {us:.1f} us "
+        print(f"per-step overhead, batch {args.batch}, {threads} read thread(s), 1 rank: {us:.1f} us "
               f"(median of {args.repeats}; target < 200 us: {verdict})")
+    mpi_steps = max(100, args.steps // 4)
+    for threads in (1, args.threads):
+        per_step = [step_overhead_ranks(mpi_steps, args.batch, threads, 2) for _ in range(args.mpi_repeats)]
+        us = statistics.median(per_step) * 1e6
+        verdict = "ok" if us < 200 else "OVER TARGET"
+        print(f"per-step overhead, batch {args.batch}, {threads} read thread(s), 2 ranks (mpiexec, barrier "
+              f"included): {us:.1f} us (median of {args.mpi_repeats}; target < 200 us: {verdict})")
+    for name, seconds in (("cosmoflow", 0.0035), ("dlrm", 0.000375)):
+        runs = [au_by_ranks(seconds, (1, 2)) for _ in range(args.mpi_repeats)]
+        au1 = statistics.median(r[1] for r in runs)
+        au2 = statistics.median(r[2] for r in runs)
+        print(f"AU with {name}'s compute time ({seconds * 1e3:g} ms per step), 4 KiB samples, batch 1, 400 steps: "
+              f"1 rank {au1:.2f}%, 2 ranks {au2:.2f}% (median of {args.mpi_repeats})")
 
     cases = [("from the storage (page cache dropped before each read)", True), ("from the page cache", False)]
     if args.storage == "direct":

@@ -6,10 +6,14 @@ command line."""
 from __future__ import annotations
 
 import os
+import statistics
+import sys
+import time
 
 import pytest
 
-from pytest_iobench.mpi.launch import MPIRunError
+from pytest_iobench.mpi import context
+from pytest_iobench.mpi.launch import MPIRunError, launch
 from pytest_iobench.mpi.session import MPISession, RankFailed
 from pytest_iobench.mpi.training import run_training_session
 from pytest_iobench.storage import StorageSpec, open_storage
@@ -120,3 +124,60 @@ def test_credentials_reach_ranks_through_the_environment_only(local, monkeypatch
     assert seen["env"]["AWS_SECRET_ACCESS_KEY"] == secret, "the environment is asked for at launch"
     assert not any(secret in part for part in outcome.run.command)
     assert secret not in os.environ.get("AWS_SECRET_ACCESS_KEY", "")
+
+
+class _CountingClock:
+    """context's clock, with its sleeps counted (perf_counter and everything else unchanged)."""
+
+    def __init__(self):
+        self.sleeps = 0
+
+    def sleep(self, seconds):
+        self.sleeps += 1
+        time.sleep(seconds)
+
+    def __getattr__(self, name):
+        return getattr(time, name)
+
+
+def barrier_probe(late_seconds: float, rounds: int) -> dict:
+    """Under mpiexec: rank 1 reaches each barrier ``late_seconds`` after rank 0 (busy-waiting,
+    so it is not a sleep of its own); rank 0 counts the sleeps of each of its barrier waits."""
+    comm = context.world()
+    clock = _CountingClock()
+    context.time = clock
+    comm.comm.Barrier()
+    slept = []
+    for _ in range(rounds):
+        if comm.rank == 1:
+            until = time.perf_counter() + late_seconds
+            while time.perf_counter() < until:
+                pass
+        before = clock.sleeps
+        comm.barrier()
+        slept.append(clock.sleeps - before)
+    return {"rank": comm.rank, "slept": slept}
+
+
+def _probe(late: float, rounds: int) -> list[int]:
+    run = launch("test_mpi_session", ["barrier-probe", str(late), str(rounds)], 2,
+                 env={"PYTHONPATH": HERE}, timeout=60)
+    return run.check()[0]["slept"]
+
+
+def test_a_rank_arriving_a_little_later_is_met_without_sleeping():
+    # ranks of a data-parallel step arrive within the jitter of their compute sleeps; a wait
+    # that sleeps costs the step a sleep's granularity (~100 us), so a short wait must not sleep
+    # (the rounds where the host descheduled rank 1 for over a millisecond may sleep: a minority)
+    slept = _probe(200e-6, 200)
+    assert statistics.median(slept) == 0, f"sleeps per barrier wait: {slept}"
+
+
+def test_a_rank_waiting_long_sleeps_between_polls_leaving_the_cpu_to_the_readers():
+    # rank 1 is 20 ms late every time: rank 0 spins for context.SPIN_SECONDS (1 ms), then sleeps
+    slept = _probe(20e-3, 10)
+    assert all(n > 0 for n in slept), f"sleeps per barrier wait: {slept}"
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["barrier-probe"]:
+    context.write_rank_result(context.world().rank, barrier_probe(float(sys.argv[2]), int(sys.argv[3])))

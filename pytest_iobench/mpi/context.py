@@ -16,9 +16,11 @@ from typing import Any
 
 RESULT_DIR_ENV = "IOBENCH_RESULT_DIR"
 
-#: a barrier first polls without sleeping for this long (ranks arriving together), then
-#: sleeps this long between polls (a waiting rank leaves the CPU to the others)
-SPIN_SECONDS = 50e-6
+#: a rank waiting at a barrier polls, yielding the CPU between polls, for this long (ranks
+#: of a data-parallel step arrive within the jitter of their compute sleeps: tens to hundreds
+#: of microseconds), then sleeps this long between polls (a rank that waits longer waits for
+#: a genuinely slower one, and a sleep's granularity is small against that wait)
+SPIN_SECONDS = 1e-3
 POLL_SECONDS = 50e-6
 
 
@@ -66,13 +68,23 @@ class MPIRanks:
         self.size = self.comm.Get_size()
 
     def barrier(self) -> None:
-        """Wait for every rank. MPI's own Barrier busy-polls, taking a whole core from the
-        reader threads while a fast rank waits for a slow one (on a 2-core host with 2 ranks,
-        half the machine); this one spins briefly, then sleeps between polls."""
+        """Wait for every rank, cheaply and without starving this rank's reader threads.
+
+        MPI's own Barrier busy-polls in C for the whole wait: it takes a core from the reader
+        threads (on a 2-core host with 2 ranks, half the machine) while a fast rank waits for
+        a slow one. Sleeping between polls leaves the CPU free but costs each step a sleep's
+        granularity (~100 us here: a 2-rank barrier cost 200 us instead of 3). So: poll the
+        non-blocking barrier with sched_yield between polls (which gives the core to any
+        runnable thread, and the GIL to a reader that wants it: both calls release it) for up
+        to SPIN_SECONDS, then sleep POLL_SECONDS between polls."""
         request = self.comm.Ibarrier()
+        if request.Test():
+            return
         deadline = time.perf_counter() + SPIN_SECONDS
         while not request.Test():
-            if time.perf_counter() >= deadline:
+            if time.perf_counter() < deadline:
+                os.sched_yield()
+            else:
                 time.sleep(POLL_SECONDS)
 
     def bcast(self, obj: Any, root: int = 0) -> Any:
