@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 
 import numpy as np
 import pytest
 
 from pytest_iobench.mpi.session import MPISession
-from pytest_iobench.mpi.training import record_training, run_training_session
+from pytest_iobench.mpi.training import measure_training, record_training, run_training_session
 from pytest_iobench.report.record import TestRecord as Record
 from pytest_iobench.storage import StorageSpec, open_storage
 from pytest_iobench.workload.config import load_mapping
@@ -48,17 +49,12 @@ def session():
 
 
 def assert_harness_costs_little(summary, ranks):
-    """AU >= 98%. With several ranks on a small shared host, the ranks' processes are also
-    descheduled by other load for a millisecond here and there, which shows as barrier waits
-    (one rank waiting for another); what the harness itself costs - waiting for the loader
-    and the loop's own work - must stay under 2% there, and AU above 95%."""
-    phases = summary["phases"]
-    detail = (summary["au_percent"], summary["slowest_phase"], phases)
-    if ranks == 1 or summary["au_mean_percent"] >= 98.0:
-        assert summary["au_mean_percent"] >= 98.0, detail
-    else:
-        assert phases["load_wait"] + phases["overhead"] <= 0.02, detail
-        assert summary["au_mean_percent"] >= 95.0, detail
+    """AU >= 98% on any rank count: an AU criterion computed from the run (compute time over
+    the measured window), not a wall-clock threshold. The callers give each rank enough steps
+    of 50 ms that a millisecond lost here and there to other load on a small shared host does
+    not decide it."""
+    detail = (summary["au_percent"], summary["slowest_phase"], summary["phases"])
+    assert summary["au_mean_percent"] >= 98.0, detail
 
 
 def train(session, config, storage, ranks, **kw):
@@ -67,7 +63,9 @@ def train(session, config, storage, ranks, **kw):
 
 @pytest.mark.parametrize("ranks", [1, 2], ids=["r1", "r2"])
 def test_au_is_at_least_98_percent_with_a_fast_cached_dataset(session, local, ranks):
-    config = workload(train={"epochs": 3})
+    # 16 steps of 50 ms per rank and epoch whatever the rank count
+    files = 32 * ranks
+    config = workload(train={"epochs": 3}, dataset={"num_files_train": files})
     write_raw_dataset(local, config)
     outcome = train(session, config, local, ranks)
     s = outcome.summary
@@ -75,7 +73,7 @@ def test_au_is_at_least_98_percent_with_a_fast_cached_dataset(session, local, ra
     assert s["au_met"]
     assert len(outcome.results) == ranks and outcome.run.in_process == (ranks == 1)
     # every rank read its share once per epoch: bytes counted from what the storage returned
-    steps = 32 // (2 * ranks)
+    steps = files // (2 * ranks)
     assert all(r["steps_per_epoch"] == steps for r in outcome.results)
     assert s["bytes_read"] == 3 * steps * 2 * ranks * 256 * KiB
     assert s["samples_per_second_mean"] > 0 and s["batch_read_seconds"]["max"] > 0
@@ -202,3 +200,31 @@ def test_a_dataset_too_small_is_said_before_any_rank_starts(session, local):
         train(session, config, local, 2)
     with pytest.raises(PlanError, match=r"eval: 4 files x 1 samples = 4 samples cannot make one batch of 8"):
         train(session, config.with_overrides(["reader.batch_size_eval=8"]), local, 1)
+
+
+def test_repeats_rerun_the_whole_workload_and_the_criterion_holds_the_median(session, local):
+    # --iobench-warmup 1 --iobench-repeat 2, as the training suite runs it (MLPerf: a warm-up run,
+    # then measured runs)
+    config = workload(train={"epochs": 1, "computation_time": 0.01})
+    write_raw_dataset(local, config)
+    record = Record("t", repeat=2, warmups=1)
+    runs = []
+
+    def run():
+        runs.append(train(session, config, local, 1))
+        return runs[-1]
+
+    outcome = measure_training(record, run, config, 1)
+    assert len(runs) == 3 and outcome is runs[-1]
+    assert len({r.results[0]["epochs"][0]["start"] for r in runs}) == 3, "each repeat is a run of its own"
+    au = record.metrics["train_au_percent"]
+    assert au.warmup == [runs[0].summary["au_mean_percent"]]
+    assert au.repeats == [r.summary["au_mean_percent"] for r in runs[1:]]
+    assert au.value == statistics.median(au.repeats)
+    for name, metric in record.metrics.items():
+        assert len(metric.repeats) == 2 and len(metric.warmup) == 1, name
+    assert record.metrics["train_read_MB_per_second"].repeats == [
+        r.summary["bytes_per_second_mean"] / 1e6 for r in runs[1:]]
+    (criterion,) = record.criteria
+    assert criterion.value == au.value and "median over 2 runs of the mean AU" in criterion.description
+    assert [r["warmup"] for r in record.details["training"]["runs"]] == [True, False, False]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +20,7 @@ from ..storage import Storage
 from ..workload.config import WorkloadConfig
 from ..workload.dlio_output import training_summary, write_training_outputs
 from ..workload.job import training_job
-from ..workload.loop import plan_eval_steps, plan_steps
+from ..workload.loop import epochs_with, plan_eval_steps, plan_steps
 from ..workload.metrics import GB
 from ..workload.sampler import new_run_seed
 from .session import MPISession, SessionRun
@@ -145,33 +146,93 @@ def write_log(path: str, outcome: TrainingOutcome) -> str:
     return path
 
 
-def record_training(record, outcome: TrainingOutcome, floor_waived: str = "") -> None:
+#: every metric of a training run: (unit, direction)
+METRIC_UNITS = {
+    "train_au_percent": ("%", "higher"), "train_samples_per_second": ("samples/s", "higher"),
+    "train_read_MB_per_second": ("MB/s", "higher"), "train_read_MiB_per_second": ("MiB/s", "higher"),
+    **{f"batch_read_{p}_seconds": ("s", "lower") for p in ("p50", "p90", "p99", "max")},
+    "eval_au_percent": ("%", "higher"), "eval_samples_per_second": ("samples/s", "higher"),
+    "eval_read_MB_per_second": ("MB/s", "higher"),
+    "checkpoint_size_GB": ("GB", "none"), "checkpoint_write_seconds": ("s", "lower"),
+    "checkpoint_write_GB_per_second": ("GB/s", "higher"),
+}
+
+
+def expected_metrics(config: WorkloadConfig, ranks: int) -> dict[str, tuple[str, str]]:
+    """The metrics every run of ``config`` on ``ranks`` ranks gives: {name: (unit, direction)}
+    (evaluation and checkpoint metrics when the workload evaluates and writes checkpoints, as
+    the loop decides it)."""
+    names = [n for n in METRIC_UNITS if not n.startswith(("eval_", "checkpoint_"))]
+    train, ev, ck = config.train, config.evaluation, config.checkpoint
+    if config.workflow.evaluation and epochs_with(ev.eval_after_epoch, ev.epochs_between_evals, train.epochs):
+        names += [n for n in METRIC_UNITS if n.startswith("eval_")]
+    if config.workflow.checkpoint and ck.num_checkpoints_write != 0:
+        if ck.steps_between_checkpoints > 0:
+            steps = plan_steps(config, config.dataset.num_files_train, config.dataset.num_samples_per_file, ranks)
+            writes = steps * train.epochs >= ck.steps_between_checkpoints
+        else:
+            writes = bool(epochs_with(ck.checkpoint_after_epoch, ck.epochs_between_checkpoints, train.epochs))
+        if writes:
+            names += [n for n in METRIC_UNITS if n.startswith("checkpoint_")]
+    return {n: METRIC_UNITS[n] for n in names}
+
+
+def training_values(outcome: TrainingOutcome) -> dict[str, float]:
+    """The metrics of one run, by name (see expected_metrics for units)."""
+    from ..workload.metrics import MB, MiB
+
+    s = outcome.summary
+    values = {"train_au_percent": s["au_mean_percent"], "train_samples_per_second": s["samples_per_second_mean"],
+              "train_read_MB_per_second": s["bytes_per_second_mean"] / MB,
+              "train_read_MiB_per_second": s["bytes_per_second_mean"] / MiB}
+    values.update({f"batch_read_{name}_seconds": v for name, v in s["batch_read_seconds"].items()})
+    if "eval" in s:
+        values.update({"eval_au_percent": s["eval"]["au_mean_percent"],
+                       "eval_samples_per_second": s["eval"]["samples_per_second_mean"],
+                       "eval_read_MB_per_second": s["eval"]["bytes_per_second_mean"] / MB})
+    if outcome.checkpoints:
+        ck = outcome.checkpoints
+        values.update({"checkpoint_size_GB": ck["size_bytes"] / 1e9,
+                       "checkpoint_write_seconds": statistics.median(ck["write_seconds"]),
+                       "checkpoint_write_GB_per_second": ck["write_bytes_per_second"] / 1e9})
+    return values
+
+
+def measure_training(record, run: Callable[[], TrainingOutcome], config: WorkloadConfig, ranks: int,
+                     floor_waived: str = "") -> TrainingOutcome:
+    """Run the whole workload ``record.warmups`` times (recorded, not counted) then
+    ``record.repeat`` times through ``record.measure`` (MLPerf Storage: a warm-up run, then
+    measured runs): each metric is the median of the measured runs, with every value kept;
+    the AU criterion applies to the median. ``run`` does one run. Returns the last run's
+    outcome (its details, warnings and DLIO files go into the record)."""
+    outcomes: list[TrainingOutcome] = []
+
+    def once() -> dict[str, float]:
+        outcomes.append(run())
+        return training_values(outcomes[-1])
+
+    record.measure(once, expected_metrics(config, ranks))
+    record_training(record, outcomes[-1], floor_waived, runs=outcomes, warmups=record.warmups)
+    return outcomes[-1]
+
+
+def record_training(record, outcome: TrainingOutcome, floor_waived: str = "", *,
+                    runs: list[TrainingOutcome] | None = None, warmups: int = 0) -> None:
     """Put a training outcome into a test's result record (report.record.TestRecord):
     metrics (recorded whether or not the AU floor is met), warnings, per-rank details and the
     AU criterion, whose explanation gives AU, floor and the slowest phase. ``floor_waived``:
-    why the AU floor does not apply here (the criterion is then left out, and that is said)."""
-    from ..workload.metrics import MB, MiB
-
+    why the AU floor does not apply here (the criterion is then left out, and that is said).
+    ``runs``: every run of a measurement (warm-ups first), whose metrics ``measure`` recorded
+    already; the criterion then holds the median of the measured runs to the floor."""
     config, s = outcome.config, outcome.summary
     record.kind = "train"
     record.params.setdefault("workload", config.name)
     record.params.setdefault("ranks", outcome.ranks)
-    record.metric("train_au_percent", s["au_mean_percent"], "%", "higher")
-    record.metric("train_samples_per_second", s["samples_per_second_mean"], "samples/s", "higher")
-    record.metric("train_read_MB_per_second", s["bytes_per_second_mean"] / MB, "MB/s", "higher")
-    record.metric("train_read_MiB_per_second", s["bytes_per_second_mean"] / MiB, "MiB/s", "higher")
-    for name, value in s["batch_read_seconds"].items():
-        record.metric(f"batch_read_{name}_seconds", value, "s", "lower")
-    if "eval" in s:
-        record.metric("eval_au_percent", s["eval"]["au_mean_percent"], "%", "higher")
-        record.metric("eval_samples_per_second", s["eval"]["samples_per_second_mean"], "samples/s", "higher")
-        record.metric("eval_read_MB_per_second", s["eval"]["bytes_per_second_mean"] / MB, "MB/s", "higher")
-    if outcome.checkpoints:
-        ck = outcome.checkpoints
-        record.metric("checkpoint_size_GB", ck["size_bytes"] / 1e9, "GB", "none")
-        record.metric("checkpoint_write_seconds", statistics.median(ck["write_seconds"]), "s", "lower",
-                      repeats=ck["write_seconds"])
-        record.metric("checkpoint_write_GB_per_second", ck["write_bytes_per_second"] / 1e9, "GB/s", "higher")
+    if runs is None:
+        for name, value in training_values(outcome).items():
+            unit, direction = METRIC_UNITS[name]
+            repeats = outcome.checkpoints["write_seconds"] if name == "checkpoint_write_seconds" else None
+            record.metric(name, value, unit, direction, repeats=repeats)
     for warning in outcome.warnings:
         record.warn(warning)
     record.details["training"] = {
@@ -202,15 +263,24 @@ def record_training(record, outcome: TrainingOutcome, floor_waived: str = "") ->
         "effective_config": config.to_dict(),
     }
     floor = s["au_floor_percent"]
-    au = s["au_mean_percent"]
+    au = record.metrics["train_au_percent"].value
+    if runs is not None:
+        record.details["training"]["runs"] = [
+            {"warmup": i < warmups, "au_mean_percent": r.summary["au_mean_percent"],
+             "au_percent_per_epoch": r.summary["au_percent"], "bytes_read": r.summary["bytes_read"],
+             "samples_per_second": r.summary["samples_per_second_mean"]} for i, r in enumerate(runs)]
     if floor_waived:
         record.warn(f"AU floor {floor:g}% not applied (mean AU {au:.2f}%): {floor_waived}")
         return
     where = f"{config.name} on {outcome.storage_id} with {outcome.ranks} rank{'s' if outcome.ranks > 1 else ''}"
-    if s["au_met"]:
-        description = f"mean AU {au:.2f}% meets the {floor:g}% floor (metric.au) for {where}"
+    measured = [r for r in runs[warmups:]] if runs is not None else [outcome]
+    what = "mean AU" if len(measured) == 1 else f"median over {len(measured)} runs of the mean AU"
+    if au >= floor:
+        description = f"{what} {au:.2f}% meets the {floor:g}% floor (metric.au) for {where}"
     else:
-        description = (f"mean AU {au:.2f}% is below the {floor:g}% floor (metric.au) for {where}; "
+        per_run = ("; per run " + ", ".join(f"{r.summary['au_mean_percent']:.1f}%" for r in measured)
+                   if len(measured) > 1 else "")
+        description = (f"{what} {au:.2f}% is below the {floor:g}% floor (metric.au) for {where}{per_run}; "
                        f"per epoch {', '.join(f'{a:.1f}%' for a in s['au_percent'])}; "
                        f"slowest phase: {s['slowest_phase']}")
     record.criterion("train_au_percent", ">=", floor, description)
