@@ -18,9 +18,11 @@ import pytest
 from PIL import Image
 
 from pytest_iobench.data.formats import get_format
+from pytest_iobench.data.formats.hdf5 import CHUNK_BYTES, fit_chunk, slabs
 from pytest_iobench.data.generate import generate
+from pytest_iobench.data.memory import PeakRSS
 from pytest_iobench.data.random import RandomStream, derive_seed
-from pytest_iobench.data.spec import DatasetSpec
+from pytest_iobench.data.spec import DatasetSpec, DatasetSpecError
 from pytest_iobench.storage import StorageSpec, open_storage
 from pytest_iobench.storage.counting import CountingStorage
 
@@ -107,6 +109,52 @@ def test_hdf5_opens_with_h5py(tmp_path, extra, chunks, compression):
         got = got if isinstance(got, list) else [got]
         assert all(np.array_equal(g, w, equal_nan=True) for g, w in zip(got, want))
     assert moved >= 5 * spec.record_bytes("train", 1) * (0.9 if compression else 1)
+
+
+@pytest.mark.parametrize("compression", ["none", "gzip"])
+def test_hdf5_max_shape_as_dlio_gives_it(tmp_path, compression):
+    # DLIO: maxshape = (samples, *hdf5.max_shape); the record's dimensions, split across datasets
+    spec, root, storage = make(tmp_path, {"format": "hdf5", "num_samples_per_file": 4, "record_dims": [20, 30],
+                                          "compression": compression, "hdf5": {"max_shape": [None, 30],
+                                                                                "num_dset_per_record": 2}})
+    with h5py.File(path(root, spec.file_keys()[0]), "r") as f:
+        assert [f[f"records_{j}"].maxshape for j in (0, 1)] == [(4, None, 30)] * 2
+        assert f["records_1"].shape == (4, 10, 30)
+    with pytest.raises(DatasetSpecError, match=r"hdf5.max_shape: \[5, 30\] is smaller than the dataset shape \[10, 30\]"):
+        spec.with_changes(hdf5={"max_shape": [5, 30], "num_dset_per_record": 2})
+    with pytest.raises(DatasetSpecError, match=r"has 1 dimensions; give the record's 2 \(as DLIO\), or 3"):
+        spec.with_changes(hdf5={"max_shape": [30]})
+
+
+def test_compressed_hdf5_memory_does_not_grow_with_the_sample(tmp_path):
+    # one 96 MiB sample: it was built whole and compressed as one chunk (300 MiB of growth);
+    # chunks are capped and h5py gets slabs of whole chunks
+    spec = DatasetSpec.from_mapping({"format": "hdf5", "num_files_train": 1, "record_length_bytes": 96 << 20,
+                                     "compression": "lzf"})
+    storage = open_storage(StorageSpec("local", "posix", root=str(tmp_path)))
+    with PeakRSS() as rss:
+        generate(spec, storage)
+    assert rss.growth < 96 << 20, f"grew by {rss.growth >> 20} MiB"
+    with h5py.File(path(tmp_path, spec.file_keys()[0]), "r") as f:
+        ds = f["records_0"]
+        assert np.prod(ds.chunks) <= CHUNK_BYTES and ds.chunks[0] == 1
+        # the sample is the file's random stream in order, whatever the chunks
+        expected = RandomStream(derive_seed(spec.seed, "train", 0), limit=96 << 20).read(96 << 20)
+        assert ds[0].tobytes() == expected
+
+
+def test_slabs_cover_the_dataset_once_in_whole_chunks():
+    for shape, chunks in (((5, 20, 30), (2, 7, 7)), ((3, 3, 1024, 1024), (1, 1, 1024, 1024)),
+                          ((2, 9, 100), (1, 4, 100)), ((1, 10_000_000), (1, 4 << 20))):
+        seen = np.zeros(shape, dtype=np.uint8)
+        for selection in slabs(shape, chunks, 1, limit=8 << 20):
+            seen[selection] += 1
+            for dim, cut in enumerate(selection):  # starts on a chunk boundary, ends on one or at the edge
+                assert cut.start % chunks[dim] == 0 and (cut.stop % chunks[dim] == 0 or cut.stop == shape[dim])
+        assert (seen == 1).all()
+    assert fit_chunk((3, 1024, 1024), 4, 4 << 20) == (1, 1024, 1024)
+    assert fit_chunk((384 << 20,), 1, 4 << 20) == (4 << 20,) and fit_chunk((8000,), 1, 4 << 20) == (8000,)
+    assert fit_chunk((10, 3000, 3000), 1, 4 << 20) == (1, 1398, 3000)
 
 
 # -- parquet -----------------------------------------------------------------------------------

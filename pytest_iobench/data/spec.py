@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 #: bumped when a writer changes the bytes it produces: old datasets are then not reused
-DATA_VERSION = 1
+DATA_VERSION = 2
 
 #: formats with a writer and a reader; DLIO's ``mmap_indexed_binary`` writes indexed_binary files
 FORMATS = ("npz", "npy", "hdf5", "parquet", "csv", "jpeg", "png", "tfrecord", "indexed_binary",
@@ -699,12 +699,17 @@ class _Builder:
             if v["record_length_bytes_stdev"] > 0 and h5.num_dset_per_record > 1 and not dims:
                 self.error("hdf5.num_dset_per_record", "cannot split records whose size varies "
                            "(record_length_bytes_stdev > 0); give 1")
-            for key, shape in (("hdf5.chunk_dims", h5.chunk_dims), ("hdf5.max_shape", h5.max_shape)):
-                if shape and len(shape) != sample_rank + 1:
-                    self.error(key, f"{list(shape)} has {len(shape)} dimensions; a dataset here has "
-                               f"{sample_rank + 1} (samples, then the record's {sample_rank})")
-            if h5.max_shape and len(h5.max_shape) == sample_rank + 1 and not v["record_length_bytes_stdev"]:
+            if h5.chunk_dims and len(h5.chunk_dims) != sample_rank + 1:
+                self.error("hdf5.chunk_dims", f"{list(h5.chunk_dims)} has {len(h5.chunk_dims)} dimensions; a "
+                           f"dataset here has {sample_rank + 1} (samples, then the record's {sample_rank})")
+            # DLIO's max_shape gives the record's dimensions (maxshape = (samples, *max_shape));
+            # the samples' axis may be given too
+            if h5.max_shape and len(h5.max_shape) not in (sample_rank, sample_rank + 1):
+                self.error("hdf5.max_shape", f"{list(h5.max_shape)} has {len(h5.max_shape)} dimensions; give the "
+                           f"record's {sample_rank} (as DLIO), or {sample_rank + 1} with the samples' axis first")
+            elif h5.max_shape and not v["record_length_bytes_stdev"]:
                 shape = (v["num_samples_per_file"], lead // h5.num_dset_per_record, *dims[1:])
+                shape = shape[len(shape) - len(h5.max_shape):]
                 for got, need in zip(h5.max_shape, shape):
                     if got is not None and got < need:
                         self.error("hdf5.max_shape", f"{list(h5.max_shape)} is smaller than the dataset shape "

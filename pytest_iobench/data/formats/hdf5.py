@@ -11,12 +11,16 @@ emitted in offset order: metadata from memory, dataset regions (contiguous or ch
 straight from the random source, zeros in the gaps (which is what the labels are).
 
 Compressed datasets (gzip, lzf) must go through HDF5's filters; they are written with h5py to
-a local temporary file, sample block by sample block, and then copied to the storage: memory
-stays bounded, at the cost of a local copy.
+a local temporary file and then copied to the storage: memory stays bounded, at the cost of a
+local copy. HDF5 filters a chunk whole in memory, so chunks chosen here (the spec gives no
+hdf5.chunk_dims) are at most CHUNK_BYTES, and h5py is handed slabs of whole chunks of at most
+SLAB_BYTES (a sample of any size goes in pieces): memory does not grow with the sample, and
+every chunk is written once, so the bytes depend on the spec only (not on write sizes).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import re
@@ -32,6 +36,10 @@ from .base import FileInfo, Format, RangeFile, SampleFile, SeekableRaw, WriterSi
 
 MiB = 1 << 20
 _ZEROS = memoryview(bytes(MiB))
+#: the largest chunk chosen here when the spec gives no hdf5.chunk_dims (nor chunk_size)
+CHUNK_BYTES = 4 * MiB
+#: the most handed to h5py per write of a compressed dataset (or one chunk, if larger)
+SLAB_BYTES = 8 * MiB
 
 
 def dataset_shapes(spec: DatasetSpec, split: str, index: int) -> list[tuple[int, ...]]:
@@ -42,25 +50,58 @@ def dataset_shapes(spec: DatasetSpec, split: str, index: int) -> list[tuple[int,
     return [(spec.num_samples_per_file, *part) for _ in range(k)]
 
 
+def fit_chunk(dims: tuple[int, ...], itemsize: int, target: int) -> tuple[int, ...]:
+    """A chunk over ``dims`` of at most ``target`` bytes (at least one element): trailing
+    dimensions whole while they fit, then one dimension cut, the leading ones 1. A chunk is then
+    a contiguous run of the array in C order."""
+    budget = max(1, target // itemsize)
+    out = []
+    for d in reversed(dims):
+        take = d if budget >= d else max(1, budget)
+        out.append(take)
+        budget = budget // d if budget >= d else 1
+    return tuple(reversed(out))
+
+
 def chunk_shape(spec: DatasetSpec, shape: tuple[int, ...]) -> tuple[int, ...] | None:
-    """The chunk shape of a dataset, or None for contiguous storage."""
+    """The chunk shape of a dataset, or None for contiguous storage: hdf5.chunk_dims when given;
+    otherwise one sample cut to chunk_size bytes (enable_chunking) or to CHUNK_BYTES."""
     h5 = spec.hdf5
     if h5.chunk_dims:
         return tuple(min(c, s) if s else c for c, s in zip(h5.chunk_dims, shape))
     compressed = spec.compression != "none"
     if not (spec.enable_chunking or h5.max_shape or compressed):
         return None
-    per_row = spec.dtype.itemsize * int(np.prod(shape[2:]))
-    rows = shape[1]
-    if spec.enable_chunking and spec.chunk_size > 0:
-        rows = max(1, min(shape[1], spec.chunk_size // max(1, per_row)))
-    return (1, rows, *shape[2:])
+    target = spec.chunk_size if spec.enable_chunking and spec.chunk_size > 0 else CHUNK_BYTES
+    return (1, *fit_chunk(shape[1:], spec.dtype.itemsize, target))
 
 
-def _maxshape(spec: DatasetSpec, shape: tuple[int, ...]):
-    if not spec.hdf5.max_shape:
+def max_shape(spec: DatasetSpec, shape: tuple[int, ...], unlimited=None):
+    """The dataset's maxshape from hdf5.max_shape, or None. DLIO's form gives the record's
+    dimensions (maxshape = (samples, *max_shape)); ours may give the samples' axis too. None
+    entries (unlimited) become ``unlimited``."""
+    given = spec.hdf5.max_shape
+    if not given:
         return None
-    return tuple(h5py.h5s.UNLIMITED if m is None else m for m in spec.hdf5.max_shape)
+    if len(given) == len(shape) - 1:
+        given = (shape[0], *given)
+    return tuple(unlimited if m is None else m for m in given)
+
+
+def slabs(shape: tuple[int, ...], chunks: tuple[int, ...], itemsize: int, limit: int = SLAB_BYTES):
+    """Selections (tuples of slices) covering ``shape`` in C order, each made of whole chunks
+    (edge chunks to the edge) and at most ``limit`` bytes unless one chunk is larger: chunks
+    along the leading dimensions, whole trailing dimensions, and at dimension k as many chunks
+    as fit."""
+    n = len(shape)
+    for k in range(n):
+        unit = math.prod(chunks[:k + 1]) * math.prod(shape[k + 1:]) * itemsize
+        if unit <= limit or k == n - 1:
+            break
+    step = chunks[k] * max(1, limit // unit)
+    ranges = [range(0, shape[d], chunks[d]) for d in range(k)] + [range(0, shape[k], step)]
+    for starts in itertools.product(*ranges):
+        yield tuple(slice(a, min(a + (chunks[d] if d < k else step), shape[d])) for d, a in enumerate(starts))
 
 
 class _MetadataCapture(SeekableRaw):
@@ -171,7 +212,8 @@ class HDF5(Format):
         with h5py.File(capture, "w") as f:
             for j, shape in enumerate(dataset_shapes(spec, split, index)):
                 chunks = chunk_shape(spec, shape)
-                dsid = _create_empty(f, f"records_{j}", shape, spec.dtype, chunks, _maxshape(spec, shape))
+                dsid = _create_empty(f, f"records_{j}", shape, spec.dtype, chunks,
+                                     max_shape(spec, shape, h5py.h5s.UNLIMITED))
                 regions.extend((offset, size, "data") for offset, size in _regions(dsid))
             _create_empty(f, "labels", (spec.num_samples_per_file,), np.int64, None, None)
         regions.extend((offset, len(data), data) for offset, data in capture.extents.items())
@@ -201,14 +243,18 @@ class HDF5(Format):
         os.close(fd)
         try:
             with h5py.File(path, "w") as f:
+                buffer = None
                 for j, shape in enumerate(dataset_shapes(spec, split, index)):
-                    ds = f.create_dataset(f"records_{j}", shape, dtype=spec.dtype, chunks=chunk_shape(spec, shape),
-                                          maxshape=spec.hdf5.max_shape or None, track_times=False, **options)
-                    sample_bytes = spec.dtype.itemsize * int(np.prod(shape[1:]))
-                    per_block = max(1, spec.write_chunk_bytes // max(1, sample_bytes))
-                    for lo in range(0, shape[0], per_block):
-                        hi = min(shape[0], lo + per_block)
-                        ds[lo:hi] = stream.array((hi - lo, *shape[1:]), spec.dtype)
+                    chunks = chunk_shape(spec, shape)
+                    ds = f.create_dataset(f"records_{j}", shape, dtype=spec.dtype, chunks=chunks,
+                                          maxshape=max_shape(spec, shape), track_times=False, **options)
+                    for selection in slabs(shape, chunks, spec.dtype.itemsize):
+                        slab = tuple(s.stop - s.start for s in selection) + shape[len(selection):]
+                        size = math.prod(slab) * spec.dtype.itemsize
+                        if buffer is None or buffer.nbytes < size:
+                            buffer = np.empty(size, dtype=np.uint8)  # reused: fresh memory is slow to touch
+                        stream.readinto(buffer[:size])
+                        ds[selection] = buffer[:size].view(spec.dtype).reshape(slab)
                 f.create_dataset("labels", data=np.zeros(spec.num_samples_per_file, np.int64), track_times=False)
             size = os.path.getsize(path)
             with open(path, "rb", buffering=0) as src:
