@@ -61,14 +61,19 @@ def nominal_dataset_bytes(config: WorkloadConfig) -> int:
     return int(files * ds.num_samples_per_file * float(ds.record_length_bytes))
 
 
-def cache_warnings(config: WorkloadConfig, storage: Storage, dataset_bytes: int) -> list[str]:
-    """Why the figures may not be the storage's: the page cache, O_DIRECT not applicable."""
+def cache_warnings(config: WorkloadConfig, storage: Storage, dataset_bytes: int,
+                   used: list[str] | None = None) -> list[str]:
+    """Why the figures may not be the storage's: the page cache, O_DIRECT not applicable.
+    ``used``: the storage kind each rank actually read through (default: ``storage.kind``)."""
     warnings = []
+    used = sorted(set(used or [storage.kind]))
     odirect = bool(config.reader.odirect)
     if odirect and storage.kind == "s3":
         warnings.append("reader.odirect: True applies to files; the s3 storage is read as usual "
                         "(an S3 client keeps no page cache)")
-    if storage.kind == "local" and not odirect:
+    if odirect and "local" in used:
+        warnings.append("reader.odirect: True, but the ranks read the local files through the page cache")
+    if "local" in used:
         memory = psutil.virtual_memory().total
         if dataset_bytes <= memory:
             warnings.append(
@@ -106,7 +111,8 @@ def run_training_session(session: MPISession, config: WorkloadConfig, storage: S
     summary = reduce_ranks(results, config.metric.au)
     if dataset_bytes is None:  # the generation's figure when known, else DLIO's nominal size
         dataset_bytes = nominal_dataset_bytes(config)
-    warnings = cache_warnings(config, storage, dataset_bytes)
+    used = [r.get("storage", {}).get("kind", storage.kind) for r in results]
+    warnings = cache_warnings(config, storage, dataset_bytes, used)
     if config.not_emulated:
         warnings.append(config.describe_not_emulated())
     warnings.extend(config.notes)
@@ -254,6 +260,7 @@ def record_training(record, outcome: TrainingOutcome, floor_waived: str = "", *,
         "checkpoints": outcome.checkpoints,
         "per_rank": [
             {"rank": r["rank"], "host": r.get("host", {}).get("hostname"),
+             "storage": "-".join(r["storage"].values()) if "storage" in r else outcome.storage_id,
              "au_percent": [ep["au_percent"] for ep in r["epochs"]],
              "samples_per_second": [ep["samples_per_second"] for ep in r["epochs"]],
              "bytes_read": [ep["bytes_read"] for ep in r["epochs"]],

@@ -138,6 +138,9 @@ def run_rank(job: dict[str, Any], comm, progress: Callable[[str], None] | None =
             hook = checkpoint_hook(config, target, comm, scale=job.get("scale", 1.0), seed=job.get("seed", 0))
         result = run_training(config, data, comm, run_seed=job["run_seed"], checkpoint=hook, progress=progress)
         result["host"] = host_info()
+        # what this rank read through (reader.odirect turns local into direct): the page-cache
+        # warning follows it, not the key
+        result["storage"] = {"kind": storage.kind, "library": storage.library}
         return result
     from .checkpoint_run import run_checkpoint_rank
 
