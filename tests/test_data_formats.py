@@ -203,21 +203,89 @@ def test_parquet_reader_projects_columns_and_caches_row_groups(tmp_path):
 
 
 # -- csv ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("compression", ["none", "gzip", "bz2", "xz"])
-def test_csv_opens_with_loadtxt(tmp_path, compression):
+def _open_csv(filename: str):
+    """A text file object over a csv file as DLIO names them (.gz, .bz2, .xz, .zip)."""
     import bz2
     import gzip
     import lzma
+    import zipfile
 
+    if filename.endswith(".zip"):
+        zf = zipfile.ZipFile(filename)
+        (member,) = zf.namelist()
+        return io.TextIOWrapper(zf.open(member), encoding="ascii")
+    opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(os.path.splitext(filename)[1], open)
+    return opener(filename, "rt")
+
+
+@pytest.mark.parametrize("compression", ["none", "gzip", "bz2", "xz", "zip"])
+def test_csv_opens_with_loadtxt(tmp_path, compression):
     spec, root, storage = make(tmp_path, {"format": "csv", "num_samples_per_file": 4, "record_dims": [3, 5],
                                           "record_element_type": "int16", "compression": compression})
     key = spec.file_keys()[0]
-    opener = {"none": open, "gzip": gzip.open, "bz2": bz2.open, "xz": lzma.open}[compression]
-    with opener(path(root, key), "rt") as f:
-        table = np.loadtxt(f, delimiter=",", dtype=np.int64, ndmin=2)
-    assert table.shape == (4, 15)
+    with _open_csv(path(root, key)) as f:
+        table = np.loadtxt(f, delimiter=",", dtype=np.int64, ndmin=2, skiprows=1)  # DLIO's header line
+    assert table.shape == (4, 16) and table[:, 0].tolist() == [0, 1, 2, 3]  # and its index column
     samples, _ = our_samples(storage, spec, key)
-    assert all(np.array_equal(s, row) for s, row in zip(samples, table))
+    assert all(np.array_equal(s, row) for s, row in zip(samples, table[:, 1:]))
+
+
+def _pandas_table(text: str) -> tuple[list[str], list[list[str]]]:
+    """(columns, rows) as pandas.read_csv (DLIO's csv reader) reads a file: the first line is
+    the header, every other line a row; an index column comes back as a first column."""
+    lines = text.splitlines()
+    return lines[0].split(","), [line.split(",") for line in lines[1:]]
+
+
+def _dlio_csv(values: np.ndarray) -> str:
+    """A csv file as DLIO's generator writes it: DataFrame(records).to_csv(path) with pandas'
+    defaults (a header of column numbers after an empty index name, then each row's index)."""
+    header = "," + ",".join(str(c) for c in range(values.shape[1]))
+    return "\n".join([header, *(f"{i}," + ",".join(str(v) for v in row) for i, row in enumerate(values)), ""])
+
+
+@pytest.mark.parametrize("compression", ["none", "gzip", "zip"])
+def test_csv_files_are_dlios_both_ways(tmp_path, compression):
+    import gzip
+    import zipfile
+
+    # DLIO reads ours: pandas takes the first line as the header, so without one it lost a
+    # sample; with the index column each row is [i, values...], as with DLIO's own files
+    spec, root, storage = make(tmp_path, {"format": "csv", "num_samples_per_file": 5, "record_length_bytes": 300,
+                                          "compression": compression})
+    key = spec.file_keys()[1]
+    with _open_csv(path(root, key)) as f:
+        columns, rows = _pandas_table(f.read())
+    assert columns == ["", *map(str, range(300))]
+    assert len(rows) == 5 and all(len(r) == 301 and r[0] == str(i) for i, r in enumerate(rows))
+    samples, _ = our_samples(storage, spec, key)
+    assert [s.tolist() for s in samples] == [[int(v) for v in r[1:]] for r in rows]
+
+    # we read DLIO's: the header is no sample and the index column is no value
+    values = np.random.default_rng(7).integers(0, 255, size=(4, 300), dtype=np.uint8)
+    text = _dlio_csv(values).encode()
+    dlio_key = "dlio/img_0_of_1.csv" + {"none": "", "gzip": ".gz", "zip": ".zip"}[compression]
+    if compression == "gzip":
+        text = gzip.compress(text)
+    elif compression == "zip":
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("img_0_of_1.csv", text)  # pandas names the member after the file
+        text = buf.getvalue()
+    storage.put(dlio_key, text)
+    with get_format("csv").open(storage, dlio_key, spec) as f:
+        assert f.num_samples == 4
+        assert all(np.array_equal(f.read_sample(i), values[i]) for i in range(4))
+
+
+def test_csv_reads_files_without_header_or_index_too(tmp_path):
+    storage = open_storage(StorageSpec("local", "posix", root=str(tmp_path)))
+    spec = DatasetSpec.from_mapping({"format": "csv", "num_files_train": 1, "record_length_bytes": 3})
+    values = np.array([[1, 2, 3], [4, 5, 6]], dtype=np.uint8)
+    for name, text in (("savetxt.csv", "1,2,3\n4,5,6\n"), ("header.csv", "0,1,2\n1,2,3\n4,5,6\n")):
+        storage.put(name, text.encode())
+        with get_format("csv").open(storage, name, spec) as f:
+            assert f.num_samples == 2 and all(np.array_equal(f.read_sample(i), values[i]) for i in range(2))
 
 
 class RecordingStream(RandomStream):
@@ -245,20 +313,18 @@ def test_csv_turns_one_mib_of_values_into_text_at_a_time(tmp_path, dtype):
     assert storage.get("again.csv") == storage.get(spec.file_key("train", 0))  # the same bytes as generated
 
 
-def test_csv_gzip_level_0_hands_text_over_in_pieces_of_2_20_values(tmp_path):
-    # zlib level 0 cuts a stored block wherever input is handed over: the bytes stay those of
-    # text handed over 2**20 values at a time (as earlier versions did), whatever the step
+def test_csv_compressors_get_the_text_in_fixed_pieces(tmp_path):
+    # zlib level 0 cuts a stored block wherever input is handed over: the compressor gets the
+    # text in 1 MiB pieces (FixedPieces), whatever the steps the text is made in
     mapping = {"format": "csv", "num_files_train": 1, "num_samples_per_file": 3, "record_length_bytes": 1_000_000,
                "record_element_type": "int16"}
     stored, _, storage = make(tmp_path, {**mapping, "compression": "gzip", "compression_level": 0})
     plain = DatasetSpec.from_mapping(mapping)
     generate(plain, open_storage(StorageSpec("local", "posix", root=str(tmp_path / "plain"))))
     text = open(path(tmp_path / "plain", plain.file_key("train", 0)), "rb").read()
-    value_ends = np.flatnonzero(np.isin(np.frombuffer(text, np.uint8), (ord(","), ord("\n")))) + 1
-    cuts = [0, *value_ends[(1 << 20) - 1::1 << 20].tolist()]
-    assert len(cuts) == 2 and len(value_ends) == 1_500_000
+    assert len(text) > 3 << 20
     expected = zlib.compressobj(0, zlib.DEFLATED, 31)
-    data = b"".join(expected.compress(text[a:b]) for a, b in zip(cuts, [*cuts[1:], len(text)])) + expected.flush()
+    data = b"".join(expected.compress(text[a:a + (1 << 20)]) for a in range(0, len(text), 1 << 20)) + expected.flush()
     assert bytes(storage.get(stored.file_key("train", 0))) == data
 
 

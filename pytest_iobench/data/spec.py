@@ -42,7 +42,7 @@ FORMAT_COMPRESSIONS: dict[str, tuple[str, ...]] = {
     "npz": ("none", "zip"),
     "hdf5": ("none", "gzip", "lzf"),
     "parquet": ("none", "snappy", "zstd", "gzip", "lz4", "brotli"),
-    "csv": ("none", "gzip", "bz2", "xz"),
+    "csv": ("none", "gzip", "bz2", "xz", "zip"),
 }
 #: valid compression_level per compression (None: the compression takes no level)
 LEVELS: dict[str, tuple[int, int] | None] = {
@@ -50,7 +50,7 @@ LEVELS: dict[str, tuple[int, int] | None] = {
     "snappy": None, "lz4": None, "zstd": (1, 22), "brotli": (0, 11),
 }
 #: file name suffix DLIO adds to compressed csv files
-CSV_SUFFIX = {"gzip": ".gz", "bz2": ".bz2", "xz": ".xz"}
+CSV_SUFFIX = {"gzip": ".gz", "bz2": ".bz2", "xz": ".xz", "zip": ".zip"}
 
 #: parquet column types: "binary" is fixed_size_binary (the fast one for random bytes)
 PARQUET_DTYPES = ("binary", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",

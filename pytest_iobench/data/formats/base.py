@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import abc
 import io
+import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -166,6 +168,57 @@ def copy_random(stream: RandomStream, sink, nbytes: int, chunk: int, on_piece=No
             on_piece(view)
         sink.write(view)
         left -= view.nbytes
+
+
+class FixedPieces:
+    """Hands what is written on to ``out`` in pieces of exactly ``size`` bytes (the last, at
+    ``finish()``, shorter), whatever sizes it arrives in: for compressors whose output depends
+    on how input is handed over (zlib level 0 cuts a stored block at every call), so a file's
+    bytes do not depend on the write sizes upstream (spec.write_chunk_bytes, text steps).
+    Aligned large writes pass through without a copy; ``out`` must be done with a piece when
+    it returns (compressors copy their input)."""
+
+    def __init__(self, out: Callable[[memoryview], Any], size: int = MiB):
+        self.out = out
+        self.size = size
+        self._buf = memoryview(bytearray(size))
+        self._used = 0
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        n = view.nbytes
+        while view.nbytes:
+            if not self._used and view.nbytes >= self.size:
+                self.out(view[:self.size])
+                view = view[self.size:]
+                continue
+            take = min(view.nbytes, self.size - self._used)
+            self._buf[self._used:self._used + take] = view[:take]
+            self._used += take
+            view = view[take:]
+            if self._used == self.size:
+                self.out(self._buf)
+                self._used = 0
+        return n
+
+    def finish(self) -> None:
+        if self._used:
+            self.out(self._buf[:self._used])
+            self._used = 0
+
+
+#: the zip epoch: a fixed member timestamp keeps a zip's bytes a function of the spec
+ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+
+
+def zip_member(name: str, compressed: bool, level: int) -> zipfile.ZipInfo:
+    """A zip member entry with fixed metadata (npz members, zipped csv)."""
+    info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
+    info.compress_type = zipfile.ZIP_DEFLATED if compressed else zipfile.ZIP_STORED
+    info.external_attr = 0o600 << 16  # what np.savez's members get
+    if compressed:
+        info._compresslevel = level  # a slot in every version (3.13 adds a compress_level property over it)
+    return info
 
 
 # -- reading: a file object over range reads -------------------------------------------------

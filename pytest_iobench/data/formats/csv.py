@@ -1,18 +1,29 @@
-"""csv: one line per sample, the record's elements as comma-separated decimal numbers (no
-header, no index column): ``np.loadtxt(f, delimiter=",")`` and
-``pandas.read_csv(f, header=None)`` give a (num_samples, elements) table.
+"""csv: the layout DLIO writes (pandas' ``DataFrame.to_csv`` with its defaults): a header line
+of column numbers after an empty index name (``,0,1,...,E-1``), then one line per sample: its
+row number, then the record's E elements as decimal numbers. DLIO's reader,
+``pandas.read_csv(f, compression="infer")``, gives num_samples rows (the index comes back as a
+first column, as with DLIO's own files); ``np.loadtxt(f, delimiter=",", skiprows=1)[:, 1:]``
+gives the samples.
 
 Text is made by pyarrow's vectorised number-to-string cast, a slice of values at a time, so a
-record of any size streams. ``compression`` gzip, bz2 or xz compresses the stream (the file
-name gets .gz, .bz2 or .xz, as DLIO names them). A reader fetches the whole file once (a line
-cannot be found without reading what comes before it) and parses the line asked for.
+record of any size streams (the header too). ``compression`` gzip, bz2, xz or zip compresses
+the stream, and the file name gets .gz, .bz2, .xz or .zip, as DLIO names them (zip: one member
+named like the file without .zip, as pandas writes it). Compressors get the text in fixed
+pieces (FixedPieces), so the bytes do not depend on how the text was made.
+
+Reading fetches the whole file once (a line cannot be found without reading what comes before
+it) and parses the line asked for. It reads DLIO's files and files without a header or index
+column (np.savetxt's): a first line starting with "," is pandas' header with an index column;
+a first line "0,1,...,E-1" is a header without one; anything else is data.
 """
 
 from __future__ import annotations
 
 import bz2
 import gzip
+import io
 import lzma
+import zipfile
 import zlib
 
 import numpy as np
@@ -22,16 +33,16 @@ import pyarrow.compute as pc
 from ...storage.base import Storage, StreamWriter
 from ..random import RandomStream
 from ..spec import DatasetSpec
-from .base import FileInfo, Format, SampleFile, WriterSink
+from .base import FileInfo, FixedPieces, Format, SampleFile, WriterSink, zip_member
 
 #: bytes of values turned into text per step: the step's text is a few times larger (up to
 #: 25 characters per float64), so a fixed count of values would cost 8x more memory for float64
 #: than for uint8
 STEP_BYTES = 1 << 20
-#: values per compressor call where the compressed bytes depend on how text is handed over
-#: (zlib level 0 cuts a stored block at each call): the step of earlier versions, so such
-#: files keep their bytes. Other levels, bz2 and xz give the same bytes for any split.
-STORED_VALUES = 1 << 20
+#: column numbers of the header turned into text per step
+HEADER_STEP = 1 << 17
+#: characters of one value at most (float64 with sign, digits, exponent) and its separator
+_MAX_VALUE_CHARS = 26
 
 
 def _compressor(name: str, level: int):
@@ -51,12 +62,34 @@ def _decompress(name: str, data) -> bytes:
         return bz2.decompress(data)
     if name.endswith(".xz"):
         return lzma.decompress(data)
-    return data
+    if name.endswith(".zip"):
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            members = zf.namelist()
+            if len(members) != 1:
+                raise ValueError(f"{name}: a zipped csv holds one file, this one holds {len(members)}")
+            return zf.read(members[0])
+    return bytes(data)
+
+
+def _buffer_of(strings: pa.Array) -> pa.Buffer:
+    """The characters of a string array, back to back (no copy)."""
+    offsets = np.frombuffer(strings.buffers()[1], dtype=np.int32, count=len(strings) + 1, offset=strings.offset * 4)
+    return strings.buffers()[2].slice(int(offsets[0]), int(offsets[-1] - offsets[0]))
+
+
+def header_text(lo: int, hi: int, elements: int) -> pa.Buffer:
+    """Column numbers lo..hi-1 of the header, each after a comma (the first after the empty
+    index name), and the newline when ``hi`` is the last."""
+    names = pc.cast(pa.array(np.arange(lo, hi, dtype=np.int64)), pa.string())
+    joined = pc.binary_join_element_wise(pa.scalar(""), names, pa.scalar(","))  # ",<n>"
+    text = _buffer_of(joined)
+    return pa.py_buffer(text.to_pybytes() + b"\n") if hi == elements else text
 
 
 def values_text(values: np.ndarray, row_len: int, first: int) -> pa.Buffer:
     """CSV text of ``values`` (a run of the file's values, the first being value number
-    ``first`` of the file): commas between values, a newline after each row's last one."""
+    ``first`` of the file): each row starts with its row number and a comma, commas between
+    values, a newline after each row's last one."""
     strings = pc.cast(pa.array(values), pa.string())
     count = len(values)
     # cut the run where rows end; each segment's values are joined with commas in C++
@@ -64,19 +97,35 @@ def values_text(values: np.ndarray, row_len: int, first: int) -> pa.Buffer:
     cuts = np.arange(first_end, count, row_len, dtype=np.int64)
     bounds = np.unique(np.concatenate(([0], cuts, [count])))
     segments = pc.binary_join(pa.ListArray.from_arrays(pa.array(bounds.astype(np.int32)), strings), ",")
-    # what follows each segment: a newline where a row ends, a comma where the run cuts a row
+    # before each segment: "<row>," where it starts a row; after it: a newline where the row
+    # ends, a comma where the run cuts a row
+    at = first + bounds[:-1]
+    rows = pc.binary_join_element_wise(pc.cast(pa.array(at // row_len), pa.string()), pa.scalar(""), pa.scalar(","))
+    before = pc.if_else(pa.array(at % row_len == 0), rows, pa.scalar(""))
     ends_row = (first + bounds[1:]) % row_len == 0
     after = pa.array(np.where(ends_row, "\n", ","), pa.string())
-    joined = pc.binary_join_element_wise(segments, after, pa.scalar(""))
-    offsets = np.frombuffer(joined.buffers()[1], dtype=np.int32, count=len(joined) + 1, offset=joined.offset * 4)
-    return joined.buffers()[2].slice(int(offsets[0]), int(offsets[-1] - offsets[0]))
+    return _buffer_of(pc.binary_join_element_wise(before, segments, after, pa.scalar("")))
+
+
+def _layout(text: bytes) -> tuple[int, bool]:
+    """(where the data lines start, whether each line starts with an index column)."""
+    end = text.find(b"\n")
+    first = text[:end if end >= 0 else len(text)]
+    if first.startswith(b","):  # pandas' header: an empty index name, then the column names
+        return end + 1, True
+    fields = first.split(b",")
+    if fields == [str(i).encode() for i in range(len(fields))]:  # a header without an index column
+        return end + 1, False
+    return 0, False
 
 
 class CSVFile(SampleFile):
     def __init__(self, storage: Storage, key: str, spec: DatasetSpec):
         self.key = key
         self.dtype = spec.dtype
-        self.text = _decompress(key, bytes(storage.get(key)))
+        text = _decompress(key, storage.get(key))
+        skip, self.indexed = _layout(text)
+        self.text = text[skip:] if skip else text
         ends = np.flatnonzero(np.frombuffer(self.text, dtype=np.uint8) == 10)
         self.starts = np.concatenate(([0], ends[:-1] + 1)) if len(ends) else np.zeros(0, np.int64)
         self.ends = ends
@@ -84,8 +133,8 @@ class CSVFile(SampleFile):
 
     def read_sample(self, index: int) -> np.ndarray:
         self.check_index(index)
-        line = self.text[self.starts[index]:self.ends[index]]
-        return np.asarray(line.decode("ascii").split(","), dtype=self.dtype)
+        fields = self.text[self.starts[index]:self.ends[index]].decode("ascii").split(",")
+        return np.asarray(fields[1:] if self.indexed else fields, dtype=self.dtype)
 
     def close(self) -> None:
         self.text = b""
@@ -100,26 +149,46 @@ class CSV(Format):
         n = spec.num_samples_per_file
         total = elements * n
         sink = WriterSink(writer)
-        compressor = _compressor(spec.compression, spec.compression_level)
-        step = max(1, STEP_BYTES // spec.dtype.itemsize)  # divides STORED_VALUES (itemsizes are powers of 2)
-        batch = STORED_VALUES // step if spec.compression == "gzip" and spec.compression_level == 0 else 1
-        texts = []
+        out, finish = self._output(sink, spec, split, index, elements, n)
+        for lo in range(0, elements, HEADER_STEP):
+            out(header_text(lo, min(elements, lo + HEADER_STEP), elements))
+        step = max(1, STEP_BYTES // spec.dtype.itemsize)
         done = 0
         while done < total:
             count = min(step, total - done)
-            text = values_text(stream.array(count, spec.dtype), elements, done)
+            out(values_text(stream.array(count, spec.dtype), elements, done))
             done += count
-            if compressor is None:
-                sink.write(text)
-                continue
-            texts.append(text)
-            if len(texts) == batch or done == total:
-                sink.write(compressor.compress(texts[0] if len(texts) == 1 else b"".join(texts)))
-                texts = []
-        if compressor is not None:
-            sink.write(compressor.flush())
+        finish()
         sink.finish()
         return FileInfo(sink.position, n)
+
+    def _output(self, sink: WriterSink, spec: DatasetSpec, split: str, index: int, elements: int, n: int):
+        """(write, finish) of the file's text: straight into ``sink``, or through the compressor."""
+        compression, level = spec.compression, spec.compression_level
+        if compression == "none":
+            return sink.write, lambda: None
+        if compression == "zip":
+            name = spec.file_key(split, index).rsplit("/", 1)[-1].removesuffix(".zip")
+            zf = zipfile.ZipFile(sink, mode="w", allowZip64=True)
+            # the text's size is not known before it is written: zip64 sizes when it could pass 4 GiB
+            big = (elements * n + elements + n) * _MAX_VALUE_CHARS > zipfile.ZIP64_LIMIT
+            member = zf.open(zip_member(name, True, level), "w", force_zip64=big)
+            pieces = FixedPieces(member.write)
+
+            def finish_zip() -> None:
+                pieces.finish()
+                member.close()
+                zf.close()
+
+            return pieces.write, finish_zip
+        compressor = _compressor(compression, level)
+        pieces = FixedPieces(lambda piece: sink.write(compressor.compress(piece)))
+
+        def finish() -> None:
+            pieces.finish()
+            sink.write(compressor.flush())
+
+        return pieces.write, finish
 
     def open(self, storage: Storage, key: str, spec: DatasetSpec) -> SampleFile:
         return CSVFile(storage, key, spec)

@@ -4,8 +4,10 @@
 The archive streams through zipfile onto a non-seekable sink, so zipfile writes each member's
 sizes and CRC in a data descriptor after its data instead of seeking back. Timestamps are
 fixed so the bytes depend on the spec only. ``compression: zip`` deflates the members
-(np.savez_compressed); the default stores them, which lets a reader fetch sample i with one
-range read once it has parsed the zip directory and the npy header.
+(np.savez_compressed), fed in fixed pieces (deflate level 0 cuts a stored block at every
+write: the bytes would follow generation_buffer_size); the default stores them, which lets a
+reader fetch sample i with one range read once it has parsed the zip directory and the npy
+header.
 """
 
 from __future__ import annotations
@@ -19,21 +21,10 @@ import numpy as np
 from ...storage.base import Storage, StreamWriter
 from ..random import RandomStream
 from ..spec import DatasetSpec
-from .base import FileInfo, Format, RangeFile, SampleFile, WriterSink
+from .base import FileInfo, FixedPieces, Format, RangeFile, SampleFile, WriterSink, zip_member
 from .npy import HEADER_READ, SampleArray, npy_header, write_samples_array
 
-#: the zip epoch: a fixed member timestamp keeps the bytes a function of the spec
-_DATE = (1980, 1, 1, 0, 0, 0)
 _LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")
-
-
-def _member(name: str, compressed: bool, level: int) -> zipfile.ZipInfo:
-    info = zipfile.ZipInfo(name, date_time=_DATE)
-    info.compress_type = zipfile.ZIP_DEFLATED if compressed else zipfile.ZIP_STORED
-    info.external_attr = 0o600 << 16  # what np.savez's members get
-    if compressed:
-        info._compresslevel = level  # a slot in every version (3.13 adds a compress_level property over it)
-    return info
 
 
 class NpzFile(SampleFile):
@@ -86,10 +77,13 @@ class Npz(Format):
         x_bytes = n * int(np.prod(shape)) * spec.dtype.itemsize
         with zipfile.ZipFile(sink, mode="w", allowZip64=True) as zf:
             big = x_bytes + 4096 > zipfile.ZIP64_LIMIT
-            with zf.open(_member("x.npy", compressed, level), "w", force_zip64=big) as member:
-                write_samples_array(member, spec, split, index, stream)
+            with zf.open(zip_member("x.npy", compressed, level), "w", force_zip64=big) as member:
+                pieces = FixedPieces(member.write) if compressed else None
+                write_samples_array(pieces or member, spec, split, index, stream)
+                if pieces is not None:
+                    pieces.finish()
             labels = np.zeros(n, dtype=np.int64)
-            with zf.open(_member("y.npy", compressed, level), "w", force_zip64=labels.nbytes > zipfile.ZIP64_LIMIT) as member:
+            with zf.open(zip_member("y.npy", compressed, level), "w", force_zip64=labels.nbytes > zipfile.ZIP64_LIMIT) as member:
                 member.write(npy_header(labels.dtype, labels.shape, fortran_order=False))
                 member.write(labels)
         sink.finish()
