@@ -24,6 +24,36 @@ def test_measure_counts_repeats_not_warmups_and_reports_the_median():
     assert metric.warmup == [1000.0, 900.0]
 
 
+class _ReadFailed(RuntimeError):
+    def __init__(self, measured):
+        super().__init__("shard x is corrupted")
+        self.measured = measured
+
+
+def test_measure_keeps_what_was_measured_before_a_run_failed():
+    record = TestRecord("t", repeat=3, warmups=1)
+    units = {"write_GB_per_second": ("GB/s", "higher"), "read_GB_per_second": ("GB/s", "higher")}
+    runs = iter([{"write_GB_per_second": 9.0, "read_GB_per_second": 8.0},   # warm-up
+                 {"write_GB_per_second": 1.0, "read_GB_per_second": 2.0}])
+
+    def run():
+        try:
+            return next(runs)
+        except StopIteration:  # the second repeat writes, then a read fails
+            raise _ReadFailed({"write_GB_per_second": 3.0}) from None
+
+    with pytest.raises(_ReadFailed):
+        record.measure(run, units)
+    assert record.metrics["write_GB_per_second"].repeats == [1.0, 3.0]
+    assert record.metrics["write_GB_per_second"].warmup == [9.0]
+    assert record.metrics["read_GB_per_second"].repeats == [2.0]
+    # a plain failure in the first warm-up leaves nothing that has a counted value
+    empty = TestRecord("t", repeat=1, warmups=1)
+    with pytest.raises(ZeroDivisionError):
+        empty.measure(lambda: {"x": 1 / 0}, {"x": ("s", "lower")})
+    assert empty.metrics == {}
+
+
 @pytest.mark.parametrize("bad", [math.inf, math.nan, "fast", None])
 def test_metric_refuses_what_is_not_a_finite_number(bad):
     record = TestRecord("suite.py::test_x")

@@ -142,18 +142,36 @@ class TestRecord:
 
         ``run`` returns {metric name: value}; ``units`` gives each metric's (unit, direction).
         Records the median of the repeats per metric and returns those medians.
+
+        When a run raises, what the runs before it measured is recorded before the exception goes
+        on (the test fails with its figures kept). An exception with a ``measured`` attribute
+        ({name: value} of the metrics the failing run got before it failed) adds those values
+        too. A metric with no counted value (the failure came in a warm-up) is not recorded.
         """
         warm: dict[str, list[float]] = {name: [] for name in units}
         counted: dict[str, list[float]] = {name: [] for name in units}
         for i in range(self.warmups + self.repeat):
-            values = run()
             target = warm if i < self.warmups else counted
+            try:
+                values = run()
+            except Exception as exc:
+                partial = getattr(exc, "measured", None) or {}
+                for name in units:
+                    if name in partial:
+                        target[name].append(float(partial[name]))
+                self._record_measured(units, counted, warm)
+                raise
             for name in units:
                 target[name].append(float(values[name]))
+        return self._record_measured(units, counted, warm)
+
+    def _record_measured(self, units: Mapping[str, tuple[str, str]], counted: dict[str, list[float]],
+                         warm: dict[str, list[float]]) -> dict[str, float]:
         medians = {}
         for name, (unit, direction) in units.items():
-            medians[name] = statistics.median(counted[name])
-            self.metric(name, medians[name], unit, direction, counted[name], warm[name])
+            if counted[name]:
+                medians[name] = statistics.median(counted[name])
+                self.metric(name, medians[name], unit, direction, counted[name], warm[name])
         return medians
 
     def latency(self, name: str, seconds: Sequence[float], unit: str = "us",
