@@ -1,5 +1,7 @@
-"""Checkpoint write and read: shards verified on 1 and 2 ranks, fsync that takes effect,
-reads not served from the page cache, corrupted / missing shards named, a failed write that
+"""Checkpoint write and read: shards verified on 1 and 2 ranks, fsync that takes effect (and
+the results saying where it cannot be turned off), reads not served from the page cache (the
+drop verified; tmpfs, a drop that does not work and an O_DIRECT fallback that cannot open told
+apart), corrupted / missing shards named with the write figures kept, a failed write that
 leaves no complete-looking checkpoint, and the keys that shape the run."""
 
 from __future__ import annotations
@@ -13,13 +15,26 @@ import textwrap
 
 import pytest
 
-from pytest_iobench.mpi.checkpointing import record_checkpoint, run_checkpoint_session
+from pytest_iobench.mpi.checkpointing import (
+    CheckpointReadFailed,
+    checkpoint_warnings,
+    measure_checkpoints,
+    record_checkpoint,
+    run_checkpoint_session,
+)
 from pytest_iobench.mpi.session import MPISession
 from pytest_iobench.report.record import TestRecord as Record
 from pytest_iobench.storage import StorageError, StorageSpec, open_storage
 from pytest_iobench.storage.base import Storage
 from pytest_iobench.storage.wrapping import WrappedStorage, WrappedWriter
-from pytest_iobench.workload.checkpoint_io import MANIFEST, CheckpointError, CheckpointIncomplete, CheckpointIO
+from pytest_iobench.workload.checkpoint_io import (
+    MANIFEST,
+    CheckpointError,
+    CheckpointIncomplete,
+    CheckpointIO,
+    memory_filesystem,
+    resident_pages,
+)
 from pytest_iobench.workload.config import load_workload
 
 SMALL = ["checkpoint.num_checkpoints_write=2", "checkpoint.num_checkpoints_read=2",
@@ -44,8 +59,9 @@ def manifests(storage, folder="checkpoints/llama_8b"):
 class Faulty(WrappedStorage):
     """A real storage with one fault injected on one shard: ``corrupt`` rewrites it with a
     flipped byte before it is first read, ``lose`` deletes it, ``fail_write`` breaks its writer
-    half-way, ``keep_cache`` refuses to drop the page cache. Records whether each read found
-    the file's first page already in the page cache."""
+    half-way, ``keep_cache`` refuses to drop the page cache, ``fake_evict`` says it dropped it
+    and did nothing (as posix_fadvise does on tmpfs). Records whether each read found the file's
+    first page already in the page cache."""
 
     def __init__(self, inner: Storage, target: str = "", fault: str = "", hide_spec: bool = False):
         super().__init__(inner)
@@ -96,6 +112,8 @@ class Faulty(WrappedStorage):
         return writer
 
     def evict_cache(self, keys):
+        if self.fault == "fake_evict":
+            return True
         return False if self.fault == "keep_cache" else self.inner.evict_cache(keys)
 
 
@@ -125,19 +143,99 @@ def test_write_then_read_back_verified(local, ranks):
     record = Record("t")
     record_checkpoint(record, outcome)
     rates = [b / s / 1e9 for b, s in zip(outcome.write_bytes, outcome.write_seconds)]
+    # a run's figure is the mean over its checkpoints (DLIO's mean GB/s)
     assert record.metrics["checkpoint_write_GB_per_second"].value == pytest.approx(sum(rates) / 2)
-    assert record.metrics["checkpoint_write_GB_per_second"].repeats == pytest.approx(rates)
     assert record.metrics["checkpoint_read_GiB_per_second"].unit == "GiB/s"
     assert record.metrics["checkpoint_size_GiB"].value == pytest.approx(size / 2**30)
     assert any("layout is computed for the model's 8 ranks" in w for w in record.warnings)
-    assert len(record.details["checkpoint"]["per_rank"]) == ranks
+    run = record.details["checkpoint"]["runs"][0]
+    assert len(run["per_rank"]) == ranks and run["write_seconds"] == outcome.write_seconds
+
+
+def test_measure_repeats_whole_runs_and_records_warmups(local):
+    record = Record("t", repeat=2, warmups=1)
+    sessions = []
+
+    def run():
+        sessions.append(run_checkpoint_session(MPISession(), llama(), local, ranks=1, scale=SCALE))
+        return sessions[-1]
+
+    outcomes = measure_checkpoints(record, run, llama())
+    assert outcomes == sessions and len(sessions) == 3, "one warm-up and two counted runs, each a whole session"
+    means = [o.figures()["checkpoint_read_GB_per_second"] for o in sessions]
+    metric = record.metrics["checkpoint_read_GB_per_second"]
+    assert metric.warmup == pytest.approx(means[:1]) and metric.repeats == pytest.approx(means[1:])
+    assert metric.value == pytest.approx(sum(means[1:]) / 2)
+    runs = record.details["checkpoint"]["runs"]
+    assert [r["warmup"] for r in runs] == [True, False, False]
+    assert all(len(r["write_seconds"]) == 2 and len(r["read_seconds"]) == 2 for r in runs), "per checkpoint"
 
 
 def test_reads_do_not_come_from_the_page_cache(local):
     probe = Faulty(local)
     outcome = run_checkpoint_session(MPISession(), llama(), probe, ranks=1, scale=SCALE)
     assert outcome.cache == "evicted"
+    detail = outcome.results[0]["cache_detail"]
+    assert detail["resident_pages"] == 0 and detail["pages"] > 0, "the drop is verified page by page"
     assert probe.cached_reads and not any(probe.cached_reads), "a shard was still in the page cache"
+
+
+def test_resident_pages_sees_what_is_in_memory(local):
+    local.put("f", os.urandom(1 << 20))
+    path = os.path.join(local.root, "f")
+    assert resident_pages(path) == (256, 256), "just written: every page is in memory"
+    assert local.evict_cache(["f"])
+    assert resident_pages(path) == (0, 256)
+    bytes(local.get_range("f", 0, 4096))
+    assert 0 < resident_pages(path)[0] < 256, "reading a page brings it (and its readahead) back"
+
+
+def test_a_drop_that_does_not_work_is_found_and_o_direct_used(local):
+    outcome = run_checkpoint_session(MPISession(), llama(), Faulty(local, fault="fake_evict"), ranks=1, scale=SCALE)
+    assert outcome.cache == "odirect", "the drop said done, the pages stayed: read through O_DIRECT"
+    detail = outcome.results[0]["cache_detail"]
+    assert detail["resident_pages"] == detail["pages"] > 0
+    assert any("dropping the page cache did not work; the shards were read through O_DIRECT" in w
+               and "pages stayed in memory" in w for w in outcome.warnings)
+
+
+@pytest.fixture
+def shm_root():
+    if not os.path.isdir("/dev/shm") or memory_filesystem("/dev/shm") is None:
+        pytest.skip("no tmpfs at /dev/shm")
+    root = f"/dev/shm/iobench-test-{os.getpid()}-{os.urandom(3).hex()}"
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_root_on_tmpfs_is_memory_not_evicted(shm_root):
+    storage = open_storage(StorageSpec("local", "posix", root=shm_root))
+    # posix_fadvise succeeds there and drops nothing: the storage says it evicted
+    outcome = run_checkpoint_session(MPISession(), llama(), storage, ranks=1, scale=SCALE)
+    assert outcome.cache == "memory"
+    assert outcome.results[0]["cache_detail"]["filesystem"] == "tmpfs"
+    assert any(w.startswith("the checkpoint is on a file system in memory: every read came from memory")
+               and "tmpfs" in w for w in outcome.warnings)
+    record = Record("t")
+    record_checkpoint(record, outcome)
+    assert record.details["checkpoint"]["cache_between_write_and_read"] == "memory"
+
+
+def test_an_o_direct_fallback_that_cannot_open_says_reads_may_be_from_memory(local, tmp_path):
+    # the cache is kept and the O_DIRECT storage cannot be opened (its root is not a directory;
+    # a file system refusing O_DIRECT fails at the same place): the run goes on, and says so
+    (tmp_path / "not-a-dir").write_bytes(b"")
+    faulty = Faulty(local, fault="keep_cache")
+    faulty.spec = StorageSpec("local", "posix", root=str(tmp_path / "not-a-dir"))
+    from pytest_iobench.mpi.context import SingleRank
+    from pytest_iobench.workload.checkpoint_run import run_checkpoint_rank
+    from pytest_iobench.workload.job import checkpoint_job
+
+    config = llama()
+    result = run_checkpoint_rank(checkpoint_job(config, local.spec, scale=SCALE, seed=1), config, SingleRank(),
+                                 storage=faulty)
+    assert result["cache"] == "none" and len(result["reads"]) == 2
+    assert "O_DIRECT is not possible either" in result["cache_detail"]["note"]
 
 
 def test_when_the_cache_cannot_be_dropped_the_results_say_so(local):
@@ -152,11 +250,12 @@ def test_when_the_cache_cannot_be_dropped_the_results_say_so(local):
     result = run_checkpoint_rank(job, config, SingleRank(), storage=probe)
     assert result["cache"] == "none"
     assert any(probe.cached_reads), "without the drop, reads find the shards in memory"
-    from pytest_iobench.mpi.checkpointing import CheckpointOutcome, checkpoint_warnings
+    from pytest_iobench.mpi.checkpointing import CheckpointOutcome
 
     outcome = CheckpointOutcome(config, 1, "local-posix", SCALE, result["layout"], [result], None,
                                 read_seconds=[r["seconds"] for r in result["reads"]], cache=result["cache"])
-    assert any("could not be dropped and O_DIRECT was not possible" in w for w in checkpoint_warnings(config, outcome, 8))
+    assert any("could not be dropped and O_DIRECT was not possible" in w and "pages still in memory" in w
+               for w in checkpoint_warnings(config, outcome, 8))
 
 
 def test_page_cache_kept_falls_back_to_o_direct(local):
@@ -174,6 +273,24 @@ def test_a_bad_shard_at_read_time_fails_naming_it(local, fault, message):
     faulty = Faulty(local, target="step2/zero_pp_rank_3_mp_rank_00_optim_states.pt", fault=fault)
     with pytest.raises(CheckpointError, match=message):
         run_checkpoint_session(MPISession(), llama(), faulty, ranks=1, scale=SCALE)
+
+
+def test_a_failed_read_keeps_the_write_figures(local):
+    # the suite's path: measure the runs; the second checkpoint read back finds a corrupted shard
+    faulty = Faulty(local, target="step2/zero_pp_rank_3_mp_rank_00_optim_states.pt", fault="corrupt")
+    record = Record("t")
+    with pytest.raises(CheckpointReadFailed, match="zero_pp_rank_3_mp_rank_00_optim_states.pt is corrupted") as caught:
+        measure_checkpoints(record, lambda: run_checkpoint_session(MPISession(), llama(), faulty, ranks=1,
+                                                                   scale=SCALE), llama())
+    written = caught.value.outcome
+    assert len(written.write_seconds) == 2 and written.write_bytes == [written.size_bytes] * 2
+    assert record.metrics["checkpoint_write_GB_per_second"].value == pytest.approx(
+        written.figures()["checkpoint_write_GB_per_second"])
+    # checkpoint step1 was read (num_checkpoints_read=2: step1, then step2, which fails)
+    assert record.metrics["checkpoint_read_seconds"].value == pytest.approx(written.read_seconds[0])
+    assert len(written.read_seconds) == 1
+    errors = record.details["checkpoint"]["runs"][0]["read_errors"]
+    assert [e["rank"] for e in errors] == [0] and "zero_pp_rank_3_mp_rank_00_optim_states.pt" in errors[0]["message"]
 
 
 def test_a_failed_write_leaves_no_complete_looking_checkpoint(local):
@@ -216,9 +333,12 @@ def test_a_failed_rank_write_under_mpi_leaves_no_manifest(local, tmp_path):
 def test_randomize_tensor_and_time_between_checkpoints_take_effect(local, tmp_path):
     varied = run_checkpoint_session(MPISession(), llama("checkpoint.time_between_checkpoints=0.3"), local,
                                     ranks=1, scale=SCALE, prefix="varied")
-    assert varied.run.duration >= 0.3
-    run_checkpoint_session(MPISession(), llama("checkpoint.randomize_tensor=False"), local, ranks=1,
-                           scale=SCALE, prefix="same")
+    first_write, second_write = varied.results[0]["writes"]
+    assert first_write["paused_before"] == 0 and second_write["paused_before"] >= 0.3
+    assert second_write["started"] - first_write["ended"] >= 0.3, "the pause lies between the two writes"
+    same = run_checkpoint_session(MPISession(), llama("checkpoint.randomize_tensor=False"), local, ranks=1,
+                                  scale=SCALE, prefix="same")
+    assert [w["paused_before"] for w in same.results[0]["writes"]] == [0, 0], "no pause: none slept"
     crcs = lambda prefix: [{e["name"]: e["crc32c"] for e in m["shards"]}  # noqa: E731
                            for m in manifests(open_storage(StorageSpec("local", "posix", root=os.path.join(local.root, prefix))))]
     first, second = crcs("varied")
@@ -265,7 +385,20 @@ def test_checkpoint_fsync_takes_effect(tmp_path, library):
     assert counts["True"] == 16
     if library == "posix":
         assert counts["False"] == 0, "without checkpoint.fsync, no shard is fsynced"
-    # (s3dlio's file writer fsyncs on finalize whatever it is asked: its False case is not ours to change)
+    else:  # s3dlio's file writer fsyncs on finalize whatever it is asked: the results say so
+        assert counts["False"] == 16
+        storage = open_storage(StorageSpec("local", library, root=str(tmp_path / "root-False")))
+        config = llama("checkpoint.fsync=False")
+        outcome = CheckpointOutcomeFor(config, storage)
+        assert any(w.startswith("checkpoint.fsync: False does not take effect on local-s3dlio")
+                   for w in checkpoint_warnings(config, outcome, 8, storage))
+
+
+def CheckpointOutcomeFor(config, storage):  # noqa: N802  an outcome with nothing run, for its warnings
+    from pytest_iobench.mpi.checkpointing import CheckpointOutcome
+    from pytest_iobench.workload.checkpoint_layout import layout_for
+
+    return CheckpointOutcome(config, 8, storage.id, 1.0, layout_for(config, processes=8).to_dict(), [], None)
 
 
 def test_subset_mode_writes_only_the_running_ranks_shards(local):

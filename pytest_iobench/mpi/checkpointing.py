@@ -1,27 +1,64 @@
 """A checkpoint run from start to end: launch the ranks, reduce per checkpoint, say what the
-figures mean.
+figures mean; and a test's measurement of it, with warm-ups and repeats.
 
     outcome = run_checkpoint_session(session, config, scratch_storage, ranks=2, scale=1/1000)
     outcome.write_seconds, outcome.write_bytes_per_second, outcome.warnings
+    measure_checkpoints(record, lambda: run_checkpoint_session(...), config)   # in a test
 
 A checkpoint's write (read) duration is the longest rank's; its throughput is the
-checkpoint's bytes over that duration (GB = 10^9, GiB = 2^30).
+checkpoint's bytes over that duration (GB = 10^9, GiB = 2^30). A *run* writes
+num_checkpoints_write checkpoints and reads num_checkpoints_read back; its figure is the mean
+over its checkpoints (DLIO's save/load_checkpoint_io_mean_GB_per_second). --iobench-warmup and
+--iobench-repeat repeat whole runs: the reported value is the median over the counted runs.
 """
 
 from __future__ import annotations
 
 import secrets
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
 from ..storage import Storage
+from ..workload.checkpoint_io import CheckpointError
 from ..workload.checkpoint_layout import layout_for
+from ..workload.checkpoint_run import CACHE_STATES, planned_counts
 from ..workload.config import WorkloadConfig
 from ..workload.job import checkpoint_job
 from ..workload.metrics import GB, GiB
 from .session import MPISession, SessionRun
+
+#: (storage kind, library) whose file writers make every file durable whatever they are asked
+#: (strace: s3dlio's file:// and direct:// writers fsync each file when finalized), used when the
+#: storage does not say so itself (an ``always_syncs`` attribute)
+ALWAYS_SYNCS = {("local", "s3dlio"), ("direct", "s3dlio")}
+#: (storage kind, library) whose writes go through the page cache though the storage is
+#: "direct" (strace: s3dlio's direct:// writer opens without O_DIRECT; its reads use it), used
+#: when the storage does not say so itself (its ``write_is_direct``, and ``write_caveat`` for
+#: the warning's text)
+BUFFERED_DIRECT_WRITES = {("direct", "s3dlio")}
+
+
+def _declared(storage: Storage, name: str) -> Any:
+    """A capability the storage declares (a wrapper: the storage it wraps), None where it does not."""
+    while getattr(storage, "inner", None) is not None:
+        storage = storage.inner
+    return getattr(storage, name, None)
+
+
+def always_syncs(storage: Storage) -> bool:
+    declared = _declared(storage, "always_syncs")
+    return bool(declared) if declared is not None else (storage.kind, storage.library) in ALWAYS_SYNCS
+
+
+def writes_are_direct(storage: Storage) -> bool:
+    """Whether a direct storage's writes really bypass the page cache."""
+    declared = _declared(storage, "write_is_direct")
+    if declared is not None:
+        return bool(declared)
+    return storage.kind == "direct" and (storage.kind, storage.library) not in BUFFERED_DIRECT_WRITES
 
 
 @dataclass
@@ -32,7 +69,7 @@ class CheckpointOutcome:
     scale: float
     layout: dict[str, Any]
     results: list[dict[str, Any]]
-    run: SessionRun
+    run: SessionRun | None
     #: per checkpoint: the longest rank's seconds, and the bytes every rank wrote (read)
     write_seconds: list[float] = field(default_factory=list)
     write_bytes: list[int] = field(default_factory=list)
@@ -40,6 +77,10 @@ class CheckpointOutcome:
     read_bytes: list[int] = field(default_factory=list)
     cache: str = "none"
     warnings: list[str] = field(default_factory=list)
+    #: what the storage does with checkpoint.fsync (True/False, or "not applicable" on S3)
+    fsync: bool | str = False
+    #: {rank, checkpoint, message} of every shard that could not be read back as written
+    read_errors: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def size_bytes(self) -> int:
@@ -67,10 +108,44 @@ class CheckpointOutcome:
                 "read_bytes_per_second": mean(self.read_bytes_per_second),
                 "read_seconds_mean": mean(self.read_seconds)}
 
+    def figures(self) -> dict[str, float]:
+        """This run's metrics: per phase measured, the mean over its checkpoints."""
+        values = {}
+        for phase, seconds, rates in (("write", self.write_seconds, self.write_bytes_per_second),
+                                      ("read", self.read_seconds, self.read_bytes_per_second)):
+            if seconds:
+                values[f"checkpoint_{phase}_seconds"] = statistics.fmean(seconds)
+                values[f"checkpoint_{phase}_GB_per_second"] = statistics.fmean(rates) / GB
+                values[f"checkpoint_{phase}_GiB_per_second"] = statistics.fmean(rates) / GiB
+        return values
+
+
+class CheckpointReadFailed(CheckpointError):
+    """A shard could not be read back as written. ``outcome`` holds what the run measured before
+    (its writes, the reads that completed); ``measured`` its figures, for TestRecord.measure."""
+
+    def __init__(self, message: str, outcome: CheckpointOutcome):
+        super().__init__(message)
+        self.outcome = outcome
+        self.measured = outcome.figures()
+
+
+def checkpoint_units(config: WorkloadConfig) -> dict[str, tuple[str, str]]:
+    """The metrics a run of ``config`` measures, with (unit, direction)."""
+    writes, reads = planned_counts(config)
+    units = {}
+    for phase, count in (("write", writes), ("read", reads)):
+        if count:
+            units[f"checkpoint_{phase}_seconds"] = ("s", "lower")
+            units[f"checkpoint_{phase}_GB_per_second"] = ("GB/s", "higher")
+            units[f"checkpoint_{phase}_GiB_per_second"] = ("GiB/s", "higher")
+    return units
+
 
 def run_checkpoint_session(session: MPISession, config: WorkloadConfig, storage: Storage, *, ranks: int,
                            prefix: str = "", scale: float = 1.0, seed: int | None = None) -> CheckpointOutcome:
-    """Write and read back ``config``'s checkpoints on ``ranks`` ranks under ``prefix``."""
+    """Write and read back ``config``'s checkpoints on ``ranks`` ranks under ``prefix``.
+    A shard not read back as written raises CheckpointReadFailed, naming it (and its rank)."""
     if storage.spec is None:
         raise ValueError(f"{storage!r} has no spec: open it with open_storage so ranks can open it too")
     seed = secrets.randbits(31) if seed is None else seed
@@ -86,11 +161,19 @@ def run_checkpoint_session(session: MPISession, config: WorkloadConfig, storage:
         outcome.read_seconds.append(max(r["reads"][i]["seconds"] for r in results))
         outcome.read_bytes.append(sum(r["reads"][i]["bytes"] for r in results))
     outcome.cache = results[0]["cache"]
-    outcome.warnings = checkpoint_warnings(config, outcome, layout.ranks)
+    outcome.fsync = "not applicable" if storage.kind == "s3" else config.checkpoint.fsync
+    outcome.read_errors = results[0].get("read_errors", [])
+    outcome.warnings = checkpoint_warnings(config, outcome, layout.ranks, storage)
+    if outcome.read_errors:
+        first = outcome.read_errors[0]
+        who = f"rank {first['rank']} of {ranks}: " if ranks > 1 else ""
+        others = f" ({len(outcome.read_errors) - 1} more ranks failed too)" if len(outcome.read_errors) > 1 else ""
+        raise CheckpointReadFailed(f"{who}{first['message']}{others}", outcome)
     return outcome
 
 
-def checkpoint_warnings(config: WorkloadConfig, outcome: CheckpointOutcome, layout_ranks: int) -> list[str]:
+def checkpoint_warnings(config: WorkloadConfig, outcome: CheckpointOutcome, layout_ranks: int,
+                        storage: Storage | None = None) -> list[str]:
     warnings = []
     if outcome.scale != 1:
         frac = Fraction(outcome.scale).limit_denominator(10**9)
@@ -104,51 +187,117 @@ def checkpoint_warnings(config: WorkloadConfig, outcome: CheckpointOutcome, layo
     if config.checkpoint.mode == "subset" and outcome.size_bytes < outcome.layout["size_bytes"]:
         warnings.append(f"checkpoint.mode: subset: only the shards of layout ranks 0-{outcome.ranks - 1} are written "
                         f"({outcome.size_bytes:,} of {outcome.layout['size_bytes']:,} bytes per checkpoint)")
-    if outcome.read_seconds and outcome.cache == "none":
-        warnings.append("the page cache of the shards could not be dropped and O_DIRECT was not possible: "
-                        "reads may have come from memory, not the storage")
+    warnings.extend(_cache_warnings(outcome))
+    if storage is not None:
+        if not config.checkpoint.fsync and storage.kind != "s3" and always_syncs(storage):
+            warnings.append(f"checkpoint.fsync: False does not take effect on {storage.id}: its file writer fsyncs "
+                            "every shard when it finishes it, so the write times include an fsync")
+        if storage.kind == "direct" and not writes_are_direct(storage):
+            warnings.append(_declared(storage, "write_caveat") or (
+                f"writes to {storage.id} are not direct: the library writes through the page cache "
+                "(without O_DIRECT), so write times are those of buffered writes (reads use O_DIRECT)"))
     if config.not_emulated:
         warnings.append(config.describe_not_emulated())
     warnings.extend(config.notes)
     return warnings
 
 
-def record_checkpoint(record, outcome: CheckpointOutcome) -> None:
-    """Put a checkpoint outcome into a test's result record (report.record.TestRecord)."""
-    config = outcome.config
+def _cache_warnings(outcome: CheckpointOutcome) -> list[str]:
+    """What the cache state between write and read means for the read figures."""
+    if not outcome.read_seconds and not outcome.read_errors:
+        return []
+    notes = sorted({d["note"] for r in outcome.results for d in [r.get("cache_detail") or {}] if d.get("note")})
+    why = f" ({'; '.join(notes)})" if notes else ""
+    if outcome.cache == "memory":
+        return [f"the checkpoint is on a file system in memory: every read came from memory, not from a device{why}"]
+    if outcome.cache == "none":
+        return ["the page cache of the shards could not be dropped and O_DIRECT was not possible: "
+                f"reads may have come from memory, not the storage{why}"]
+    if outcome.cache == "odirect" and any((r.get("cache_detail") or {}).get("resident_pages") for r in outcome.results):
+        return [f"dropping the page cache did not work; the shards were read through O_DIRECT instead{why}"]
+    if outcome.cache == "no-client-cache":
+        return ["S3: the client keeps no cache, nothing to drop between write and read; the server may serve "
+                "the reads from its own cache, which is not ours to drop"]
+    return []
+
+
+def measure_checkpoints(record, run: Callable[[], CheckpointOutcome], config: WorkloadConfig) -> list[CheckpointOutcome]:
+    """Measure checkpoint runs through ``record.measure`` (TestRecord): --iobench-warmup runs
+    (recorded, not counted), then --iobench-repeat runs, each a whole write + read session
+    (``run``); then ``record_checkpoint``. A run whose read fails (CheckpointReadFailed) still
+    has its write figures recorded before the error goes on."""
+    outcomes: list[CheckpointOutcome] = []
+
+    def once() -> dict[str, float]:
+        try:
+            outcome = run()
+        except CheckpointReadFailed as exc:
+            outcomes.append(exc.outcome)
+            raise
+        outcomes.append(outcome)
+        return outcome.figures()
+
+    try:
+        record.measure(once, checkpoint_units(config))
+    finally:
+        if outcomes:
+            record_checkpoint(record, outcomes, warmups=record.warmups)
+    return outcomes
+
+
+def record_checkpoint(record, outcomes: CheckpointOutcome | list[CheckpointOutcome], warmups: int = 0) -> None:
+    """Put checkpoint runs into a test's result record (report.record.TestRecord): sizes,
+    warnings and details (every run's per-checkpoint and per-rank figures). The first
+    ``warmups`` runs are warm-ups. A single outcome given alone also gets its metrics (the
+    mean over its checkpoints); through ``measure_checkpoints``, ``measure`` records them."""
+    single = isinstance(outcomes, CheckpointOutcome)
+    runs = [outcomes] if single else list(outcomes)
+    last = runs[-1]
+    config = last.config
     record.kind = "checkpoint"
     record.params.setdefault("workload", config.name)
-    record.params.setdefault("ranks", outcome.ranks)
-    record.params.setdefault("scale", outcome.scale)
-    record.metric("checkpoint_size_GB", outcome.size_bytes / GB, "GB", "none")
-    record.metric("checkpoint_size_GiB", outcome.size_bytes / GiB, "GiB", "none")
-    for phase, seconds, rates in (("write", outcome.write_seconds, outcome.write_bytes_per_second),
-                                  ("read", outcome.read_seconds, outcome.read_bytes_per_second)):
-        if not seconds:
-            continue
-        median_seconds = statistics.median(seconds)
-        median_rate = statistics.median(rates)
-        record.metric(f"checkpoint_{phase}_seconds", median_seconds, "s", "lower", repeats=seconds)
-        record.metric(f"checkpoint_{phase}_GB_per_second", median_rate / GB, "GB/s", "higher",
-                      repeats=[r / GB for r in rates])
-        record.metric(f"checkpoint_{phase}_GiB_per_second", median_rate / GiB, "GiB/s", "higher",
-                      repeats=[r / GiB for r in rates])
-    for warning in outcome.warnings:
-        record.warn(warning)
+    record.params.setdefault("ranks", last.ranks)
+    record.params.setdefault("scale", last.scale)
+    record.metric("checkpoint_size_GB", last.size_bytes / GB, "GB", "none")
+    record.metric("checkpoint_size_GiB", last.size_bytes / GiB, "GiB", "none")
+    if single:
+        units = checkpoint_units(config)
+        for name, value in last.figures().items():
+            record.metric(name, value, *units[name])
+    for outcome in runs:
+        for warning in outcome.warnings:
+            record.warn(warning)
+    states = [o.cache for o in runs]
     record.details["checkpoint"] = {
         "workload": config.name,
         "source": config.source,
         "overrides": config.overrides,
-        "storage": outcome.storage_id,
-        "processes": outcome.ranks,
-        "layout": outcome.layout,
-        "fsync": config.checkpoint.fsync,
-        "cache_between_write_and_read": outcome.cache,
+        "storage": last.storage_id,
+        "processes": last.ranks,
+        "layout": last.layout,
+        "fsync": last.fsync,
+        **({"fsync_note": "S3 has no fsync: an object is durable once its upload completes"}
+           if last.fsync == "not applicable" else {}),
+        "cache_between_write_and_read": min(states, key=CACHE_STATES.index),
+        "metric_of_a_run": "the mean over its checkpoints; the reported value is the median over the counted runs",
+        "runs": [_run_details(o, warmup=i < warmups) for i, o in enumerate(runs)],
+    }
+
+
+def _run_details(outcome: CheckpointOutcome, *, warmup: bool) -> dict[str, Any]:
+    return {
+        "warmup": warmup,
+        "cache": outcome.cache,
         "write_seconds": outcome.write_seconds,
+        "write_bytes": outcome.write_bytes,
         "read_seconds": outcome.read_seconds,
+        "read_bytes": outcome.read_bytes,
+        "read_errors": outcome.read_errors,
         "per_rank": [{"rank": r["rank"], "shards": len(r["shards"]),
                       "write_seconds": [w["seconds"] for w in r["writes"]],
                       "write_bytes": [w["bytes"] for w in r["writes"]],
+                      "paused_before_write": [w.get("paused_before", 0.0) for w in r["writes"]],
                       "read_seconds": [x["seconds"] for x in r["reads"]],
-                      "read_bytes": [x["bytes"] for x in r["reads"]]} for r in outcome.results],
+                      "read_bytes": [x["bytes"] for x in r["reads"]],
+                      "cache": r.get("cache_detail")} for r in outcome.results],
     }

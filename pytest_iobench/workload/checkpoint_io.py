@@ -10,11 +10,20 @@ with ``randomize_tensor`` (DLIO's default), of (seed, shard) without it (every c
 same bytes, as a deduplicating store would like). Shards stream through the storage's
 writer (multipart on S3) from one reused buffer: memory does not grow with shard size.
 Reads take each shard whole and check its size and CRC32C against the manifest.
+
+Whether a read can come from the page cache is checked, not assumed: ``resident_pages`` counts
+the pages of a file that are in memory (mincore over a mapping that touches none of them), and
+``memory_filesystem`` tells a tmpfs or ramfs root, where the files are memory and there is no
+cache to drop.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
+import mmap
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +41,12 @@ MANIFEST = "manifest.json"
 WRITE_BUFFER = 8 * BLOCK
 #: shards larger than this are read in ranges of this size (bounded memory)
 READ_PIECE = 64 << 20
+
+
+#: file systems whose files live in memory: nothing to drop, every read is from memory
+MEMORY_FILESYSTEMS = ("tmpfs", "ramfs", "devtmpfs")
+#: mincore over windows of at most this many bytes (a mapping of a huge shard stays small)
+_MINCORE_WINDOW = 1 << 30
 
 
 class CheckpointError(RuntimeError):
@@ -137,3 +152,75 @@ class CheckpointIO:
         if crc != entry["crc32c"]:
             raise CheckpointError(f"shard {key} is corrupted: CRC32C {crc:08x}, written {entry['crc32c']:08x}")
         return got, seconds
+
+
+# -- page-cache state of shard files ------------------------------------------------------------
+def _unescape(field: str) -> str:
+    """A /proc/self/mountinfo path field (spaces and such are written as \\040 octal escapes)."""
+    return field.encode().decode("unicode_escape").encode("latin-1").decode("utf-8", "replace")
+
+
+def filesystem_type(path: str) -> str | None:
+    """The type of the file system holding ``path`` (its longest mount point in
+    /proc/self/mountinfo, the last mounted on top winning); None where that cannot be read."""
+    target = os.path.realpath(path)
+    best, kind = "", None
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
+            lines = f.readlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split()
+        if "-" not in fields:
+            continue
+        mount_point = _unescape(fields[4])
+        inside = target == mount_point or target.startswith(mount_point.rstrip("/") + "/")
+        if inside and len(mount_point) >= len(best):
+            best, kind = mount_point, fields[fields.index("-") + 1]
+    return kind
+
+
+def memory_filesystem(path: str) -> str | None:
+    """'tmpfs' (or 'ramfs', ...) when ``path`` is on a file system that lives in memory, else None."""
+    kind = filesystem_type(path)
+    return kind if kind in MEMORY_FILESYSTEMS else None
+
+
+def _libc():
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_ubyte)]
+    return libc
+
+
+def resident_pages(path: str) -> tuple[int, int]:
+    """(pages of ``path`` in the page cache, pages in all), by mincore on a read-only mapping of
+    the file, which reads nothing and so changes nothing. Raises OSError where that fails."""
+    libc = _libc()
+    page = mmap.PAGESIZE
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        resident = total = 0
+        for offset in range(0, size, _MINCORE_WINDOW):
+            length = min(_MINCORE_WINDOW, size - offset)
+            pages = -(-length // page)
+            addr = libc.mmap(None, length, mmap.PROT_READ, mmap.MAP_SHARED, fd, offset)
+            if addr in (None, ctypes.c_void_p(-1).value):
+                err = ctypes.get_errno()
+                raise OSError(err, f"mmap of {path} for mincore: {os.strerror(err)}")
+            try:
+                vec = (ctypes.c_ubyte * pages)()
+                if libc.mincore(addr, length, vec) != 0:
+                    err = ctypes.get_errno()
+                    raise OSError(err, f"mincore of {path}: {os.strerror(err)}")
+                resident += int((np.frombuffer(vec, dtype=np.uint8) & 1).sum())
+                total += pages
+            finally:
+                libc.munmap(addr, length)
+        return resident, total
+    finally:
+        os.close(fd)

@@ -1,23 +1,31 @@
 """Checkpointing on one rank: write ``num_checkpoints_write`` checkpoints, then read
 ``num_checkpoints_read`` of them back (the latest), verifying every shard.
 
-Between writing and reading, the page cache of the shards is dropped (``evict_cache``); where
-that is not possible on local files, they are read through O_DIRECT instead; where neither is
-possible, the result says reads may come from memory. When fewer processes run than the
-layout has ranks, process p writes and reads the shards of layout ranks p, p + N, ...
+Between writing and reading, the page cache of the shards is dropped (``evict_cache``) and the
+drop is verified (no page of a shard left in memory: ``resident_pages``); where it did not work
+on local files, they are read through O_DIRECT instead; where neither is possible, the result
+says reads may come from memory. A root on tmpfs or ramfs has nothing to drop: its files are
+memory (state ``memory``). S3 clients keep no cache (``no-client-cache``); the server's is not
+ours to drop. When fewer processes run than the layout has ranks, process p writes and reads
+the shards of layout ranks p, p + N, ...
+
+A shard that cannot be read back as written ends the reading on every rank (collectively, so no
+rank waits for another); the rank's result keeps the figures measured before, with
+``read_errors`` naming the shard.
 
 Also the checkpoint hook of a training run (``checkpoint_hook``): one checkpoint per call.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..storage import Storage
+from ..storage import Storage, StorageError, StorageUnsupported
 from ..storage.base import join_key
-from .checkpoint_io import CheckpointIO, checkpoint_name
+from .checkpoint_io import CheckpointError, CheckpointIO, checkpoint_name, memory_filesystem, resident_pages
 from .checkpoint_layout import CheckpointLayout, layout_for
 from .config import WorkloadConfig
 
@@ -52,6 +60,8 @@ class RankCheckpointer:
         ck = config.checkpoint
         self.io = CheckpointIO(storage, seed=seed, fsync=ck.fsync, randomize=ck.randomize_tensor)
         self.written: list[str] = []
+        #: this rank's clock origin: writes record when they started and ended against it
+        self.origin = time.perf_counter()
 
     def write(self, index: int, epoch: int, step: int) -> dict[str, Any]:
         """Write checkpoint ``index`` on every rank (collective). Returns this rank's figures."""
@@ -65,7 +75,8 @@ class RankCheckpointer:
         entries = [self.io.write_shard(folder, index, shard) for shard in self.mine]
         if self.config.checkpoint.rank_sync:
             self.comm.barrier()  # the checkpoint ends when the slowest rank is done
-        seconds = time.perf_counter() - start
+        end = time.perf_counter()
+        seconds = end - start
         gathered = self.comm.gather([e.to_dict() for e in entries], root=0)
         if self.comm.rank == 0:
             self.io.write_manifest(folder, [e for part in gathered for e in part], {
@@ -74,22 +85,29 @@ class RankCheckpointer:
         self.comm.barrier()  # committed (manifest written) before anyone goes on
         self.written.append(folder)
         return {"index": index, "folder": folder, "seconds": seconds, "bytes": sum(e.size for e in entries),
-                "shards": len(entries)}
+                "shards": len(entries), "started": start - self.origin, "ended": end - self.origin}
 
     def read(self, folder: str, io: CheckpointIO | None = None) -> dict[str, Any]:
-        """Read this rank's shards of the checkpoint in ``folder`` back, verified (collective)."""
+        """Read this rank's shards of the checkpoint in ``folder`` back, verified (collective).
+        ``errors``: {rank: message} of every rank that found a shard not as written."""
         io = io or self.io
         manifest = io.read_manifest(folder)
         mine = [e for e in manifest["shards"] if e["rank"] % self.comm.size == self.comm.rank]
         self.comm.barrier()
         start = time.perf_counter()
         total = 0
+        error = None
         for entry in mine:
-            got, _ = io.read_shard(folder, entry)
+            try:
+                got, _ = io.read_shard(folder, entry)
+            except CheckpointError as exc:
+                error = str(exc)
+                break
             total += got
         seconds = time.perf_counter() - start
-        self.comm.barrier()
-        return {"folder": folder, "seconds": seconds, "bytes": total, "shards": len(mine)}
+        # every rank learns of every failure (and waits for the slowest, as a barrier would)
+        errors = {r: e for r, e in enumerate(self.comm.allgather(error)) if e}
+        return {"folder": folder, "seconds": seconds, "bytes": total, "shards": len(mine), "errors": errors}
 
     def shard_keys(self, folders: list[str]) -> list[str]:
         return [join_key(f, s.name) for f in folders for s in self.mine]
@@ -111,28 +129,35 @@ def run_checkpoint_rank(job: dict[str, Any], config: WorkloadConfig, comm, *,
     pause = config.checkpoint.time_between_checkpoints
     writes = []
     for i in range(writes_planned):
+        paused = 0.0
         if i and pause > 0:
             note(f"pause before checkpoint {i + 1}")
+            before = time.perf_counter()
             time.sleep(pause)  # the training steps between two checkpoints
+            paused = time.perf_counter() - before
         note(f"writing checkpoint {i + 1}/{writes_planned}")
-        writes.append(ckpt.write(i, epoch=1, step=i + 1))
+        writes.append({**ckpt.write(i, epoch=1, step=i + 1), "paused_before": paused})
     to_read = ckpt.written[len(ckpt.written) - reads_planned:] if reads_planned else []
-    cache = "none"
+    cache = CacheState("none")
     reader_io = ckpt.io
     if to_read:
         note("dropping the page cache of the shards")
-        if storage.evict_cache(ckpt.shard_keys(to_read)):
-            cache = "evicted" if storage.kind != "direct" else "odirect"
-        elif storage.kind == "local" and storage.spec is not None:
-            direct = storage_at(storage.spec, odirect=True)
-            reader_io = CheckpointIO(direct, seed=job["seed"], fsync=False)
-            cache = "odirect"
-        cache = _agree(comm, cache)
+        cache = drop_cache(storage, ckpt.shard_keys(to_read))
+        if cache.reader is not None:
+            reader_io = CheckpointIO(cache.reader, seed=job["seed"], fsync=False)
+        cache.state = _agree(comm, cache.state)
     reads = []
+    read_errors = []
     for n, folder in enumerate(to_read):
         note(f"reading checkpoint {n + 1}/{len(to_read)}")
-        reads.append(ckpt.read(folder, reader_io))
-    result = {"rank": comm.rank, "ranks": comm.size, "writes": writes, "reads": reads, "cache": cache,
+        done = ckpt.read(folder, reader_io)
+        errors = done.pop("errors")
+        if errors:  # the same on every rank: all stop here
+            read_errors = [{"rank": r, "checkpoint": folder, "message": m} for r, m in sorted(errors.items())]
+            break
+        reads.append(done)
+    result = {"rank": comm.rank, "ranks": comm.size, "writes": writes, "reads": reads, "cache": cache.state,
+              "cache_detail": cache.detail(), "read_errors": read_errors,
               "shards": [s.name for s in ckpt.mine], "host": host_info()}
     if comm.rank == 0:
         result["layout"] = layout.to_dict()
@@ -140,10 +165,81 @@ def run_checkpoint_rank(job: dict[str, Any], config: WorkloadConfig, comm, *,
     return result
 
 
+#: cache states from the weakest (reads certainly or possibly from memory) to the strongest
+CACHE_STATES = ("memory", "none", "odirect", "evicted", "no-client-cache")
+
+
+class CacheState:
+    """What stands between the shards just written and the reads: ``state`` is one of
+    CACHE_STATES; ``reader`` an O_DIRECT storage to read through instead (or None)."""
+
+    def __init__(self, state: str, note: str = "", *, filesystem: str | None = None,
+                 resident: int | None = None, pages: int | None = None, reader: Storage | None = None):
+        self.state, self.note, self.filesystem = state, note, filesystem
+        self.resident, self.pages, self.reader = resident, pages, reader
+
+    def detail(self) -> dict[str, Any]:
+        return {"state": self.state, "note": self.note, "filesystem": self.filesystem,
+                "resident_pages": self.resident, "pages": self.pages}
+
+
+def _file_path(storage: Storage, key: str) -> str:
+    return os.path.join(storage.root, *key.split("/"))
+
+
+def count_resident(storage: Storage, keys: list[str]) -> tuple[int, int]:
+    """(pages in the page cache, pages) over the files of ``keys`` on a file storage."""
+    resident = total = 0
+    for key in keys:
+        r, t = resident_pages(_file_path(storage, key))
+        resident, total = resident + r, total + t
+    return resident, total
+
+
+def drop_cache(storage: Storage, keys: list[str]) -> CacheState:
+    """Make the reads of ``keys`` come from the storage, not from memory, and say how far that
+    worked: the drop is verified on files, and O_DIRECT is the fallback on local files."""
+    if storage.kind == "s3":
+        return CacheState("no-client-cache", "the S3 client keeps no cache of its own; the server's cache "
+                                             "(if it has one) is not ours to drop")
+    filesystem = memory_filesystem(storage.root)
+    if filesystem is not None:
+        return CacheState("memory", f"the storage root {storage.root} is on {filesystem}: its files are memory, "
+                                    "there is no page cache to drop and no device behind it", filesystem=filesystem)
+    if storage.kind == "direct":
+        return CacheState("odirect", "reads open the shards with O_DIRECT: the page cache is not used")
+    dropped = storage.evict_cache(keys)
+    try:
+        resident, pages = count_resident(storage, keys)
+    except OSError as exc:
+        resident = pages = None
+        why = f"the drop could not be verified ({exc})"
+    else:
+        why = (f"the page cache could not be dropped ({resident} of {pages} pages still in memory)" if not dropped
+               else f"the drop was reported done but {resident} of {pages} pages stayed in memory")
+    if dropped and resident == 0:
+        return CacheState("evicted", f"dropped and verified: none of the {pages} pages of the shards is in memory",
+                          resident=resident, pages=pages)
+    if not dropped and resident is None:
+        why = "the page cache could not be dropped"
+    reader = None
+    if storage.kind == "local" and storage.spec is not None:
+        from .job import storage_at
+
+        try:
+            reader = storage_at(storage.spec, odirect=True)
+        except (StorageUnsupported, StorageError, OSError) as exc:
+            why += f"; O_DIRECT is not possible either: {exc}"
+        else:
+            return CacheState("odirect", why + "; the shards are read through O_DIRECT instead",
+                              resident=resident, pages=pages, reader=reader)
+    return CacheState("none", why, resident=resident, pages=pages)
+
+
 def _agree(comm, cache: str) -> str:
-    """The weakest cache state over the ranks ('none' if any rank could not drop its cache)."""
+    """The weakest cache state over the ranks (e.g. 'none' if any rank could not drop its cache)."""
     states = comm.allgather(cache)
-    for state in ("none", "odirect", "evicted"):
+    for state in CACHE_STATES:
         if state in states:
             return state
     return cache
