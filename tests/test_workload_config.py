@@ -267,3 +267,108 @@ def test_plugin_parametrizes_workloads_and_ranks(pytester):
                                 "--iobench-workload=unet3d_small,llama3-8b")
     result.stdout.fnmatch_lines(["*test_t[[]unet3d_small-r1[]]", "*test_t[[]unet3d_small-r2[]]",
                                  "*test_c[[]llama3-8b-r1[]]", "*test_c[[]llama3-8b-r2[]]"])
+
+
+DLIO_COPIES = sorted((pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "workloads" / "dlio").glob("*.yaml"))
+#: dataset keys in DLIO's own files that the data layer (data/spec.py) does not know yet:
+#: older DLIO's names (record_length*) and keys no DLIO reads (eval_num_samples_per_file)
+DATASET_KEYS_PENDING = {"dataset.record_length", "dataset.record_length_std", "dataset.record_length_stdev",
+                        "dataset.record_length_resize", "dataset.eval_num_samples_per_file"}
+
+
+@pytest.mark.parametrize("path", DLIO_COPIES, ids=[p.stem for p in DLIO_COPIES])
+def test_every_key_of_dlios_own_workload_files_is_known(path):
+    """DLIO's files (fixtures/workloads/dlio/, copies): every key outside the dataset section
+    is known to the schema; the dataset keys left are the data layer's, listed above."""
+    try:
+        config = load_workload(str(path))
+    except WorkloadError as exc:
+        problems = str(exc).splitlines()[1:]
+        keys = {line.strip().split(":")[0] for line in problems}
+        assert keys <= DATASET_KEYS_PENDING, problems
+    else:
+        assert config.reader.batch_size >= 1
+
+
+def test_dlios_bert_file_loads_with_workflow_debug_reported_by_name():
+    config = load_workload(str(DLIO_COPIES[0].parent / "bert_v100.yaml"))
+    assert config.workflow.checkpoint and config.checkpoint.steps_between_checkpoints == 250
+    assert "workflow.debug" in config.not_emulated and "reader.transfer_size" in config.not_emulated
+    assert "workflow.debug (DLIO's debug switch" in config.describe_not_emulated()
+
+
+def test_keys_dlio_ships_but_reads_under_other_names_or_not_at_all():
+    # DLIO's dlrm.yaml sets workflow.do_eval, train.total_eval_steps, evaluation.steps_between_evals,
+    # which no DLIO reads: accepted, each reported by name; evaluation stays off, as in DLIO
+    config = load_mapping({"workflow": {"do_eval": True}, "train": {"total_eval_steps": 2048},
+                           "evaluation": {"steps_between_evals": 16384}})
+    assert not config.workflow.evaluation
+    for key in ("workflow.do_eval", "train.total_eval_steps", "evaluation.steps_between_evals"):
+        assert key in config.not_emulated
+    # older DLIO read the model's layout under checkpoint (its megatron_deepspeed.yaml)
+    config = load_mapping({"checkpoint": {"num_layers": 44, "optimization_groups": [1, 2], "tensor_parallelism": 2,
+                                          "layer_parameters": [3, 4], "pipeline_parallelism": 2}})
+    assert (config.model.num_layers, config.model.optimization_groups, config.model.layer_parameters) == (44, [1, 2], [3, 4])
+    assert (config.model.parallelism.tensor, config.model.parallelism.pipeline) == (2, 2)
+    assert any("checkpoint.num_layers" in n and "model.num_layers" in n for n in config.notes)
+    # the MLCommons fork's keys
+    config = load_mapping({"storage": {"storage_library": "s3dlio", "post_generation_settle_seconds": 5},
+                           "reader": {"write_threads": 4}})
+    assert {"storage.storage_library", "storage.post_generation_settle_seconds",
+            "reader.write_threads"} <= set(config.not_emulated)
+
+
+def test_a_value_yaml_read_as_a_boolean_is_quoted_as_the_file_wrote_it(tmp_path):
+    path = tmp_path / "w.yaml"
+    path.write_text("reader:\n  file_shuffle: yes\n  sample_shuffle: off\n")
+    with pytest.raises(WorkloadError) as info:
+        load_workload(str(path))
+    message = str(info.value)
+    assert "reader.file_shuffle: 'yes' (read as True) is not valid; give one of off, seed, random" in message
+    assert "reader.sample_shuffle: 'off' (read as False) is not valid" in message
+    with pytest.raises(WorkloadError, match=r"reader.file_shuffle: 'on' \(read as True\) is not valid"):
+        load_mapping({}, "t", ["reader.file_shuffle=on"])
+    # what YAML did not change is shown as it is
+    assert "reader.batch_size: 'eight' is not valid" in errors_of({"reader": {"batch_size": "eight"}})
+
+
+def test_prefetch_size_0_is_said_to_read_one_batch_per_thread_ahead():
+    config = load_mapping({"reader": {"prefetch_size": 0, "read_threads": 4}})
+    assert any(n.startswith("reader.prefetch_size: 0 is read as 1 batch per read thread (4 read ahead)")
+               for n in config.notes)
+    assert not any("prefetch_size" in n for n in load_mapping({"reader": {"prefetch_size": 0, "read_threads": 0}}).notes)
+
+
+def test_keys_this_kind_of_run_does_not_use_are_reported_by_name():
+    config = load_mapping({"workflow": {"checkpoint": False},
+                           "checkpoint": {"checkpoint_folder": "c", "epochs_between_checkpoints": 2},
+                           "evaluation": {"eval_time": 0.1}, "reader": {"batch_size_eval": 4}})
+    for key in ("checkpoint.checkpoint_folder", "checkpoint.epochs_between_checkpoints"):
+        assert config.not_emulated[key] == "workflow.checkpoint is False: no checkpoint is written"
+    for key in ("evaluation.eval_time", "reader.batch_size_eval"):
+        assert config.not_emulated[key] == "workflow.evaluation is False: no evaluation runs"
+    # a training run that checkpoints reads none back and paces none in time (checkpoint-only runs do)
+    config = load_mapping({"workflow": {"checkpoint": True},
+                           "checkpoint": {"num_checkpoints_read": 2, "time_between_checkpoints": 5,
+                                          "num_checkpoints_write": 3}})
+    assert {"checkpoint.num_checkpoints_read", "checkpoint.time_between_checkpoints"} <= set(config.not_emulated)
+    assert "checkpoint.num_checkpoints_write" not in config.not_emulated
+    checkpoint_only = load_workload("llama3-8b")
+    assert not any(k.startswith("checkpoint.") for k in checkpoint_only.not_emulated)
+    assert not any(k.startswith(("checkpoint.", "evaluation.")) for k in load_workload("resnet50_h100").not_emulated)
+
+
+def test_parquet_columns_come_from_storage_options_as_in_the_mlcommons_fork():
+    dataset = {"format": "parquet", "num_samples_per_file": 64, "record_length_bytes": 1024,
+               "parquet": {"columns": [{"name": "label", "dtype": "int64", "size": 1}, {"name": "feature"}]}}
+    config = load_mapping({"dataset": dataset, "storage": {"storage_options": {"columns": ["label"],
+                                                                                "row_group_cache_size": 8}}})
+    assert config.storage.storage_options["columns"] == ["label"]
+    assert "storage.storage_options.columns" not in config.not_emulated
+    assert "storage.storage_options.row_group_cache_size" in config.not_emulated
+    message = errors_of({"dataset": dataset, "storage": {"storage_options": {"columns": ["lable"]}}})
+    assert "storage.storage_options.columns: 'lable' is not a column of the dataset; its columns " \
+           "(dataset.parquet.columns): label, feature" in message
+    npz = load_mapping({"dataset": {"format": "npz"}, "storage": {"storage_options": {"columns": ["x"]}}})
+    assert npz.not_emulated["storage.storage_options.columns"].startswith("applies to parquet only")
+    assert "storage.storage_options: 5 is not valid" in errors_of({"storage": {"storage_options": 5}})

@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from .compute import TimeDistribution
-from .schema import SCHEMA, SECTION_ALIASES, Alias, Invalid, Key, Section
+from .schema import PARQUET_READER_OPTIONS, SCHEMA, SECTION_ALIASES, Alias, Invalid, Key, Section
 
 #: where named workloads live in a checkout (fixtures/workloads/<name>.yaml)
 PACKAGE_WORKLOADS = Path(__file__).resolve().parents[2] / "fixtures" / "workloads"
@@ -76,8 +76,11 @@ class WorkloadConfig:
     """The effective workload: every section with DLIO's defaults filled in."""
 
     def __init__(self, name: str, source: str, sections: dict[str, Any], given: dict[str, Any],
-                 not_emulated: dict[str, str], notes: list[str], overrides: list[str], raw: dict[str, Any]):
+                 not_emulated: dict[str, str], notes: list[str], overrides: list[str], raw: dict[str, Any],
+                 spelled: dict[str, str] | None = None):
         self.name = name
+        #: dotted key -> the file's own text of a value YAML read as another type (yes -> True)
+        self.spelled = dict(spelled or {})
         #: the file's content before overrides
         self.raw = raw
         self.source = source
@@ -111,11 +114,11 @@ class WorkloadConfig:
 
     def with_overrides(self, overrides: Sequence[str]) -> "WorkloadConfig":
         """The same workload with more overrides applied (validated again)."""
-        return build_config(self.raw, self.name, self.source, self.overrides + list(overrides))
+        return build_config(self.raw, self.name, self.source, self.overrides + list(overrides), self.spelled)
 
     def with_defaults(self, defaults: Sequence[str]) -> "WorkloadConfig":
         """The same workload with ``defaults`` applied before its own overrides (which win)."""
-        return build_config(self.raw, self.name, self.source, list(defaults) + self.overrides)
+        return build_config(self.raw, self.name, self.source, list(defaults) + self.overrides, self.spelled)
 
 
 # -- finding and reading files ------------------------------------------------------------------
@@ -170,6 +173,36 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return unwrap(data)
 
 
+def spelled_values(path: Path) -> dict[str, str]:
+    """Dotted key -> the file's text, for each value YAML reads as a boolean though the file
+    did not say true or false (``file_shuffle: yes`` is True): a message then quotes the file."""
+    try:
+        root = yaml.compose(path.read_text(), Loader=yaml.SafeLoader)
+    except (yaml.YAMLError, OSError, UnicodeDecodeError):
+        return {}
+    out: dict[str, str] = {}
+
+    def walk(node, prefix: str) -> None:
+        if not isinstance(node, yaml.MappingNode):
+            return
+        for key, value in node.value:
+            if not isinstance(key, yaml.ScalarNode):
+                continue
+            dotted = f"{prefix}{key.value}"
+            if isinstance(value, yaml.MappingNode):
+                walk(value, dotted + ".")
+            elif (isinstance(value, yaml.ScalarNode) and value.tag.endswith(":bool")
+                  and value.value.lower() not in ("true", "false")):
+                out[dotted] = value.value
+
+    walk(root, "")
+    if out and all(k.startswith("workload.") for k in out):
+        out = {k[len("workload."):]: v for k, v in out.items()}
+    for alias, target in SECTION_ALIASES.items():
+        out = {(target + k[len(alias):] if k.startswith(alias + ".") else k): v for k, v in out.items()}
+    return out
+
+
 def unwrap(data: dict[str, Any]) -> dict[str, Any]:
     """DLIO's files sit under Hydra's ``workload`` package; some copies spell it out."""
     if set(data) == {"workload"} and isinstance(data["workload"], dict):
@@ -181,7 +214,7 @@ def load_workload(name_or_path: str, overrides: Sequence[str] = (),
                   search: Iterable[str | os.PathLike] = ()) -> WorkloadConfig:
     """Load, override and validate a workload; WorkloadError lists every problem."""
     path = resolve_workload(name_or_path, search)
-    return build_config(read_yaml(path), path.stem, str(path), list(overrides))
+    return build_config(read_yaml(path), path.stem, str(path), list(overrides), spelled_values(path))
 
 
 def load_mapping(data: Mapping[str, Any], name: str = "workload", overrides: Sequence[str] = ()) -> WorkloadConfig:
@@ -241,11 +274,18 @@ def _copy(value: Any) -> Any:
 
 # -- validation ---------------------------------------------------------------------------------
 class _Collector:
-    def __init__(self, source: str):
+    def __init__(self, source: str, spelled: Mapping[str, str] | None = None):
         self.source = source
         self.errors: list[str] = []
         self.not_emulated: dict[str, str] = {}
         self.notes: list[str] = []
+        #: dotted key -> the text the file or override gave, where YAML read it as another type
+        self.spelled = dict(spelled or {})
+
+    def shown(self, dotted: str, value: Any) -> str:
+        """A value as the user wrote it: 'yes' (read as True), else its repr."""
+        text = self.spelled.get(dotted)
+        return f"{text!r} (read as {value!r})" if text is not None else repr(value)
 
     def error(self, message: str) -> None:
         self.errors.append(message)
@@ -318,7 +358,7 @@ def _check_key(spec: Key, given: Mapping[str, Any], name: str, path: str, out: _
     try:
         value = spec.check(value)
     except Invalid as exc:
-        out.error(f"{path}{name}: {given[name]!r} is not valid; give {exc}")
+        out.error(f"{path}{name}: {out.shown(path + name, given[name])} is not valid; give {exc}")
         return spec.default
     if spec.emulated is not True:
         out.not_emulated[f"{path}{name}"] = str(spec.emulated)
@@ -366,8 +406,20 @@ def _validate_dataset(given: Any, out: _Collector) -> Any:
     return spec
 
 
-def build_config(data: Mapping[str, Any], name: str, source: str, overrides: list[str]) -> WorkloadConfig:
-    out = _Collector(source)
+def build_config(data: Mapping[str, Any], name: str, source: str, overrides: list[str],
+                 spelled: Mapping[str, str] | None = None) -> WorkloadConfig:
+    """Validate a workload; ``spelled``: the file's text of values YAML read as another type
+    (spelled_values), quoted in messages."""
+    spelled = dict(spelled or {})
+    for text in overrides:
+        try:
+            parts, value = parse_override(text)
+        except WorkloadError:
+            continue  # said below
+        raw_value = text.partition("=")[2].strip()
+        if isinstance(value, bool) and raw_value.lower() not in ("true", "false"):
+            spelled[".".join(parts)] = raw_value
+    out = _Collector(source, spelled)
     raw = _copy(dict(data))
     given = _copy(raw)
     if isinstance(given.get("model"), str):
@@ -410,15 +462,15 @@ def build_config(data: Mapping[str, Any], name: str, source: str, overrides: lis
         try:
             _set_path(sections, target, spec.keys[leaf].check(value))
         except Invalid as exc:
-            out.error(f"{alias_path}: {value!r} is not valid; give {exc}")
+            out.error(f"{alias_path}: {out.shown(alias_path, value)} is not valid; give {exc}")
 
-    _cross_checks(sections, out)
+    _cross_checks(sections, out, effective)
     if out.errors:
         count = len(out.errors)
         head = f"workload {name} ({source}): {count} problem{'s' if count > 1 else ''}"
         raise WorkloadError(head + "\n  " + "\n  ".join(out.errors))
     return WorkloadConfig(name, source, sections, effective, out.not_emulated,
-                          list(dict.fromkeys(out.notes)), overrides, raw)
+                          list(dict.fromkeys(out.notes)), overrides, raw, spelled)
 
 
 _MISSING = object()
@@ -433,7 +485,64 @@ def _get_given(data: Mapping[str, Any], dotted: str) -> Any:
     return node
 
 
-def _cross_checks(sections: dict[str, Any], out: _Collector) -> None:
+def _given_keys(effective: Mapping[str, Any], section: str) -> list[str]:
+    """The keys the workload sets in ``section`` (not aliases: those are said in the notes)."""
+    given = effective.get(section)
+    if not isinstance(given, Mapping):
+        return []
+    keys = SCHEMA.keys[section].keys
+    return [k for k in given if isinstance(keys.get(k), (Key, Section))]
+
+
+def _unused_in_this_run(sections: dict[str, Any], out: _Collector, effective: Mapping[str, Any]) -> None:
+    """Keys the workload sets that this kind of run does not use, by name with the reason (as
+    DLIO: its training loop checkpoints and evaluates only when the workflow says so, and reads
+    checkpoints back and paces them in time only in checkpoint-only runs)."""
+    wf = sections["workflow"]
+    if wf.train and not wf.checkpoint:
+        for key in _given_keys(effective, "checkpoint"):
+            out.not_emulated.setdefault(f"checkpoint.{key}", "workflow.checkpoint is False: no checkpoint is written")
+    elif wf.train and wf.checkpoint:
+        given = _given_keys(effective, "checkpoint")
+        for key in ("num_checkpoints_read", "time_between_checkpoints"):
+            if key in given:
+                out.not_emulated.setdefault(
+                    f"checkpoint.{key}", "used by checkpoint-only runs (workflow.train False), as in DLIO; "
+                    "a training run writes checkpoints on its epochs or steps and reads none back")
+    if wf.train and not wf.evaluation:
+        for key in _given_keys(effective, "evaluation"):
+            out.not_emulated.setdefault(f"evaluation.{key}", "workflow.evaluation is False: no evaluation runs")
+        if "batch_size_eval" in _given_keys(effective, "reader"):
+            out.not_emulated.setdefault("reader.batch_size_eval", "workflow.evaluation is False: no evaluation runs")
+
+
+def _storage_options(sections: dict[str, Any], out: _Collector) -> None:
+    """storage.storage_options: ``columns`` projects parquet reads (the MLCommons fork's
+    parquet readers read this key); every other option names its reason."""
+    options = sections["storage"].storage_options or {}
+    dataset = sections[DATASET_SECTION]
+    for key in options:
+        if key == "columns":
+            continue
+        why = PARQUET_READER_OPTIONS.get(key, "the storage under test comes from --iobench-storage / --iobench-root "
+                                              "and its client's settings")
+        out.not_emulated[f"storage.storage_options.{key}"] = why
+    columns = options.get("columns")
+    if columns is None or dataset is None:
+        return
+    if dataset.format != "parquet":
+        out.not_emulated["storage.storage_options.columns"] = (
+            f"applies to parquet only (the MLCommons fork's parquet readers); {dataset.format} samples are read whole")
+        return
+    names = [name for name, _, _ in dataset.parquet_columns(int(float(dataset.record_length_bytes)))]
+    unknown = [c for c in columns if c not in names]
+    if unknown:
+        out.error(f"storage.storage_options.columns: {', '.join(map(repr, unknown))} "
+                  f"{'is not a column' if len(unknown) == 1 else 'are not columns'} of the dataset; "
+                  f"its columns (dataset.parquet.columns): {', '.join(names)}")
+
+
+def _cross_checks(sections: dict[str, Any], out: _Collector, effective: Mapping[str, Any] | None = None) -> None:
     """Rules across keys, and the time distributions in full."""
     times = (
         (sections["train"], "train", "computation_time", sections["train"].computation_time_stdev),
@@ -463,6 +572,14 @@ def _cross_checks(sections: dict[str, Any], out: _Collector) -> None:
     if sections["workflow"].evaluation and dataset is not None and dataset.num_files_eval == 0:
         out.error("workflow.evaluation: True needs evaluation files but dataset.num_files_eval is 0; "
                   "give dataset.num_files_eval > 0 or workflow.evaluation: False")
+    reader = sections["reader"]
+    if reader.prefetch_size == 0 and reader.read_threads > 0:
+        out.notes.append(f"reader.prefetch_size: 0 is read as 1 batch per read thread ({reader.read_threads} "
+                         f"read ahead): a read thread reads its next batch as soon as it has one slot free; "
+                         f"reader.read_threads: 0 reads each batch only when the step asks for it")
+    _storage_options(sections, out)
+    if effective is not None:
+        _unused_in_this_run(sections, out, effective)
     om = sections["output"].metric
     if sections["workflow"].train and sections["train"].total_training_steps > 0:
         steps = sections["train"].total_training_steps

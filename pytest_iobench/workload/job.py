@@ -98,6 +98,10 @@ def format_opener(config: WorkloadConfig, opener: str | None) -> Callable[[Stora
     from ..data.formats import get_format
 
     fmt = get_format(config.dataset.format)
+    columns = (config.storage.storage_options or {}).get("columns")
+    if columns and config.dataset.format == "parquet":
+        # storage.storage_options.columns: the columns the MLCommons fork's parquet readers read
+        return lambda storage, key, spec: fmt.open(storage, key, spec, columns=columns)
     return fmt.open
 
 

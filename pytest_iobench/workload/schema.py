@@ -152,6 +152,24 @@ def anything(value: Any) -> Any:
     return value
 
 
+def storage_options(value: Any) -> dict | None:
+    """DLIO's storage.storage_options mapping; its ``columns`` (the MLCommons fork's parquet
+    readers read the columns named there) is a list of column names, or null for all."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise Invalid("a mapping of options, such as {columns: [feature1, label]}")
+    options = dict(value)
+    columns = options.get("columns")
+    if columns is not None:
+        if isinstance(columns, str):
+            columns = [columns]
+        if not isinstance(columns, (list, tuple)) or not columns or not all(isinstance(c, str) and c for c in columns):
+            raise Invalid("a mapping whose columns is a non-empty list of column names (or null: every column)")
+        options["columns"] = list(columns)
+    return options
+
+
 def time_distribution(value: Any) -> Any:
     """A number of seconds or a distribution mapping (its parameters are checked with the
     sibling *_stdev key by compute.TimeDistribution.parse)."""
@@ -165,6 +183,15 @@ DATATYPES = choice("fp16", "bf16", "fp32", "fp64", "int8", "uint8")
 
 NOT_EMULATED_LOADER = "the loader is emulated generically (threads + prefetch queue)"
 NOT_EMULATED_STORAGE = "the storage under test comes from --iobench-storage / --iobench-root"
+#: keys in DLIO's own workload files that no version of DLIO's config loader reads
+READ_BY_NO_DLIO = "in DLIO's configs/workload/dlrm.yaml, but DLIO's config loader reads no such key either"
+#: parquet reader options of the MLCommons fork (storage.storage_options) we do not emulate
+PARQUET_READER_OPTIONS = {
+    "row_group_cache_size": "our parquet reader keeps its own small LRU of decoded row groups",
+    "metadata_cache": "each file's footer is read once per open file",
+    "memory_map": "reads go through the storage layer (no memory map)",
+    "file_cache": "a read thread keeps up to 16 files open (loader.OPEN_FILES_PER_THREAD)",
+}
 
 #: every section except dataset, with DLIO's defaults
 SCHEMA = Section({
@@ -203,12 +230,20 @@ SCHEMA = Section({
         "evaluation": Key(False, boolean),
         "checkpoint": Key(False, boolean),
         "profiling": Key(False, boolean, "no profiler is run"),
+        "debug": Key(False, boolean, "DLIO's debug switch (in DLIO's bert_v100.yaml, read by DLIO's older "
+                     "config loaders); it changes no figure, and this harness has no debug mode"),
+        "do_eval": Key(False, boolean, READ_BY_NO_DLIO + " (workflow.evaluation turns evaluation on)"),
     }),
     "storage": Section({
         "storage_type": Key("local_fs", choice("local_fs", "parallel_fs", "s3", "aistore", "adls_gen2", "daos"),
                             NOT_EMULATED_STORAGE),
         "storage_root": Key("./", text, NOT_EMULATED_STORAGE),
-        "storage_options": Key(None, anything, NOT_EMULATED_STORAGE),
+        # columns takes effect (parquet column projection); the other options are reported
+        # by name (config._cross_checks)
+        "storage_options": Key(None, storage_options),
+        "storage_library": Key(None, optional_text, NOT_EMULATED_STORAGE + " (the MLCommons fork's key)"),
+        "post_generation_settle_seconds": Key(0, number(0), "the MLCommons fork's pause after generating "
+                                              "a dataset; nothing waits here: a dataset is read once written"),
     }),
     "reader": Section({
         "data_loader": Key("tensorflow", choice("pytorch", "tensorflow", "dali", "native_dali", "synthetic", "custom"),
@@ -217,6 +252,8 @@ SCHEMA = Section({
         "batch_size_eval": Key(1, integer(1)),
         "read_threads": Key(1, integer(0)),
         "computation_threads": Key(1, integer(1), "simulated compute is a sleep; it needs no threads"),
+        "write_threads": Key(1, integer(1), "the MLCommons fork's generation threads; datasets are generated "
+                             "by the data layer with its own thread count"),
         "prefetch_size": Key(2, integer(0)),
         "file_shuffle": Key("off", SHUFFLE),
         "sample_shuffle": Key("off", SHUFFLE),
@@ -247,12 +284,14 @@ SCHEMA = Section({
         "total_training_steps": Key(-1, integer_or_unset(1)),
         "seed_change_epoch": Key(True, boolean),
         "seed": Key(123, integer(0)),
+        "total_eval_steps": Key(-1, integer_or_unset(1), READ_BY_NO_DLIO),
     }),
     "evaluation": Section({
         "eval_time": Key(0, time_distribution),
         "eval_time_stdev": Key(None, lambda v: None if v is None else number(0)(v)),
         "eval_after_epoch": Key(1, integer(1)),
         "epochs_between_evals": Key(1, integer(1)),
+        "steps_between_evals": Key(-1, integer_or_unset(1), READ_BY_NO_DLIO),
     }),
     "checkpoint": Section({
         "checkpoint_folder": Key("./checkpoints/", text),
@@ -279,6 +318,13 @@ SCHEMA = Section({
         "optimizer_datatype": Alias("model.optimizer_datatype",
                                     "checkpoint.optimizer_datatype (in DLIO's llama files) is read as "
                                     "model.optimizer_datatype"),
+        # where DLIO's older config loaders read the model's layout (its megatron_deepspeed.yaml)
+        **{name: Alias(target, f"checkpoint.{name} (where DLIO's older config loaders read it) is read as {target}")
+           for name, target in (("optimization_groups", "model.optimization_groups"),
+                                ("num_layers", "model.num_layers"),
+                                ("layer_parameters", "model.layer_parameters"),
+                                ("tensor_parallelism", "model.parallelism.tensor"),
+                                ("pipeline_parallelism", "model.parallelism.pipeline"))},
     }),
     "output": Section({
         "folder": Key(None, optional_text),
