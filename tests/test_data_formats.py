@@ -164,7 +164,7 @@ def test_parquet_opens_with_pyarrow(tmp_path, compression):
                                           "compression": compression, "parquet": {"row_group_size": 30, "columns": [
                                               {"name": "label", "dtype": "int64"},
                                               {"name": "features", "dtype": "float32", "size": 4},
-                                              {"name": "data"}]}})
+                                              {"name": "data", "dtype": "binary"}]}})
     key = spec.file_keys()[0]
     pf = pq.ParquetFile(path(root, key))
     assert pf.metadata.num_rows == 100 and pf.metadata.num_row_groups == 4  # 30 + 30 + 30 + 10
@@ -188,7 +188,7 @@ def test_parquet_opens_with_pyarrow(tmp_path, compression):
 def test_parquet_reader_projects_columns_and_caches_row_groups(tmp_path):
     spec, root, storage = make(tmp_path, {"format": "parquet", "num_samples_per_file": 64, "record_length_bytes": 16392,
                                           "parquet": {"row_group_size": 16, "columns": [
-                                              {"name": "label", "dtype": "int64"}, {"name": "data"}]}})
+                                              {"name": "label", "dtype": "int64"}, {"name": "data", "dtype": "binary"}]}})
     counting = CountingStorage(storage)
     f = get_format("parquet").open(counting, spec.file_keys()[0], spec, columns=["label"])
     f.read_sample(0)

@@ -24,7 +24,7 @@ def test_defaults_are_dlios():
 def test_round_trip_through_to_dict():
     spec = DatasetSpec.from_mapping({
         "format": "parquet", "num_files_train": 3, "record_length_bytes": 4104,
-        "parquet": {"columns": [{"name": "label", "dtype": "int64"}, {"name": "data"}], "row_group_size": 7,
+        "parquet": {"columns": [{"name": "label", "dtype": "int64"}, {"name": "data", "dtype": "binary"}], "row_group_size": 7,
                     "compression": "zstd", "compression_level": 3}})
     again = DatasetSpec.from_mapping(spec.to_dict())
     assert again == spec and again.digest() == spec.digest()
@@ -84,6 +84,33 @@ def test_keys_without_effect_are_reported():
     assert big_rows.row_group_rows == 32 and "row groups of 32 rows" in big_rows.notes[0]
 
 
+def test_record_dims_and_parquet_columns_take_priority_as_in_dlio_and_say_so():
+    # DLIO: record_dims are "prioritized over record_length"; a given record_length_bytes that
+    # disagrees is replaced, and reported (it was refused with a wrong message)
+    spec = DatasetSpec.from_mapping({"format": "npz", "record_dims": [10, 10], "record_length_bytes": 65536})
+    assert spec.record_length_bytes == 100 and spec.sample_shape("train", 0) == (10, 10)
+    assert spec.not_emulated["record_length_bytes"] == ("65536 is replaced by the 100 bytes of record_dims [10, 10] of "
+                                                        "uint8 (record_dims take priority, as in DLIO)")
+    agreeing = DatasetSpec.from_mapping({"format": "npz", "record_dims": [10, 10], "record_length_bytes": 100})
+    assert "record_length_bytes" not in agreeing.not_emulated
+    # parquet columns as in DLIO: dtype float32 and size 1 when left out; the columns make the row
+    columns = DatasetSpec.from_mapping({"format": "parquet", "record_length_bytes": 4096,
+                                        "parquet": {"columns": [{"name": "f"}, {"name": "g", "dtype": "int64", "size": 2}]}})
+    assert columns.parquet_columns(columns.record_length_bytes) == [("f", "float32", 1), ("g", "int64", 2)]
+    assert columns.record_length_bytes == 20 and "4096 is replaced by the 20 bytes" in columns.not_emulated["record_length_bytes"]
+    silent = DatasetSpec.from_mapping({"format": "parquet", "parquet": {"columns": [{"name": "f", "dtype": "float32"}]}})
+    assert silent.record_length_bytes == 4 and "a row is 4 bytes, the columns' sizes" in silent.notes[0]
+
+
+def test_hdf5_chunk_size_without_effect_is_reported():
+    hdf5 = {"format": "hdf5", "record_dims": [8, 8]}
+    assert "enable_chunking: true only" in DatasetSpec.from_mapping({**hdf5, "chunk_size": 64}).not_emulated["chunk_size"]
+    with_dims = DatasetSpec.from_mapping({**hdf5, "enable_chunking": True, "chunk_size": 64,
+                                          "hdf5": {"chunk_dims": [1, 4, 4]}}).not_emulated
+    assert with_dims["chunk_size"] == with_dims["enable_chunking"] == "hdf5.chunk_dims [1, 4, 4] decide the chunks"
+    assert "chunk_size" not in DatasetSpec.from_mapping({**hdf5, "enable_chunking": True, "chunk_size": 64}).not_emulated
+
+
 @pytest.mark.parametrize("mapping, expected", [
     ({"formt": "npz"}, "dataset.formt: unknown key; did you mean dataset.format?"),
     ({"format": "npzz"}, "dataset.format: 'npzz' is not a known format; did you mean npz? (valid: npz, npy,"),
@@ -93,8 +120,8 @@ def test_keys_without_effect_are_reported():
     ({"record_length_bytes_stdev": -1}, "dataset.record_length_bytes_stdev: -1 is not valid"),
     ({"num_samples_per_file": 0}, "dataset.num_samples_per_file: 0 is not valid; give a whole number >= 1"),
     ({"num_files_train": "8"}, "dataset.num_files_train: '8' is not valid; give a whole number"),
-    ({"record_dims": [10, 10], "record_element_type": "float32", "record_length_bytes": 100},
-     "dataset.record_length_bytes: 100 bytes cannot hold record_dims [10, 10] of float32 (400 bytes)"),
+    ({"format": "hdf5", "record_dims": [4, 4], "hdf5": {"max_shape": [4]}},
+     "dataset.hdf5.max_shape: [4] has 1 dimensions; give the record's 2 (as DLIO), or 3 with the samples' axis first"),
     ({"record_element_type": "float32", "record_length_bytes": 6},
      "dataset.record_length_bytes: 6 bytes cannot be divided into whole float32 elements (4 bytes each)"),
     ({"record_dims": [8, 8], "record_length_bytes_stdev": 5}, "dataset.record_length_bytes_stdev: cannot be used with record_dims"),

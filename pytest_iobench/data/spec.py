@@ -84,10 +84,11 @@ class HDF5Options:
 @dataclass(frozen=True)
 class ParquetColumn:
     name: str
-    #: one of PARQUET_DTYPES
-    dtype: str = "binary"
-    #: bytes for "binary", elements for the others; None for "binary": the rest of the record
-    size: int | None = None
+    #: one of PARQUET_DTYPES; float32 when left out, as in DLIO
+    dtype: str = "float32"
+    #: bytes for "binary", elements for the others (1 when left out, as in the MLCommons fork);
+    #: None for "binary" only: the rest of the record
+    size: int | None = 1
 
     def fixed_bytes(self) -> int | None:
         if self.size is None:
@@ -114,6 +115,9 @@ _HDF5_KEYS = {"chunk_dims": (), "num_dset_per_record": 1, "max_shape": ()}
 _PARQUET_KEYS = {"columns": [], "row_group_size": 1024, "compression": None, "compression_level": None,
                  "generation_batch_size": 0, "partition_by": None}
 _COLUMN_KEYS = ("name", "dtype", "size")
+
+#: DatasetSpec fields that are not dataset keys
+_INTERNAL = ("given", "replaced", "write_chunk_bytes")
 
 #: keys DLIO accepts that are checked here but kept nowhere (derived, or not emulated)
 _EXTRA_KEYS = {"record_element_bytes": None, "generation_buffer_size": 2 << 30, "data_gen_method": None}
@@ -148,12 +152,14 @@ class DatasetSpec:
     write_chunk_bytes: int = WRITE_CHUNK
     #: keys given explicitly (for notes); not part of the spec's identity
     given: frozenset = field(default=frozenset(), compare=False, repr=False)
+    #: keys whose given value another key replaced (DLIO's priorities), with why
+    replaced: tuple = field(default=(), compare=False, repr=False)
 
     # -- the accepted keys -----------------------------------------------------------------
     @classmethod
     def known_keys(cls) -> list[str]:
         """Every key ``from_mapping`` accepts: top-level ones, then ``hdf5.*`` and ``parquet.*``."""
-        top = [f.name for f in fields(cls) if f.name not in ("given", "write_chunk_bytes")]
+        top = [f.name for f in fields(cls) if f.name not in _INTERNAL]
         return top + list(_EXTRA_KEYS) + [f"hdf5.{k}" for k in _HDF5_KEYS] + [f"parquet.{k}" for k in _PARQUET_KEYS]
 
     @classmethod
@@ -177,7 +183,7 @@ class DatasetSpec:
         """JSON-ready, DLIO key names; ``from_mapping(to_dict())`` gives the same spec."""
         out: dict[str, Any] = {}
         for f in fields(self):
-            if f.name in ("given", "write_chunk_bytes"):
+            if f.name in _INTERNAL:
                 continue
             value = getattr(self, f.name)
             if f.name == "hdf5":
@@ -224,10 +230,17 @@ class DatasetSpec:
             out["data_gen_method"] = "data is always generated with dgen-py (seeded)"
         if "parquet.generation_batch_size" in self.given:
             out["parquet.generation_batch_size"] = "parquet is generated one row group at a time"
+        out.update(self.replaced)
         if self.format != "hdf5":
             for key in ("enable_chunking", "chunk_size", "hdf5"):
                 if key in self.given:
                     out[key] = "applies to hdf5 only"
+        elif self.hdf5.chunk_dims:
+            for key in ("enable_chunking", "chunk_size"):
+                if key in self.given:
+                    out[key] = f"hdf5.chunk_dims {list(self.hdf5.chunk_dims)} decide the chunks"
+        elif "chunk_size" in self.given and not self.enable_chunking:
+            out["chunk_size"] = "applies with enable_chunking: true only"
         if self.format != "parquet" and "parquet" in self.given:
             out["parquet"] = "applies to parquet only"
         if "compression_level" in self.given and LEVELS.get(self.effective_compression) is None:
@@ -239,6 +252,11 @@ class DatasetSpec:
     @property
     def notes(self) -> list[str]:
         out = []
+        cols = self.parquet.columns
+        if (self.format == "parquet" and cols and all(c.size is not None for c in cols)
+                and "record_length_bytes" not in self.given):
+            out.append(f"dataset.parquet.columns: a row is {self.record_length_bytes} bytes, the columns' sizes "
+                       "(a column's dtype defaults to float32 and its size to 1 element, as in DLIO)")
         rows = self.row_group_rows
         if self.format == "parquet" and rows < min(self.parquet.row_group_size, self.num_samples_per_file):
             out.append(f"dataset.parquet.row_group_size: {self.parquet.row_group_size} rows of "
@@ -391,6 +409,7 @@ class _Builder:
     def __init__(self, where: str):
         self.where = where
         self.problems: list[str] = []
+        self.replaced: list[tuple[str, str]] = []
 
     def error(self, key: str, text: str) -> None:
         self.problems.append(f"{self.where}.{key}: {text}")
@@ -468,7 +487,7 @@ class _Builder:
         if not isinstance(mapping, Mapping):
             raise DatasetSpecError(f"{self.where}: a mapping of keys, not {mapping!r}")
         base = DatasetSpec()
-        top = [f.name for f in fields(DatasetSpec) if f.name not in ("given", "write_chunk_bytes")] + list(_EXTRA_KEYS)
+        top = [f.name for f in fields(DatasetSpec) if f.name not in _INTERNAL] + list(_EXTRA_KEYS)
         values: dict[str, Any] = {}
         given = set()
         for key, value in mapping.items():
@@ -479,7 +498,7 @@ class _Builder:
             given.add(key)
             values[key] = value
 
-        v = {f.name: getattr(base, f.name) for f in fields(DatasetSpec) if f.name not in ("given",)}
+        v = {f.name: getattr(base, f.name) for f in fields(DatasetSpec) if f.name not in ("given", "replaced")}
         if "format" in values:
             fmt = values["format"]
             if isinstance(fmt, str) and fmt.lower() == "synthetic":
@@ -534,7 +553,7 @@ class _Builder:
         self.check_together(v, values)
         if self.problems:
             raise DatasetSpecError("\n".join(self.problems))
-        return DatasetSpec(**v, given=frozenset(given))
+        return DatasetSpec(**v, given=frozenset(given), replaced=tuple(self.replaced))
 
     def element_type(self, value: Any) -> str:
         valid = "numpy integer and float types such as uint8, int32, float16, float32, float64"
@@ -622,12 +641,13 @@ class _Builder:
             if name in names:
                 self.error(f"{here}.name", f"{name!r} is used by two columns; give unique names")
             names.add(name)
-            dtype = self.choice(f"{here}.dtype", col.get("dtype", "binary"), PARQUET_DTYPES, "binary", "parquet column type")
+            dtype = self.choice(f"{here}.dtype", col.get("dtype", "float32"), PARQUET_DTYPES, "float32",
+                                "parquet column type")
             size = col.get("size")
             if size is not None:
                 size = self.integer(f"{here}.size", size, 1, 1)
             elif dtype != "binary":
-                size = 1
+                size = 1  # DLIO's (the MLCommons fork's) default
             out.append(ParquetColumn(name, dtype, size))
         if sum(1 for c in out if c.size is None) > 1:
             self.error(key, "only one binary column may leave out its size (it takes the rest of the record)")
@@ -647,8 +667,10 @@ class _Builder:
         if dims:
             size = int(np.prod(dims)) * dtype.itemsize
             if "record_length_bytes" in values and v["record_length_bytes"] != size:
-                self.error("record_length_bytes", f"{v['record_length_bytes']} bytes cannot hold record_dims "
-                           f"{list(dims)} of {dtype.name} ({size} bytes); give one of them, or make them agree")
+                # DLIO: record_dims take priority over record_length_bytes
+                self.replaced.append(("record_length_bytes", f"{v['record_length_bytes']} is replaced by the {size} "
+                                      f"bytes of record_dims {list(dims)} of {dtype.name} (record_dims take "
+                                      "priority, as in DLIO)"))
             if v["record_length_bytes_stdev"] > 0:
                 self.error("record_length_bytes_stdev", "cannot be used with record_dims (DLIO's rule: fixed dims "
                            "have no spread); give record_length_bytes with record_length_bytes_stdev instead")
@@ -723,8 +745,9 @@ class _Builder:
             fixed = sum(c.fixed_bytes() or 0 for c in cols)
             if all(c.size is not None for c in cols):
                 if "record_length_bytes" in values and v["record_length_bytes"] != fixed:
-                    self.error("record_length_bytes", f"{v['record_length_bytes']} differs from the {fixed} bytes "
-                               "of parquet.columns; give one of them, or make them agree")
+                    # DLIO (the MLCommons fork) builds rows from the columns alone
+                    self.replaced.append(("record_length_bytes", f"{v['record_length_bytes']} is replaced by the "
+                                          f"{fixed} bytes of parquet.columns (the columns make the row, as in DLIO)"))
                 if v["record_length_bytes_stdev"] > 0:
                     self.error("record_length_bytes_stdev", "needs a binary parquet column without a size to vary")
                 v["record_length_bytes"] = fixed
