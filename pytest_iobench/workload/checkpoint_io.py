@@ -20,7 +20,7 @@ cache to drop.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import functools
 import json
 import mmap
 import os
@@ -187,8 +187,9 @@ def memory_filesystem(path: str) -> str | None:
     return kind if kind in MEMORY_FILESYSTEMS else None
 
 
+@functools.cache
 def _libc():
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+    libc = ctypes.CDLL(None, use_errno=True)  # the C library the interpreter links
     libc.mmap.restype = ctypes.c_void_p
     libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
     libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
