@@ -16,6 +16,7 @@ from pytest_iobench.data.datasets import DatasetCache
 from pytest_iobench.data.generate import (MANIFEST, MARKER, DatasetMismatch, ForeignData, Progress, dataset_prefix,
                                           delete_dataset, generate, main, read_manifest)
 from pytest_iobench.data.memory import PeakRSS
+from pytest_iobench.data.random import STAGING
 from pytest_iobench.data.spec import FORMATS, DatasetSpec, DatasetSpecError
 from pytest_iobench.mpi.launch import launch
 from pytest_iobench.storage import Storage, StorageError, StorageSpec, open_storage
@@ -209,11 +210,12 @@ def test_index_files_are_durable_with_fsync_and_sized_without_a_stat(tmp_path, f
 
 
 class FailingStorage(WrappedStorage):
-    """A storage whose writer for one key fails after some bytes (a storage error mid-file)."""
+    """A storage whose writer for one key fails after some bytes (a storage error mid-file);
+    ``on_fail`` is called just before it fails."""
 
-    def __init__(self, inner: Storage, fail_key: str, after: int):
+    def __init__(self, inner: Storage, fail_key: str, after: int, on_fail=None):
         super().__init__(inner)
-        self.fail_key, self.after = fail_key, after
+        self.fail_key, self.after, self.on_fail = fail_key, after, on_fail
 
     def open_writer(self, key, *, fsync=False):
         writer = self.inner.open_writer(key, fsync=fsync)
@@ -226,21 +228,46 @@ class _FailingWriter(WrappedWriter):
         self.after = after
 
     def _write(self, view):
-        if self.bytes_written + view.nbytes > self.after:
+        room = self.after - self.bytes_written
+        if view.nbytes > room:
+            self.inner.write(view[:max(0, room)])  # what fits reaches the storage, then it fails
+            if self.storage.on_fail is not None:
+                self.storage.on_fail()
             raise StorageError("write", self.key, "test", "device full (injected)")
         self.inner.write(view)
+
+
+def s3_client(storage_factory):
+    """A boto3 client of the session's S3 endpoint (the embedded moto server)."""
+    import boto3
+
+    ep = storage_factory.endpoint()
+    return boto3.client("s3", endpoint_url=ep.url, aws_access_key_id=ep.access_key,
+                        aws_secret_access_key=ep.secret_key, region_name=ep.region)
+
+
+def uploads_under(client, uri: str) -> list[dict]:
+    """The multipart uploads in progress under an s3:// URI."""
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    return client.list_multipart_uploads(Bucket=bucket, Prefix=prefix).get("Uploads", [])
 
 
 @pytest.mark.parametrize("where", ["local", "s3"])
 @pytest.mark.parametrize("fmt", ["hdf5", "parquet", "npz"])
 def test_a_failed_generation_leaves_nothing_that_looks_complete(tmp_path, storage_factory, where, fmt):
-    spec = small(fmt, num_files_train=8, record_length_bytes=400_000, record_length_bytes_stdev=0)
+    # files of 10.5 MiB failing after 9 MiB: on S3 past the first 8 MiB part, so the writer
+    # has a multipart upload (parts sent) to abort
+    spec = small(fmt, num_files_train=4, num_files_eval=0, num_samples_per_file=3,
+                 record_length_bytes=7 << 19, record_length_bytes_stdev=0)
     if where == "local":
         inner = local(tmp_path)
     else:
         inner = storage_factory.at(storage_factory.get("s3", "boto3"), f"fail-{fmt}-{tmp_path.name}")
-    failing = spec.file_keys("train")[5]
-    storage = FailingStorage(inner, failing, after=300_000)
+        client = s3_client(storage_factory)
+    failing = spec.file_keys("train")[2]
+    open_uploads: list[list[dict]] = []
+    on_fail = (lambda: open_uploads.append(uploads_under(client, inner.uri(failing)))) if where == "s3" else None
+    storage = FailingStorage(inner, failing, after=9 << 20, on_fail=on_fail)
     try:
         with pytest.raises(StorageError, match="device full"):
             generate(spec, storage, threads=3)
@@ -249,6 +276,9 @@ def test_a_failed_generation_leaves_nothing_that_looks_complete(tmp_path, storag
         assert not any("iobench-tmp" in key for key in left)
         if where == "local":  # no temporary file remains on disk either
             assert not [p for p in tmp_path.rglob("*") if "iobench-tmp" in p.name]
+        else:  # the failing file had an upload with parts in flight, and it was aborted
+            assert len(open_uploads) == 1 and len(open_uploads[0]) == 1
+            assert uploads_under(client, inner.uri("")) == []
         # every file that is there is complete: the next run (no failure) regenerates and reuses none of it blindly
         result = generate(spec, inner, threads=2)
         assert not result.reused and failing in inner.list("train/")
@@ -417,18 +447,46 @@ class _SlowWriter(WrappedWriter):
             owner.in_progress -= 1
 
 
-def test_a_slow_storage_slows_generation_instead_of_filling_memory(tmp_path):
+def _slow_generation(storage: Storage, bound: int = 160 * MiB) -> None:
     # 256 MiB in 8 MiB pieces, each write taking 20 ms: generation must wait for the storage
     spec = DatasetSpec.from_mapping({"format": "npy", "num_files_train": 4, "num_samples_per_file": 8,
                                      "record_length_bytes": 8 * MiB})
-    slow = SlowStorage(local(tmp_path), delay=0.02)
+    slow = SlowStorage(storage, delay=0.02)
     with PeakRSS() as rss:
         result = generate(spec, slow, threads=4)
     assert result.bytes >= 256 * MiB and slow.writes >= 32
     # each writer thread waits for its own write: no more pieces in the storage's hands than
     # threads, none larger than a write chunk (nothing queued behind the slow device)
     assert slow.most_in_progress <= 4 and slow.largest <= spec.write_chunk_bytes
-    assert rss.growth < 160 * MiB, f"memory grew by {rss.growth / MiB:.0f} MiB while writing {result.bytes / MiB:.0f} MiB"
+    assert rss.growth < bound, (f"memory grew by {rss.growth / MiB:.0f} MiB while writing {result.bytes / MiB:.0f} "
+                                f"MiB (bound {bound / MiB:.0f} MiB)")
+
+
+def test_a_slow_storage_slows_generation_instead_of_filling_memory(tmp_path):
+    _slow_generation(local(tmp_path))
+
+
+def s3_writers_hold(writers: int) -> int:
+    """Bytes the S3 streaming writers of a process may hold, as the storage layer declares it:
+    each writer's part being filled (and its copy while handed over), plus the parts in flight
+    (a per-process budget where there is one, else MAX_PARTS_IN_FLIGHT per writer)."""
+    from pytest_iobench.storage import s3common
+
+    budget = getattr(s3common, "PART_BUDGET_PARTS", None)
+    in_flight = budget if budget is not None else writers * s3common.MAX_PARTS_IN_FLIGHT
+    return (2 * writers + in_flight) * s3common.PART_SIZE
+
+
+@pytest.mark.parametrize("library", ["boto3", "s3dlio"])
+def test_a_slow_s3_storage_slows_generation_instead_of_filling_memory(tmp_path, storage_factory, library):
+    # the real S3 writers (multipart uploads to the embedded endpoint, in another process)
+    # behind slow write calls: what the process holds is generation's own (4 writers' random
+    # staging, 2 x 8 MiB each, and change) plus what the S3 writers may hold
+    s3 = storage_factory.at(storage_factory.get("s3", library), f"slow-{library}-{tmp_path.name}")
+    try:
+        _slow_generation(s3, bound=4 * 2 * STAGING + 32 * MiB + s3_writers_hold(4))
+    finally:
+        s3.delete_prefix("")
 
 
 def test_dataset_prefix_is_the_data_folder_then_the_digest():
