@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import statistics
 from pathlib import Path
 
 ONE_LIBRARY = ("--iobench-libraries=posix", "-p", "no:cacheprovider")
@@ -104,3 +105,17 @@ def test_generation_suite_ids_and_records(pytester):
     metrics = records[0]["metrics"]
     assert metrics["write_throughput"]["unit"] == "MB/s" and metrics["write_throughput"]["value"] > 0
     assert metrics["files_per_second"]["value"] > 0 and metrics["peak_rss"]["unit"] == "MiB"
+
+
+def test_generation_suite_generates_afresh_for_each_warmup_and_repeat(pytester):
+    result = pytester.runpytest_subprocess(
+        str(SUITE), "--iobench-formats=npy", "--iobench-generate-size=1MiB", "--iobench-threads=1",
+        "--iobench-repeat=2", "--iobench-warmup=1", *ONE_LIBRARY, f"--rootdir={pytester.path}")
+    result.assert_outcomes(passed=1)
+    (record,) = json.loads(sorted((pytester.path / "reports").glob("iobench-*.json"))[-1].read_text())["tests"]
+    throughput = record["metrics"]["write_throughput"]
+    assert len(throughput["repeats"]) == 2 and len(throughput["warmup"]) == 1
+    assert throughput["value"] == statistics.median(throughput["repeats"])
+    runs = record["details"]["runs"]
+    assert len(runs) == 3 and len({r["folder"] for r in runs}) == 3  # each in a new folder
+    assert [r["bytes"] for r in runs] == [record["metrics"]["bytes_written"]["value"]] * 3
