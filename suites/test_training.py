@@ -29,13 +29,16 @@ def test_training(training_workload, storage, ranks, mpi_session, iobench_config
                   dataset_factory, dlio_output_dir, storage_factory):
     config = training_workload
     dataset = dataset_factory(config.dataset, storage)  # generated once, kept for later runs
+    # read through this test's library: the dataset was generated once per datasets area, by
+    # whichever library asked first, and dataset.area is that library's
+    area = storage_factory.get(storage.kind, storage.library, area="datasets")
     waived = EMBEDDED_S3 if storage.kind == "s3" and storage_factory.embedded else ""
 
     def run():
         checkpoints = f"training-checkpoints-{uuid.uuid4().hex[:10]}"
         try:
             return run_training_session(
-                mpi_session, config, dataset.area, ranks=ranks, dataset_prefix=dataset.prefix,
+                mpi_session, config, area, ranks=ranks, dataset_prefix=dataset.prefix,
                 output_folder=dlio_output_dir, dataset_bytes=dataset.bytes,
                 checkpoint_storage=storage, checkpoint_prefix=checkpoints, scale=iobench_config.scale)
         finally:
@@ -45,3 +48,6 @@ def test_training(training_workload, storage, ranks, mpi_session, iobench_config
     # below the floor the test fails (the criterion holds the median of the measured runs)
     outcome = measure_training(iobench_record, run, config, ranks, floor_waived=waived)
     assert outcome.summary["bytes_read"] > 0, "no byte came from the storage"
+    used = {(r["storage"]["kind"], r["storage"]["library"]) for r in outcome.results}
+    expected = {("direct" if config.reader.odirect and storage.kind == "local" else storage.kind, storage.library)}
+    assert used == expected, f"the ranks read through {used}, not the storage under test"
