@@ -372,3 +372,16 @@ def test_parquet_columns_come_from_storage_options_as_in_the_mlcommons_fork():
     npz = load_mapping({"dataset": {"format": "npz"}, "storage": {"storage_options": {"columns": ["x"]}}})
     assert npz.not_emulated["storage.storage_options.columns"].startswith("applies to parquet only")
     assert "storage.storage_options: 5 is not valid" in errors_of({"storage": {"storage_options": 5}})
+
+
+def test_an_override_can_name_the_workload_it_applies_to(pytester):
+    pytester.makepyfile("def test_t(training_workload):\n"
+                        "    print('W', training_workload.name, training_workload.dataset.num_files_train,"
+                        " training_workload.train.epochs)\n")
+    result = pytester.runpytest("-s", "--iobench-workload=unet3d_h100,cosmoflow_h100",
+                                "--iobench-set", "unet3d_h100:dataset.num_files_train=8", "--iobench-set", "train.epochs=2")
+    result.stdout.fnmatch_lines(["*W unet3d_h100 8 2*", "*W cosmoflow_h100 524288 2*"])
+    bad = pytester.runpytest("--iobench-workload=unet3d_h100", "--iobench-set", "unet3d_h10:dataset.num_files_train=8")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    bad.stderr.fnmatch_lines(["*--iobench-set unet3d_h10:dataset.num_files_train=8: workload 'unet3d_h10' is not run "
+                              "in this session (workloads: unet3d_h100)*"])

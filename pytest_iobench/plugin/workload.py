@@ -30,10 +30,26 @@ def _search(config: pytest.Config) -> list[str]:
     return [str(config.rootpath / "fixtures" / "workloads")]
 
 
+def split_override(text: str) -> tuple[str | None, str]:
+    """``unet3d_h100:dataset.num_files_train=8`` -> ("unet3d_h100", "dataset.num_files_train=8");
+    an override without a workload name applies to every workload (None)."""
+    key = text.partition("=")[0]
+    if ":" in key:
+        workload, _, rest = text.partition(":")
+        return workload.strip(), rest
+    return None, text
+
+
+def overrides_for(name: str, overrides: list[str]) -> list[str]:
+    """The --iobench-set overrides that apply to workload ``name`` (its id: a path's file name)."""
+    own = _id(name)
+    return [rest for workload, rest in map(split_override, overrides) if workload in (None, name, own)]
+
+
 def _load(config: pytest.Config, name: str) -> WorkloadConfig:
     cache = config.stash.setdefault(_CACHE_KEY, {})
     if name not in cache:
-        cache[name] = load_workload(name, get_settings(config).set, _search(config))
+        cache[name] = load_workload(name, overrides_for(name, get_settings(config).set), _search(config))
     return cache[name]
 
 
@@ -67,6 +83,12 @@ def pytest_cmdline_main(config: pytest.Config):
         raise pytest.UsageError(str(exc)) from None
     names = settings.workload or (TRAINING_WORKLOADS + CHECKPOINT_WORKLOADS)
     problems = []
+    known = {n for name in names for n in (name, _id(name))}
+    for text in settings.set:
+        workload, _ = split_override(text)
+        if workload is not None and workload not in known:
+            problems.append(f"--iobench-set {text}: workload {workload!r} is not run in this session "
+                            f"(workloads: {', '.join(map(_id, names))})")
     for name in names:
         try:
             workload = _load(config, name)

@@ -49,6 +49,7 @@ declare(
     Option("workload", "workloads to run: names from fixtures/workloads/ or paths of DLIO workload YAML files "
            "(comma list); default: each suite's scaled-down workloads", parse=comma_list(), metavar="NAMES"),
     Option("set", "override a workload key, as section.key=value (repeatable), e.g. dataset.num_files_train=8; "
+           "WORKLOAD:section.key=value overrides one workload only (unet3d_h100:dataset.num_files_train=8); "
            "DLIO's ++workload.section.key=value is accepted too", parse=override, multiple=True,
            metavar="KEY=VALUE"),
     Option("ranks", "rank counts (simulated accelerators) to run each workload with (comma list); "
