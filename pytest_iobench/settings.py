@@ -14,10 +14,20 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 
 class SettingsError(ValueError):
     """A setting has a value that cannot be used. The message is one line for the user."""
+
+
+class HiddenValueError(ValueError):
+    """A value that does not parse and must not be echoed as given (it holds a credential):
+    ``shown`` is what the error message prints instead."""
+
+    def __init__(self, message: str, shown: str):
+        super().__init__(message)
+        self.shown = shown
 
 
 @dataclass(frozen=True)
@@ -32,6 +42,9 @@ class Option:
     #: turns the raw string into the value; raises ValueError with the "what is valid" text
     parse: Callable[[str], Any] = str
     secret: bool = False
+    #: shown with only its last 4 characters, as the AWS CLI shows an access key id: not a
+    #: secret, but not for every log either
+    masked: bool = False
     #: repeatable on the command line (values accumulate); ini value is one per line
     multiple: bool = False
     metavar: str | None = None
@@ -80,7 +93,9 @@ class Settings:
         return self.values.get(name, default)
 
     def describe(self) -> dict[str, str]:
-        """Printable settings: secrets masked, unset ones left out."""
+        """Printable settings: secrets as ``***``, masked ones as ``****`` and their last 4
+        characters, unset ones left out."""
+        secrets = {str(v) for n, v in self.values.items() if v and n in REGISTRY and REGISTRY[n].secret}
         shown = {}
         for name, value in self.values.items():
             if value is None or value == [] or value == ():
@@ -88,6 +103,10 @@ class Settings:
             option = REGISTRY.get(name)
             if option is not None and option.secret:
                 text = "***"
+            elif option is not None and option.masked:
+                # the last characters of a key id that is also the secret (minioadmin) would be
+                # the secret's
+                text = "****" if str(value) in secrets else mask(str(value))
             elif isinstance(value, (list, tuple)):
                 text = ",".join(str(v) for v in value)
             else:
@@ -108,7 +127,14 @@ def resolve(
         try:
             value = _parse(option, raw)
         except ValueError as exc:
-            shown = "***" if option.secret else repr(raw)
+            if option.secret:
+                shown = "***"
+            elif isinstance(exc, HiddenValueError):
+                shown = repr(exc.shown)
+            elif option.masked:
+                shown = repr(mask(str(raw)))
+            else:
+                shown = repr(raw)
             raise SettingsError(f"{option.flag} ({source}): {shown} is not valid: {exc}") from None
         settings.values[name] = value
         settings.sources[name] = source
@@ -180,7 +206,38 @@ def positive_int(text: str) -> int:
     return values[0]
 
 
+def mask(text: str) -> str:
+    """``****`` and the last 4 characters, as the AWS CLI shows an access key id; only
+    ``****`` for a value too short to hide anything by that."""
+    return "****" + text[-4:] if len(text) > 8 else "****"
+
+
+_URL_EXAMPLE = "give an http:// or https:// URL, such as http://127.0.0.1:9000"
+
+
 def url(text: str) -> str:
-    if not (text.startswith("http://") or text.startswith("https://")) or len(text.split("://", 1)[1]) == 0:
-        raise ValueError("give an http:// or https:// URL, such as http://127.0.0.1:9000")
+    """An S3 endpoint URL: http(s)://host[:port], nothing else (checked here so that no client
+    library meets a URL it cannot take)."""
+    scheme, _, rest = text.partition("://")
+    if scheme not in ("http", "https") or not rest:
+        raise ValueError(_URL_EXAMPLE)
+    netloc = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    if "@" in netloc:
+        hidden = f"{scheme}://***@{text.split('@', 1)[1]}"
+        raise HiddenValueError(
+            "credentials do not belong in the endpoint URL (the URL is printed in the report "
+            "header); set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY instead", hidden)
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # urlsplit refuses only an unclosed IPv6 bracket here
+        raise ValueError(f"the IPv6 host has no closing ']'; {_URL_EXAMPLE}") from None
+    if not parts.hostname:
+        raise ValueError(f"no host; {_URL_EXAMPLE}")
+    host_port = netloc[netloc.index("]") + 1:] if netloc.startswith("[") else netloc
+    port_text = host_port.rpartition(":")[2] if ":" in host_port else ""
+    if ":" in host_port and not (port_text.isdigit() and 1 <= int(port_text) <= 65535):
+        raise ValueError(f"the port {port_text!r} is not a number from 1 to 65535; {_URL_EXAMPLE}")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError(f"an endpoint is a scheme, a host and a port, with no path, query or fragment "
+                         f"(minio cannot take one); {_URL_EXAMPLE}")
     return text.rstrip("/")

@@ -1,11 +1,18 @@
 """The plugin's options: --help, precedence (command line > ini > environment > default),
-test ids, the report header with secrets masked, and one-line errors for bad values."""
+test ids, the report header with secrets and access keys masked, one-line errors for bad
+values (endpoint URLs, libraries, bucket names, roots) and the direct storage's skips."""
 
 from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
 
 import pytest
 
 from pytest_iobench.settings import REGISTRY
+from pytest_iobench.storage.direct import MEMORY_FILE_SYSTEMS, file_system_type
 
 PRINT_SETTINGS = """
 def test_show(iobench_config):
@@ -98,8 +105,18 @@ def test_header_shows_settings_and_masks_secrets(pytester, monkeypatch):
         (["--iobench-threads=four"], "ERROR: --iobench-threads (command line): 'four' is not valid: 'four' is not a whole number*"),
         (["--iobench-storage=local", "--iobench-libraries=minio"], "ERROR: --iobench-libraries: minio cannot reach the local storage; valid for local: posix, s3dlio"),
         (["--iobench-s3-endpoint=ftp://x"], "ERROR: --iobench-s3-endpoint (command line): 'ftp://x' is not valid: give an http:// or https:// URL*"),
+        (["--iobench-s3-endpoint=http://127.0.0.1:abc"], "ERROR: --iobench-s3-endpoint (command line): 'http://127.0.0.1:abc' is not valid: the port 'abc' is not a number from 1 to 65535; give an http:// or https:// URL*"),
+        (["--iobench-s3-endpoint=http://[::1"], "ERROR: --iobench-s3-endpoint (command line): 'http://[[]::1' is not valid: the IPv6 host has no closing ']'*"),
+        (["--iobench-s3-endpoint=https://s3.example.com:9000/a/path"], "ERROR: --iobench-s3-endpoint (command line): * is not valid: an endpoint is a scheme, a host and a port, with no path*"),
+        (["--iobench-storage=local", "--iobench-libraries=posix,boto3"], "ERROR: --iobench-libraries: boto3 serves none of the chosen storages (local); the libraries for them: local: posix, s3dlio"),
+        (["--iobench-storage=s3", "--iobench-bucket=Team_Bucket"], "ERROR: --iobench-bucket: 'Team_Bucket' is not a bucket name the embedded S3 endpoint can create; a bucket name is 3-63 lowercase letters*"),
+        (["--iobench-storage=s3", "--iobench-root=s3://ab/prefix"], "ERROR: --iobench-root: 'ab' is not a bucket name the embedded S3 endpoint can create*"),
+        (["--iobench-root=/proc/nope"], "ERROR: --iobench-root: cannot create the directory /proc/nope: No such file or directory; give a directory you can write to"),
+        (["--iobench-root=/proc"], "ERROR: --iobench-root: cannot create files in /proc: *; give a directory you can write to"),
     ],
-    ids=["storage", "library", "threads-zero", "threads-word", "library-for-storage", "endpoint-url"],
+    ids=["storage", "library", "threads-zero", "threads-word", "library-for-storage", "endpoint-url",
+         "endpoint-port", "endpoint-ipv6", "endpoint-path", "library-serves-none", "embedded-bucket-name",
+         "embedded-root-bucket-name", "root-cannot-create", "root-not-writable"],
 )
 def test_bad_values_stop_at_start_with_one_line(pytester, args, message):
     pytester.makepyfile("def test_never_runs():\n    raise AssertionError('ran')\n")
@@ -108,6 +125,66 @@ def test_bad_values_stop_at_start_with_one_line(pytester, args, message):
     result.stderr.fnmatch_lines([message])
     assert "Traceback" not in result.stderr.str() + result.stdout.str()
     assert "ran" not in result.stdout.str()
+
+
+def test_endpoint_url_with_credentials_stops_without_printing_them(pytester):
+    pytester.makepyfile("def test_never_runs():\n    raise AssertionError('ran')\n")
+    result = pytester.runpytest("--iobench-s3-endpoint=http://AKIAIOSFODNN7EXAMPLE:pa55w0rd-in-url@127.0.0.1:9000")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --iobench-s3-endpoint (command line): 'http://***@127.0.0.1:9000' is not valid: "
+                                 "credentials do not belong in the endpoint URL*; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY instead"])
+    out = result.stdout.str() + result.stderr.str()
+    assert "pa55w0rd-in-url" not in out and "AKIAIOSFODNN7EXAMPLE" not in out
+
+
+def test_root_that_is_a_file_stops_at_start(pytester, tmp_path):
+    (tmp_path / "a-file").write_text("x")
+    pytester.makepyfile("def test_never_runs(storage):\n    raise AssertionError('ran')\n")
+    for root, message in [(tmp_path / "a-file", f"ERROR: --iobench-root: {tmp_path / 'a-file'} exists and is not a directory"),
+                          (tmp_path / "a-file" / "sub", f"ERROR: --iobench-root: cannot create the directory {tmp_path / 'a-file' / 'sub'}: Not a directory*")]:
+        result = pytester.runpytest(f"--iobench-root={root}", "--iobench-storage=direct")
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines([message])
+        assert "Traceback" not in result.stderr.str() + result.stdout.str()
+
+
+def test_a_usable_root_is_created_and_left_clean(pytester, tmp_path):
+    root = tmp_path / "new" / "root"
+    pytester.makepyfile("def test_io(storage):\n    storage.put('k', b'v')\n")
+    pytester.runpytest(f"--iobench-root={root}", "--iobench-libraries=posix").assert_outcomes(passed=1)
+    assert root.is_dir() and list(root.iterdir()) == [], "the write probe or the scratch area was left behind"
+
+
+def test_header_and_document_mask_access_keys(pytester, monkeypatch):
+    pytester.makepyfile("def test_cfg(iobench_config):\n    pass\n")
+    cases = [("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "****MPLE"),
+             ("minioadmin", "not-the-same-secret", "****dmin"),
+             ("minioadmin", "minioadmin", "****")]  # its last characters would be the secret's
+    for n, (key_id, secret, shown) in enumerate(cases):
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", key_id)
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+        result = pytester.runpytest(f"--iobench-json=out/{n}.json", "--iobench-report=none")
+        result.assert_outcomes(passed=1)
+        result.stdout.fnmatch_lines([f"iobench: *s3-access-key={shown} (env AWS_ACCESS_KEY_ID)*"])
+        assert key_id not in result.stdout.str() + result.stderr.str()
+        document = json.loads((pytester.path / "out" / f"{n}.json").read_text())
+        assert document["run"]["settings"]["s3-access-key"] == {"value": shown, "source": "env AWS_ACCESS_KEY_ID"}
+        assert key_id not in json.dumps(document)
+
+
+def test_tmpfs_root_skips_the_direct_storage(pytester):
+    shm = "/dev/shm"
+    if not os.path.isdir(shm) or file_system_type(shm) not in MEMORY_FILE_SYSTEMS:
+        pytest.skip(f"{shm} is not a tmpfs here")
+    root = os.path.join(shm, f"iobench-test-{uuid.uuid4().hex[:8]}")
+    pytester.makepyfile("def test_io(storage):\n    storage.put('k', b'v' * 8192)\n")
+    try:
+        result = pytester.runpytest("-rs", f"--iobench-root={root}", "--iobench-storage=direct")
+        result.assert_outcomes(skipped=2)
+        result.stdout.fnmatch_lines([f"*SKIPPED*{root}* is on tmpfs: O_DIRECT on a memory file system measures memory, "
+                                     "not a device; choose another --iobench-root for the direct storage"] * 2)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_ini_value_error_names_the_ini_key(pytester):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import socket
+import threading
 
 import boto3
 import pytest
@@ -66,14 +67,18 @@ def test_given_endpoint_under_xdist_uses_a_prefix_per_worker(pytester, monkeypat
     endpoint, client = external
     for name, value in env_for(endpoint).items():
         monkeypatch.setenv(name, value)
+    roots = pytester.mkdir("roots")
     pytester.makepyfile(
-        """
+        f"""
+        import os
         import pytest
 
         @pytest.mark.parametrize("n", range(4))
         def test_write(storage, n):
-            print("ROOT=" + storage.uri(""))
-            storage.put(f"obj-{n}", b"data")
+            worker = os.environ["PYTEST_XDIST_WORKER"]
+            with open(os.path.join({str(roots)!r}, f"{{worker}}-{{n}}"), "w") as f:
+                f.write(storage.uri(""))
+            storage.put(f"obj-{{n}}", b"data")
         """
     )
     result = pytester.runpytest_subprocess(
@@ -81,6 +86,15 @@ def test_given_endpoint_under_xdist_uses_a_prefix_per_worker(pytester, monkeypat
         f"--iobench-s3-endpoint={endpoint.url}", "--iobench-bucket=team-bucket",
     )
     result.assert_outcomes(passed=4)
+    by_worker: dict[str, set[str]] = {}
+    for path in roots.iterdir():
+        by_worker.setdefault(path.name.split("-")[0], set()).add(path.read_text())
+    assert sorted(by_worker) == ["gw0", "gw1"], f"both workers ran tests: {sorted(by_worker)}"
+    prefixes = [next(iter(p)) for p in by_worker.values()]
+    assert all(len(p) == 1 for p in by_worker.values()), f"a worker used several prefixes: {by_worker}"
+    assert len(set(prefixes)) == 2, f"the workers shared a prefix: {prefixes}"
+    for worker, (prefix,) in by_worker.items():
+        assert re.fullmatch(rf"s3://team-bucket/iobench-run-\d{{8}}T\d{{6}}Z-[0-9a-f]{{6}}-{worker}/s3-boto3/", prefix), prefix
     assert all_keys(client) == ["theirs/precious.bin"]
 
 
@@ -104,6 +118,35 @@ def test_embedded_endpoint_starts_and_stops(pytester, monkeypatch):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
 
 
+@pytest.mark.parametrize("option", ["--iobench-bucket=my-team-bucket/ci/nightly", "--iobench-root=s3://my-team-bucket/ci/nightly"],
+                         ids=["bucket", "root"])
+def test_embedded_endpoint_uses_the_given_bucket_and_prefix(pytester, monkeypatch, option):
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "IOBENCH_S3_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    pytester.makepyfile(
+        """
+        import boto3
+
+        def test_write(s3_endpoint, storage):
+            print("ROOT=" + storage.uri(""))
+            storage.put("k", b"v")
+            client = boto3.client("s3", endpoint_url=s3_endpoint.url, aws_access_key_id=s3_endpoint.access_key,
+                                  aws_secret_access_key=s3_endpoint.secret_key, region_name="us-east-1")
+            keys = [o["Key"] for o in client.list_objects_v2(Bucket="my-team-bucket").get("Contents", [])]
+            print("KEYS=" + ",".join(keys))
+            print("BUCKETS=" + ",".join(b["Name"] for b in client.list_buckets()["Buckets"]))
+        """
+    )
+    result = pytester.runpytest_subprocess("-s", "--iobench-storage=s3", "--iobench-libraries=boto3", option)
+    result.assert_outcomes(passed=1)
+    out = result.stdout.str()
+    assert re.search(r"ROOT=s3://my-team-bucket/ci/nightly/iobench-run-[^/]+/s3-boto3/\s", out), out
+    assert re.search(r"KEYS=ci/nightly/iobench-run-[^/]+/s3-boto3/k\s", out), out
+    assert "BUCKETS=my-team-bucket\n" in out, "the embedded endpoint made another bucket than the one named"
+    name, value = option.removeprefix("--iobench-").split("=", 1)
+    result.stdout.fnmatch_lines([f"iobench: *{name}={value} (command line)*"])  # the header says where it went
+
+
 def test_unreachable_endpoint_is_one_line(pytester, monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "id")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
@@ -116,6 +159,43 @@ def test_unreachable_endpoint_is_one_line(pytester, monkeypatch):
     result.stderr.fnmatch_lines([f"ERROR: the S3 endpoint http://127.0.0.1:{port} is unreachable: *"])
     assert "Traceback" not in result.stderr.str()
     assert SECRET not in result.stdout.str() + result.stderr.str()
+
+
+def test_ipv6_endpoint_is_one_line(pytester, monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "id")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    pytester.makepyfile("def test_x(storage):\n    pass\n")
+    port = free_port()  # nothing listens there, on ::1 either
+    result = pytester.runpytest("--iobench-storage=s3", f"--iobench-s3-endpoint=http://[::1]:{port}", "--iobench-bucket=b1")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: the S3 endpoint http://[[]::1[]]:{port} is unreachable: *"])
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+
+
+def test_endpoint_that_never_answers_fails_after_one_request(pytester, monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "id")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    pytester.makepyfile("def test_x(storage):\n    pass\n")
+    accepted = []
+    with socket.create_server(("127.0.0.1", 0)) as listener:  # accepts, never replies
+
+        def accept() -> None:
+            while True:
+                try:
+                    accepted.append(listener.accept()[0])
+                except OSError:
+                    return
+
+        threading.Thread(target=accept, daemon=True).start()
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        result = pytester.runpytest("--iobench-storage=s3", f"--iobench-s3-endpoint={url}", "--iobench-bucket=b1")
+    for conn in accepted:
+        conn.close()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: the S3 endpoint {url} cannot be used: Read timeout on endpoint URL*"])
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+    # the reachability probe, then one HEAD request: no retry of a request that timed out
+    assert len(accepted) == 2, f"{len(accepted)} connections: the check retried"
 
 
 def test_missing_bucket_and_missing_credentials(pytester, monkeypatch, external):

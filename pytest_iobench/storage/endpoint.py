@@ -143,7 +143,9 @@ def _client(endpoint: S3Endpoint, timeout: float):
         aws_secret_access_key=endpoint.secret_key,
         aws_session_token=endpoint.session_token,
         region_name=endpoint.region,
-        config=Config(connect_timeout=timeout, read_timeout=timeout, retries={"max_attempts": 1},
+        # total_max_attempts counts the first request: 1 is no retry (botocore's max_attempts
+        # counts retries, so max_attempts=1 meant two requests, twice the timeout)
+        config=Config(connect_timeout=timeout, read_timeout=timeout, retries={"total_max_attempts": 1},
                       s3={"addressing_style": "path"}),
     )
 
@@ -159,12 +161,12 @@ def check_endpoint(endpoint: S3Endpoint, bucket: str, timeout: float = 5.0) -> N
             f"no credentials for the S3 endpoint {endpoint.url}: set AWS_ACCESS_KEY_ID and "
             "AWS_SECRET_ACCESS_KEY (or IOBENCH_S3_ACCESS_KEY / IOBENCH_S3_SECRET_KEY)"
         )
-    host_port = endpoint.netloc.split("/", 1)[0]
-    host, _, port = host_port.rpartition(":")
-    if not host:
-        host, port = host_port, ("443" if endpoint.secure else "80")
+    try:  # the settings checked the URL; an endpoint made in code may still be malformed
+        address = (endpoint.host, endpoint.port)
+    except ValueError as exc:
+        raise EndpointError(f"the S3 endpoint URL {endpoint.url} is not valid: {exc}") from None
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+        socket.create_connection(address, timeout=timeout).close()
     except OSError as exc:
         raise EndpointError(f"the S3 endpoint {endpoint.url} is unreachable: {exc.strerror or exc}") from None
     from botocore.exceptions import BotoCoreError, ClientError

@@ -10,8 +10,10 @@ Layout under the root (a directory, or a bucket/prefix):
 from __future__ import annotations
 
 import os
-import shutil
+import re
 import secrets
+import shutil
+import tempfile
 import threading
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -40,7 +42,10 @@ class StorageParam:
 
 
 def plan_storages(settings: Settings) -> list[StorageParam]:
-    """The (storage, library) pairs the settings ask for, in a stable order."""
+    """The (storage, library) pairs the settings ask for, in a stable order.
+
+    Named libraries must each serve at least one of the chosen storages, and each storage
+    must be served by one of them: a library that would silently run nothing is an error."""
     explicit = settings.libraries
     params = []
     for kind in settings.storage:
@@ -52,6 +57,13 @@ def plan_storages(settings: Settings) -> list[StorageParam]:
             )
         for lib in libraries:
             params.append(StorageParam(kind, lib, None if library_installed(lib) else missing_reason(lib)))
+    unused = [lib for lib in explicit or () if not any(lib in LIBRARIES[kind] for kind in settings.storage)]
+    if unused:
+        serving = "; ".join(f"{kind}: {', '.join(LIBRARIES[kind])}" for kind in settings.storage)
+        raise SettingsError(
+            f"--iobench-libraries: {', '.join(unused)} {'serves' if len(unused) == 1 else 'serve'} none of the "
+            f"chosen storages ({', '.join(settings.storage)}); the libraries for them: {serving}"
+        )
     return params
 
 
@@ -65,6 +77,42 @@ def split_s3_root(settings: Settings) -> tuple[str, str]:
         return "", ""
     bucket, _, prefix = text.strip("/").partition("/")
     return bucket, prefix.strip("/")
+
+
+def _s3_root_option(settings: Settings) -> str:
+    return "--iobench-root" if (settings.root or "").startswith("s3://") else "--iobench-bucket"
+
+
+#: what S3 (and moto) accept for a new bucket: 3-63 lowercase letters, digits, '.' and '-'
+_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+def check_new_bucket_name(bucket: str, option: str) -> None:
+    """The embedded endpoint creates the bucket it is given: the name must be one S3 takes."""
+    if not _BUCKET_NAME.fullmatch(bucket) or ".." in bucket or re.fullmatch(r"[0-9.]+", bucket):
+        raise SettingsError(
+            f"{option}: {bucket!r} is not a bucket name the embedded S3 endpoint can create; a bucket "
+            "name is 3-63 lowercase letters, digits, '.' and '-', starting and ending with a letter or digit"
+        )
+
+
+def check_local_root(root: str) -> None:
+    """--iobench-root for the local and direct storages: a directory that exists (created if
+    need be) and takes new files; one line otherwise, before any test runs."""
+    if os.path.exists(root) and not os.path.isdir(root):
+        raise SettingsError(f"--iobench-root: {root} exists and is not a directory")
+    try:
+        os.makedirs(root, exist_ok=True)
+    except OSError as exc:
+        raise SettingsError(f"--iobench-root: cannot create the directory {root}: "
+                            f"{exc.strerror or exc}; give a directory you can write to") from None
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".iobench-write-probe-", dir=root)
+    except OSError as exc:
+        raise SettingsError(f"--iobench-root: cannot create files in {root}: "
+                            f"{exc.strerror or exc}; give a directory you can write to") from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def configured_endpoint(settings: Settings) -> S3Endpoint | None:
@@ -84,17 +132,19 @@ def check_settings(settings: Settings) -> None:
     plan_storages(settings)
     if "s3" in settings.storage:
         endpoint = configured_endpoint(settings)
+        bucket, _ = split_s3_root(settings)
         if endpoint is not None:
-            bucket, _ = split_s3_root(settings)
             if not bucket:
                 raise SettingsError(
                     f"--iobench-bucket: an S3 endpoint ({endpoint.url}) is given but no bucket; "
                     "name one with --iobench-bucket NAME or --iobench-root s3://NAME/prefix"
                 )
             check_endpoint(endpoint, bucket)
+        elif bucket:
+            check_new_bucket_name(bucket, _s3_root_option(settings))
     root = settings.root
-    if root and not root.startswith("s3://") and os.path.exists(root) and not os.path.isdir(root):
-        raise SettingsError(f"--iobench-root: {root} exists and is not a directory")
+    if root and not root.startswith("s3://") and {"local", "direct"} & set(settings.storage):
+        check_local_root(os.path.abspath(root))
 
 
 def new_run_id(worker: str | None = None) -> str:
@@ -122,9 +172,11 @@ class StorageFactory:
         """The S3 endpoint; the embedded one is started on first use."""
         with self._lock:
             if self._endpoint is None:
-                self._embedded = EmbeddedS3(region=self.settings.s3_region)
+                # the embedded server creates the bucket the settings name (and works under
+                # their prefix), as a given endpoint would be used
+                self._bucket = self._bucket or EMBEDDED_BUCKET
+                self._embedded = EmbeddedS3(bucket=self._bucket, region=self.settings.s3_region)
                 self._endpoint = self._embedded.start()
-                self._bucket, self._prefix = EMBEDDED_BUCKET, ""
             return self._endpoint
 
     @property

@@ -20,7 +20,7 @@ declare(
     Option("s3-region", "S3 region", default="us-east-1", env=("AWS_REGION", "AWS_DEFAULT_REGION"),
            metavar="REGION"),
     Option("s3-access-key", "S3 access key id (prefer the AWS_ACCESS_KEY_ID environment variable)",
-           env=("AWS_ACCESS_KEY_ID",), metavar="ID"),
+           env=("AWS_ACCESS_KEY_ID",), masked=True, metavar="ID"),
     Option("s3-secret-key", "S3 secret key (prefer the AWS_SECRET_ACCESS_KEY environment variable)",
            env=("AWS_SECRET_ACCESS_KEY",), secret=True, metavar="KEY"),
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from .base import join_key
 from .errors import StorageError, StorageNotFound, StoragePermissionDenied, register_secret
@@ -35,7 +36,17 @@ class S3Endpoint:
     @property
     def netloc(self) -> str:
         """host:port, as the minio SDK wants it."""
-        return self.url.split("://", 1)[-1].rstrip("/")
+        return urlsplit(self.url).netloc
+
+    @property
+    def host(self) -> str:
+        """The host name or address (an IPv6 address without its brackets)."""
+        return urlsplit(self.url).hostname or ""
+
+    @property
+    def port(self) -> int:
+        """The port, or the scheme's default."""
+        return urlsplit(self.url).port or (443 if self.secure else 80)
 
     def environ(self) -> dict[str, str]:
         """The AWS_* variables that make an SDK (or a child process) use this endpoint."""
