@@ -7,15 +7,21 @@ Every failure message starts with the storage id (``s3-minio``) and the operatio
 
 from __future__ import annotations
 
+import ctypes
+import mmap
+import os
 import threading
 import uuid
 import zlib
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import pytest
 
 from pytest_iobench.data.random import stream_for
-from pytest_iobench.storage import StorageError, StorageNotFound
+from pytest_iobench.storage import StorageError, StorageNotFound, open_storage
+from pytest_iobench.storage.posix import TEMP_MARKER
+from pytest_iobench.storage.s3common import PART_SIZE
 
 MiB = 1 << 20
 SEED = 20261125
@@ -237,3 +243,91 @@ def test_sixteen_threads_put_and_get(storage, space):
     assert not failures, "\n".join(failures)
     assert len(storage.list(space + "/")) == threads * rounds, f"{where(storage, 'list', space)}: objects missing"
     assert checked == sum(64 * 1024 + t * 997 + r for t in range(threads) for r in range(rounds))
+
+
+def test_list_of_a_missing_bucket_raises(storage, storage_factory):
+    if storage.kind != "s3":
+        pytest.skip("buckets are S3's; a directory not made yet lists as []")
+    missing = replace(storage.spec, bucket=f"iobench-missing-{uuid.uuid4().hex[:12]}")
+    other = open_storage(missing, storage_factory.endpoint())
+    try:
+        with pytest.raises(StorageNotFound) as info:
+            other.list("")
+    finally:
+        other.close()
+    err = info.value
+    assert (err.op, err.library) == ("list", storage.library), f"{storage.id}: list of a missing bucket: {err}"
+    assert err.__cause__ is not None, f"{storage.id}: list: the client's own error is not chained"
+
+
+# -- O_DIRECT: what the storage claims about its writes is what the kernel sees -----------------
+O_DIRECT = getattr(os, "O_DIRECT", 0o40000)
+
+
+def _open_flags(path: str) -> list[int]:
+    """The file status flags of this process's descriptors open on ``path`` (/proc fdinfo)."""
+    flags = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") != path:
+                continue
+            with open(f"/proc/self/fdinfo/{fd}") as info:
+                flags += [int(line.split()[1], 8) for line in info if line.startswith("flags:")]
+        except OSError:  # closed meanwhile
+            continue
+    return flags
+
+
+def _resident_pages(path: str) -> int:
+    """Pages of ``path`` in the page cache (mincore on a mapping that touches none of them)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+    size = os.path.getsize(path)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        addr = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+        if addr in (None, ctypes.c_void_p(-1).value):
+            raise OSError(ctypes.get_errno(), "mmap failed", path)
+        try:
+            vec = (ctypes.c_ubyte * (-(-size // mmap.PAGESIZE)))()
+            if libc.mincore(addr, size, vec) != 0:
+                raise OSError(ctypes.get_errno(), "mincore failed", path)
+            return sum(v & 1 for v in vec)
+        finally:
+            libc.munmap(addr, size)
+    finally:
+        os.close(fd)
+
+
+def test_writes_are_direct_where_the_storage_says_so(storage, space):
+    """An open streaming writer's file has O_DIRECT exactly when ``write_is_direct`` says so,
+    and what a write leaves in the page cache agrees; a direct storage's put bypasses it."""
+    if storage.kind == "s3":
+        pytest.skip("O_DIRECT is about files")
+    assert storage.write_is_direct is (storage.write_caveat is None if storage.kind == "direct" else False), (
+        f"{storage.id}: write_is_direct {storage.write_is_direct} but write_caveat {storage.write_caveat!r}")
+    data = payload(PART_SIZE, 7)  # whole 4 KiB blocks: nothing goes through a buffered tail
+    directory = os.path.join(storage.root, space)
+    with storage.open_writer(f"{space}/streamed") as writer:
+        writer.write(data[:1 << 20])
+        temps = [name for name in os.listdir(directory) if TEMP_MARKER in name]
+        assert len(temps) == 1, f"{storage.id}: open_writer: temporary files {temps}"
+        flags = _open_flags(os.path.join(directory, temps[0]))
+        assert flags, f"{storage.id}: open_writer: no descriptor of this process is open on {temps[0]}"
+        direct = [bool(f & O_DIRECT) for f in flags]
+        assert all(d == storage.write_is_direct for d in direct), (
+            f"{storage.id}: write_is_direct is {storage.write_is_direct}, the writer's file is opened "
+            f"{'with' if direct[0] else 'without'} O_DIRECT")
+        writer.write(data[1 << 20:])
+    cached = _resident_pages(os.path.join(directory, "streamed"))
+    assert (cached == 0) is storage.write_is_direct, (
+        f"{storage.id}: after a streamed write of {len(data)} bytes, {cached} of its pages are in the page "
+        f"cache, and write_is_direct is {storage.write_is_direct}")
+    storage.put(f"{space}/put", data)
+    cached = _resident_pages(os.path.join(directory, "put"))
+    assert (cached == 0) is (storage.kind == "direct"), (
+        f"{storage.id}: after a put of {len(data)} bytes, {cached} of its pages are in the page cache")
+

@@ -7,6 +7,10 @@ bucket and prefix). Keys use "/" as separator, never start with "/" and never co
 Writes are atomic as seen by a reader: ``put`` and ``open_writer`` make the key appear only
 once all its bytes are there (temporary name + rename on files, multipart upload completed
 on S3); an aborted writer leaves nothing under the key.
+
+Every failure is one of the ``errors`` family: ``StorageNotFound`` (the key, or the bucket,
+does not exist), ``StoragePermissionDenied``, or ``StorageError``, naming the operation, the
+key and the library, with the client's own exception chained.
 """
 
 from __future__ import annotations
@@ -108,6 +112,10 @@ class Storage(abc.ABC):
     library: str = ""
     #: how to open this storage again in another process (set by registry.open_storage)
     spec = None
+    #: True when the streaming writer (``open_writer``, what the write-measuring suites use)
+    #: writes through O_DIRECT, so write figures are the device's, not the page cache's. Only
+    #: the direct storage claims it, and only where the library really opens its files so.
+    write_is_direct: bool = False
 
     def __init__(self, root: str):
         self.root = root
@@ -120,6 +128,16 @@ class Storage(abc.ABC):
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.id} {self.uri('')}>"
 
+    @property
+    def write_caveat(self) -> str | None:
+        """What a write figure of this storage does not mean, for the results' warnings; None
+        when it means what its label says."""
+        if self.kind == "direct" and not self.write_is_direct:
+            return (f"{self.id}: the {self.library} library writes the direct storage's streams through "
+                    "the page cache (it has no O_DIRECT streaming writer); write figures are "
+                    "buffered writes, reads are O_DIRECT")
+        return None
+
     # -- what every library implements ---------------------------------------------------
     @abc.abstractmethod
     def uri(self, key: str) -> str:
@@ -131,22 +149,28 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     def open_writer(self, key: str, *, fsync: bool = False) -> StreamWriter:
-        """A streaming writer for a large object. ``fsync`` makes commit durable on files."""
+        """A streaming writer for a large object; the key appears on ``commit`` and not before.
+        ``fsync`` makes commit durable on files."""
 
     @abc.abstractmethod
     def get(self, key: str) -> Buffer:
-        """The whole object."""
+        """The whole object; ``StorageNotFound`` when there is none."""
 
     @abc.abstractmethod
     def get_range(self, key: str, offset: int, length: int) -> Buffer:
-        """Up to ``length`` bytes from ``offset``; shorter at the end, empty past the end."""
+        """Up to ``length`` bytes from ``offset``; shorter at the end, empty past the end;
+        ``StorageNotFound`` for a missing key, whatever the range."""
 
     @abc.abstractmethod
     def list(self, prefix: str = "") -> list[str]:
-        """Every key that starts with ``prefix`` (a plain string prefix, as on S3), sorted."""
+        """Every key that starts with ``prefix`` (a plain string prefix, as on S3), sorted.
+        Objects still being written are never listed; a prefix with nothing under it is [],
+        a missing bucket is ``StorageNotFound``."""
 
     @abc.abstractmethod
-    def stat(self, key: str) -> ObjectInfo: ...
+    def stat(self, key: str) -> ObjectInfo:
+        """The key and its size; ``StorageNotFound`` when there is no such object (a directory
+        is not one)."""
 
     @abc.abstractmethod
     def delete(self, key: str) -> None:

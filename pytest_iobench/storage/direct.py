@@ -159,6 +159,7 @@ class DirectWriter(StreamWriter):
 class DirectStorage(PosixStorage):
     kind = "direct"
     library = "posix"
+    write_is_direct = True
 
     def __init__(self, root: str):
         super().__init__(root)

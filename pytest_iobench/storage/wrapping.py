@@ -20,6 +20,7 @@ class WrappedStorage(Storage):
         super().__init__(inner.root)
         self.inner = inner
         self.kind, self.library, self.spec = inner.kind, inner.library, inner.spec
+        self.write_is_direct = inner.write_is_direct
 
     def uri(self, key: str) -> str:
         return self.inner.uri(key)
