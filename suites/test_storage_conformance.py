@@ -21,7 +21,7 @@ import pytest
 from pytest_iobench.data.random import stream_for
 from pytest_iobench.storage import StorageError, StorageNotFound, open_storage
 from pytest_iobench.storage.posix import TEMP_MARKER
-from pytest_iobench.storage.s3common import PART_SIZE
+from pytest_iobench.storage.s3common import PART_BUDGET, PART_SIZE
 
 MiB = 1 << 20
 SEED = 20261125
@@ -331,3 +331,47 @@ def test_writes_are_direct_where_the_storage_says_so(storage, space):
     assert (cached == 0) is (storage.kind == "direct"), (
         f"{storage.id}: after a put of {len(data)} bytes, {cached} of its pages are in the page cache")
 
+
+def test_parts_in_flight_stay_within_the_process_budget(storage, space):
+    """Writers in several threads, two at once in each, with a budget of 2 parts: the parts in
+    flight across all of them never exceed it (counted), every token comes back, nobody waits
+    forever, and every object is whole."""
+    if storage.kind != "s3":
+        pytest.skip("the part budget is the S3 streaming writers'")
+    size = 2 * PART_SIZE + 1000
+    threads, per_thread = 3, 2
+    previous = PART_BUDGET.resize(2)
+    PART_BUDGET.reset_peak()
+
+    def write_two(t: int) -> list[int]:
+        keys = [f"{space}/budget-{t}-{n}" for n in range(per_thread)]
+        sources = [stream_for(SEED, "budget", t, n, limit=size) for n in range(per_thread)]
+        crcs = [0] * per_thread
+        writers = [storage.open_writer(key) for key in keys]
+        try:
+            for _ in range(size // MiB + 1):  # interleaved: one thread holds both writers
+                for n, writer in enumerate(writers):
+                    chunk = sources[n].read(min(MiB, size - writer.bytes_written))
+                    if chunk:
+                        crcs[n] = zlib.crc32(chunk, crcs[n])
+                        writer.write(chunk)
+            for writer in writers:
+                writer.commit()
+        except BaseException:
+            for writer in writers:
+                writer.abort()
+            raise
+        return crcs
+
+    try:
+        with ThreadPoolExecutor(threads) as pool:
+            crcs = list(pool.map(write_two, range(threads)))
+    finally:
+        PART_BUDGET.resize(previous)
+    assert 1 <= PART_BUDGET.peak <= 2, f"{storage.id}: {PART_BUDGET.peak} parts in flight at once, budget 2"
+    assert PART_BUDGET.in_use == 0, f"{storage.id}: {PART_BUDGET.in_use} budget tokens not given back"
+    for t in range(threads):
+        for n in range(per_thread):
+            key = f"{space}/budget-{t}-{n}"
+            got = storage.get(key)
+            assert len(got) == size and zlib.crc32(got) == crcs[t][n], f"{where(storage, 'get', key)}: not what was streamed"

@@ -150,7 +150,9 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def open_writer(self, key: str, *, fsync: bool = False) -> StreamWriter:
         """A streaming writer for a large object; the key appears on ``commit`` and not before.
-        ``fsync`` makes commit durable on files."""
+        ``fsync`` makes commit durable on files. On S3 the parts in flight of all the writers
+        of a process share one budget (``s3common.PART_BUDGET``): memory grows with the
+        number of writers only by the part each one fills (and the minio SDK's copies of it)."""
 
     @abc.abstractmethod
     def get(self, key: str) -> Buffer:

@@ -1,9 +1,10 @@
 """The ``boto3`` SDK on S3, through its client API.
 
-The streaming writer fills one part buffer at a time and uploads full parts concurrently
-(at most MAX_PARTS_IN_FLIGHT; ``write`` blocks when they are all busy: backpressure). The
-multipart upload is created only once a first full part exists: smaller objects are a plain
-PUT, as every SDK does.
+The streaming writer fills one part buffer at a time and uploads full parts concurrently:
+at most MAX_PARTS_IN_FLIGHT for the writer, and only while the process-wide PART_BUDGET has
+a token (``write`` blocks otherwise: backpressure). A full part is handed to its upload as it
+is (no copy) and the writer starts a new one. The multipart upload is created only once a
+first full part exists: smaller objects are a plain PUT, as every SDK does.
 """
 
 from __future__ import annotations
@@ -17,7 +18,15 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from .base import Buffer, ObjectInfo, Storage, StreamWriter, check_key
 from .errors import StorageError, StorageNotFound
-from .s3common import MAX_PARTS_IN_FLIGHT, PART_SIZE, S3Location, error_for_code, is_invalid_range
+from .s3common import (
+    MAX_PARTS_IN_FLIGHT,
+    PART_BUDGET,
+    PART_SIZE,
+    S3Location,
+    error_for_code,
+    give_large_buffers_back,
+    is_invalid_range,
+)
 
 LIBRARY = "boto3"
 
@@ -40,11 +49,12 @@ class _MultipartWriter(StreamWriter):
         self.client = storage.client
         self.bucket = storage.location.bucket
         self.name = storage.location.object_name(key)
-        self.part = bytearray()
+        self.part = bytearray()  # the part being filled: this writer's own, not budgeted
         self.upload_id: str | None = None
         self.futures: list[Future] = []
         self.slots = threading.BoundedSemaphore(MAX_PARTS_IN_FLIGHT)
         self.pool: ThreadPoolExecutor | None = None
+        give_large_buffers_back()
 
     def _write(self, view: memoryview) -> None:
         while view.nbytes:
@@ -62,14 +72,23 @@ class _MultipartWriter(StreamWriter):
                 raise translate("write", self.key, exc) from exc
             self.pool = ThreadPoolExecutor(MAX_PARTS_IN_FLIGHT, thread_name_prefix="boto3-part")
         self._raise_failed_part()
-        self.slots.acquire()  # backpressure: wait for a free upload slot
-        body, self.part = bytes(self.part), bytearray()
+        self.slots.acquire()  # backpressure: this writer's own limit ...
+        PART_BUDGET.acquire()  # ... and the process's
+        body, self.part = self.part, bytearray()  # handed over whole; the next part is a new buffer
         number = len(self.futures) + 1
-        future = self.pool.submit(self._upload_part, number, body)
-        future.add_done_callback(lambda _f: self.slots.release())
+        try:
+            future = self.pool.submit(self._upload_part, number, body)
+        except BaseException:
+            self._part_done(None)
+            raise
+        future.add_done_callback(self._part_done)  # uploaded, failed or cancelled
         self.futures.append(future)
 
-    def _upload_part(self, number: int, body: bytes) -> dict:
+    def _part_done(self, _future) -> None:
+        PART_BUDGET.release()
+        self.slots.release()
+
+    def _upload_part(self, number: int, body: bytearray) -> dict:
         response = self.client.upload_part(
             Bucket=self.bucket, Key=self.name, UploadId=self.upload_id, PartNumber=number, Body=body
         )
@@ -77,14 +96,14 @@ class _MultipartWriter(StreamWriter):
 
     def _raise_failed_part(self) -> None:
         for future in self.futures:
-            if future.done() and future.exception() is not None:
+            if future.done() and not future.cancelled() and future.exception() is not None:
                 exc = future.exception()
                 raise translate("write", self.key, exc) from exc
 
     def _commit(self) -> None:
         try:
             if self.upload_id is None:
-                self.client.put_object(Bucket=self.bucket, Key=self.name, Body=bytes(self.part))
+                self.client.put_object(Bucket=self.bucket, Key=self.name, Body=self.part)
                 return
             if self.part:
                 self._send_part()
@@ -98,7 +117,7 @@ class _MultipartWriter(StreamWriter):
             raise translate("commit", self.key, exc) from exc
         finally:
             if self.pool is not None:
-                self.pool.shutdown(wait=True)
+                self.pool.shutdown(wait=True)  # every part's token is back once this returns
 
     def _abort(self) -> None:
         self.part = bytearray()

@@ -5,6 +5,12 @@ The SDK streams an upload of unknown length (``put_object(length=-1)``) from any
 upload when ``read()`` raises. The streaming writer hands it a ``_Pipe``: ``write`` pushes
 bytes in (blocking when the SDK falls behind: backpressure), a background thread runs
 ``put_object`` reading them out.
+
+The SDK uploads ``num_parallel_uploads`` parts at once from a pool whose threads each keep
+the last part they uploaded until the upload ends, so its parts cannot be given back to the
+process-wide PART_BUDGET one by one: a writer takes the tokens that are free when it starts
+(at most MAX_PARTS_IN_FLIGHT, never waiting) and uploads that many parts at once, or one at a
+time from the SDK's own thread when fewer than two are free; it gives them back at its end.
 """
 
 from __future__ import annotations
@@ -19,7 +25,15 @@ from minio.error import S3Error
 
 from .base import Buffer, ObjectInfo, Storage, StreamWriter, check_key
 from .errors import StorageError, StorageNotFound
-from .s3common import MAX_PARTS_IN_FLIGHT, PART_SIZE, S3Location, error_for_code, is_invalid_range
+from .s3common import (
+    MAX_PARTS_IN_FLIGHT,
+    PART_BUDGET,
+    PART_SIZE,
+    S3Location,
+    error_for_code,
+    give_large_buffers_back,
+    is_invalid_range,
+)
 
 LIBRARY = "minio"
 
@@ -36,10 +50,16 @@ class _Aborted(Exception):
     """Raised into the SDK's read() so that it aborts the multipart upload."""
 
 
+#: the most bytes a pipe holds, and the least a read() waits for (unless at the end). The SDK
+#: joins reads into a part itself (one copy per read), so the pipe need not hold a part:
+#: pieces of this size keep those copies few and the pipe small.
+PIPE_BYTES = 2 << 20
+
+
 class _Pipe:
     """A bounded byte queue between ``write`` (producer) and the SDK's ``read`` (consumer)."""
 
-    def __init__(self, max_bytes: int):
+    def __init__(self, max_bytes: int = PIPE_BYTES):
         self.max_bytes = max_bytes
         self.chunks: deque[bytes] = deque()
         self.buffered = 0
@@ -70,8 +90,9 @@ class _Pipe:
             self.cond.notify_all()
 
     def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes, at least ``max_bytes`` of them unless the stream ends first."""
         with self.cond:
-            while not self.aborted and not self.eof and (size < 0 or self.buffered < size):
+            while not self.aborted and not self.eof and (size < 0 or self.buffered < min(size, self.max_bytes)):
                 self.cond.wait()
             if self.aborted:
                 raise _Aborted()
@@ -94,7 +115,12 @@ class _Pipe:
 class _StreamingPut(StreamWriter):
     def __init__(self, storage: "MinioStorage", key: str):
         super().__init__(storage, key)
-        self.pipe = _Pipe(max_bytes=2 * PART_SIZE)
+        self.pipe = _Pipe()
+        give_large_buffers_back()
+        self.tokens = PART_BUDGET.take_available(MAX_PARTS_IN_FLIGHT)
+        if self.tokens < 2:  # one part at a time: the SDK thread's own part, no pool
+            PART_BUDGET.release(self.tokens)
+            self.tokens = 0
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._upload, name=f"minio-put-{key}", daemon=True)
         self.thread.start()
@@ -104,11 +130,13 @@ class _StreamingPut(StreamWriter):
         try:
             storage.client.put_object(
                 storage.location.bucket, storage.location.object_name(self.key), self.pipe,
-                length=-1, part_size=PART_SIZE, num_parallel_uploads=MAX_PARTS_IN_FLIGHT,
+                length=-1, part_size=PART_SIZE, num_parallel_uploads=max(1, self.tokens),
             )
         except BaseException as exc:  # handed to the caller by _check / _commit
             self.error = exc
         finally:
+            PART_BUDGET.release(self.tokens)  # the SDK's pool has ended with the upload
+            self.tokens = 0
             self.pipe.done_reading()
 
     def _check(self, op: str) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import threading
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -10,9 +12,102 @@ from .errors import StorageError, StorageNotFound, StoragePermissionDenied, regi
 
 #: part size of every streaming upload, the same for every library so they compare fairly
 PART_SIZE = 8 << 20
-#: parts uploaded concurrently by one streaming writer (bounds its memory to about
-#: (MAX_PARTS_IN_FLIGHT + 1) * PART_SIZE)
+#: parts one streaming writer uploads concurrently, at most (the process budget below may
+#: allow it fewer)
 MAX_PARTS_IN_FLIGHT = 4
+#: parts all the streaming writers of a process may have in flight together: with the part
+#: each writer fills, N writers hold about (N + PART_BUDGET_PARTS) * PART_SIZE, not
+#: N * (MAX_PARTS_IN_FLIGHT + 1) * PART_SIZE
+PART_BUDGET_PARTS = 8
+
+
+class PartBudget:
+    """The parts in flight (handed to an upload and not yet uploaded) of every streaming
+    writer of this process, at most ``parts`` at a time.
+
+    A writer takes one before it hands a full part over (``acquire`` waits while the budget
+    is spent: backpressure) and gives it back once the part is uploaded, failed or dropped.
+    The part a writer is filling is its own and not counted, so every writer can always make
+    progress: a token is only ever held by an upload under way, which ends by itself, so
+    waiting for one cannot deadlock (a thread may hold several writers at once). A writer
+    whose library keeps its parts until the whole upload ends (minio) takes what is free
+    when it starts (``take_available``), never waits, and gives them back at the end.
+    """
+
+    def __init__(self, parts: int):
+        self.parts = parts
+        self.in_use = 0
+        #: the most tokens out at once since the last reset_peak()
+        self.peak = 0
+        self._cond = threading.Condition()
+
+    def acquire(self) -> None:
+        with self._cond:
+            while self.in_use >= self.parts:
+                self._cond.wait()
+            self.in_use += 1
+            self.peak = max(self.peak, self.in_use)
+
+    def take_available(self, most: int) -> int:
+        """Take up to ``most`` tokens without waiting; returns how many were taken."""
+        with self._cond:
+            taken = max(0, min(most, self.parts - self.in_use))
+            self.in_use += taken
+            self.peak = max(self.peak, self.in_use)
+            return taken
+
+    def release(self, count: int = 1) -> None:
+        if count <= 0:
+            return
+        with self._cond:
+            if count > self.in_use:
+                raise RuntimeError("the part budget was given back more tokens than it handed out")
+            self.in_use -= count
+            self._cond.notify(count)
+
+    def resize(self, parts: int) -> int:
+        """Allow ``parts`` from now on (tests, benchmarks); returns the previous size."""
+        if parts < 1:
+            raise ValueError(f"a part budget of {parts} parts would stop every writer; give 1 or more")
+        with self._cond:
+            previous, self.parts = self.parts, parts
+            self._cond.notify_all()
+        return previous
+
+    def reset_peak(self) -> None:
+        with self._cond:
+            self.peak = self.in_use
+
+
+#: the process-wide budget every S3 streaming writer draws from
+PART_BUDGET = PartBudget(PART_BUDGET_PARTS)
+
+#: allocations from this size up get their own memory map, given back to the OS when freed
+MMAP_THRESHOLD = 1 << 20
+_M_MMAP_THRESHOLD = -3  # mallopt's parameter number (glibc malloc.h)
+_allocator = {"tuned": False}
+_allocator_lock = threading.Lock()
+
+
+def give_large_buffers_back() -> bool:
+    """Make glibc give buffers of MMAP_THRESHOLD and more back to the OS when they are freed,
+    once per process; False where that cannot be done (not glibc).
+
+    glibc's threshold is dynamic: after the first large buffer is freed it serves buffers up
+    to 32 MiB from per-thread heaps, which keep what was freed in them. Part buffers (8 MiB,
+    allocated and freed by every uploading thread) then pile up per thread: the peak RSS of
+    N concurrent writers grew about 12 MiB per writer more than their parts in flight. A
+    fixed threshold also turns the dynamic one off. Called by the first S3 streaming writer.
+    """
+    with _allocator_lock:
+        if not _allocator["tuned"]:
+            _allocator["tuned"] = True
+            try:
+                libc = ctypes.CDLL(None)
+                _allocator["ok"] = bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+            except (OSError, AttributeError):  # not glibc: nothing to tune
+                _allocator["ok"] = False
+        return _allocator["ok"]
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 
 import s3dlio
 
@@ -28,10 +29,12 @@ from .errors import StorageError, StorageNotFound, os_error
 from .posix import TEMP_MARKER, drop_page_cache, fsync_dir, temp_path
 from .s3common import (
     MAX_PARTS_IN_FLIGHT,
+    PART_BUDGET,
     PART_SIZE,
     S3Endpoint,
     S3Location,
     error_from_text,
+    give_large_buffers_back,
     is_invalid_range,
 )
 
@@ -63,8 +66,19 @@ def translate(op: str, key: str, exc: Exception) -> StorageError:
     return error_from_text(op, key, LIBRARY, str(exc))
 
 
+class _Part(bytearray):
+    """A full part handed to s3dlio, which holds it (no copy) until the part is uploaded and
+    then lets go of it; a finalizer on it gives the part's budget token back. (A bytearray
+    subclass: plain bytes and bytearray take no weak references.)"""
+
+
 class _MultipartWriter(StreamWriter):
-    """s3:// streaming writer: multipart upload, parts uploaded concurrently."""
+    """s3:// streaming writer: multipart upload, parts uploaded concurrently.
+
+    s3dlio's ``write`` returns before the upload and does not itself bound how many parts
+    wait for one, so the writer fills its own part, takes a token of this writer's
+    MAX_PARTS_IN_FLIGHT and of the process's PART_BUDGET, and hands the part over whole.
+    """
 
     def __init__(self, storage: "S3dlioStorage", key: str):
         super().__init__(storage, key)
@@ -72,13 +86,35 @@ class _MultipartWriter(StreamWriter):
         self.mpu = s3dlio.MultipartUploadWriter.from_uri(
             self.uri, part_size=PART_SIZE, max_in_flight=MAX_PARTS_IN_FLIGHT, abort_on_drop=True
         )
+        self.part = _Part()  # the part being filled: this writer's own, not budgeted
+        self.slots = threading.BoundedSemaphore(MAX_PARTS_IN_FLIGHT)
+        give_large_buffers_back()
 
     def _write(self, view: memoryview) -> None:
+        while view.nbytes:
+            take = min(PART_SIZE - len(self.part), view.nbytes)
+            self.part += view[:take]
+            view = view[take:]
+            if len(self.part) == PART_SIZE:
+                self._send_part()
+
+    def _send_part(self) -> None:
+        self.slots.acquire()
+        PART_BUDGET.acquire()
+        part, self.part = self.part, _Part()
+        # Runs when s3dlio drops the part (uploaded, failed, aborted) and we hold no reference.
+        weakref.finalize(part, self._part_done)
         try:
-            # copy=True: the caller reuses its buffer as soon as write() returns
-            self.mpu.write(view, copy=True)
+            # a whole part: borrowed, not copied; it is ours no more, nobody writes to it
+            self.mpu.write(part)
         except Exception as exc:
             raise translate("write", self.key, exc) from exc
+        finally:
+            del part
+
+    def _part_done(self) -> None:
+        PART_BUDGET.release()
+        self.slots.release()
 
     def _commit(self) -> None:
         try:
@@ -87,12 +123,16 @@ class _MultipartWriter(StreamWriter):
                 self.mpu.abort()
                 s3dlio.put_bytes(self.uri, b"")
             else:
-                self.mpu.close()
+                if self.part:  # the tail, smaller than a part: s3dlio copies it at once
+                    self.mpu.write(self.part, copy=True)
+                    self.part = _Part()
+                self.mpu.close()  # waits for every part: their tokens are back when it returns
         except Exception as exc:
             raise translate("commit", self.key, exc) from exc
 
     def _abort(self) -> None:
-        self.mpu.abort()
+        self.part = _Part()
+        self.mpu.abort()  # releases every part it holds
 
 
 class _FileWriter(StreamWriter):
