@@ -3,7 +3,8 @@ the same run, with the same number of threads, and the peak memory of generating
 
     python benchmarks/bench_generate.py                        # every format, 512 MiB each, local files
     python benchmarks/bench_generate.py --formats parquet,npy --size 1GiB --threads 1,2 --repeats 7
-    python benchmarks/bench_generate.py --rss-only --rss-size 2GiB
+    python benchmarks/bench_generate.py --rss-only --rss-size 2GiB --rss-formats hdf5-gzip --rss-threads 4
+    python benchmarks/bench_generate.py --size 64MiB --repeats 3 --rss-size 256MiB   # a quick look
 
 Speed: each repeat writes the plain reference and the generated dataset to the same directory,
 in alternating order (plain first on even repeats), after an os.sync(). The reference writes
@@ -18,9 +19,10 @@ A CPU-only line per format (one thread writing into a writer that drops the byte
 the format costs the CPU: in the "cache" mode the page cache takes bytes at memory-copy speed,
 so a format whose CPU-only rate is near or below that cannot keep up on one core.
 
-Peak memory: a child process generates one file of --rss-size (default 2 GiB) of parquet and of
-npy with one thread and reports its peak RSS (VmHWM), and the RSS it had before
-generating (Python + numpy + pyarrow + h5py loaded). Target: < 256 MiB.
+Peak memory: a child process generates --rss-size (default 2 GiB) of parquet, npy and
+gzip-compressed hdf5 (256 MiB samples), as one file with one thread and as 4 files with 4
+threads, and reports its peak RSS (VmHWM) and the RSS it had before generating (Python + numpy
++ pyarrow + h5py loaded). Target: < 256 MiB.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from pytest_iobench.data.generate import generate  # noqa: E402
 from pytest_iobench.data.random import stream_for  # noqa: E402
 from pytest_iobench.data.options import byte_size  # noqa: E402
 from pytest_iobench.data.sizing import sized_spec  # noqa: E402
+from pytest_iobench.data.spec import DatasetSpec  # noqa: E402
 from pytest_iobench.storage import StorageSpec, StreamWriter, open_storage  # noqa: E402
 
 MB = 1e6
@@ -173,37 +176,54 @@ def vm_hwm() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def rss_child(fmt: str, size: int, root: str) -> None:
-    """In a child process: generate one file of ``size`` bytes; print peak RSS as JSON."""
+#: the memory cases: name -> (format, record bytes, extra spec keys); hdf5-gzip has samples far
+#: larger than a chunk (DLIO-like 256 MiB records), which compressed hdf5 used to hold whole
+RSS_CASES = {
+    "parquet": ("parquet", 64 << 10, {}),
+    "npy": ("npy", 1 << 20, {}),
+    "hdf5-gzip": ("hdf5", 256 << 20, {"compression": "gzip", "compression_level": 1}),
+}
+
+
+def rss_child(case: str, size: int, root: str, threads: int) -> None:
+    """In a child process: generate ``size`` bytes in ``threads`` files with as many threads;
+    print peak RSS as JSON."""
     import numpy  # noqa: F401  (what generation loads, loaded before the baseline is taken)
     import pyarrow.parquet  # noqa: F401
     from pytest_iobench.data.formats import get_format
 
+    fmt, record, extra = RSS_CASES[case]
     get_format(fmt)
     before = vm_hwm()
-    record = 64 << 10 if fmt == "parquet" else 1 << 20
-    spec = sized_spec(fmt, size, files=1, record_length_bytes=record)
+    record = max(1, min(record, size // threads))
+    spec = DatasetSpec.from_mapping({"format": fmt, "num_files_train": threads, "record_length_bytes": record,
+                                     "num_samples_per_file": max(1, size // threads // record), **extra})
     storage = open_storage(StorageSpec("local", "posix", root=root))
-    result = generate(spec, storage, threads=1, regenerate=True)
+    result = generate(spec, storage, threads=threads, regenerate=True)
     peak = vm_hwm()
-    print(json.dumps({"format": fmt, "bytes": result.bytes, "before": before, "peak": peak,
-                      "mb_per_s": result.mb_per_s}))
+    print(json.dumps({"format": case, "bytes": result.bytes, "before": before, "peak": peak,
+                      "mb_per_s": result.mb_per_s, "files": result.files}))
 
 
 def rss(args) -> None:
-    print(f"peak RSS generating one {args.rss_size / (1 << 30):.2f} GiB file (child process, 1 thread; target < 256 MiB):")
-    for fmt in ("parquet", "npy"):
-        root = tempfile.mkdtemp(prefix="iobench-rss-", dir=args.root)
-        try:
-            out = subprocess.run([sys.executable, __file__, "--rss-child", fmt, "--rss-size", str(args.rss_size),
-                                  "--root", root], capture_output=True, text=True, check=True)
-            data = json.loads(out.stdout.strip().splitlines()[-1])
-        finally:
-            shutil.rmtree(root, ignore_errors=True)
-        mib = 1 << 20
-        print(f"  {fmt:8s} file {data['bytes'] / mib:,.0f} MiB: peak RSS {data['peak'] / mib:,.0f} MiB "
-              f"(before generating {data['before'] / mib:,.0f} MiB; {data['mb_per_s']:,.0f} MB/s) "
-              + ("ok" if data["peak"] < 256 * mib else "OVER 256 MiB"), flush=True)
+    print(f"peak RSS generating {args.rss_size / (1 << 30):.2f} GiB (child process, VmHWM; with N threads, N files "
+          "of 1/N each; target < 256 MiB):")
+    for case in args.rss_formats:
+        for threads in args.rss_threads:
+            root = tempfile.mkdtemp(prefix="iobench-rss-", dir=args.root)
+            try:
+                out = subprocess.run([sys.executable, __file__, "--rss-child", case, "--rss-size", str(args.rss_size),
+                                      "--root", root, "--rss-threads", str(threads)],
+                                     capture_output=True, text=True, check=True)
+                data = json.loads(out.stdout.strip().splitlines()[-1])
+            finally:
+                shutil.rmtree(root, ignore_errors=True)
+            mib = 1 << 20
+            record = RSS_CASES[case][1]
+            print(f"  {case:10s} {threads} thr, {data['files']} x {data['bytes'] / data['files'] / mib:,.0f} MiB "
+                  f"({record / mib:g} MiB samples): peak RSS {data['peak'] / mib:,.0f} MiB (before generating "
+                  f"{data['before'] / mib:,.0f} MiB; {data['mb_per_s']:,.0f} MB/s) "
+                  + ("ok" if data["peak"] < 256 * mib else "OVER 256 MiB"), flush=True)
 
 
 def main(argv=None) -> int:
@@ -216,17 +236,24 @@ def main(argv=None) -> int:
     parser.add_argument("--no-cpu", dest="cpu", action="store_false", help="leave out the CPU-only line")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--root", default=None, help="directory to work in (default: the temp dir)")
-    parser.add_argument("--rss-size", type=byte_size, default="2GiB")
+    parser.add_argument("--rss-size", type=byte_size, default="2GiB", help="bytes of the memory cases (default 2GiB)")
+    parser.add_argument("--rss-formats", default=",".join(RSS_CASES), help=f"memory cases ({', '.join(RSS_CASES)})")
+    parser.add_argument("--rss-threads", default="1,4", help="thread counts of the memory cases (default 1,4)")
     parser.add_argument("--rss-only", action="store_true")
     parser.add_argument("--speed-only", action="store_true")
     parser.add_argument("--rss-child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.rss_child:
-        rss_child(args.rss_child, args.rss_size, args.root)
+        rss_child(args.rss_child, args.rss_size, args.root, int(args.rss_threads))
         return 0
     args.formats = [f for f in args.formats.split(",") if f]
     args.threads = [int(t) for t in args.threads.split(",")]
     args.modes = [m for m in args.modes.split(",") if m]
+    args.rss_formats = [f for f in args.rss_formats.split(",") if f]
+    unknown = [f for f in args.rss_formats if f not in RSS_CASES]
+    if unknown:
+        parser.error(f"--rss-formats: {', '.join(unknown)} unknown; valid: {', '.join(RSS_CASES)}")
+    args.rss_threads = [int(t) for t in args.rss_threads.split(",")]
     if not args.rss_only:
         speed(args)
     if not args.speed_only:

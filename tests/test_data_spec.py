@@ -81,7 +81,7 @@ def test_keys_without_effect_are_reported():
                                      "data_gen_method": "numpy"})
     assert set(spec.not_emulated) == {"record_length_bytes_resize", "chunk_size", "data_gen_method"}
     big_rows = DatasetSpec.from_mapping({"format": "parquet", "num_samples_per_file": 4096, "record_length_bytes": 1 << 20})
-    assert big_rows.row_group_rows == 32 and "row groups of 32 rows" in big_rows.notes[0]
+    assert big_rows.row_group_rows == 16 and "row groups of 16 rows" in big_rows.notes[0]
 
 
 def test_record_dims_and_parquet_columns_take_priority_as_in_dlio_and_say_so():

@@ -4,7 +4,8 @@ Columns (dataset.parquet.columns; by default one ``data`` column holding the who
 ``binary`` columns are fixed_size_binary, which pyarrow encodes about ten times faster than a
 list of uint8 (one value per byte); numeric columns of one element are plain columns, of
 several elements fixed_size_list columns. Every column is built without a copy over a slice of
-one reused buffer filled from the random source, dictionary encoding and statistics are off
+one of two reused buffers filled from the random source (the next row group's is filled by a
+helper thread while this one is encoded and written), dictionary encoding and statistics are off
 (random values gain nothing from them), and pages are kept near 1 MiB (write_batch_size) which
 is where pyarrow encodes large values fastest. A row group is at most MAX_ROW_GROUP_BYTES, so
 memory stays bounded whatever the file size.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import bisect
 from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import pyarrow as pa
@@ -123,7 +125,10 @@ class Parquet(Format):
         schema = pa.schema([(name, _arrow_type(dtype, count)) for name, dtype, count in layout])
         n = spec.num_samples_per_file
         rows = spec.row_group_rows
-        buffer = np.empty(rows * row_bytes, dtype=np.uint8)
+        counts = [min(rows, n - done) for done in range(0, n, rows)]
+        # two buffers: a helper thread fills the next row group's from the random source while
+        # pyarrow encodes and writes this one (one fill at a time, in order: the same bytes)
+        buffers = [np.empty(rows * row_bytes, dtype=np.uint8) for _ in range(min(2, len(counts)))]
         sink = WriterSink(writer)
         options = dict(compression=_CODECS[spec.effective_compression], use_dictionary=False,
                        write_statistics=False, write_batch_size=max(1, PAGE_BYTES // row_bytes))
@@ -131,19 +136,23 @@ class Parquet(Format):
             options["compression_level"] = spec.effective_compression_level
         pq_writer = pq.ParquetWriter(sink, schema, **options)
         try:
-            done = 0
-            while done < n:
-                count = min(rows, n - done)
-                used = buffer[:count * row_bytes]
-                stream.readinto(used)
-                arrays, at = [], 0
-                for _, dtype, elems in layout:
-                    size = count * elems * _element_bytes(dtype)
-                    arrays.append(_column(dtype, elems, count, pa.py_buffer(used[at:at + size])))
-                    at += size
-                # one row group per call; pyarrow is done with the buffer when this returns
-                pq_writer.write_table(pa.Table.from_arrays(arrays, schema=schema), row_group_size=count)
-                done += count
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="iobench-parquet-fill") as filler:
+                def fill(g: int) -> Future:
+                    return filler.submit(stream.readinto, buffers[g % 2][:counts[g] * row_bytes])
+
+                pending = fill(0)
+                for g, count in enumerate(counts):
+                    pending.result()
+                    used = buffers[g % 2][:count * row_bytes]
+                    if g + 1 < len(counts):
+                        pending = fill(g + 1)
+                    arrays, at = [], 0
+                    for _, dtype, elems in layout:
+                        size = count * elems * _element_bytes(dtype)
+                        arrays.append(_column(dtype, elems, count, pa.py_buffer(used[at:at + size])))
+                        at += size
+                    # one row group per call; pyarrow is done with the buffer when this returns
+                    pq_writer.write_table(pa.Table.from_arrays(arrays, schema=schema), row_group_size=count)
         finally:
             pq_writer.close()  # writes the footer into the sink (the caller aborts on failure)
         sink.finish()
