@@ -428,6 +428,23 @@ def test_tfrecord_framing_crcs_and_examples(tmp_path):
         assert moved >= len(raw)
 
 
+def test_tfrecord_files_have_dalis_index_where_dlio_puts_it(tmp_path):
+    # DLIO runs DALI's tfrecord2idx after each file: index/<train|valid>/<name>.idx, a line
+    # "<offset> <framed size>" per record
+    spec, root, storage = make(tmp_path, {"format": "tfrecord", "num_samples_per_file": 5, "record_length_bytes": 3000,
+                                          "num_files_eval": 1, "num_subfolders_train": 2})
+    for key in [*spec.file_keys("train"), *spec.file_keys("eval")]:
+        raw = open(path(root, key), "rb").read()
+        expected, pos = [], 0
+        while pos < len(raw):  # tfrecord2idx's walk: length, its CRC, the data, its CRC
+            (length,) = struct.unpack_from("<q", raw, pos)
+            expected.append(f"{pos} {16 + length}")
+            pos += 16 + length
+        name = key.rsplit("/", 1)[-1]
+        idx = path(root, f"index/{key.split('/')[0]}/{name}.idx")
+        assert open(idx).read().splitlines() == expected and len(expected) == 5
+
+
 def test_tfrecord_reader_rejects_a_corrupted_record(tmp_path):
     spec, root, storage = make(tmp_path, {"format": "tfrecord", "num_samples_per_file": 3, "record_length_bytes": 1000})
     key = spec.file_keys()[0]

@@ -8,6 +8,10 @@ The Example is small enough to encode by hand: everything before the image bytes
 prefix computed once per file, and the image bytes stream straight from the random source
 into the writer while the CRC is updated over them.
 
+Index files: as DLIO's generator does (it runs DALI's tfrecord2idx after each file), every
+file gets ``index/{train,valid}/<file name>.idx``, a text line ``<offset> <framed size>`` per
+record, for DALI's ``fn.readers.tfrecord(index_path=...)``. It is written before the data file.
+
 Reading: all records of one of our files have the same length, so record i is at
 i * framed_size; each read checks the length it finds and both CRCs. Files whose records
 differ in length (other writers) are indexed by walking the 12-byte headers.
@@ -249,8 +253,32 @@ class TFRecordFile(SampleFile):
         return values[0]
 
 
+def index_key(key: str) -> str:
+    """Where DLIO puts the DALI index of the data file ``key`` (train/... or valid/...)."""
+    folder, name = key.split("/", 1)[0], key.rsplit("/", 1)[-1]
+    return f"index/{folder}/{name}.idx"
+
+
+#: index lines written per call
+_INDEX_LINES = 1 << 16
+
+
 class TFRecord(Format):
     name = "tfrecord"
+
+    def companion_keys(self, key: str) -> list[str]:
+        return [index_key(key)]
+
+    def write_companions(self, storage: Storage, key: str, spec: DatasetSpec, split: str, index: int, *,
+                         fsync: bool = False) -> dict[str, int]:
+        size = spec.record_bytes(split, index)
+        prefix, suffix = example_parts(size, size)
+        framed = 16 + len(prefix) + size + len(suffix)
+        n = spec.num_samples_per_file
+        with storage.open_writer(index_key(key), fsync=fsync) as writer:
+            for lo in range(0, n, _INDEX_LINES):
+                writer.write("".join(f"{i * framed} {framed}\n" for i in range(lo, min(n, lo + _INDEX_LINES))).encode())
+        return {index_key(key): writer.bytes_written}
 
     def write(self, writer: StreamWriter, spec: DatasetSpec, split: str, index: int,
               stream: RandomStream) -> FileInfo:
