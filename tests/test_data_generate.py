@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from pytest_iobench.data.datasets import DatasetCache
+from pytest_iobench.data.formats import get_format
 from pytest_iobench.data.generate import (MANIFEST, MARKER, DatasetMismatch, ForeignData, Progress, dataset_prefix,
                                           delete_dataset, generate, main, read_manifest)
 from pytest_iobench.data.memory import PeakRSS
@@ -149,6 +150,19 @@ def test_files_this_tool_did_not_write_are_refused_and_left_untouched(tmp_path, 
     with pytest.raises(ForeignData, match="regenerate=True"):
         generate(DatasetSpec.from_mapping(json.loads(spec)), local(root))
     assert hashes(local(root)) == before and not (root / MARKER).exists()
+
+    # adopted for reading when the names are the spec's: nothing written, DLIO's bytes read
+    assert main(["--spec", spec, "--root", str(root), "--adopt"]) == 0
+    assert "adopted 2 files" in capsys.readouterr().out and hashes(local(root)) == before
+    adopted = generate(DatasetSpec.from_mapping(json.loads(spec)), local(root), adopt=True)
+    assert adopted.adopted and adopted.reused and adopted.sizes == {k: (root / k).stat().st_size for k in before}
+    with get_format("npz").open(local(root), "train/img_1_of_2.npz", DatasetSpec.from_mapping(json.loads(spec))) as f:
+        assert f.num_samples == 2 and f.read_sample(1).tolist() == [1] * 100
+    other = DatasetSpec.from_mapping({**json.loads(spec), "num_files_train": 3})
+    with pytest.raises(ForeignData, match="cannot adopt the files there for this spec .3 of the spec's files are "
+                       "missing, e.g. train/img_0_of_3.npz"):
+        generate(other, local(root), adopt=True)
+    assert hashes(local(root)) == before
 
     assert main(["--spec", spec, "--root", str(root), "--quiet", "--regenerate"]) == 0
     assert hashes(local(root)) != before and read_manifest(local(root)) is not None

@@ -66,10 +66,13 @@ class DatasetCache:
     """Generates each (spec, datasets area) once; later requests get the same Dataset."""
 
     def __init__(self, open_at: Callable[[Storage, str], Storage], *, threads: int = 2, regenerate: bool = False,
-                 progress: Callable[[str, Progress], None] | None = None, lock_dir: str | None = None):
+                 progress: Callable[[str, Progress], None] | None = None, lock_dir: str | None = None,
+                 adopt: bool = False):
         self.open_at = open_at
         self.threads = threads
         self.regenerate = regenerate
+        #: use another tool's files with the spec's names as they are (generate(adopt=True))
+        self.adopt = adopt
         self.progress = progress
         self.lock_dir = lock_dir
         self._datasets: dict[tuple[str, str], Dataset] = {}
@@ -89,7 +92,8 @@ class DatasetCache:
             with self._host_lock(cache_key) as marker:
                 # regenerate once per run: another process of the run may be reading it already
                 regenerate = self.regenerate and not (marker and os.path.exists(marker))
-                result = generate(spec, storage, threads=self.threads, regenerate=regenerate, progress=report)
+                result = generate(spec, storage, threads=self.threads, regenerate=regenerate, progress=report,
+                                  adopt=self.adopt)
                 if marker and regenerate:
                     open(marker, "w").close()
             dataset = Dataset(spec, area, prefix, storage, result)

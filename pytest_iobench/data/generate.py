@@ -112,6 +112,8 @@ class GenerateResult:
     bytes: int = 0
     seconds: float = 0.0
     reused: bool = False
+    #: the files were written by another tool (a DLIO dataset with the spec's names), used as they are
+    adopted: bool = False
     #: seconds spent encoding (images), summed over files
     encode_seconds: float = 0.0
     #: key -> size of every file of the dataset (data files and companions)
@@ -427,27 +429,29 @@ class _Ticker:
 # -- the whole dataset -------------------------------------------------------------------------
 def generate(spec: DatasetSpec, storage: Storage, *, threads: int = 1, comm=None, regenerate: bool = False,
              fsync: bool = False, progress: Callable[[Progress], None] | None = None,
-             interval: float = 1.0) -> GenerateResult:
+             interval: float = 1.0, adopt: bool = False) -> GenerateResult:
     """Generate (or reuse) the dataset of ``spec`` at the root of ``storage``.
 
     ``comm``: the ranks' communicator (mpi.context.world()); None for one process. Every rank
     calls this with the same spec; rank r writes files g with g % ranks == r. Unless
     ``regenerate``, raises DatasetMismatch when the root holds another spec's dataset, and
-    ForeignData (a DatasetMismatch) when it holds files this tool did not write.
+    ForeignData (a DatasetMismatch) when it holds files this tool did not write. ``adopt``:
+    files another tool wrote (a DLIO dataset) whose names are exactly the spec's are used as
+    they are, for reading (nothing written, no manifest; ``result.adopted``).
     """
     if comm is None:
         comm = _OneRank()
     rank, ranks = comm.rank, comm.size
     decision = None
     if rank == 0:
-        decision = _decide(spec, storage, regenerate)
+        decision = _decide(spec, storage, regenerate, adopt)
     decision = comm.bcast(decision, root=0)
     if decision["action"] == "error":
         raise (ForeignData if decision["foreign"] else DatasetMismatch)(decision["message"])
-    if decision["action"] == "reuse":
+    if decision["action"] in ("reuse", "adopt"):
         sizes = decision["sizes"]
         return GenerateResult(files=len(spec.all_files()), bytes=sum(sizes.values()), reused=True, sizes=sizes,
-                              threads=threads, ranks=ranks, digest=spec.digest())
+                              adopted=decision["action"] == "adopt", threads=threads, ranks=ranks, digest=spec.digest())
     comm.barrier()  # rank 0 has cleared the location
     start = time.monotonic()
     failure = None
@@ -496,7 +500,7 @@ class _OneRank:
         pass
 
 
-def _decide(spec: DatasetSpec, storage: Storage, regenerate: bool) -> dict:
+def _decide(spec: DatasetSpec, storage: Storage, regenerate: bool, adopt: bool = False) -> dict:
     state, why, manifest = check_existing(spec, storage)
     if state == "complete" and not regenerate:
         return {"action": "reuse", "sizes": manifest["files"]}
@@ -506,13 +510,34 @@ def _decide(spec: DatasetSpec, storage: Storage, regenerate: bool) -> dict:
         return {"action": "error", "foreign": False, "message": (
             f"{storage.uri('')} holds a dataset generated from another spec ({why}); {how}")}
     if state == "foreign" and not regenerate:
+        if adopt:
+            return _adopt(spec, storage)
         return {"action": "error", "foreign": True, "message": (
             f"{storage.uri('')} holds files this tool did not write ({why}; a DLIO dataset?); nothing was "
-            f"changed; {how.replace('replace it', 'replace them')}")}
+            f"changed; {how.replace('replace it', 'replace them')}; or, to read them as they are when their "
+            "names are this spec's, adopt them (--adopt on the command line, adopt=True)")}
     write_marker(storage, spec)  # before any file is deleted or written
     if state != "absent":
         _clear(storage)
     return {"action": "generate"}
+
+
+def _adopt(spec: DatasetSpec, storage: Storage) -> dict:
+    """Use another tool's files as they are when they are exactly the spec's files (DLIO's
+    names): their sizes, read from the storage; nothing is written."""
+    present = set(_listed(storage))
+    expected = all_keys(spec)
+    missing = [k for k in expected if k not in present]
+    extra = sorted(present - set(expected))
+    if missing or extra:
+        what = f"{len(missing)} of the spec's files are missing, e.g. {missing[0]}" if missing else \
+            f"{len(extra)} files are not the spec's, e.g. {extra[0]}"
+        return {"action": "error", "foreign": True, "message": (
+            f"{storage.uri('')}: cannot adopt the files there for this spec ({what}); give the spec they were "
+            "generated with (file_prefix, num_files_*, num_subfolders_*, format, compression), or regenerate")}
+    with ThreadPoolExecutor(max_workers=16, thread_name_prefix="iobench-stat") as pool:
+        sizes = dict(zip(expected, pool.map(lambda key: storage.stat(key).size, expected)))
+    return {"action": "adopt", "sizes": sizes}
 
 
 # -- the command line (and MPI ranks) ------------------------------------------------------------
@@ -542,7 +567,10 @@ def main(argv: list[str] | None = None) -> int:
     where.add_argument("--storage-json", help="a StorageSpec as JSON (credentials from the environment)")
     parser.add_argument("--prefix", default="", help="the dataset's folder under the storage root")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--regenerate", action="store_true", help="replace a dataset of another spec")
+    parser.add_argument("--regenerate", action="store_true",
+                        help="replace a dataset of another spec, or files this tool did not write")
+    parser.add_argument("--adopt", action="store_true",
+                        help="use files another tool wrote (a DLIO dataset) as they are when their names are the spec's")
     parser.add_argument("--fsync", action="store_true")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     args = parser.parse_args(argv)
@@ -569,7 +597,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         result = generate(spec, storage, threads=args.threads, comm=comm, regenerate=args.regenerate,
-                          fsync=args.fsync, progress=show)
+                          fsync=args.fsync, progress=show, adopt=args.adopt)
     except (DatasetMismatch, StorageError, RuntimeError) as exc:
         print(f"error (rank {comm.rank}): {exc}", file=sys.stderr)
         write_rank_result(comm.rank, {"error": str(exc)})
@@ -579,7 +607,7 @@ def main(argv: list[str] | None = None) -> int:
     summary["digest_of_sizes"] = sum(result.sizes.values())
     write_rank_result(comm.rank, {"result": summary, "rank": comm.rank})
     if comm.rank == 0 and not args.quiet:
-        verb = "reused" if result.reused else "generated"
+        verb = "adopted" if result.adopted else "reused" if result.reused else "generated"
         print(f"{verb} {result.files} files, {result.bytes / 1e6:,.1f} MB at {storage.uri('')}"
               + ("" if result.reused else f" in {result.seconds:.2f} s ({result.mb_per_s:,.0f} MB/s)"))
     return 0
