@@ -163,6 +163,11 @@ def test_files_this_tool_did_not_write_are_refused_and_left_untouched(tmp_path, 
                        "missing, e.g. train/img_0_of_3.npz"):
         generate(other, local(root), adopt=True)
     assert hashes(local(root)) == before
+    with pytest.raises(ForeignData, match="not deleted: its 2 files were not written by this tool"):
+        delete_dataset(local(root))
+    cache = DatasetCache(lambda area, prefix: area, adopt=True)
+    assert cache.get({**json.loads(spec), "keep_files": False}, local(root)).result.adopted
+    assert cache.cleanup() == [] and hashes(local(root)) == before  # keep_files: false never deletes adopted files
 
     assert main(["--spec", spec, "--root", str(root), "--quiet", "--regenerate"]) == 0
     assert hashes(local(root)) != before and read_manifest(local(root)) is not None

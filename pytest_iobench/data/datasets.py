@@ -118,10 +118,11 @@ class DatasetCache:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def cleanup(self) -> list[str]:
-        """Delete the datasets whose spec says keep_files: false. Returns problems."""
+        """Delete the datasets whose spec says keep_files: false (never adopted ones: their files
+        are another tool's). Returns problems."""
         problems = []
         for dataset in self._datasets.values():
-            if not dataset.spec.keep_files:
+            if not dataset.spec.keep_files and not dataset.result.adopted:
                 try:
                     delete_dataset(dataset.storage)
                 except Exception as exc:

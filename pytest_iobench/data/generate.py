@@ -255,7 +255,13 @@ def _clear(storage: Storage) -> int:
 
 
 def delete_dataset(storage: Storage) -> int:
-    """Remove a dataset of ours (manifest, files, marker); returns the files deleted."""
+    """Remove a dataset of ours (manifest, files, marker); returns the files deleted. Files
+    with neither our manifest nor our marker (adopted, or someone else's) are refused."""
+    if read_manifest(storage) is None and not _has(storage, MARKER):
+        present = _listed(storage)
+        if present:
+            raise ForeignData(f"{storage.uri('')}: not deleted: its {len(present)} files were not written by this "
+                              f"tool (no {MANIFEST}, e.g. {present[0]})")
     marker = {"kind": MARKER_KIND, "deleting": True,
               "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     storage.put(MARKER, json.dumps(marker).encode())
