@@ -92,9 +92,9 @@ def test_it(dataset_factory):
 
 def test_generation_suite_ids_and_records(pytester):
     result = pytester.runpytest_subprocess(
-        str(SUITE), "--iobench-formats=parquet,jpeg", "--iobench-generate-size=2MiB", "--iobench-threads=1,4",
+        str(SUITE), "--iobench-formats=parquet,jpeg,tfrecord", "--iobench-generate-size=2MiB", "--iobench-threads=1,4",
         "-p", "no:cacheprovider", "-v", f"--rootdir={pytester.path}")
-    result.assert_outcomes(passed=8)
+    result.assert_outcomes(passed=12)  # tfrecord: its DALI indexes are under index/, not train/
     for test_id in ("test_generate[parquet-local-posix-t1]", "test_generate[parquet-local-s3dlio-t4]",
                     "test_generate[jpeg-local-posix-t4]"):
         assert f"{test_id} PASSED" in result.stdout.str()
