@@ -176,6 +176,33 @@ def test_secrets_never_reach_the_document_or_the_output(pytester, monkeypatch, c
     result.stdout.fnmatch_lines(["*AssertionError: failed with [*][*][*]*"])
 
 
+def test_masked_options_are_masked_in_the_command(pytester, monkeypatch):
+    """An access key id (a masked option) is shown as the settings show it, ****<last 4>, in
+    every form it can be given; one that is also the secret key (minio's minioadmin) as ****."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "IOBENCH_S3_SECRET_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    pytester.makepyfile(test_a="def test_a(iobench_record):\n    iobench_record.metric('rate', 1.0, 'MB/s')\n")
+    key_id = "IobenchKeyIdGiven4321"
+    runs = {
+        "flag=value": ([f"--iobench-s3-access-key={key_id}"], ["--iobench-s3-access-key=****4321"]),
+        "flag value": (["--iobench-s3-access-key", key_id], ["--iobench-s3-access-key", "****4321"]),
+        "ini override": (["-o", f"iobench_s3_access_key={key_id}"], ["-o", "iobench_s3_access_key=****4321"]),
+        "also the secret": (["--iobench-s3-access-key=SameIdAndSecret77", "--iobench-s3-secret-key",
+                             "SameIdAndSecret77"],
+                            ["--iobench-s3-access-key=****", "--iobench-s3-secret-key", "***"]),
+    }
+    for case, (args, expected) in runs.items():
+        json_path = f"{case.replace(' ', '-')}.json"
+        pytester.runpytest(*args, f"--iobench-json={json_path}", "--iobench-report=none").assert_outcomes(passed=1)
+        document = load_document(pytester.path / json_path)
+        command = document["run"]["command"]
+        assert command[1:1 + len(expected)] == expected, (case, command)
+        text = (pytester.path / json_path).read_text()
+        assert key_id not in text and "SameIdAndSecret77" not in text, case
+        shown = document["run"]["settings"]["s3-access-key"]["value"]
+        assert shown == ("****4321" if key_id in " ".join(args) else "****"), (case, shown)
+
+
 def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path, monkeypatch):
     target = tmp_path / "latest.json"
     write_atomic(target, "old\n")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from ..report.collect import Phase, add_to_benchmark_json, record_entry
-from ..report.redaction import masked_command, redact_in_place
+from ..report.redaction import redact_in_place
 from ..report.schema import DocumentError, load_document
 from ..report.session import FinishedRun, RunResults
 from ..report.text import comparison_lines, gate_line, suite_tables
@@ -57,7 +57,7 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = get_settings(config)
     results = RunResults(
         settings, rootdir=config.rootpath, invocation_dir=config.invocation_params.dir,
-        command=masked_command(["pytest", *config.invocation_params.args]),
+        command=["pytest", *config.invocation_params.args],
         baseline=config.stash.get(BASELINE_KEY, None), baseline_path=settings.compare or "")
     config.pluginmanager.register(ResultsPlugin(config, results), "iobench-results")
     if not _is_worker(config) and hasattr(config.hook, "pytest_testnodedown"):

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from ..settings import REGISTRY, Settings
-from ..storage.errors import redact, register_secret
+from ..settings import REGISTRY, Option, Settings, mask
+from ..storage.errors import holds_secret, redact, register_secret
 
 #: environment variables that hold secrets whether or not an option reads them
 SECRET_ENVIRONMENT = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "IOBENCH_S3_SECRET_KEY")
@@ -61,24 +61,39 @@ def redact_in_place(value: Any) -> Any:
     return value
 
 
-def secret_flags() -> list[str]:
-    return [option.flag for option in REGISTRY.values() if option.secret]
+def _hidden(value: str, option: Option) -> str:
+    """How ``value`` of a secret or masked option is shown (as ``Settings.describe`` shows it)."""
+    if option.secret:
+        return "***"
+    return "****" if holds_secret(value) else mask(value)
 
 
-def masked_command(args: Sequence[str], flags: Iterable[str] | None = None) -> list[str]:
-    """The command line with the values of secret options replaced by ``***``."""
-    flags = list(secret_flags() if flags is None else flags)
-    masked, hide_next = [], False
-    for arg in args:
-        arg = str(arg)
-        if hide_next:
-            masked.append("***")
-            hide_next = False
+def _masked_arg(arg: str, options: Sequence[Option]) -> str | None:
+    """``arg`` with the value of one of ``options`` in it hidden; None when it holds none.
+    An ini override (``-o iobench_x=V``, ``-oiobench_x=V``, ``--override-ini=iobench_x=V``) too."""
+    for option in options:
+        for prefix in (option.flag + "=", option.ini + "=", f"-o{option.ini}=", f"--override-ini={option.ini}="):
+            if arg.startswith(prefix):
+                return prefix + _hidden(arg[len(prefix):], option)
+    return None
+
+
+def masked_command(args: Sequence[str]) -> list[str]:
+    """The command line as the document shows it: the values of secret options as ``***``, of
+    masked ones (an access key id) as ``settings.mask`` shows them (``****`` and the last 4
+    characters; ``****`` alone when the value is also a secret), every other argument through
+    ``redact``. Call it once the session's secrets are registered (``register_session_secrets``)."""
+    hidden = [option for option in REGISTRY.values() if option.secret or option.masked]
+    flags = {option.flag: option for option in hidden}
+    shown, pending = [], None
+    for arg in map(str, args):
+        if pending is not None:
+            shown.append(_hidden(arg, pending))
+            pending = None
         elif arg in flags:
-            masked.append(arg)
-            hide_next = True
-        elif any(arg.startswith(flag + "=") for flag in flags):
-            masked.append(arg.split("=", 1)[0] + "=***")
+            shown.append(arg)
+            pending = flags[arg]
         else:
-            masked.append(redact(arg))
-    return masked
+            masked = _masked_arg(arg, hidden)
+            shown.append(redact(arg) if masked is None else masked)
+    return shown

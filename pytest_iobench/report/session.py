@@ -16,7 +16,7 @@ from .collect import ResultCollector
 from .compare import Comparison, compare
 from .document import build_document, utc_now
 from .human import write_reports
-from .redaction import redacted, register_session_secrets
+from .redaction import masked_command, redacted, register_session_secrets
 from .schema import problems
 from .writer import LATEST, WrittenRun, document_path, write_document
 
@@ -39,7 +39,8 @@ class RunResults:
         self.settings = settings
         self.rootdir = Path(rootdir)
         self.invocation_dir = Path(invocation_dir)
-        self.command = list(command)
+        #: as given, with secrets and masked values hidden (once the secrets are known)
+        self.command = masked_command(command)
         self.baseline = baseline
         self.baseline_path = baseline_path
         self.collector = ResultCollector()

@@ -68,6 +68,12 @@ def register_secret(value: str | None) -> None:
         _known_secrets.add(value)
 
 
+def holds_secret(text: str) -> bool:
+    """Whether ``text`` contains a registered secret (an access key id that is also the secret
+    key, as minio's default minioadmin is, must not be shown even in part)."""
+    return bool(text) and any(secret in text for secret in _known_secrets)
+
+
 def redact(text: str) -> str:
     """Return ``text`` with registered secrets and secret-looking values replaced by ``***``."""
     if not text:
