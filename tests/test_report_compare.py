@@ -157,6 +157,24 @@ def test_missing_baseline_metrics_are_shown_and_fail_only_when_asked(pytester, f
     itself = compare(first_run, first_run, threshold=0.1, fail_missing=True)
     assert not itself.missing_metrics and not itself.failed
 
+    # the plugin's gate: --iobench-fail-missing fails the session on them (every test passed)
+    result = pytester.runpytest(f"--iobench-compare={name}", "--iobench-fail-regression=10%",
+                                "--iobench-fail-regression-overrides=latency_p90_us=off",
+                                "--iobench-fail-missing=true", "--iobench-report=none")
+    result.assert_outcomes(passed=3)
+    assert result.ret == 1, "missing gated metrics fail the gate when asked"
+    result.stdout.fnmatch_lines([
+        "*baseline metrics missing (2): they fail the gate (fail-missing)*",
+        f"iobench: FAILED against {name}: 3 metrics compared, none regressed; 2 baseline metrics missing "
+        "(failing the gate): test_read_minio read_MB_per_second, test_latency latency_p99_us",
+    ])
+    document = load_document(pytester.path / "reports" / "latest.json")
+    assert document["comparison"]["fail_missing"] is True and document["run"]["exit_status"] == 1
+    # compared with itself nothing is missing: the same option passes
+    result = pytester.runpytest("--iobench-compare=base.json", "--iobench-fail-regression=10%",
+                                "--iobench-fail-missing=true", "--iobench-report=none")
+    assert result.ret == 0
+
 
 @pytest.mark.parametrize("content,message", [
     ("{not json", "not JSON (line 1, column 2"),
@@ -240,4 +258,20 @@ def test_a_gate_without_a_baseline_stops_at_start(pytester, first_run):
                                  "give --iobench-compare PATH*"])
     # in the ini file it is the project's default threshold for the runs that do compare
     pytester.makeini("[pytest]\niobench_fail_regression = 10%\n")
+    assert pytester.runpytest("--iobench-report=none").ret == 0
+
+
+@pytest.mark.parametrize("args", [["--iobench-fail-missing=true"],
+                                  ["--iobench-fail-missing=yes", "--iobench-compare=base.json"]],
+                         ids=["no-baseline", "no-threshold"])
+def test_fail_missing_without_a_gate_stops_at_start(pytester, first_run, args):
+    result = pytester.runpytest(*args, "--iobench-report=none")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --iobench-fail-missing (command line) is part of the gate: give "
+                                 "--iobench-compare PATH and --iobench-fail-regression PCT too"])
+    result = pytester.runpytest("--iobench-fail-missing=maybe", "--iobench-report=none")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --iobench-fail-missing (command line): 'maybe' is not valid: give true or false*"])
+    # in the ini file it is the project's default for the runs that gate
+    pytester.makeini("[pytest]\niobench_fail_missing = true\n")
     assert pytester.runpytest("--iobench-report=none").ret == 0

@@ -43,6 +43,11 @@ def pytest_cmdline_main(config: pytest.Config):
         # a project default for the runs that do compare, so it alone is no error.
         raise pytest.UsageError(f"--iobench-fail-regression ({source}) needs a baseline to compare with: "
                                 "give --iobench-compare PATH (an earlier result document)")
+    missing_source = settings.sources.get("fail-missing", "default")
+    if settings.fail_missing and not missing_source.startswith(("ini", "default")) and (
+            not path or settings.fail_regression is None):
+        raise pytest.UsageError(f"--iobench-fail-missing ({missing_source}) is part of the gate: give "
+                                "--iobench-compare PATH and --iobench-fail-regression PCT too")
     if path:
         try:
             config.stash[BASELINE_KEY] = load_document(config.invocation_params.dir / path)

@@ -8,7 +8,7 @@ direction is "none" (sizes, counts) are not compared.
 
 A gated metric of the baseline that this run does not have (its test did not run, or did not
 record it: a library not installed, a test deselected) is listed in ``missing_metrics``. It does
-not fail the gate unless ``fail_missing`` is set: a skipped library must not fail a gate, but
+not fail the gate unless ``fail_missing`` is set (``--iobench-fail-missing``, ``report --fail-missing``): a skipped library must not fail a gate, but
 the gate says how much it did not check.
 """
 
@@ -30,7 +30,7 @@ MACHINE_FIELDS = (
     ("os release", ("os", "release")),
 )
 #: settings that say where the results go or how they are judged, not what was measured
-_UNMEASURED_SETTINGS = {"json", "report", "compare", "fail-regression", "fail-regression-overrides"}
+_UNMEASURED_SETTINGS = {"json", "report", "compare", "fail-regression", "fail-regression-overrides", "fail-missing"}
 
 
 @dataclass
@@ -60,7 +60,7 @@ class Comparison:
     not_compared: list[dict[str, str]] = field(default_factory=list)
     #: gated metrics of the baseline absent from this run: {id, metric, reason}
     missing_metrics: list[dict[str, str]] = field(default_factory=list)
-    #: whether missing_metrics fail the gate (``report --fail-missing``)
+    #: whether missing_metrics fail the gate (``--iobench-fail-missing``, ``report --fail-missing``)
     fail_missing: bool = False
     machine_differences: list[dict[str, Any]] = field(default_factory=list)
     settings_differences: list[dict[str, Any]] = field(default_factory=list)

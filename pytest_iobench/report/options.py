@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..data.options import boolean
 from ..settings import Option, comma_list, declare, positive_int
 from .thresholds import parse_override, parse_percentage
 
@@ -38,6 +39,9 @@ declare(
     Option("compare", "compare the run with an earlier result document (by test id and metric)", metavar="PATH"),
     Option("fail-regression", "fail the session when a metric is worse than in the --iobench-compare "
            "document by more than this, e.g. 10%", parse=parse_percentage, metavar="PCT"),
+    Option("fail-missing", "with --iobench-fail-regression, also fail the session when a gated metric of the "
+           "--iobench-compare document is missing from the run (its test did not run or did not record it)",
+           default="false", parse=boolean, metavar="BOOL"),
     Option("fail-regression-overrides", "per-metric regression thresholds as METRIC=PCT or METRIC=off "
            "(METRIC may be a glob such as batch_read_*); repeatable, one per line in the ini file",
            parse=parse_override, multiple=True, metavar="METRIC=PCT"),

@@ -62,7 +62,8 @@ class RunResults:
         if self.baseline is not None:
             comparison = compare(self.baseline, document, baseline_path=self.baseline_path,
                                  threshold=self.settings.fail_regression,
-                                 overrides=self.settings.fail_regression_overrides)
+                                 overrides=self.settings.fail_regression_overrides,
+                                 fail_missing=bool(self.settings.get("fail-missing")))
             document["comparison"] = redacted(comparison.to_dict())
             if comparison.failed and exit_status == 0:
                 exit_status = TESTS_FAILED

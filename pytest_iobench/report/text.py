@@ -181,9 +181,9 @@ def _plural(n: int, word: str) -> str:
 def missing_note(comparison: dict[str, Any]) -> str:
     """What the gate does with baseline metrics this run lacks."""
     if comparison.get("fail_missing") and comparison["gating"]:
-        return "they fail the gate (--fail-missing)"
+        return "they fail the gate (fail-missing)"
     return ("not checked by the gate, and they do not fail it (a test not run or a metric not recorded; "
-            "`python -m pytest_iobench report ... --fail-missing` fails on them)")
+            "--iobench-fail-missing, or `python -m pytest_iobench report ... --fail-missing`, fails on them)")
 
 
 def gate_failed(comparison: dict[str, Any]) -> bool:
