@@ -496,3 +496,31 @@ def test_readers_work_through_s3_range_reads(tmp_path, storage_factory, fmt):
         assert moved >= 6 * 70000
     finally:
         s3.delete_prefix("")
+
+
+@pytest.mark.parametrize("fmt", ["npz", "npy", "hdf5", "parquet", "csv", "jpeg", "png", "tfrecord", "indexed_binary"])
+def test_a_small_file_is_read_once_and_never_past_its_end(tmp_path, fmt):
+    """A 16 KiB sample per file: reading every sample moves exactly the file's bytes (and its
+    index files') in one request per file; a 64 KiB read-ahead read 1.5x an npz file."""
+    spec, root, storage = make(tmp_path, {"format": fmt, "num_files_train": 1, "num_samples_per_file": 1,
+                                          "record_length_bytes": 16384})
+    key = spec.file_keys()[0]
+    files = [key, *get_format(fmt).companion_keys(key)]
+    if fmt == "tfrecord":
+        files = [key]  # its DALI index is for DALI; our reader finds records by their framing
+    counting = CountingStorage(storage)
+    with get_format(fmt).open(counting, key, spec) as f:
+        assert f.num_samples == 1 and len(bytes(np.asarray(f.read_sample(0)).data)) > 0
+    assert counting.bytes_read == sum(os.path.getsize(path(root, k)) for k in files)
+    assert counting.requests == len(files)
+
+
+def test_read_ahead_stops_at_the_end_of_a_larger_file(tmp_path):
+    spec, root, storage = make(tmp_path, {"format": "npz", "num_files_train": 1, "num_samples_per_file": 4,
+                                          "record_length_bytes": 40000})
+    key = spec.file_keys()[0]
+    size = os.path.getsize(path(root, key))
+    counting = CountingStorage(storage)
+    samples, moved = our_samples(counting, spec, key)
+    # the zip directory and the npy header (4 KiB each, within the file), then each sample once
+    assert size > 64 << 10 and moved <= 4 * 40000 + 2 * 4096 and counting.bytes_read <= size + 2 * 4096

@@ -252,11 +252,19 @@ class SeekableRaw(io.RawIOBase):
         return pos
 
 
+#: a file of at most this many bytes is fetched whole by its first read and served from memory
+#: after: one request instead of a directory, a header and a sample read (on any storage a
+#: request costs more than moving 64 KiB), and never more bytes than the file has
+SMALL_FILE = 64 << 10
+
+
 class RangeFile(SeekableRaw):
     """A read-only, seekable file object whose reads are storage range reads.
 
     Small reads (metadata parsing by h5py or pyarrow) are served from a read-ahead block of
-    ``readahead`` bytes; large reads go straight to one range read of exactly what is asked.
+    ``readahead`` bytes, which never reaches past the end of the file; large reads go straight
+    to one range read of exactly what is asked (``readahead=0``: every read is exact). A file of
+    at most SMALL_FILE bytes is read whole, once, by its first read.
     """
 
     def __init__(self, storage: Storage, key: str, size: int | None = None, readahead: int = 64 << 10):
@@ -274,21 +282,30 @@ class RangeFile(SeekableRaw):
     def readable(self) -> bool:
         return True
 
+    def cached(self, offset: int, length: int) -> memoryview | None:
+        """The bytes at ``offset`` when the block read before holds them all, else None."""
+        if self._block_at <= offset and offset + length <= self._block_at + len(self._block):
+            start = offset - self._block_at
+            return memoryview(self._block)[start:start + length]
+        return None
+
     def read_at(self, offset: int, length: int) -> bytes | memoryview:
         """Up to ``length`` bytes at ``offset`` (shorter at the end of the file)."""
         length = max(0, min(length, self.size - offset))
         if not length:
             return b""
-        end = offset + length
-        block_end = self._block_at + len(self._block)
-        if self._block_at <= offset and end <= block_end:
-            start = offset - self._block_at
-            return memoryview(self._block)[start:start + length]
-        if length >= self.readahead:
+        held = self.cached(offset, length)
+        if held is not None:
+            return held
+        if self.size <= SMALL_FILE:
+            start, n = 0, self.size
+        elif length >= self.readahead:
             return self.storage.get_range(self.key, offset, length)
-        # near the end, the block ends at the end: footers and directories are read backwards
-        start = max(0, min(offset, self.size - self.readahead))
-        self._block = bytes(self.storage.get_range(self.key, start, min(self.readahead, self.size - start)))
+        else:
+            # near the end, the block ends at the end: footers and directories are read backwards
+            start = max(0, min(offset, self.size - self.readahead))
+            n = min(self.readahead, self.size - start)
+        self._block = bytes(self.storage.get_range(self.key, start, n))
         self._block_at = start
         return memoryview(self._block)[offset - start:offset - start + length]
 

@@ -26,7 +26,7 @@ import crc32c as _crc32c
 from ...storage.base import Storage, StreamWriter
 from ..random import RandomStream
 from ..spec import DatasetSpec
-from .base import FileInfo, Format, SampleFile, WriterSink
+from .base import FileInfo, Format, RangeFile, SampleFile, WriterSink
 
 _MASK_DELTA = 0xA282EAD8
 
@@ -186,7 +186,9 @@ class TFRecordFile(SampleFile):
     def __init__(self, storage: Storage, key: str, spec: DatasetSpec):
         self.storage = storage
         self.key = key
-        self.size = storage.stat(key).size
+        # exact reads (no read-ahead); a small file is one read
+        self.rf = RangeFile(storage, key, readahead=0)
+        self.size = self.rf.size
         self._offsets: list[int] | None = None
         self._record = 0
         if self.size:
@@ -200,7 +202,7 @@ class TFRecordFile(SampleFile):
             self.num_samples = 0
 
     def _header(self, offset: int) -> int:
-        head = bytes(self.storage.get_range(self.key, offset, 12))
+        head = bytes(self.rf.read_at(offset, 12))
         if len(head) != 12:
             raise TFRecordError(f"{self.key}: record header at {offset} is cut short")
         (length,), (crc,) = struct.unpack("<Q", head[:8]), struct.unpack("<I", head[8:])
@@ -227,7 +229,7 @@ class TFRecordFile(SampleFile):
             offset = self._offsets[index]
             end = self._offsets[index + 1] if index + 1 < len(self._offsets) else self.size
             length = end - offset - 16
-        raw = memoryview(self.storage.get_range(self.key, offset, length + 16))
+        raw = memoryview(self.rf.read_at(offset, length + 16))
         if len(raw) != length + 16:
             raise TFRecordError(f"{self.key}: record {index} is cut short")
         (found,) = struct.unpack("<Q", raw[:8])
