@@ -202,6 +202,60 @@ def test_parquet_reader_projects_columns_and_caches_row_groups(tmp_path):
     assert opened > 0
 
 
+def _row_group_bytes(filename: str) -> int:
+    """Bytes of every column chunk of a parquet file (what reading each row group moves)."""
+    meta = pq.ParquetFile(filename).metadata
+    return sum(meta.row_group(g).column(c).total_compressed_size for g in range(meta.num_row_groups)
+               for c in range(meta.num_columns))
+
+
+def test_parquet_row_groups_are_read_once_in_any_order_by_any_number_of_handles(tmp_path):
+    """DLIO's fork reads parquet a row group at a time; a shuffled order over several read
+    threads (each with its own handle) reads each row group once, then again next time."""
+    from pytest_iobench.data.formats.parquet import ParquetFile, RowGroups
+
+    spec, root, storage = make(tmp_path, {"format": "parquet", "num_files_train": 1, "num_samples_per_file": 600,
+                                          "record_length_bytes": 1000, "parquet": {"row_group_size": 50}})
+    key = spec.file_keys()[0]
+    file_bytes = os.path.getsize(path(root, key))
+    groups_bytes = _row_group_bytes(path(root, key))
+    table = pq.ParquetFile(path(root, key)).read()
+    shared = RowGroups(budget=64 << 20)
+    counting = CountingStorage(storage)
+    order = np.random.default_rng(7).permutation(600)
+    for epoch in range(2):
+        handles = [ParquetFile(counting, key, shared=shared) for _ in range(4)]
+        for n, row in enumerate(order):  # the rows dealt to 4 handles in turn, as batches to read threads
+            assert bytes(handles[n % 4].read_sample(int(row))) == table.column("data")[int(row)].as_py()
+        read, _, requests = counting.reset()
+        # one footer read (64 KiB from the end, shared by the handles) and each row group once
+        assert requests == 1 + 12 and read == min(64 << 10, file_bytes) + groups_bytes, epoch
+        assert shared.held_bytes == 0  # every row was read: nothing is held
+        for handle in handles:
+            handle.close()
+
+
+def test_parquet_row_groups_past_the_budget_are_read_again_and_counted(tmp_path):
+    from pytest_iobench.data.formats.parquet import ParquetFile, RowGroups
+
+    spec, root, storage = make(tmp_path, {"format": "parquet", "num_files_train": 1, "num_samples_per_file": 400,
+                                          "record_length_bytes": 1000, "parquet": {"row_group_size": 100}})
+    key = spec.file_keys()[0]
+    shared = RowGroups(budget=150_000)  # one row group of 100 KB held at a time
+    counting = CountingStorage(storage)
+    f = ParquetFile(counting, key, shared=shared)
+    counting.reset()
+    for row in (0, 100, 1, 101):  # alternating between two row groups: each switch reads again
+        f.read_sample(row)
+    read, _, requests = counting.reset()
+    assert requests == 4 and read >= 4 * 100 * 1000 and shared.held_bytes <= 150_000
+    second = ParquetFile(counting, key, shared=shared)
+    f.close()
+    assert shared.held_bytes > 0  # another handle of the file is open
+    second.close()
+    assert shared.held_bytes == 0  # the last handle closed: nothing is held
+
+
 # -- csv ---------------------------------------------------------------------------------------
 def _open_csv(filename: str):
     """A text file object over a csv file as DLIO names them (.gz, .bz2, .xz, .zip)."""

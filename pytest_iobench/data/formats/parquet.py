@@ -10,13 +10,18 @@ helper thread while this one is encoded and written), dictionary encoding and st
 is where pyarrow encodes large values fastest. A row group is at most MAX_ROW_GROUP_BYTES, so
 memory stays bounded whatever the file size.
 
-Reading: the footer and each row group's column chunks are range reads through the storage;
-a small LRU keeps the last row groups decoded, and ``columns`` projects the read.
+Reading: the footer and each row group's column chunks are range reads through the storage
+(pyarrow's read_row_group, as the MLCommons fork's readers call it: a row group is the unit of
+I/O); ``columns`` projects the read. A row group is read once and shared by the handles of the
+file in the process until each of its rows has been read (``RowGroups``), so a shuffled read
+order costs what the fork's row-group-at-a-time reading costs, one read of each row group an
+epoch, instead of a read of a row group per sample.
 """
 
 from __future__ import annotations
 
 import bisect
+import threading
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -31,8 +36,6 @@ from .base import FileInfo, Format, RangeFile, SampleFile, WriterSink
 
 #: pyarrow's compression names for ours
 _CODECS = {"none": "NONE", "snappy": "SNAPPY", "zstd": "ZSTD", "gzip": "GZIP", "lz4": "LZ4", "brotli": "BROTLI"}
-#: row groups a reader keeps decoded
-ROW_GROUP_CACHE = 2
 #: target data page size: pyarrow encodes large values fastest with pages near 1 MiB
 PAGE_BYTES = 1 << 20
 
@@ -57,46 +60,184 @@ def _element_bytes(dtype: str) -> int:
     return 1 if dtype == "binary" else np.dtype(dtype).itemsize
 
 
-class ParquetFile(SampleFile):
-    def __init__(self, storage: Storage, key: str, columns: list[str] | None = None,
-                 cache: int = ROW_GROUP_CACHE):
+class _Group:
+    """One decoded row group of one file, shared by the file's handles, and which of its rows
+    have been read since it was."""
+
+    def __init__(self, rows: int):
+        self.table: pa.Table | None = None
+        self.error: BaseException | None = None
+        self.loaded = threading.Event()
+        self.served = np.zeros(rows, dtype=bool)
+        self.left = rows
+        self.nbytes = 0
+
+
+class _OpenFile:
+    """What the handles of one file (the same storage and key) open in this process share:
+    its size and footer, and its row groups."""
+
+    def __init__(self, storage: Storage, key: str):
+        self.storage = storage  # held: the identity below must not be reused while open
         self.key = key
-        self.rf = RangeFile(storage, key, readahead=64 << 10)
-        self.pf = pq.ParquetFile(self.rf)
+        self.handles = 0
+        #: one handle reads the footer while the others opening at the same time wait for it
+        self.opening = threading.Lock()
+        self.size: int | None = None
+        self.metadata: pq.FileMetaData | None = None
+        self.groups: dict[tuple, _Group] = {}
+
+
+class RowGroups:
+    """The row groups read in this process, decoded, shared by every handle of a file: a rank's
+    read threads each open the files they read, and a shuffled read order sends the samples of
+    one row group to several threads.
+
+    A row group is read from the storage (its column chunks, as pyarrow's read_row_group reads
+    them) when a sample of it is asked for and it is not held, decoded once, and held until
+    every one of its rows has been read (then a new read starts over: each epoch reads it
+    again), until the last handle of its file closes, or until holding it would pass
+    ``budget`` bytes (the least recently used go first; one row group is always held).
+    """
+
+    def __init__(self, budget: int):
+        self.budget = budget
+        self._lock = threading.Lock()
+        self._files: dict[tuple[int, str], _OpenFile] = {}
+        #: held row groups, least recently used first: (file, group key) -> bytes
+        self._held: OrderedDict[tuple[_OpenFile, tuple], int] = OrderedDict()
+        self._bytes = 0
+
+    @property
+    def held_bytes(self) -> int:
+        return self._bytes
+
+    def attach(self, storage: Storage, key: str) -> _OpenFile:
+        with self._lock:
+            entry = self._files.get((id(storage), key))
+            if entry is None:
+                entry = self._files[(id(storage), key)] = _OpenFile(storage, key)
+            entry.handles += 1
+            return entry
+
+    def detach(self, entry: _OpenFile) -> None:
+        with self._lock:
+            entry.handles -= 1
+            if entry.handles > 0:
+                return
+            self._files.pop((id(entry.storage), entry.key), None)
+            for group_key in list(entry.groups):
+                self._drop(entry, group_key)
+
+    def _drop(self, entry: _OpenFile, group_key: tuple) -> None:
+        """Forget a row group (lock held)."""
+        group = entry.groups.pop(group_key, None)
+        if group is not None:
+            self._bytes -= self._held.pop((entry, group_key), 0)
+
+    def row(self, entry: _OpenFile, group_key: tuple, rows: int, row: int, read) -> pa.Table:
+        """The table of a row group for reading row ``row`` of it: held, or read with ``read()``
+        (one thread reads it, the others asking for it wait)."""
+        with self._lock:
+            group = entry.groups.get(group_key)
+            owner = group is None
+            if owner:
+                group = entry.groups[group_key] = _Group(rows)
+        if owner:
+            try:
+                group.table = read()
+            except BaseException as exc:
+                group.error = exc
+                with self._lock:
+                    if entry.groups.get(group_key) is group:
+                        del entry.groups[group_key]
+                group.loaded.set()
+                raise
+            group.nbytes = group.table.nbytes
+            with self._lock:
+                if entry.groups.get(group_key) is group:
+                    self._held[(entry, group_key)] = group.nbytes
+                    self._bytes += group.nbytes
+                    self._trim()
+            group.loaded.set()
+        else:
+            group.loaded.wait()
+            if group.error is not None:
+                raise group.error
+        with self._lock:
+            if (entry, group_key) in self._held:
+                self._held.move_to_end((entry, group_key))
+            if not group.served[row]:
+                group.served[row] = True
+                group.left -= 1
+                if group.left == 0 and entry.groups.get(group_key) is group:
+                    self._drop(entry, group_key)  # every row read: the next read starts over
+        return group.table
+
+    def _trim(self) -> None:
+        """Drop the least recently used row groups past the budget, keeping the newest (lock held)."""
+        while self._bytes > self.budget and len(self._held) > 1:
+            entry, group_key = next(iter(self._held))
+            self._drop(entry, group_key)
+
+
+#: decoded row groups held at once by the process (its read threads share them)
+ROW_GROUP_BUDGET = 128 << 20
+ROW_GROUPS = RowGroups(ROW_GROUP_BUDGET)
+
+
+class ParquetFile(SampleFile):
+    """One parquet file for reading rows, through ``storage``. The footer is read once per file
+    while any handle of it is open, and row groups are shared with its other handles
+    (``RowGroups``)."""
+
+    def __init__(self, storage: Storage, key: str, columns: list[str] | None = None,
+                 shared: RowGroups | None = None):
+        self.key = key
+        self.columns = columns
+        self._shared = shared or ROW_GROUPS
+        self._file = self._shared.attach(storage, key)
+        try:
+            with self._file.opening:
+                self.rf = RangeFile(storage, key, size=self._file.size, readahead=64 << 10)
+                self.pf = pq.ParquetFile(self.rf, metadata=self._file.metadata)
+                self._file.size, self._file.metadata = self.rf.size, self.pf.metadata
+            # read ahead for the footer only: column chunks are read as pyarrow asks, exactly
+            self.rf.readahead = 0
+        except BaseException:
+            self._shared.detach(self._file)
+            raise
         meta = self.pf.metadata
         self.num_samples = meta.num_rows
         self._starts = []
+        self._rows = []
         row = 0
         for i in range(meta.num_row_groups):
             self._starts.append(row)
-            row += meta.row_group(i).num_rows
-        self.columns = columns
-        self._cache: OrderedDict[int, pa.Table] = OrderedDict()
-        self._size = max(1, cache)
+            self._rows.append(meta.row_group(i).num_rows)
+            row += self._rows[-1]
+        self._columns_key = tuple(columns) if columns is not None else None
+        self._closed = False
 
-    def row_group(self, index: int) -> pa.Table:
-        table = self._cache.get(index)
-        if table is not None:
-            self._cache.move_to_end(index)
-            return table
-        table = self.pf.read_row_group(index, columns=self.columns)
-        self._cache[index] = table
-        while len(self._cache) > self._size:
-            self._cache.popitem(last=False)
-        return table
+    def row_group(self, index: int, row: int = 0) -> pa.Table:
+        """Row group ``index`` decoded, counting row ``row`` of it as read."""
+        return self._shared.row(self._file, (index, self._columns_key), self._rows[index], row,
+                                lambda: self.pf.read_row_group(index, columns=self.columns))
 
     def read_sample(self, index: int):
         """The row: its only column's value (bytes view or array), or {column: value}."""
         self.check_index(index)
         group = bisect.bisect_right(self._starts, index) - 1
-        table = self.row_group(group)
         row = index - self._starts[group]
+        table = self.row_group(group, row)
         values = {name: _value(table.column(name), row) for name in table.column_names}
         return next(iter(values.values())) if len(values) == 1 else values
 
     def close(self) -> None:
-        self._cache.clear()
-        self.pf.close()
+        if not self._closed:
+            self._closed = True
+            self.pf.close()
+            self._shared.detach(self._file)
 
 
 def _value(column: pa.ChunkedArray, row: int):
