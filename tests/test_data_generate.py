@@ -512,3 +512,34 @@ def test_dataset_prefix_is_the_data_folder_then_the_digest():
     spec = DatasetSpec.from_mapping({"format": "npz", "data_folder": "./data/../unet3d/"})
     assert dataset_prefix(spec) == f"data/unet3d/{spec.digest()}"
     assert dataset_prefix(spec.with_changes(keep_files=False)) == dataset_prefix(spec)  # same content, same folder
+
+
+def test_a_dataset_is_generated_once_per_location_and_read_through_each_library(tmp_path, storage_factory):
+    """s3-minio and s3-boto3 share a bucket, local and direct a directory: one generation,
+    and each library gets the dataset through its own storage (a test reads what it tests)."""
+    spec = {"format": "npy", "num_files_train": 2, "record_length_bytes": 4096}
+    writes = []
+
+    def open_at(area, prefix):
+        storage = storage_factory.at(area, prefix)
+        writes.append(storage.library)
+        return storage
+
+    cache = DatasetCache(open_at)
+    where = f"datasets-{tmp_path.name}"
+    minio = storage_factory.at(storage_factory.get("s3", "minio", area="datasets"), where)
+    boto3 = storage_factory.at(storage_factory.get("s3", "boto3", area="datasets"), where)
+    files = open_storage(StorageSpec("local", "posix", root=str(tmp_path)))
+    direct = open_storage(StorageSpec("direct", "posix", root=str(tmp_path)))
+    try:
+        first, second = cache.get(spec, minio), cache.get(spec, boto3)
+        on_files, on_direct = cache.get(spec, files), cache.get(spec, direct)
+        assert not first.reused and second.result is first.result  # generated once on S3
+        assert not on_files.reused and on_direct.result is on_files.result  # and once in the directory
+        for dataset, area in ((first, minio), (second, boto3), (on_files, files), (on_direct, direct)):
+            assert dataset.area is area and (dataset.storage.kind, dataset.storage.library) == (area.kind, area.library)
+            assert dataset.prefix == first.prefix and dataset.storage.list("train/") == dataset.keys()
+        assert cache.get(spec, boto3) is second
+        assert read_manifest(second.storage)["digest"] == read_manifest(on_direct.storage)["digest"]
+    finally:
+        minio.delete_prefix("")

@@ -119,3 +119,23 @@ def test_generation_suite_generates_afresh_for_each_warmup_and_repeat(pytester):
     runs = record["details"]["runs"]
     assert len(runs) == 3 and len({r["folder"] for r in runs}) == 3  # each in a new folder
     assert [r["bytes"] for r in runs] == [record["metrics"]["bytes_written"]["value"]] * 3
+
+
+def test_the_dataset_fixture_reads_through_the_tests_own_storage(pytester):
+    """local-posix and direct-posix share the datasets directory: one generation, and each test
+    gets the dataset through the storage it is parametrized with (direct read through local)."""
+    pytester.makepyfile(test_libraries="""
+RESULTS = []
+
+def test_it(dataset, storage):
+    assert (dataset.area.kind, dataset.area.library) == (storage.kind, storage.library)
+    assert (dataset.storage.kind, dataset.storage.library) == (storage.kind, storage.library)
+    with dataset.open(dataset.keys()[0]) as f:
+        assert f.num_samples == 2
+    RESULTS.append(dataset.result)
+
+def test_generated_once():
+    assert len(RESULTS) == 2 and RESULTS[0] is RESULTS[1] and not RESULTS[0].reused
+""")
+    result = pytester.runpytest_subprocess("--iobench-storage=local,direct", *ONE_LIBRARY)
+    result.assert_outcomes(passed=3)

@@ -1,11 +1,17 @@
-"""Datasets of a session: each (spec, storage) generated once, then reused by later tests and
-later runs (kept in the storage's datasets area, found again by its manifest).
+"""Datasets of a session: each (spec, location) generated once, then reused by later tests and
+later runs (kept in the storage's datasets area, found again by its manifest), and read through
+the library each test asks for.
 
     cache = DatasetCache(open_at=factory.at, threads=2)
     ds = cache.get(spec, factory.get("s3", "minio", area="datasets"))
     ds.storage            # rooted at the dataset: ds.spec.file_keys("train") are its keys
     with ds.open(ds.keys()[0]) as f:
         f.read_sample(0)
+
+A location is where the files are, whichever library reaches it: s3-minio, s3-boto3 and
+s3-s3dlio share one bucket and prefix, local and direct one directory. The dataset is generated
+there once, by the first library that asks; every library gets its own ``Dataset`` whose
+``area`` and ``storage`` are that library's, so a test reads through the library it runs with.
 
 Processes of one run on one host that ask for the same dataset at once (pytest-xdist workers)
 take turns through a lock file in ``lock_dir`` (a directory the run's processes share), so one
@@ -34,10 +40,11 @@ class Dataset:
     """A complete dataset on a storage."""
 
     spec: DatasetSpec
-    #: the datasets area it lives in, and its folder there
+    #: the datasets area it lives in, through the library this Dataset was asked for, and its
+    #: folder there
     area: Storage
     prefix: str
-    #: a storage rooted at the dataset's folder (keys are spec.file_keys(...))
+    #: a storage rooted at the dataset's folder, through the same library (keys are spec.file_keys(...))
     storage: Storage
     result: GenerateResult
 
@@ -62,8 +69,19 @@ def as_spec(spec: DatasetSpec | Mapping[str, Any]) -> DatasetSpec:
     return spec if isinstance(spec, DatasetSpec) else DatasetSpec.from_mapping(spec)
 
 
+def location(storage: Storage) -> tuple[str, ...]:
+    """Where a storage's files are, whatever library reaches them: a directory, or an
+    endpoint, bucket and prefix."""
+    spec = storage.spec
+    if spec is None:
+        return ("uri", storage.uri(""))
+    if spec.kind == "s3":
+        return ("s3", spec.endpoint_url, spec.bucket, spec.prefix.strip("/"))
+    return ("files", os.path.realpath(spec.root))
+
+
 class DatasetCache:
-    """Generates each (spec, datasets area) once; later requests get the same Dataset."""
+    """Generates each (spec, location) once; each library gets a Dataset read through it."""
 
     def __init__(self, open_at: Callable[[Storage, str], Storage], *, threads: int = 2, regenerate: bool = False,
                  progress: Callable[[str, Progress], None] | None = None, lock_dir: str | None = None,
@@ -75,33 +93,46 @@ class DatasetCache:
         self.adopt = adopt
         self.progress = progress
         self.lock_dir = lock_dir
-        self._datasets: dict[tuple[str, str], Dataset] = {}
+        #: the first Dataset of each (location, prefix): the one generated (or adopted)
+        self._generated: dict[tuple, Dataset] = {}
+        #: every library's Dataset of each (location, prefix)
+        self._datasets: dict[tuple, Dataset] = {}
         self._lock = threading.Lock()
 
     def get(self, spec: DatasetSpec | Mapping[str, Any], area: Storage) -> Dataset:
+        """The dataset of ``spec`` in ``area`` (a datasets area), read through ``area``'s library."""
         spec = as_spec(spec)
         prefix = dataset_prefix(spec)
-        cache_key = (area.uri(""), prefix)
+        place = (*location(area), prefix)
         with self._lock:
-            found = self._datasets.get(cache_key)
+            found = self._datasets.get((*place, area.kind, area.library))
             if found is not None:
                 return found
-            storage = self.open_at(area, prefix)
-            where = storage.uri("")
-            report = (lambda p: self.progress(where, p)) if self.progress is not None else None
-            with self._host_lock(cache_key) as marker:
-                # regenerate once per run: another process of the run may be reading it already
-                regenerate = self.regenerate and not (marker and os.path.exists(marker))
-                result = generate(spec, storage, threads=self.threads, regenerate=regenerate, progress=report,
-                                  adopt=self.adopt)
-                if marker and regenerate:
-                    open(marker, "w").close()
-            dataset = Dataset(spec, area, prefix, storage, result)
-            self._datasets[cache_key] = dataset
+            first = self._generated.get(place)
+            if first is None:
+                first = self._generated[place] = self._generate(spec, area, prefix, place)
+                dataset = first
+            else:
+                # generated through another library: the same files, read through this one
+                dataset = Dataset(spec, area, prefix, self.open_at(area, prefix), first.result)
+            self._datasets[(*place, area.kind, area.library)] = dataset
             return dataset
 
+    def _generate(self, spec: DatasetSpec, area: Storage, prefix: str, place: tuple) -> Dataset:
+        storage = self.open_at(area, prefix)
+        where = storage.uri("")
+        report = (lambda p: self.progress(where, p)) if self.progress is not None else None
+        with self._host_lock(place) as marker:
+            # regenerate once per run: another process of the run may be reading it already
+            regenerate = self.regenerate and not (marker and os.path.exists(marker))
+            result = generate(spec, storage, threads=self.threads, regenerate=regenerate, progress=report,
+                              adopt=self.adopt)
+            if marker and regenerate:
+                open(marker, "w").close()
+        return Dataset(spec, area, prefix, storage, result)
+
     @contextmanager
-    def _host_lock(self, cache_key: tuple[str, str]):
+    def _host_lock(self, cache_key: tuple):
         """Holds a host-wide lock on one dataset; yields the path of its 'regenerated in this
         run' marker (None without a lock directory)."""
         if not self.lock_dir:
@@ -121,11 +152,12 @@ class DatasetCache:
         """Delete the datasets whose spec says keep_files: false (never adopted ones: their files
         are another tool's). Returns problems."""
         problems = []
-        for dataset in self._datasets.values():
+        for dataset in self._generated.values():
             if not dataset.spec.keep_files and not dataset.result.adopted:
                 try:
                     delete_dataset(dataset.storage)
                 except Exception as exc:
                     problems.append(f"{dataset.storage.uri('')}: could not delete (keep_files: false): {exc}")
+        self._generated.clear()
         self._datasets.clear()
         return problems
