@@ -26,13 +26,13 @@ from pytest_iobench.mpi.session import MPISession
 from pytest_iobench.report.record import TestRecord as Record
 from pytest_iobench.storage import StorageError, StorageSpec, open_storage
 from pytest_iobench.storage.base import Storage
+from pytest_iobench.storage.posix import memory_file_system
 from pytest_iobench.storage.wrapping import WrappedStorage, WrappedWriter
 from pytest_iobench.workload.checkpoint_io import (
     MANIFEST,
     CheckpointError,
     CheckpointIncomplete,
     CheckpointIO,
-    memory_filesystem,
     resident_pages,
 )
 from pytest_iobench.workload.config import load_workload
@@ -201,11 +201,16 @@ def test_a_drop_that_does_not_work_is_found_and_o_direct_used(local):
 
 @pytest.fixture
 def shm_root():
-    if not os.path.isdir("/dev/shm") or memory_filesystem("/dev/shm") is None:
+    if not os.path.isdir("/dev/shm") or memory_file_system("/dev/shm") is None:
         pytest.skip("no tmpfs at /dev/shm")
     root = f"/dev/shm/iobench-test-{os.getpid()}-{os.urandom(3).hex()}"
     yield root
     shutil.rmtree(root, ignore_errors=True)
+
+
+def test_memory_file_system_is_told_by_statfs(shm_root):
+    assert memory_file_system(shm_root) == "tmpfs", "a root not made yet: the directory above it says"
+    assert memory_file_system("/proc") is None, "proc is not a memory file system of files"
 
 
 def test_a_root_on_tmpfs_is_memory_not_evicted(shm_root):
@@ -387,11 +392,13 @@ def test_checkpoint_fsync_takes_effect(tmp_path, library):
         assert counts["False"] == 0, "without checkpoint.fsync, no shard is fsynced"
     else:  # s3dlio's file writer fsyncs on finalize whatever it is asked: the results say so
         assert counts["False"] == 16
-        storage = open_storage(StorageSpec("local", library, root=str(tmp_path / "root-False")))
-        config = llama("checkpoint.fsync=False")
-        outcome = CheckpointOutcomeFor(config, storage)
-        assert any(w.startswith("checkpoint.fsync: False does not take effect on local-s3dlio")
-                   for w in checkpoint_warnings(config, outcome, 8, storage))
+    # the storage's claim is what strace saw, and the results follow the claim
+    storage = open_storage(StorageSpec("local", library, root=str(tmp_path / "root-False")))
+    assert storage.write_always_syncs is (counts["False"] == 16), f"{library}: write_always_syncs is wrong"
+    config = llama("checkpoint.fsync=False")
+    warned = any(w.startswith(f"checkpoint.fsync: False does not take effect on local-{library}")
+                 for w in checkpoint_warnings(config, CheckpointOutcomeFor(config, storage), 8, storage))
+    assert warned is storage.write_always_syncs
 
 
 def CheckpointOutcomeFor(config, storage):  # noqa: N802  an outcome with nothing run, for its warnings
@@ -437,6 +444,14 @@ def test_checkpoints_during_training(tmp_path):
                                   ranks=1, opener=RAW_OPENER, checkpoint_storage=scratch,
                                   checkpoint_prefix="capped", scale=1.0, run_seed=1)
     assert len(capped.results[0]["checkpoints"]) == 1, "num_checkpoints_write caps a training run's checkpoints"
+    assert not any("fsync" in w or "O_DIRECT" in w for w in outcome.warnings + capped.warnings)
+    # checkpoints on a storage whose write figures carry caveats: the training results carry them
+    direct = open_storage(StorageSpec("direct", "s3dlio", root=str(tmp_path / "direct")))
+    caveats = run_training_session(MPISession(), config.with_overrides(["checkpoint.num_checkpoints_write=1",
+                                                                        "checkpoint.fsync=False"]), data,
+                                   ranks=1, opener=RAW_OPENER, checkpoint_storage=direct, scale=1.0, run_seed=1)
+    assert direct.write_caveat in caveats.warnings
+    assert any(w.startswith("checkpoint.fsync: False does not take effect on direct-s3dlio") for w in caveats.warnings)
     # the checkpoint written during epoch 1 is not reading time: read throughput leaves it out
     for rank in outcome.results:
         ep = rank["epochs"][0]

@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 from pytest_iobench.settings import REGISTRY
-from pytest_iobench.storage.direct import MEMORY_FILE_SYSTEMS, file_system_type
+from pytest_iobench.storage.posix import memory_file_system
 
 PRINT_SETTINGS = """
 def test_show(iobench_config):
@@ -174,7 +174,7 @@ def test_header_and_document_mask_access_keys(pytester, monkeypatch):
 
 def test_tmpfs_root_skips_the_direct_storage(pytester):
     shm = "/dev/shm"
-    if not os.path.isdir(shm) or file_system_type(shm) not in MEMORY_FILE_SYSTEMS:
+    if not os.path.isdir(shm) or memory_file_system(shm) != "tmpfs":
         pytest.skip(f"{shm} is not a tmpfs here")
     root = os.path.join(shm, f"iobench-test-{uuid.uuid4().hex[:8]}")
     pytester.makepyfile("def test_io(storage):\n    storage.put('k', b'v' * 8192)\n")

@@ -30,35 +30,17 @@ from ..workload.job import checkpoint_job
 from ..workload.metrics import GB, GiB
 from .session import MPISession, SessionRun
 
-#: (storage kind, library) whose file writers make every file durable whatever they are asked
-#: (strace: s3dlio's file:// and direct:// writers fsync each file when finalized), used when the
-#: storage does not say so itself (an ``always_syncs`` attribute)
-ALWAYS_SYNCS = {("local", "s3dlio"), ("direct", "s3dlio")}
-#: (storage kind, library) whose writes go through the page cache though the storage is
-#: "direct" (strace: s3dlio's direct:// writer opens without O_DIRECT; its reads use it), used
-#: when the storage does not say so itself (its ``write_is_direct``, and ``write_caveat`` for
-#: the warning's text)
-BUFFERED_DIRECT_WRITES = {("direct", "s3dlio")}
-
-
-def _declared(storage: Storage, name: str) -> Any:
-    """A capability the storage declares (a wrapper: the storage it wraps), None where it does not."""
-    while getattr(storage, "inner", None) is not None:
-        storage = storage.inner
-    return getattr(storage, name, None)
-
-
-def always_syncs(storage: Storage) -> bool:
-    declared = _declared(storage, "always_syncs")
-    return bool(declared) if declared is not None else (storage.kind, storage.library) in ALWAYS_SYNCS
-
-
-def writes_are_direct(storage: Storage) -> bool:
-    """Whether a direct storage's writes really bypass the page cache."""
-    declared = _declared(storage, "write_is_direct")
-    if declared is not None:
-        return bool(declared)
-    return storage.kind == "direct" and (storage.kind, storage.library) not in BUFFERED_DIRECT_WRITES
+def write_warnings(storage: Storage, fsync: bool) -> list[str]:
+    """What checkpoint write figures on ``storage`` do not mean: the storage's own caveat (a
+    direct storage whose writes go through the page cache), and an fsync in every write that
+    checkpoint.fsync: False does not stop."""
+    warnings = []
+    if not fsync and storage.write_always_syncs:
+        warnings.append(f"checkpoint.fsync: False does not take effect on {storage.id}: its file writer fsyncs "
+                        "every shard when it finishes it, so the write times include an fsync")
+    if storage.write_caveat:
+        warnings.append(storage.write_caveat)
+    return warnings
 
 
 @dataclass
@@ -189,13 +171,7 @@ def checkpoint_warnings(config: WorkloadConfig, outcome: CheckpointOutcome, layo
                         f"({outcome.size_bytes:,} of {outcome.layout['size_bytes']:,} bytes per checkpoint)")
     warnings.extend(_cache_warnings(outcome))
     if storage is not None:
-        if not config.checkpoint.fsync and storage.kind != "s3" and always_syncs(storage):
-            warnings.append(f"checkpoint.fsync: False does not take effect on {storage.id}: its file writer fsyncs "
-                            "every shard when it finishes it, so the write times include an fsync")
-        if storage.kind == "direct" and not writes_are_direct(storage):
-            warnings.append(_declared(storage, "write_caveat") or (
-                f"writes to {storage.id} are not direct: the library writes through the page cache "
-                "(without O_DIRECT), so write times are those of buffered writes (reads use O_DIRECT)"))
+        warnings.extend(write_warnings(storage, config.checkpoint.fsync))
     if config.not_emulated:
         warnings.append(config.describe_not_emulated())
     warnings.extend(config.notes)

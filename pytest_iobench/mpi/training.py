@@ -23,6 +23,7 @@ from ..workload.job import training_job
 from ..workload.loop import epochs_with, plan_eval_steps, plan_steps
 from ..workload.metrics import GB
 from ..workload.sampler import new_run_seed
+from .checkpointing import write_warnings
 from .session import MPISession, SessionRun
 
 
@@ -112,20 +113,23 @@ def run_training_session(session: MPISession, config: WorkloadConfig, storage: S
     if dataset_bytes is None:  # the generation's figure when known, else DLIO's nominal size
         dataset_bytes = nominal_dataset_bytes(config)
     used = [r.get("storage", {}).get("kind", storage.kind) for r in results]
-    warnings = cache_warnings(config, storage, dataset_bytes, used)
+    cached = cache_warnings(config, storage, dataset_bytes, used)
+    warnings = list(cached)
+    checkpoints = training_checkpoints(results)
+    if checkpoints:  # what the checkpoint write figures do not mean, as the checkpoint suite says
+        warnings.extend(write_warnings(checkpoint_storage, config.checkpoint.fsync))
     if config.not_emulated:
         warnings.append(config.describe_not_emulated())
     warnings.extend(config.notes)
     outcome = TrainingOutcome(config, ranks, storage.id, summary, results, run, warnings,
-                              nominal_dataset_bytes=dataset_bytes)
-    outcome.checkpoints = training_checkpoints(results)
+                              nominal_dataset_bytes=dataset_bytes, checkpoints=checkpoints)
     # output.folder in the workload wins over the caller's folder, as in DLIO
     output_folder = config.output.folder or output_folder
     if output_folder:
         hosts = [r.get("host", {}) for r in results]
         summary_json = training_summary(
             config, summary, results, hosts=hosts, nominal_record_bytes=float(config.dataset.record_length_bytes),
-            dataset_bytes=dataset_bytes, potential_caching=any("page cache" in w for w in warnings),
+            dataset_bytes=dataset_bytes, potential_caching=any("page cache" in w for w in cached),
             checkpoint=outcome.checkpoints or None)
         outcome.dlio_files = write_training_outputs(output_folder, summary_json, results, hosts)
         outcome.dlio_files.append(write_log(os.path.join(output_folder, config.output.log_file), outcome))

@@ -116,6 +116,10 @@ class Storage(abc.ABC):
     #: writes through O_DIRECT, so write figures are the device's, not the page cache's. Only
     #: the direct storage claims it, and only where the library really opens its files so.
     write_is_direct: bool = False
+    #: True when the streaming writer makes every file durable (fsync) when it is committed,
+    #: whether or not ``fsync`` asks for it, so write figures include an fsync (s3dlio's file://
+    #: and direct:// writers; tests/test_checkpoint_io.py checks the claim under strace)
+    write_always_syncs: bool = False
 
     def __init__(self, root: str):
         self.root = root

@@ -8,7 +8,6 @@ A file's last partial block is written after switching O_DIRECT off on the descr
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import fcntl
 import mmap
@@ -16,7 +15,7 @@ import os
 
 from .base import Buffer, StreamWriter, check_key
 from .errors import StorageError, StorageUnsupported
-from .posix import PosixStorage, fsync_dir, temp_path
+from .posix import PosixStorage, fsync_dir, memory_file_system, temp_path
 
 ALIGN = 4096
 WRITE_BUFFER = 8 << 20
@@ -30,27 +29,12 @@ def align_up(n: int) -> int:
     return -(-n // ALIGN) * ALIGN
 
 
-#: statfs f_type of the file systems that keep files in memory (linux/magic.h)
-MEMORY_FILE_SYSTEMS = {0x01021994: "tmpfs", 0x858458F6: "ramfs"}
-
-
-def file_system_type(directory: str) -> int | None:
-    """statfs's f_type of the file system under ``directory``; None where it cannot be asked."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    # struct statfs starts with f_type, a C long (__fsword_t) on every Linux ABI; the buffer
-    # is larger than the whole struct on any of them.
-    buf = ctypes.create_string_buffer(256)
-    if not hasattr(libc, "statfs") or libc.statfs(os.fsencode(directory), buf) != 0:
-        return None
-    return ctypes.c_long.from_buffer(buf).value & 0xFFFFFFFF
-
-
 def probe_odirect(directory: str) -> None:
     """Raise StorageUnsupported when O_DIRECT under ``directory`` would not measure a device:
     the file system refuses it, or keeps its files in memory (tmpfs accepts O_DIRECT on
     recent kernels, and its "device" is memory)."""
     os.makedirs(directory, exist_ok=True)
-    memory_fs = MEMORY_FILE_SYSTEMS.get(file_system_type(directory))
+    memory_fs = memory_file_system(directory)
     if memory_fs is not None:
         raise StorageUnsupported(
             f"{directory} is on {memory_fs}: O_DIRECT on a memory file system measures memory, not a "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import uuid
 
@@ -46,6 +47,32 @@ def list_files(root: str, prefix: str) -> list[str]:
                 keys.append(key)
     keys.sort()
     return keys
+
+
+#: statfs f_type of the file systems that keep their files in memory (linux/magic.h; devtmpfs
+#: reports tmpfs's)
+MEMORY_FILE_SYSTEMS = {0x01021994: "tmpfs", 0x858458F6: "ramfs"}
+
+
+def file_system_type(path: str) -> int | None:
+    """statfs's f_type of the file system holding ``path``; None where it cannot be asked."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    # struct statfs starts with f_type, a C long (__fsword_t) on every Linux ABI; the buffer
+    # is larger than the whole struct on any of them.
+    buf = ctypes.create_string_buffer(256)
+    if not hasattr(libc, "statfs") or libc.statfs(os.fsencode(path), buf) != 0:
+        return None
+    return ctypes.c_long.from_buffer(buf).value & 0xFFFFFFFF
+
+
+def memory_file_system(path: str) -> str | None:
+    """'tmpfs' or 'ramfs' when ``path`` (or, not made yet, the nearest directory above it that
+    is) is on a file system that keeps its files in memory: no device behind it, no page cache
+    to drop, O_DIRECT there measures memory. None otherwise, or where it cannot be told."""
+    path = os.path.abspath(path)
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    return MEMORY_FILE_SYSTEMS.get(file_system_type(path))
 
 
 def drop_page_cache(path: str) -> bool:

@@ -12,7 +12,8 @@ file writers write under the final name, so on files we write a temporary name a
 On direct://, s3dlio 0.10 opens the file of ``put_bytes`` with O_DIRECT (objects of at least
 one 4 KiB block) but its streaming writer (``create_direct_filesystem_writer``) without it:
 ``put`` goes through ``put_bytes``; streams are buffered writes, and the storage says so
-(``write_is_direct`` is False, ``write_caveat`` explains it for the results).
+(``write_is_direct`` is False, ``write_caveat`` explains it for the results). Its file writers
+fsync every file when finalized, whatever ``fsync`` says: ``write_always_syncs``.
 """
 
 from __future__ import annotations
@@ -199,6 +200,8 @@ class S3dlioStorage(Storage):
             if self.scheme == "direct":
                 probe_odirect(root)
             super().__init__(root)
+            # its file writers fsync every file on finalize, asked or not (strace)
+            self.write_always_syncs = True
             self.base = f"{self.scheme}://{root}/"
 
     @property

@@ -21,6 +21,7 @@ class WrappedStorage(Storage):
         self.inner = inner
         self.kind, self.library, self.spec = inner.kind, inner.library, inner.spec
         self.write_is_direct = inner.write_is_direct
+        self.write_always_syncs = inner.write_always_syncs
 
     def uri(self, key: str) -> str:
         return self.inner.uri(key)

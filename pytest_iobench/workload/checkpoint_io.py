@@ -12,9 +12,9 @@ writer (multipart on S3) from one reused buffer: memory does not grow with shard
 Reads take each shard whole and check its size and CRC32C against the manifest.
 
 Whether a read can come from the page cache is checked, not assumed: ``resident_pages`` counts
-the pages of a file that are in memory (mincore over a mapping that touches none of them), and
-``memory_filesystem`` tells a tmpfs or ramfs root, where the files are memory and there is no
-cache to drop.
+the pages of a file that are in memory (mincore over a mapping that touches none of them); a
+tmpfs or ramfs root, where the files are memory and there is no cache to drop, is told by the
+storage layer (``storage.posix.memory_file_system``).
 """
 
 from __future__ import annotations
@@ -41,10 +41,6 @@ MANIFEST = "manifest.json"
 WRITE_BUFFER = 8 * BLOCK
 #: shards larger than this are read in ranges of this size (bounded memory)
 READ_PIECE = 64 << 20
-
-
-#: file systems whose files live in memory: nothing to drop, every read is from memory
-MEMORY_FILESYSTEMS = ("tmpfs", "ramfs", "devtmpfs")
 #: mincore over windows of at most this many bytes (a mapping of a huge shard stays small)
 _MINCORE_WINDOW = 1 << 30
 
@@ -155,38 +151,6 @@ class CheckpointIO:
 
 
 # -- page-cache state of shard files ------------------------------------------------------------
-def _unescape(field: str) -> str:
-    """A /proc/self/mountinfo path field (spaces and such are written as \\040 octal escapes)."""
-    return field.encode().decode("unicode_escape").encode("latin-1").decode("utf-8", "replace")
-
-
-def filesystem_type(path: str) -> str | None:
-    """The type of the file system holding ``path`` (its longest mount point in
-    /proc/self/mountinfo, the last mounted on top winning); None where that cannot be read."""
-    target = os.path.realpath(path)
-    best, kind = "", None
-    try:
-        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
-            lines = f.readlines()
-    except OSError:
-        return None
-    for line in lines:
-        fields = line.split()
-        if "-" not in fields:
-            continue
-        mount_point = _unescape(fields[4])
-        inside = target == mount_point or target.startswith(mount_point.rstrip("/") + "/")
-        if inside and len(mount_point) >= len(best):
-            best, kind = mount_point, fields[fields.index("-") + 1]
-    return kind
-
-
-def memory_filesystem(path: str) -> str | None:
-    """'tmpfs' (or 'ramfs', ...) when ``path`` is on a file system that lives in memory, else None."""
-    kind = filesystem_type(path)
-    return kind if kind in MEMORY_FILESYSTEMS else None
-
-
 @functools.cache
 def _libc():
     libc = ctypes.CDLL(None, use_errno=True)  # the C library the interpreter links

@@ -25,7 +25,8 @@ from typing import Any
 
 from ..storage import Storage, StorageError, StorageUnsupported
 from ..storage.base import join_key
-from .checkpoint_io import CheckpointError, CheckpointIO, checkpoint_name, memory_filesystem, resident_pages
+from ..storage.posix import memory_file_system
+from .checkpoint_io import CheckpointError, CheckpointIO, checkpoint_name, resident_pages
 from .checkpoint_layout import CheckpointLayout, layout_for
 from .config import WorkloadConfig
 
@@ -202,7 +203,7 @@ def drop_cache(storage: Storage, keys: list[str]) -> CacheState:
     if storage.kind == "s3":
         return CacheState("no-client-cache", "the S3 client keeps no cache of its own; the server's cache "
                                              "(if it has one) is not ours to drop")
-    filesystem = memory_filesystem(storage.root)
+    filesystem = memory_file_system(storage.root)
     if filesystem is not None:
         return CacheState("memory", f"the storage root {storage.root} is on {filesystem}: its files are memory, "
                                     "there is no page cache to drop and no device behind it", filesystem=filesystem)
