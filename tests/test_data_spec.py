@@ -158,3 +158,64 @@ def test_every_problem_is_reported_at_once_under_the_callers_name():
         DatasetSpec.from_mapping({"format": "npzz", "num_files_train": -2, "bogus": 1}, where="workload.dataset")
     lines = str(info.value).splitlines()
     assert len(lines) == 3 and all(line.startswith("workload.dataset.") for line in lines)
+
+
+DLIO_FILES = __import__("pathlib").Path(__file__).resolve().parents[1] / "fixtures" / "workloads" / "dlio"
+
+
+def _dlio_dataset(name: str) -> DatasetSpec:
+    import yaml
+
+    return DatasetSpec.from_mapping(yaml.safe_load((DLIO_FILES / name).read_text())["dataset"])
+
+
+def test_older_dlio_record_names_are_read_as_the_current_ones():
+    # DLIO's LoadConfig read record_length, record_length_stdev, record_length_resize before the
+    # _bytes names; its resnet50_v100.yaml gives record_length_std, which no DLIO read
+    cosmoflow = _dlio_dataset("cosmoflow_a100.yaml")
+    assert (cosmoflow.record_length_bytes, cosmoflow.record_length_bytes_stdev) == (2828486, 71311)
+    resnet = _dlio_dataset("resnet50_v100.yaml")
+    assert (resnet.record_length_bytes, resnet.record_length_bytes_stdev, resnet.record_length_bytes_resize) == (
+        114660, 136076, 150528)
+    assert "record_length_resize" in resnet.not_emulated  # named as the file names it
+    assert any("record_length_std is read as record_length_bytes_stdev" in n and "no DLIO read" in n
+               for n in resnet.notes)
+    assert any("record_length is older DLIO's name of record_length_bytes" in n for n in resnet.notes)
+    assert _dlio_dataset("llama_8b_zero3.yaml").record_length_bytes == 2048
+    same = DatasetSpec.from_mapping({"record_length": 4096, "record_length_bytes": 4096})
+    assert same == DatasetSpec.from_mapping({"record_length_bytes": 4096})
+    with pytest.raises(DatasetSpecError, match=r"dataset\.record_length: 4096 and record_length_bytes 8192 are both "
+                                               r"given .*; give one"):
+        DatasetSpec.from_mapping({"record_length": 4096, "record_length_bytes": 8192})
+
+
+def test_keys_no_dlio_reads_or_the_fork_reads_for_what_is_not_emulated_are_reported_by_name():
+    dlrm = _dlio_dataset("dlrm.yaml")
+    assert dlrm.num_samples_per_file == 4195198976 and "eval_num_samples_per_file" in dlrm.not_emulated
+    spec = DatasetSpec.from_mapping({"format": "parquet", "skip_listing": True, "listing_validation_interval": 500,
+                                     "parquet": {"use_s3dlio_gen": True},
+                                     "arrow": {"columns": [{"name": "x"}], "generation_batch_size": 64}})
+    for key in ("skip_listing", "listing_validation_interval", "parquet.use_s3dlio_gen", "arrow"):
+        assert key in spec.not_emulated, key
+    assert spec == DatasetSpec.from_mapping({"format": "parquet"})  # none of them changes the files
+    with pytest.raises(DatasetSpecError) as bad:
+        DatasetSpec.from_mapping({"format": "arrow", "skip_listing": "yes", "arrow": {"colums": []},
+                                  "eval_num_samples_per_file": 0})
+    lines = str(bad.value).splitlines()
+    assert any(line.startswith("dataset.format: 'arrow' (the MLCommons fork's Arrow IPC files) is not supported")
+               for line in lines)
+    assert "dataset.skip_listing: 'yes' is not valid; give true or false" in lines
+    assert any(line.startswith("dataset.arrow.colums: unknown key; did you mean dataset.arrow.columns?") for line in lines)
+    assert any(line.startswith("dataset.eval_num_samples_per_file: 0 is not valid") for line in lines)
+
+
+def test_num_files_generated_names_the_files_of_the_larger_set_the_first_of_which_are_read():
+    # the MLCommons fork: read the first num_files_train of a dataset generated with more files
+    spec = DatasetSpec.from_mapping({"format": "npz", "num_files_train": 3, "num_files_generated": 12})
+    assert spec.file_keys("train") == ["train/img_00_of_12.npz", "train/img_01_of_12.npz", "train/img_02_of_12.npz"]
+    assert spec.unread_keys()[0] == "train/img_03_of_12.npz" and len(spec.unread_keys()) == 9
+    assert spec.digest() != DatasetSpec.from_mapping({"format": "npz", "num_files_train": 3}).digest()
+    assert DatasetSpec.from_mapping({"format": "npz", "num_files_generated": 0}).digest() == DatasetSpec.from_mapping(
+        {"format": "npz"}).digest()  # 0: as before
+    with pytest.raises(DatasetSpecError, match=r"dataset\.num_files_generated: 2 is fewer than num_files_train 3"):
+        DatasetSpec.from_mapping({"num_files_train": 3, "num_files_generated": 2})

@@ -114,14 +114,26 @@ class ParquetOptions:
 
 _HDF5_KEYS = {"chunk_dims": (), "num_dset_per_record": 1, "max_shape": ()}
 _PARQUET_KEYS = {"columns": [], "row_group_size": 1024, "compression": None, "compression_level": None,
-                 "generation_batch_size": 0, "partition_by": None}
+                 "generation_batch_size": 0, "partition_by": None, "use_s3dlio_gen": False}
+#: the MLCommons fork's dataset.arrow section (its Arrow IPC format, not emulated here)
+_ARROW_KEYS = {"columns": [], "generation_batch_size": 0}
 _COLUMN_KEYS = ("name", "dtype", "size")
 
 #: DatasetSpec fields that are not dataset keys
-_INTERNAL = ("given", "replaced", "write_chunk_bytes")
+_INTERNAL = ("given", "replaced", "write_chunk_bytes", "aliased")
 
 #: keys DLIO accepts that are checked here but kept nowhere (derived, or not emulated)
-_EXTRA_KEYS = {"record_element_bytes": None, "generation_buffer_size": 2 << 30, "data_gen_method": None}
+_EXTRA_KEYS = {"record_element_bytes": None, "generation_buffer_size": 2 << 30, "data_gen_method": None,
+               # the MLCommons fork's (dlio_benchmark/utils/config.py, LoadConfig)
+               "skip_listing": False, "listing_validation_interval": 1000, "arrow": None,
+               # in DLIO's dlrm.yaml; no DLIO's config loader reads it
+               "eval_num_samples_per_file": None}
+
+#: older DLIO's names of the record size keys (its LoadConfig read record_length,
+#: record_length_stdev, record_length_resize; DLIO's resnet50_v100.yaml gives record_length_std,
+#: which no DLIO read): read as the current names
+ALIASES = {"record_length": "record_length_bytes", "record_length_stdev": "record_length_bytes_stdev",
+           "record_length_std": "record_length_bytes_stdev", "record_length_resize": "record_length_bytes_resize"}
 
 
 @dataclass(frozen=True)
@@ -146,6 +158,9 @@ class DatasetSpec:
     enable_chunking: bool = False
     chunk_size: int = 0
     keep_files: bool = True
+    #: the MLCommons fork's: the files were generated as N files (names ``_of_N``), of which the
+    #: first num_files_train are read; 0: num_files_train
+    num_files_generated: int = 0
     hdf5: HDF5Options = HDF5Options()
     parquet: ParquetOptions = ParquetOptions()
     seed: int = DEFAULT_SEED
@@ -155,13 +170,16 @@ class DatasetSpec:
     given: frozenset = field(default=frozenset(), compare=False, repr=False)
     #: keys whose given value another key replaced (DLIO's priorities), with why
     replaced: tuple = field(default=(), compare=False, repr=False)
+    #: (name given, name it was read as) of the older names used (ALIASES)
+    aliased: tuple = field(default=(), compare=False, repr=False)
 
     # -- the accepted keys -----------------------------------------------------------------
     @classmethod
     def known_keys(cls) -> list[str]:
         """Every key ``from_mapping`` accepts: top-level ones, then ``hdf5.*`` and ``parquet.*``."""
         top = [f.name for f in fields(cls) if f.name not in _INTERNAL]
-        return top + list(_EXTRA_KEYS) + [f"hdf5.{k}" for k in _HDF5_KEYS] + [f"parquet.{k}" for k in _PARQUET_KEYS]
+        return (top + list(_EXTRA_KEYS) + list(ALIASES) + [f"hdf5.{k}" for k in _HDF5_KEYS]
+                + [f"parquet.{k}" for k in _PARQUET_KEYS] + [f"arrow.{k}" for k in _ARROW_KEYS])
 
     @classmethod
     def defaults(cls) -> dict[str, Any]:
@@ -171,6 +189,8 @@ class DatasetSpec:
         out["record_element_bytes"] = 1
         out["data_gen_method"] = "dgen"
         out["parquet"]["partition_by"] = None
+        out["parquet"]["use_s3dlio_gen"] = False
+        out["arrow"] = dict(_ARROW_KEYS)
         return out
 
     @classmethod
@@ -205,6 +225,8 @@ class DatasetSpec:
         data = self.to_dict()
         for key in ("data_folder", "keep_files", "record_length_bytes_resize"):
             data.pop(key)
+        if not self.num_files_generated:
+            data.pop("num_files_generated")  # 0 names files as before: their digests stay
         data["data_version"] = DATA_VERSION
         return data
 
@@ -224,9 +246,27 @@ class DatasetSpec:
     def not_emulated(self) -> dict[str, str]:
         """Keys given that do not change what is generated or read here, and why."""
         out = {}
+        named = {canonical: alias for alias, canonical in self.aliased}
         if "record_length_bytes_resize" in self.given:
-            out["record_length_bytes_resize"] = ("DLIO's readers hand back an array of this size instead of "
-                                                 "the data read; our readers return the data read")
+            out[named.get("record_length_bytes_resize", "record_length_bytes_resize")] = (
+                "DLIO's readers hand back an array of this size instead of the data read; our readers return "
+                "the data read")
+        if "eval_num_samples_per_file" in self.given:
+            out["eval_num_samples_per_file"] = (
+                "no DLIO's config loader reads it (DLIO's dlrm.yaml sets it): eval files hold "
+                "num_samples_per_file samples, as in DLIO")
+        if "skip_listing" in self.given:
+            out["skip_listing"] = ("file names always come from DLIO's naming convention, never from listing "
+                                   "the folder (what skip_listing: true does in the MLCommons fork)")
+        if "listing_validation_interval" in self.given:
+            out["listing_validation_interval"] = (
+                "the fork checks every N-th name exists before training; here every file is known present "
+                "before any read (the manifest and a listing, or a stat of each adopted file)")
+        if "parquet.use_s3dlio_gen" in self.given:
+            out["parquet.use_s3dlio_gen"] = "data is always generated with dgen-py (seeded)"
+        if "arrow" in self.given:
+            out["arrow"] = ("the MLCommons fork's Arrow IPC format (format: arrow) is not emulated; these keys "
+                            "apply to it only")
         if "data_gen_method" in self.given:
             out["data_gen_method"] = "data is always generated with dgen-py (seeded)"
         if "parquet.generation_batch_size" in self.given:
@@ -253,6 +293,15 @@ class DatasetSpec:
     @property
     def notes(self) -> list[str]:
         out = []
+        for alias, canonical in self.aliased:
+            if alias == "record_length_std":
+                out.append(f"dataset.record_length_std is read as {canonical}: no DLIO read this name (DLIO's "
+                           "resnet50_v100.yaml gives it, and DLIO runs that file without a spread)")
+            else:
+                out.append(f"dataset.{alias} is older DLIO's name of {canonical}, read as it")
+        if self.num_files_generated:
+            out.append(f"dataset.num_files_generated: the first {self.num_files_train} of "
+                       f"{self.num_files_generated} files are read (names _of_{self.num_files_generated})")
         cols = self.parquet.columns
         if (self.format == "parquet" and cols and all(c.size is not None for c in cols)
                 and "record_length_bytes" not in self.given):
@@ -310,14 +359,22 @@ class DatasetSpec:
         """DLIO's name of file ``index``: ``train/{prefix}_{i}_of_{N}.{ext}``, with ``i``
         zero-padded to the digits of N as DLIO pads it, under subfolder ``i % S`` (also padded)
         when S > 1. ``split`` is "train" or "eval" (files in ``valid/``)."""
-        folder = _folder(split)
         n = self.num_files(split)
         if not 0 <= index < n:
             valid = f"0 to {n - 1}" if n else "none, it has no files"
             raise IndexError(f"file {index} of split {split!r} does not exist (valid: {valid})")
+        return self._name(split, index)
+
+    def _name(self, split: str, index: int) -> str:
+        folder = _folder(split)
+        n = (self.num_files_generated or self.num_files_train) if folder == "train" else self.num_files_eval
         sub = self.num_subfolders(split)
         name = f"{self.file_prefix}_{str(index).zfill(len(str(n)))}_of_{n}.{self.extension}"
         return f"{folder}/{str(index % sub).zfill(len(str(sub)))}/{name}" if sub > 1 else f"{folder}/{name}"
+
+    def unread_keys(self) -> list[str]:
+        """The names of the generated files past the first num_files_train (num_files_generated)."""
+        return [self._name("train", i) for i in range(self.num_files_train, self.num_files_generated)]
 
     def file_keys(self, split: str = "train") -> list[str]:
         """Every file's name in ``split``, in order (see ``file_key``)."""
@@ -491,18 +548,34 @@ class _Builder:
         top = [f.name for f in fields(DatasetSpec) if f.name not in _INTERNAL] + list(_EXTRA_KEYS)
         values: dict[str, Any] = {}
         given = set()
+        aliased: list[tuple[str, str]] = []
         for key, value in mapping.items():
             key = str(key)
+            if key in ALIASES:
+                continue
             if key not in top:
-                self.unknown(key, top)
+                self.unknown(key, top + list(ALIASES))
                 continue
             given.add(key)
             values[key] = value
+        for alias, canonical in ALIASES.items():  # older names, read as the current ones
+            if alias not in mapping:
+                continue
+            if canonical in values and values[canonical] != mapping[alias]:
+                self.error(alias, f"{mapping[alias]!r} and {canonical} {values[canonical]!r} are both given "
+                           f"({alias} is older DLIO's name of {canonical}); give one")
+                continue
+            given.add(canonical)
+            values[canonical] = mapping[alias]
+            aliased.append((alias, canonical))
 
-        v = {f.name: getattr(base, f.name) for f in fields(DatasetSpec) if f.name not in ("given", "replaced")}
+        v = {f.name: getattr(base, f.name) for f in fields(DatasetSpec) if f.name not in ("given", "replaced", "aliased")}
         if "format" in values:
             fmt = values["format"]
-            if isinstance(fmt, str) and fmt.lower() == "synthetic":
+            if isinstance(fmt, str) and fmt.lower() == "arrow":
+                self.error("format", "'arrow' (the MLCommons fork's Arrow IPC files) is not supported here "
+                           f"(valid: {', '.join(FORMATS)})")
+            elif isinstance(fmt, str) and fmt.lower() == "synthetic":
                 self.error("format", "'synthetic' is not supported: DLIO's synthetic format reads no files, so "
                            f"there is no storage to test (valid: {', '.join(FORMATS)})")
             else:
@@ -546,6 +619,16 @@ class _Builder:
             v["write_chunk_bytes"] = max(1 << 16, min(WRITE_CHUNK, buf))
         if "data_gen_method" in values:
             self.choice("data_gen_method", values["data_gen_method"], ("dgen", "numpy"), "dgen", "data_gen_method")
+        if "skip_listing" in values:
+            self.boolean("skip_listing", values["skip_listing"], False)
+        if "listing_validation_interval" in values:
+            self.integer("listing_validation_interval", values["listing_validation_interval"], 1000)
+        if "num_files_generated" in values:
+            v["num_files_generated"] = self.integer("num_files_generated", values["num_files_generated"], 0)
+        if "eval_num_samples_per_file" in values:
+            self.integer("eval_num_samples_per_file", values["eval_num_samples_per_file"], 1, 1)
+        if "arrow" in values:
+            self.arrow(values["arrow"], given)
         if "hdf5" in values:
             v["hdf5"] = self.hdf5(values["hdf5"], given)
         if "parquet" in values:
@@ -554,7 +637,7 @@ class _Builder:
         self.check_together(v, values)
         if self.problems:
             raise DatasetSpecError("\n".join(self.problems))
-        return DatasetSpec(**v, given=frozenset(given), replaced=tuple(self.replaced))
+        return DatasetSpec(**v, given=frozenset(given), replaced=tuple(self.replaced), aliased=tuple(aliased))
 
     def element_type(self, value: Any) -> str:
         valid = "numpy integer and float types such as uint8, int32, float16, float32, float64"
@@ -603,6 +686,8 @@ class _Builder:
                 out[key] = self.integer("parquet.row_group_size", item, 1024, 1)
             elif key == "generation_batch_size":
                 out[key] = self.integer("parquet.generation_batch_size", item, 0)
+            elif key == "use_s3dlio_gen":
+                self.boolean("parquet.use_s3dlio_gen", item, False)
             elif key == "compression":
                 out[key] = None if item is None else self.choice("parquet.compression", item, COMPRESSIONS, "none", "compression")
             elif key == "compression_level":
@@ -614,6 +699,21 @@ class _Builder:
             elif key == "columns":
                 out[key] = self.columns(item)
         return ParquetOptions(**out)
+
+    def arrow(self, value: Any, given: set) -> None:
+        """The fork's arrow section: checked, kept nowhere (its format is not emulated)."""
+        if value is None:
+            return
+        if not isinstance(value, Mapping):
+            self.error("arrow", f"{value!r} is not valid; give a mapping with keys {', '.join(_ARROW_KEYS)}")
+            return
+        for key, item in value.items():
+            if key not in _ARROW_KEYS:
+                self.unknown(str(key), list(_ARROW_KEYS), "arrow.")
+            elif key == "generation_batch_size":
+                self.integer("arrow.generation_batch_size", item, 0)
+            elif item is not None and not isinstance(item, (list, tuple)):
+                self.error("arrow.columns", f"{item!r} is not valid; give a list of columns")
 
     def columns(self, value: Any) -> tuple[ParquetColumn, ...]:
         key = "parquet.columns"
@@ -659,6 +759,11 @@ class _Builder:
         fmt = v["format"]
         dtype = np.dtype(v["record_element_type"])
         dims = v["record_dims"]
+        generated = v["num_files_generated"]
+        if generated and generated < v["num_files_train"]:
+            self.error("num_files_generated", f"{generated} is fewer than num_files_train {v['num_files_train']}: "
+                       "a run reads the first num_files_train of the files generated; give 0 (as many as "
+                       f"num_files_train) or at least {v['num_files_train']}")
         if "record_element_bytes" in values:
             given_bytes = values["record_element_bytes"]
             if given_bytes != dtype.itemsize:
