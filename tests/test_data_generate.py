@@ -543,3 +543,25 @@ def test_a_dataset_is_generated_once_per_location_and_read_through_each_library(
         assert read_manifest(second.storage)["digest"] == read_manifest(on_direct.storage)["digest"]
     finally:
         minio.delete_prefix("")
+
+
+def test_adopting_the_first_files_of_a_larger_dlio_dataset(tmp_path):
+    """The fork's num_files_generated: read the first num_files_train of N generated files."""
+    from pytest_iobench.data.generate import NothingToAdopt, adopt
+
+    (tmp_path / "train").mkdir()
+    for i in range(4):
+        np.savez(tmp_path / "train" / f"img_{i}_of_4.npz", x=np.full((100, 1), i, np.uint8), y=np.zeros(1))
+    before = hashes(local(tmp_path))
+    mapping = {"format": "npz", "num_files_train": 2, "record_length_bytes": 100}
+    with pytest.raises(ForeignData, match=r"2 of the spec's files are missing, e\.g\. train/img_0_of_2\.npz"):
+        adopt(DatasetSpec.from_mapping(mapping), local(tmp_path))
+    spec = DatasetSpec.from_mapping({**mapping, "num_files_generated": 4})
+    result = adopt(spec, local(tmp_path))
+    assert result.adopted and sorted(result.sizes) == ["train/img_0_of_4.npz", "train/img_1_of_4.npz"]
+    assert hashes(local(tmp_path)) == before  # nothing written
+    ours = tmp_path / "ours"
+    generate(spec, local(ours))
+    assert not adopt(spec, local(ours)).adopted  # a complete dataset of ours is used as it is
+    with pytest.raises(NothingToAdopt, match="no dataset to adopt"):
+        adopt(spec, local(tmp_path / "empty"))

@@ -139,3 +139,37 @@ def test_generated_once():
 """)
     result = pytester.runpytest_subprocess("--iobench-storage=local,direct", *ONE_LIBRARY)
     result.assert_outcomes(passed=3)
+
+
+def test_adopt_reads_a_dlio_dataset_where_dlio_wrote_it(pytester):
+    import numpy as np
+
+    root = pytester.path / "root"
+    train = root / "data" / "unet3d" / "train"
+    train.mkdir(parents=True)
+    for i in range(2):  # as DLIO writes npz files: np.savez of x (samples last) and y
+        np.savez(train / f"img_{i}_of_2.npz", x=np.full((300, 2), i, np.uint8), y=np.zeros(2))
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    pytester.makepyfile(test_adopt="""
+import pytest
+
+SPEC = {"format": "npz", "data_folder": "./data/unet3d/", "num_files_train": 2, "num_samples_per_file": 2,
+        "record_length_bytes": 300}
+
+@pytest.mark.parametrize("dataset", [SPEC], indirect=True)
+def test_adopted(dataset, storage):
+    assert dataset.result.adopted and dataset.prefix == "data/unet3d"
+    assert (dataset.storage.kind, dataset.storage.library) == (storage.kind, storage.library)
+    with dataset.open(dataset.keys()[1]) as f:
+        assert f.read_sample(1).tolist() == [1] * 300
+
+@pytest.mark.parametrize("dataset", [{**SPEC, "data_folder": "data/resnet50"}], indirect=True)
+def test_nothing_there(dataset):
+    pass
+""")
+    result = pytester.runpytest_subprocess(f"--iobench-root={root}", "--iobench-adopt=true", *ONE_LIBRARY)
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines([f"*NothingToAdopt: {root}/data/resnet50: no dataset to adopt (nothing under "
+                                 "train/, valid/, index/): expected the spec's files there, e.g. train/img_0_of_2.npz"])
+    after = sorted(p.relative_to(root) for p in root.rglob("*") if "iobench-run-" not in str(p))
+    assert after == before  # nothing written: no manifest, no dataset generated in iobench-datasets/

@@ -31,7 +31,8 @@ from typing import Any
 
 from ..storage.base import Storage
 from .formats import SampleFile, get_format
-from .generate import GenerateResult, Progress, dataset_prefix, delete_dataset, generate
+from .generate import (GenerateResult, Progress, adopt, dataset_prefix, delete_dataset, dlio_folder, generate,
+                       nothing_to_adopt)
 from .spec import DatasetSpec
 
 
@@ -85,12 +86,15 @@ class DatasetCache:
 
     def __init__(self, open_at: Callable[[Storage, str], Storage], *, threads: int = 2, regenerate: bool = False,
                  progress: Callable[[str, Progress], None] | None = None, lock_dir: str | None = None,
-                 adopt: bool = False):
+                 adopt: bool = False, in_place: bool = False):
         self.open_at = open_at
         self.threads = threads
         self.regenerate = regenerate
         #: use another tool's files with the spec's names as they are (generate(adopt=True))
         self.adopt = adopt
+        #: with adopt: ``get``'s area is a storage root and DLIO's datasets are read where DLIO
+        #: writes them, <area>/<data_folder>/, as they are (generate.adopt), never generated
+        self.in_place = adopt and in_place
         self.progress = progress
         self.lock_dir = lock_dir
         #: the first Dataset of each (location, prefix): the one generated (or adopted)
@@ -100,9 +104,12 @@ class DatasetCache:
         self._lock = threading.Lock()
 
     def get(self, spec: DatasetSpec | Mapping[str, Any], area: Storage) -> Dataset:
-        """The dataset of ``spec`` in ``area`` (a datasets area), read through ``area``'s library."""
+        """The dataset of ``spec`` in ``area`` (a datasets area; a storage root when adopting in
+        place), read through ``area``'s library."""
         spec = as_spec(spec)
         prefix = dataset_prefix(spec)
+        if self.in_place:
+            prefix = dlio_folder(spec)
         place = (*location(area), prefix)
         with self._lock:
             found = self._datasets.get((*place, area.kind, area.library))
@@ -114,12 +121,18 @@ class DatasetCache:
                 dataset = first
             else:
                 # generated through another library: the same files, read through this one
-                dataset = Dataset(spec, area, prefix, self.open_at(area, prefix), first.result)
+                storage = self.open_at(area, prefix) if prefix else area
+                dataset = Dataset(spec, area, prefix, storage, first.result)
             self._datasets[(*place, area.kind, area.library)] = dataset
             return dataset
 
     def _generate(self, spec: DatasetSpec, area: Storage, prefix: str, place: tuple) -> Dataset:
-        storage = self.open_at(area, prefix)
+        if self.in_place:
+            if not area.list(f"{prefix}/" if prefix else ""):  # before opening it: nothing is created
+                raise nothing_to_adopt(spec, area.uri(prefix))
+            storage = self.open_at(area, prefix) if prefix else area
+            return Dataset(spec, area, prefix, storage, adopt(spec, storage))
+        storage = self.open_at(area, prefix) if prefix else area
         where = storage.uri("")
         report = (lambda p: self.progress(where, p)) if self.progress is not None else None
         with self._host_lock(place) as marker:

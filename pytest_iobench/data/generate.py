@@ -63,6 +63,10 @@ class ForeignData(DatasetMismatch):
     """The location holds files this tool did not write (no manifest, no marker of ours)."""
 
 
+class NothingToAdopt(DatasetMismatch):
+    """Adoption was asked for and the location holds no dataset."""
+
+
 class GenerationCancelled(RuntimeError):
     """Generation stopped because another file failed or the run was interrupted."""
 
@@ -135,12 +139,18 @@ class GenerateResult:
 
 
 # -- where a dataset lives ------------------------------------------------------------------
+def dlio_folder(spec: DatasetSpec) -> str:
+    """The spec's data_folder made relative ('.', '..' and empty segments dropped): where DLIO
+    puts the dataset under its storage root, e.g. ``data/unet3d``."""
+    return "/".join(p for p in spec.data_folder.replace("\\", "/").split("/") if p not in ("", ".", ".."))
+
+
 def dataset_prefix(spec: DatasetSpec) -> str:
     """The folder of a dataset under a datasets area: its data_folder (made relative: '.',
     '..' and empty segments dropped) then the spec digest, e.g. ``data/unet3d/3f2a9c1b7d0e4a51``.
     Different specs never share a folder; the same spec always finds its own again."""
-    parts = [p for p in spec.data_folder.replace("\\", "/").split("/") if p not in ("", ".", "..")]
-    return "/".join([*parts, spec.digest()])
+    folder = dlio_folder(spec)
+    return f"{folder}/{spec.digest()}" if folder else spec.digest()
 
 
 def all_keys(spec: DatasetSpec) -> list[str]:
@@ -534,7 +544,10 @@ def _adopt(spec: DatasetSpec, storage: Storage) -> dict:
     present = set(_listed(storage))
     expected = all_keys(spec)
     missing = [k for k in expected if k not in present]
-    extra = sorted(present - set(expected))
+    fmt = get_format(spec.format)
+    # num_files_generated: the files past the first num_files_train belong to the set, unread
+    unread = {name for key in spec.unread_keys() for name in (key, *fmt.companion_keys(key))}
+    extra = sorted(present - set(expected) - unread)
     if missing or extra:
         what = f"{len(missing)} of the spec's files are missing, e.g. {missing[0]}" if missing else \
             f"{len(extra)} files are not the spec's, e.g. {extra[0]}"
@@ -544,6 +557,33 @@ def _adopt(spec: DatasetSpec, storage: Storage) -> dict:
     with ThreadPoolExecutor(max_workers=16, thread_name_prefix="iobench-stat") as pool:
         sizes = dict(zip(expected, pool.map(lambda key: storage.stat(key).size, expected)))
     return {"action": "adopt", "sizes": sizes}
+
+
+def nothing_to_adopt(spec: DatasetSpec, where: str) -> NothingToAdopt:
+    example = spec.all_files()[0][2] if spec.all_files() else MANIFEST
+    return NothingToAdopt(f"{where.rstrip('/')}: no dataset to adopt (nothing under {', '.join(FOLDERS)}): "
+                          f"expected the spec's files there, e.g. {example}")
+
+
+def adopt(spec: DatasetSpec, storage: Storage) -> GenerateResult:
+    """The dataset of ``spec`` at the root of ``storage`` used as it is, never written: another
+    tool's files with the spec's names (a DLIO dataset: ``result.adopted``), or a complete
+    dataset of ours. NothingToAdopt when there is none; ForeignData or DatasetMismatch when
+    the files there are not the spec's."""
+    state, why, manifest = check_existing(spec, storage)
+    if state == "complete":
+        sizes = manifest["files"]
+    elif state == "foreign":
+        decision = _adopt(spec, storage)
+        if decision["action"] == "error":
+            raise ForeignData(decision["message"])
+        sizes = decision["sizes"]
+    elif state == "absent":
+        raise nothing_to_adopt(spec, storage.uri(""))
+    else:
+        raise DatasetMismatch(f"{storage.uri('')}: cannot adopt the dataset there ({why}); nothing was changed")
+    return GenerateResult(files=len(spec.all_files()), bytes=sum(sizes.values()), reused=True, sizes=sizes,
+                          adopted=state == "foreign", digest=spec.digest())
 
 
 # -- the command line (and MPI ranks) ------------------------------------------------------------

@@ -43,4 +43,7 @@ declare(
            default="2", parse=positive_int, metavar="N"),
     Option("regenerate", "regenerate datasets even when a complete one with the same spec is kept "
            "(and replace one of another spec)", default="false", parse=boolean, metavar="BOOL"),
+    Option("adopt", "read DLIO's datasets where DLIO writes them (<root>/<data_folder>/) as they are, "
+           "when their files are the spec's; nothing is generated", default="false", parse=boolean,
+           metavar="BOOL"),
 )
