@@ -11,7 +11,9 @@ deleted after. With --iobench-warmup and --iobench-repeat it generates afresh ea
 run in a new folder) and records the median of the repeats with every value: MB/s (bytes
 written / seconds), files/s and the peak RSS of the process while generating; image formats
 also record the time spent encoding. The test fails when a file of any run is missing, has
-another size than generation reported, or cannot be read back.
+another size than generation reported, or cannot be read back. When the storage's writes are
+not what its name says (``storage.write_caveat``: direct-s3dlio writes through the page cache),
+the record carries that warning.
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ def test_generate(fmt, storage, threads, storage_factory, iobench_config, iobenc
     size = iobench_config.generate_size // (8 if fmt in SLOW_FORMATS else 1)
     spec = sized_spec(fmt, size)
     iobench_record.kind = "generate"
+    if storage.write_caveat:  # e.g. direct-s3dlio: its streaming writer is not O_DIRECT
+        iobench_record.warn(storage.write_caveat)
     iobench_record.params.update(format=fmt, bytes_asked=size, files=spec.num_files_train,
                                  samples_per_file=spec.num_samples_per_file)
     runs: list[dict] = []

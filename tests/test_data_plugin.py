@@ -173,3 +173,15 @@ def test_nothing_there(dataset):
                                  "train/, valid/, index/): expected the spec's files there, e.g. train/img_0_of_2.npz"])
     after = sorted(p.relative_to(root) for p in root.rglob("*") if "iobench-run-" not in str(p))
     assert after == before  # nothing written: no manifest, no dataset generated in iobench-datasets/
+
+
+def test_generation_suite_warns_when_writes_are_not_what_the_storage_says(pytester):
+    result = pytester.runpytest_subprocess(
+        str(SUITE), "--iobench-storage=direct", "--iobench-libraries=posix,s3dlio", "--iobench-formats=npy",
+        "--iobench-generate-size=1MiB", "--iobench-threads=1", "-p", "no:cacheprovider", f"--rootdir={pytester.path}")
+    result.assert_outcomes(passed=2)
+    tests = {t["id"].split("[")[1]: t for t in
+             json.loads(sorted((pytester.path / "reports").glob("iobench-*.json"))[-1].read_text())["tests"]}
+    caveat = tests["npy-direct-s3dlio-t1]"]["warnings"]
+    assert any("direct-s3dlio" in w and "page cache" in w for w in caveat), caveat
+    assert not any("page cache" in w for w in tests["npy-direct-posix-t1]"]["warnings"])  # O_DIRECT writes
