@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import bisect
 import threading
+import weakref
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -217,7 +218,8 @@ class ParquetFile(SampleFile):
             self._rows.append(meta.row_group(i).num_rows)
             row += self._rows[-1]
         self._columns_key = tuple(columns) if columns is not None else None
-        self._closed = False
+        # a handle dropped without close() lets go of its file too
+        self._detach = weakref.finalize(self, self._shared.detach, self._file)
 
     def row_group(self, index: int, row: int = 0) -> pa.Table:
         """Row group ``index`` decoded, counting row ``row`` of it as read."""
@@ -234,10 +236,9 @@ class ParquetFile(SampleFile):
         return next(iter(values.values())) if len(values) == 1 else values
 
     def close(self) -> None:
-        if not self._closed:
-            self._closed = True
+        if self._detach.alive:
             self.pf.close()
-            self._shared.detach(self._file)
+            self._detach()
 
 
 def _value(column: pa.ChunkedArray, row: int):
