@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from . import allocator
 from .errors import StorageError, os_error
 
 Buffer = bytes | bytearray | memoryview
@@ -123,6 +124,7 @@ class Storage(abc.ABC):
 
     def __init__(self, root: str):
         self.root = root
+        allocator.tune()  # the process's malloc policy, before our threads allocate
 
     @property
     def id(self) -> str:

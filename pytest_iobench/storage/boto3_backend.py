@@ -3,12 +3,15 @@
 The streaming writer fills one part buffer at a time and uploads full parts concurrently:
 at most MAX_PARTS_IN_FLIGHT for the writer, and only while the process-wide PART_BUDGET has
 a token (``write`` blocks otherwise: backpressure). A full part is handed to its upload as it
-is (no copy) and the writer starts a new one. The multipart upload is created only once a
+is (no copy: botocore reads the memory map as a file of known length) and the writer fills
+another buffer from the process's PART_BUFFERS; the upload's buffer goes back there once
+botocore is done with it. The multipart upload is created only once a
 first full part exists: smaller objects are a plain PUT, as every SDK does.
 """
 
 from __future__ import annotations
 
+import mmap
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -21,10 +24,10 @@ from .errors import StorageError, StorageNotFound
 from .s3common import (
     MAX_PARTS_IN_FLIGHT,
     PART_BUDGET,
-    PART_SIZE,
+    PART_BUFFERS,
+    PartFiller,
     S3Location,
     error_for_code,
-    give_large_buffers_back,
     is_invalid_range,
 )
 
@@ -49,46 +52,50 @@ class _MultipartWriter(StreamWriter):
         self.client = storage.client
         self.bucket = storage.location.bucket
         self.name = storage.location.object_name(key)
-        self.part = bytearray()  # the part being filled: this writer's own, not budgeted
         self.upload_id: str | None = None
         self.futures: list[Future] = []
         self.slots = threading.BoundedSemaphore(MAX_PARTS_IN_FLIGHT)
         self.pool: ThreadPoolExecutor | None = None
-        give_large_buffers_back()
+        self.filler = PartFiller(self._send_part)  # the part being filled: this writer's own, not budgeted
 
     def _write(self, view: memoryview) -> None:
-        while view.nbytes:
-            take = min(PART_SIZE - len(self.part), view.nbytes)
-            self.part += view[:take]
-            view = view[take:]
-            if len(self.part) == PART_SIZE:
-                self._send_part()
+        self.filler.write(view)
 
-    def _send_part(self) -> None:
-        if self.upload_id is None:
-            try:
-                self.upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=self.name)["UploadId"]
-            except Exception as exc:
-                raise translate("write", self.key, exc) from exc
-            self.pool = ThreadPoolExecutor(MAX_PARTS_IN_FLIGHT, thread_name_prefix="boto3-part")
-        self._raise_failed_part()
+    def _send_part(self, part) -> None:
+        """Upload ``part`` (a buffer of PART_BUFFERS, a memory map botocore reads as a file with a
+        length, or the copied tail) once a token is free."""
+        try:
+            if self.upload_id is None:
+                try:
+                    self.upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=self.name)["UploadId"]
+                except Exception as exc:
+                    raise translate("write", self.key, exc) from exc
+                self.pool = ThreadPoolExecutor(MAX_PARTS_IN_FLIGHT, thread_name_prefix="boto3-part")
+            self._raise_failed_part()
+        except BaseException:
+            PART_BUFFERS.give(part)
+            raise
         self.slots.acquire()  # backpressure: this writer's own limit ...
         PART_BUDGET.acquire()  # ... and the process's
-        body, self.part = self.part, bytearray()  # handed over whole; the next part is a new buffer
+        if isinstance(part, mmap.mmap):
+            # botocore reads a file-like body from where it stands (checksum, then the send),
+            # and a reused buffer stands where its last upload left it
+            part.seek(0)
         number = len(self.futures) + 1
         try:
-            future = self.pool.submit(self._upload_part, number, body)
+            future = self.pool.submit(self._upload_part, number, part)
         except BaseException:
-            self._part_done(None)
+            self._part_done(part)
             raise
-        future.add_done_callback(self._part_done)  # uploaded, failed or cancelled
+        future.add_done_callback(lambda _future: self._part_done(part))  # uploaded, failed or cancelled
         self.futures.append(future)
 
-    def _part_done(self, _future) -> None:
+    def _part_done(self, part) -> None:
+        PART_BUFFERS.give(part)  # botocore is done with the body: the buffer is filled again
         PART_BUDGET.release()
         self.slots.release()
 
-    def _upload_part(self, number: int, body: bytearray) -> dict:
+    def _upload_part(self, number: int, body) -> dict:
         response = self.client.upload_part(
             Bucket=self.bucket, Key=self.name, UploadId=self.upload_id, PartNumber=number, Body=body
         )
@@ -102,11 +109,12 @@ class _MultipartWriter(StreamWriter):
 
     def _commit(self) -> None:
         try:
+            tail = bytes(self.filler.tail())  # botocore takes bytes or a bytearray, not a view
             if self.upload_id is None:
-                self.client.put_object(Bucket=self.bucket, Key=self.name, Body=self.part)
+                self.client.put_object(Bucket=self.bucket, Key=self.name, Body=tail)
                 return
-            if self.part:
-                self._send_part()
+            if tail:
+                self._send_part(tail)
             parts = [f.result() for f in self.futures]
             self.client.complete_multipart_upload(
                 Bucket=self.bucket, Key=self.name, UploadId=self.upload_id, MultipartUpload={"Parts": parts}
@@ -117,10 +125,11 @@ class _MultipartWriter(StreamWriter):
             raise translate("commit", self.key, exc) from exc
         finally:
             if self.pool is not None:
-                self.pool.shutdown(wait=True)  # every part's token is back once this returns
+                self.pool.shutdown(wait=True)  # every part's token and buffer are back once this returns
+            self.filler.close()
 
     def _abort(self) -> None:
-        self.part = bytearray()
+        self.filler.close()
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
         if self.upload_id is not None:

@@ -31,7 +31,6 @@ from .s3common import (
     PART_SIZE,
     S3Location,
     error_for_code,
-    give_large_buffers_back,
     is_invalid_range,
 )
 
@@ -116,7 +115,6 @@ class _StreamingPut(StreamWriter):
     def __init__(self, storage: "MinioStorage", key: str):
         super().__init__(storage, key)
         self.pipe = _Pipe()
-        give_large_buffers_back()
         self.tokens = PART_BUDGET.take_available(MAX_PARTS_IN_FLIGHT)
         if self.tokens < 2:  # one part at a time: the SDK thread's own part, no pool
             PART_BUDGET.release(self.tokens)

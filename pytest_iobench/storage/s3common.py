@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import ctypes
+import mmap
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -82,32 +83,82 @@ class PartBudget:
 #: the process-wide budget every S3 streaming writer draws from
 PART_BUDGET = PartBudget(PART_BUDGET_PARTS)
 
-#: allocations from this size up get their own memory map, given back to the OS when freed
-MMAP_THRESHOLD = 1 << 20
-_M_MMAP_THRESHOLD = -3  # mallopt's parameter number (glibc malloc.h)
-_allocator = {"tuned": False}
-_allocator_lock = threading.Lock()
+class PartBuffers:
+    """Part buffers (anonymous memory maps of ``PART_SIZE``) shared by the streaming writers of
+    a process: a part, once uploaded, comes back here and is filled again, so parts are neither
+    reallocated nor faulted in afresh. They are memory maps, not heap memory, so the allocator
+    plays no part in them: heap-allocated 8 MiB parts, freed and reallocated among other
+    allocations, fragmented the one heap of storage/allocator.py (generating 1 GiB to S3 with
+    4 threads peaked at 264 MiB through s3dlio, 225 MiB with these). In use are the parts being
+    filled (one per open writer) and the parts in flight (PART_BUDGET); of those given back, at
+    most ``keep`` are kept for the next parts and the rest unmapped, so a process that streamed
+    to S3 keeps up to ``keep`` parts (64 MiB) for the next writer (a thread writing one object
+    after another reuses them)."""
+
+    def __init__(self, keep: int):
+        self.keep = keep
+        #: buffers made since the process started (to tell reuse from allocation)
+        self.made = 0
+        self._free: list[mmap.mmap] = []
+        self._lock = threading.Lock()
+
+    @property
+    def free(self) -> int:
+        return len(self._free)
+
+    def take(self) -> mmap.mmap:
+        with self._lock:
+            if self._free:
+                return self._free.pop()
+            self.made += 1
+        return mmap.mmap(-1, PART_SIZE)
+
+    def give(self, buffer) -> None:
+        """Take back a buffer from ``take`` (anything else, such as a copied tail, is dropped)."""
+        if not isinstance(buffer, mmap.mmap) or len(buffer) != PART_SIZE:
+            return
+        with self._lock:
+            if len(self._free) < self.keep:
+                self._free.append(buffer)
 
 
-def give_large_buffers_back() -> bool:
-    """Make glibc give buffers of MMAP_THRESHOLD and more back to the OS when they are freed,
-    once per process; False where that cannot be done (not glibc).
+#: the part buffers of every S3 streaming writer of this process
+PART_BUFFERS = PartBuffers(PART_BUDGET_PARTS)
 
-    glibc's threshold is dynamic: after the first large buffer is freed it serves buffers up
-    to 32 MiB from per-thread heaps, which keep what was freed in them. Part buffers (8 MiB,
-    allocated and freed by every uploading thread) then pile up per thread: the peak RSS of
-    N concurrent writers grew about 12 MiB per writer more than their parts in flight. A
-    fixed threshold also turns the dynamic one off. Called by the first S3 streaming writer.
-    """
-    with _allocator_lock:
-        if not _allocator["tuned"]:
-            _allocator["tuned"] = True
-            try:
-                libc = ctypes.CDLL(None)
-                _allocator["ok"] = bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
-            except (OSError, AttributeError):  # not glibc: nothing to tune
-                _allocator["ok"] = False
-        return _allocator["ok"]
+
+class PartFiller:
+    """The part one streaming writer fills: the caller's pieces are copied into a buffer from
+    PART_BUFFERS, and each full part is handed to ``send``, which owns it from then on (and gives
+    it back to PART_BUFFERS once it is uploaded, failed or dropped; ``send`` that raises must
+    have given it back). ``tail`` is what is left at the end, less than a part; ``close`` gives
+    the buffer back."""
+
+    def __init__(self, send: Callable[[mmap.mmap], None]):
+        self.send = send
+        self.buffer: mmap.mmap | None = None
+        self.fill = 0
+
+    def write(self, view: memoryview) -> None:
+        while view.nbytes:
+            if self.buffer is None:
+                self.buffer, self.fill = PART_BUFFERS.take(), 0
+            n = min(PART_SIZE - self.fill, view.nbytes)
+            self.buffer[self.fill:self.fill + n] = view[:n]
+            self.fill += n
+            view = view[n:]
+            if self.fill == PART_SIZE:
+                part, self.buffer, self.fill = self.buffer, None, 0
+                self.send(part)
+
+    def tail(self) -> memoryview:
+        """The bytes of the unfinished part, in the buffer: copy them before ``close``."""
+        if self.buffer is None:
+            return memoryview(b"")
+        return memoryview(self.buffer)[:self.fill]
+
+    def close(self) -> None:
+        PART_BUFFERS.give(self.buffer)
+        self.buffer, self.fill = None, 0
 
 
 @dataclass(frozen=True)

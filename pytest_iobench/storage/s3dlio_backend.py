@@ -18,10 +18,12 @@ fsync every file when finalized, whatever ``fsync`` says: ``write_always_syncs``
 
 from __future__ import annotations
 
+import mmap
 import os
 import threading
 import weakref
 
+import numpy as np
 import s3dlio
 
 from .base import Buffer, ObjectInfo, Storage, StreamWriter, check_key
@@ -31,11 +33,12 @@ from .posix import TEMP_MARKER, drop_page_cache, fsync_dir, temp_path
 from .s3common import (
     MAX_PARTS_IN_FLIGHT,
     PART_BUDGET,
+    PART_BUFFERS,
     PART_SIZE,
+    PartFiller,
     S3Endpoint,
     S3Location,
     error_from_text,
-    give_large_buffers_back,
     is_invalid_range,
 )
 
@@ -67,18 +70,15 @@ def translate(op: str, key: str, exc: Exception) -> StorageError:
     return error_from_text(op, key, LIBRARY, str(exc))
 
 
-class _Part(bytearray):
-    """A full part handed to s3dlio, which holds it (no copy) until the part is uploaded and
-    then lets go of it; a finalizer on it gives the part's budget token back. (A bytearray
-    subclass: plain bytes and bytearray take no weak references.)"""
-
-
 class _MultipartWriter(StreamWriter):
     """s3:// streaming writer: multipart upload, parts uploaded concurrently.
 
     s3dlio's ``write`` returns before the upload and does not itself bound how many parts
-    wait for one, so the writer fills its own part, takes a token of this writer's
-    MAX_PARTS_IN_FLIGHT and of the process's PART_BUDGET, and hands the part over whole.
+    wait for one, so the writer fills a buffer of PART_BUFFERS, takes a token of this writer's
+    MAX_PARTS_IN_FLIGHT and of the process's PART_BUDGET, and hands the part over whole
+    (borrowed, not copied). It goes as a numpy view of the buffer: the view is what s3dlio holds,
+    and a finalizer on it, run when s3dlio lets go (uploaded, failed, aborted), gives the token
+    and the buffer back. (A memory map takes no weak reference.)
     """
 
     def __init__(self, storage: "S3dlioStorage", key: str):
@@ -87,33 +87,28 @@ class _MultipartWriter(StreamWriter):
         self.mpu = s3dlio.MultipartUploadWriter.from_uri(
             self.uri, part_size=PART_SIZE, max_in_flight=MAX_PARTS_IN_FLIGHT, abort_on_drop=True
         )
-        self.part = _Part()  # the part being filled: this writer's own, not budgeted
         self.slots = threading.BoundedSemaphore(MAX_PARTS_IN_FLIGHT)
-        give_large_buffers_back()
+        self.filler = PartFiller(self._send_part)  # the part being filled: this writer's own, not budgeted
 
     def _write(self, view: memoryview) -> None:
-        while view.nbytes:
-            take = min(PART_SIZE - len(self.part), view.nbytes)
-            self.part += view[:take]
-            view = view[take:]
-            if len(self.part) == PART_SIZE:
-                self._send_part()
+        self.filler.write(view)
 
-    def _send_part(self) -> None:
+    def _send_part(self, part: mmap.mmap) -> None:
         self.slots.acquire()
         PART_BUDGET.acquire()
-        part, self.part = self.part, _Part()
-        # Runs when s3dlio drops the part (uploaded, failed, aborted) and we hold no reference.
-        weakref.finalize(part, self._part_done)
+        view = np.frombuffer(part, dtype=np.uint8)
+        # Runs when s3dlio drops the view and we hold no reference to it; holds ``part``.
+        weakref.finalize(view, self._part_done, part)
         try:
-            # a whole part: borrowed, not copied; it is ours no more, nobody writes to it
-            self.mpu.write(part)
+            # a whole part: borrowed, not copied; nobody writes to it until it comes back
+            self.mpu.write(view)
         except Exception as exc:
             raise translate("write", self.key, exc) from exc
         finally:
-            del part
+            del view
 
-    def _part_done(self) -> None:
+    def _part_done(self, part: mmap.mmap) -> None:
+        PART_BUFFERS.give(part)
         PART_BUDGET.release()
         self.slots.release()
 
@@ -124,15 +119,18 @@ class _MultipartWriter(StreamWriter):
                 self.mpu.abort()
                 s3dlio.put_bytes(self.uri, b"")
             else:
-                if self.part:  # the tail, smaller than a part: s3dlio copies it at once
-                    self.mpu.write(self.part, copy=True)
-                    self.part = _Part()
-                self.mpu.close()  # waits for every part: their tokens are back when it returns
+                tail = self.filler.tail()
+                if tail.nbytes:  # smaller than a part: s3dlio copies it at once
+                    self.mpu.write(tail, copy=True)
+                tail.release()
+                self.mpu.close()  # waits for every part: their tokens and buffers are back when it returns
         except Exception as exc:
             raise translate("commit", self.key, exc) from exc
+        finally:
+            self.filler.close()
 
     def _abort(self) -> None:
-        self.part = _Part()
+        self.filler.close()
         self.mpu.abort()  # releases every part it holds
 
 

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..storage import allocator
 from .compute import TimeDistribution
 
 #: files a worker keeps open at once (parquet keeps row groups cached per open file)
@@ -39,33 +40,6 @@ class SampleFile(Protocol):
 
 #: opens the file under a key for reading samples
 OpenFile = Callable[[str], SampleFile]
-
-
-_allocator_tuned = False
-
-
-def keep_freed_buffers() -> None:
-    """Let glibc reuse the memory of freed sample buffers instead of returning it to the
-    system: a loader frees and allocates batch-sized buffers all the time, and the first
-    touch of fresh memory (0.4-2 GB/s here) would otherwise cap what the loader can read
-    from a cached dataset well below the storage's speed. Buffers up to 32 MiB come from the
-    heap (M_MMAP_THRESHOLD), up to 256 MiB of free heap is kept (M_TRIM_THRESHOLD), and all
-    threads share one heap (M_ARENA_MAX: a batch read by a worker and freed by the loop is
-    reused by any worker; Python threads take turns on the GIL, so they hardly contend for it).
-    Once per process; a no-op where glibc's mallopt is not available."""
-    global _allocator_tuned
-    if _allocator_tuned:
-        return
-    _allocator_tuned = True
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD
-        libc.mallopt(-1, 256 << 20)  # M_TRIM_THRESHOLD
-        libc.mallopt(-8, 1)  # M_ARENA_MAX: one heap, so freed batches are reused by every thread
-    except (OSError, AttributeError):
-        pass
 
 
 class LoaderError(RuntimeError):
@@ -104,7 +78,7 @@ class Loader:
         self.preprocess = None if preprocess is None or preprocess.is_zero else preprocess
         self.seed = seed
         self.open_files_per_thread = max(1, open_files_per_thread)
-        keep_freed_buffers()
+        allocator.tune()  # freed batch buffers reused by every worker (storage/allocator.py)
 
     def epoch(self, batches: np.ndarray, epoch: int = 0) -> "EpochReader":
         """An iterator over the batches of ``batches`` (rows of global sample ids), in order."""
