@@ -180,6 +180,16 @@ def comma_list(valid: tuple[str, ...] | None = None) -> Callable[[str], list[str
     return parse
 
 
+def boolean(text: str) -> bool:
+    """Parse ``true``/``false`` (also 1/0, yes/no, on/off, any case)."""
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("give true or false (also 1/0, yes/no, on/off)")
+
+
 def positive_int_list(text: str) -> list[int]:
     """Parse ``1,4,8``: positive whole numbers."""
     values = []

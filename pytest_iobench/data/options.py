@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from ..settings import Option, comma_list, declare, positive_int
+from ..settings import Option, boolean, comma_list, declare, positive_int
 from ..storage import options as _storage_options  # noqa: F401  (the storage options come first in --help)
 from .spec import FORMATS
 
@@ -22,15 +22,6 @@ def byte_size(text: str) -> int:
     if value < 1:
         raise ValueError("give a size of at least 1 byte")
     return value
-
-
-def boolean(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ValueError("give true or false (also 1/0, yes/no, on/off)")
 
 
 declare(

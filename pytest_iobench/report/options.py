@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from ..data.options import boolean
-from ..settings import Option, comma_list, declare, positive_int
+from ..settings import Option, boolean, comma_list, declare, positive_int
 from .thresholds import parse_override, parse_percentage
 
 HUMAN_FORMATS = ("md", "html", "none")
