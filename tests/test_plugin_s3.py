@@ -241,3 +241,31 @@ def test_embedded_endpoint_takes_another_port_when_its_port_is_taken(monkeypatch
     finally:
         server.stop()
         taken.close()
+
+
+def test_the_root_holds_the_areas(external, tmp_path):
+    """StorageFactory.root is the root the datasets and scratch areas are under (where DLIO
+    writes its datasets, read there with --iobench-adopt), on files and on S3 under a prefix."""
+    import pytest_iobench.plugin.options  # noqa: F401  (declares every option)
+    from pytest_iobench.settings import resolve
+    from pytest_iobench.storage.factory import StorageFactory
+
+    endpoint, client = external
+    settings = resolve({"storage": "local,s3", "bucket": "team-bucket/nightly", "s3-endpoint": endpoint.url,
+                        "s3-access-key": endpoint.access_key, "s3-secret-key": endpoint.secret_key}, {}, {})
+    factory = StorageFactory(settings, str(tmp_path), "root-test")
+    try:
+        for kind, library in (("local", "posix"), ("s3", "boto3")):
+            factory.get(kind, library, area="datasets").put("probe", kind.encode())
+            factory.get(kind, library).put("scratch-probe", b"s")
+            root = factory.root(kind, library)
+            assert bytes(root.get("iobench-datasets/probe")) == kind.encode()
+            assert root.list("iobench-run-root-test/") == [f"iobench-run-root-test/{kind}-{library}/scratch-probe"]
+        assert factory.root("local", "posix").uri("") == str(tmp_path)
+        assert "nightly/iobench-datasets/probe" in all_keys(client)
+        with pytest.raises(ValueError, match="area 'data'; valid: scratch, datasets, root"):
+            factory.spec("local", "posix", area="data")
+    finally:
+        factory.root("s3", "boto3").delete("iobench-datasets/probe")
+        factory.cleanup()
+    assert all_keys(client) == ["theirs/precious.bin"]

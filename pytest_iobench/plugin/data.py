@@ -17,10 +17,8 @@ The work is in pytest_iobench.data (datasets.py, generate.py); this module only 
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -28,8 +26,8 @@ import pytest
 from ..data.datasets import Dataset, DatasetCache
 from ..data.generate import Progress
 from ..data.spec import DatasetSpec
-from ..storage import Storage, open_storage
-from ..storage.factory import DATASETS_AREA, StorageFactory, plan_storages
+from ..storage import Storage
+from ..storage.factory import StorageFactory, plan_storages
 from .options import get_settings
 
 #: generation that runs longer than this shows progress lines
@@ -72,20 +70,6 @@ def _lock_dir(factory: pytest.TempPathFactory, config: pytest.Config) -> str:
     return str((base.parent if hasattr(config, "workerinput") else base) / "iobench-dataset-locks")
 
 
-def storage_root(factory: StorageFactory, kind: str, library: str) -> Storage:
-    """The storage root (--iobench-root, or the bucket and prefix) through ``library``: where
-    DLIO writes its datasets. It is where the datasets area sits."""
-    spec = factory.spec(kind, library, area="datasets")
-    if spec.kind == "s3":
-        parent, _, last = spec.prefix.strip("/").rpartition("/")
-        spec = replace(spec, prefix=parent)
-    else:
-        parent, last = os.path.split(spec.root.rstrip("/"))
-        spec = replace(spec, root=parent)
-    assert last == DATASETS_AREA, f"{kind}-{library}: the datasets area is not {DATASETS_AREA}/ under the root"
-    return open_storage(spec, factory.endpoint() if spec.kind == "s3" else None)
-
-
 @pytest.fixture(scope="session")
 def _dataset_cache(pytestconfig: pytest.Config, storage_factory: StorageFactory,
                    tmp_path_factory: pytest.TempPathFactory, generation_progress):
@@ -104,14 +88,11 @@ def dataset_factory(pytestconfig: pytest.Config, storage_factory: StorageFactory
     session per (spec, location), kept in the datasets area for later runs, read through the
     storage's library (with --iobench-adopt: DLIO's, read where DLIO wrote it)."""
     settings = get_settings(pytestconfig)
-    roots: dict[tuple[str, str], Storage] = {}
 
     def area_for(kind: str, library: str) -> Storage:
-        if not settings.adopt:
-            return storage_factory.get(kind, library, area="datasets")
-        if (kind, library) not in roots:  # --iobench-adopt: DLIO's datasets under the root
-            roots[(kind, library)] = storage_root(storage_factory, kind, library)
-        return roots[(kind, library)]
+        if settings.adopt:  # DLIO's datasets, under the root where DLIO writes them
+            return storage_factory.root(kind, library)
+        return storage_factory.get(kind, library, area="datasets")
 
     def get(spec: DatasetSpec | Mapping[str, Any], storage: Storage | None = None) -> Dataset:
         if storage is None:

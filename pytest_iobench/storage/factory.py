@@ -1,10 +1,11 @@
 """Turns the effective settings into storages: which (storage, library) pairs run, where they
 work, the embedded S3 endpoint, and cleaning up what the session wrote.
 
-Layout under the root (a directory, or a bucket/prefix):
+Layout under the root (--iobench-root: a directory, or a bucket/prefix; ``StorageFactory.root``):
     iobench-run-<run id>/<storage id>/...   scratch space of one session (and xdist worker),
                                             deleted at the end
     iobench-datasets/...                    generated datasets, kept for reuse by later runs
+    <data_folder>/...                       DLIO's own datasets, read there with --iobench-adopt
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from .registry import LIBRARIES, StorageSpec, library_installed, missing_reason,
 from .s3common import S3Endpoint
 
 DATASETS_AREA = "iobench-datasets"
+#: where each area of a (kind, library) is: the session's scratch space, the datasets, the root
+AREAS = ("scratch", "datasets", "root")
 
 
 @dataclass(frozen=True)
@@ -184,13 +187,16 @@ class StorageFactory:
         return self._embedded is not None
 
     def spec(self, kind: str, library: str, area: str = "scratch") -> StorageSpec:
-        """Where (kind, library) works: its scratch space, or the shared datasets area."""
-        sub = join_key(self.scratch, f"{kind}-{library}") if area == "scratch" else DATASETS_AREA
+        """Where (kind, library) works: its scratch space, the shared datasets area, or the root
+        both are under (``AREAS``)."""
+        if area not in AREAS:
+            raise ValueError(f"area {area!r}; valid: {', '.join(AREAS)}")
+        sub = {"scratch": join_key(self.scratch, f"{kind}-{library}"), "datasets": DATASETS_AREA, "root": ""}[area]
         if kind == "s3":
             endpoint = self.endpoint()
             return StorageSpec(kind, library, bucket=self._bucket, prefix=join_key(self._prefix, sub),
                                endpoint_url=endpoint.url, region=endpoint.region)
-        return StorageSpec(kind, library, root=os.path.join(self.local_root, *sub.split("/")))
+        return StorageSpec(kind, library, root=os.path.join(self.local_root, *sub.split("/")) if sub else self.local_root)
 
     def get(self, kind: str, library: str, area: str = "scratch") -> Storage:
         """The storage for (kind, library), opened once per session and area.
@@ -202,6 +208,11 @@ class StorageFactory:
             endpoint = self.endpoint() if kind == "s3" else None
             self._open[cache_key] = open_storage(spec, endpoint)
         return self._open[cache_key]
+
+    def root(self, kind: str, library: str) -> Storage:
+        """The storage root (--iobench-root, or the bucket and its prefix) through ``library``:
+        where the scratch and datasets areas are, and where DLIO writes its datasets."""
+        return self.get(kind, library, area="root")
 
     def at(self, storage: Storage, prefix: str) -> Storage:
         """Another storage of the same kind and library rooted at ``prefix`` under ``storage``."""
