@@ -28,17 +28,15 @@ EMBEDDED_S3 = ("the embedded S3 endpoint (moto, one Python process serving a few
 def test_training(training_workload, storage, ranks, mpi_session, iobench_config, iobench_record,
                   dataset_factory, dlio_output_dir, storage_factory):
     config = training_workload
-    dataset = dataset_factory(config.dataset, storage)  # generated once, kept for later runs
-    # read through this test's library: the dataset was generated once per datasets area, by
-    # whichever library asked first, and dataset.area is that library's
-    area = storage_factory.get(storage.kind, storage.library, area="datasets")
+    # generated once per location, kept for later runs; dataset.area is this test's library's
+    dataset = dataset_factory(config.dataset, storage)
     waived = EMBEDDED_S3 if storage.kind == "s3" and storage_factory.embedded else ""
 
     def run():
         checkpoints = f"training-checkpoints-{uuid.uuid4().hex[:10]}"
         try:
             return run_training_session(
-                mpi_session, config, area, ranks=ranks, dataset_prefix=dataset.prefix,
+                mpi_session, config, dataset.area, ranks=ranks, dataset_prefix=dataset.prefix,
                 output_folder=dlio_output_dir, dataset_bytes=dataset.bytes,
                 checkpoint_storage=storage, checkpoint_prefix=checkpoints, scale=iobench_config.scale)
         finally:

@@ -105,9 +105,8 @@ def test_dlio_files_on_every_storage_and_library(name, ranks, storage, dataset_f
                                                 tmp_path):
     config = load_workload(name, MATRIX[name])
     dataset = dataset_factory(config.dataset, storage)
-    # the datasets area through this test's library (a dataset is generated once per area,
-    # by whichever library asked first: dataset.area is that library's)
-    area = storage_factory.get(storage.kind, storage.library, area="datasets")
+    area = dataset.area  # this test's library's, whichever library generated the files
+    assert area is storage_factory.get(storage.kind, storage.library, area="datasets")
     out = tmp_path / "dlio"
     outcome = run_training_session(mpi_session, config, area, ranks=ranks, dataset_prefix=dataset.prefix,
                                    output_folder=str(out), dataset_bytes=dataset.bytes)
