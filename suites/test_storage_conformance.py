@@ -7,8 +7,6 @@ Every failure message starts with the storage id (``s3-minio``) and the operatio
 
 from __future__ import annotations
 
-import ctypes
-import mmap
 import os
 import threading
 import uuid
@@ -20,7 +18,7 @@ import pytest
 
 from pytest_iobench.data.random import stream_for
 from pytest_iobench.storage import StorageError, StorageNotFound, open_storage
-from pytest_iobench.storage.posix import TEMP_MARKER
+from pytest_iobench.storage.posix import TEMP_MARKER, resident_pages
 from pytest_iobench.storage.s3common import PART_BUDGET, PART_SIZE
 
 MiB = 1 << 20
@@ -278,30 +276,6 @@ def _open_flags(path: str) -> list[int]:
     return flags
 
 
-def _resident_pages(path: str) -> int:
-    """Pages of ``path`` in the page cache (mincore on a mapping that touches none of them)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.mmap.restype = ctypes.c_void_p
-    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
-    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
-    size = os.path.getsize(path)
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        addr = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
-        if addr in (None, ctypes.c_void_p(-1).value):
-            raise OSError(ctypes.get_errno(), "mmap failed", path)
-        try:
-            vec = (ctypes.c_ubyte * (-(-size // mmap.PAGESIZE)))()
-            if libc.mincore(addr, size, vec) != 0:
-                raise OSError(ctypes.get_errno(), "mincore failed", path)
-            return sum(v & 1 for v in vec)
-        finally:
-            libc.munmap(addr, size)
-    finally:
-        os.close(fd)
-
-
 def test_writes_are_direct_where_the_storage_says_so(storage, space):
     """An open streaming writer's file has O_DIRECT exactly when ``write_is_direct`` says so,
     and what a write leaves in the page cache agrees; a direct storage's put bypasses it."""
@@ -322,12 +296,12 @@ def test_writes_are_direct_where_the_storage_says_so(storage, space):
             f"{storage.id}: write_is_direct is {storage.write_is_direct}, the writer's file is opened "
             f"{'with' if direct[0] else 'without'} O_DIRECT")
         writer.write(data[1 << 20:])
-    cached = _resident_pages(os.path.join(directory, "streamed"))
+    cached, _ = resident_pages(os.path.join(directory, "streamed"))
     assert (cached == 0) is storage.write_is_direct, (
         f"{storage.id}: after a streamed write of {len(data)} bytes, {cached} of its pages are in the page "
         f"cache, and write_is_direct is {storage.write_is_direct}")
     storage.put(f"{space}/put", data)
-    cached = _resident_pages(os.path.join(directory, "put"))
+    cached, _ = resident_pages(os.path.join(directory, "put"))
     assert (cached == 0) is (storage.kind == "direct"), (
         f"{storage.id}: after a put of {len(data)} bytes, {cached} of its pages are in the page cache")
 

@@ -26,14 +26,13 @@ from pytest_iobench.mpi.session import MPISession
 from pytest_iobench.report.record import TestRecord as Record
 from pytest_iobench.storage import StorageError, StorageSpec, open_storage
 from pytest_iobench.storage.base import Storage
-from pytest_iobench.storage.posix import memory_file_system
+from pytest_iobench.storage.posix import memory_file_system, resident_pages
 from pytest_iobench.storage.wrapping import WrappedStorage, WrappedWriter
 from pytest_iobench.workload.checkpoint_io import (
     MANIFEST,
     CheckpointError,
     CheckpointIncomplete,
     CheckpointIO,
-    resident_pages,
 )
 from pytest_iobench.workload.config import load_workload
 

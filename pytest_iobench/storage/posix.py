@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import ctypes
+import functools
+import mmap
 import os
 import uuid
+
+import numpy as np
 
 from .base import Buffer, ObjectInfo, Storage, StreamWriter, check_key
 from .errors import StorageError, StorageNotFound, os_error
@@ -54,9 +58,20 @@ def list_files(root: str, prefix: str) -> list[str]:
 MEMORY_FILE_SYSTEMS = {0x01021994: "tmpfs", 0x858458F6: "ramfs"}
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    """The C library the interpreter links, with the signatures of the calls made here."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_ubyte)]
+    return libc
+
+
 def file_system_type(path: str) -> int | None:
     """statfs's f_type of the file system holding ``path``; None where it cannot be asked."""
-    libc = ctypes.CDLL(None, use_errno=True)
+    libc = _libc()
     # struct statfs starts with f_type, a C long (__fsword_t) on every Linux ABI; the buffer
     # is larger than the whole struct on any of them.
     buf = ctypes.create_string_buffer(256)
@@ -73,6 +88,40 @@ def memory_file_system(path: str) -> str | None:
     while not os.path.exists(path) and os.path.dirname(path) != path:
         path = os.path.dirname(path)
     return MEMORY_FILE_SYSTEMS.get(file_system_type(path))
+
+
+#: mincore over windows of at most this many bytes (the mapping of a huge file stays small)
+_MINCORE_WINDOW = 1 << 30
+
+
+def resident_pages(path: str) -> tuple[int, int]:
+    """(pages of ``path`` in the page cache, pages in all), by mincore on a read-only mapping of
+    the file, which reads nothing and so changes nothing. Raises OSError where that fails."""
+    libc = _libc()
+    page = mmap.PAGESIZE
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        resident = total = 0
+        for offset in range(0, size, _MINCORE_WINDOW):
+            length = min(_MINCORE_WINDOW, size - offset)
+            pages = -(-length // page)
+            addr = libc.mmap(None, length, mmap.PROT_READ, mmap.MAP_SHARED, fd, offset)
+            if addr in (None, ctypes.c_void_p(-1).value):
+                err = ctypes.get_errno()
+                raise OSError(err, f"mmap of {path} for mincore: {os.strerror(err)}")
+            try:
+                vec = (ctypes.c_ubyte * pages)()
+                if libc.mincore(addr, length, vec) != 0:
+                    err = ctypes.get_errno()
+                    raise OSError(err, f"mincore of {path}: {os.strerror(err)}")
+                resident += int((np.frombuffer(vec, dtype=np.uint8) & 1).sum())
+                total += pages
+            finally:
+                libc.munmap(addr, length)
+        return resident, total
+    finally:
+        os.close(fd)
 
 
 def drop_page_cache(path: str) -> bool:

@@ -11,18 +11,15 @@ same bytes, as a deduplicating store would like). Shards stream through the stor
 writer (multipart on S3) from one reused buffer: memory does not grow with shard size.
 Reads take each shard whole and check its size and CRC32C against the manifest.
 
-Whether a read can come from the page cache is checked, not assumed: ``resident_pages`` counts
-the pages of a file that are in memory (mincore over a mapping that touches none of them); a
-tmpfs or ramfs root, where the files are memory and there is no cache to drop, is told by the
-storage layer (``storage.posix.memory_file_system``).
+Whether a read can come from the page cache is checked, not assumed, by the storage layer:
+``storage.posix.resident_pages`` counts the pages of a file that are in memory, and
+``storage.posix.memory_file_system`` tells a tmpfs or ramfs root (the files are memory, there is
+no cache to drop).
 """
 
 from __future__ import annotations
 
-import ctypes
-import functools
 import json
-import mmap
 import os
 import time
 from dataclasses import dataclass
@@ -41,8 +38,6 @@ MANIFEST = "manifest.json"
 WRITE_BUFFER = 8 * BLOCK
 #: shards larger than this are read in ranges of this size (bounded memory)
 READ_PIECE = 64 << 20
-#: mincore over windows of at most this many bytes (a mapping of a huge shard stays small)
-_MINCORE_WINDOW = 1 << 30
 
 
 class CheckpointError(RuntimeError):
@@ -148,44 +143,3 @@ class CheckpointIO:
         if crc != entry["crc32c"]:
             raise CheckpointError(f"shard {key} is corrupted: CRC32C {crc:08x}, written {entry['crc32c']:08x}")
         return got, seconds
-
-
-# -- page-cache state of shard files ------------------------------------------------------------
-@functools.cache
-def _libc():
-    libc = ctypes.CDLL(None, use_errno=True)  # the C library the interpreter links
-    libc.mmap.restype = ctypes.c_void_p
-    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
-    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_ubyte)]
-    return libc
-
-
-def resident_pages(path: str) -> tuple[int, int]:
-    """(pages of ``path`` in the page cache, pages in all), by mincore on a read-only mapping of
-    the file, which reads nothing and so changes nothing. Raises OSError where that fails."""
-    libc = _libc()
-    page = mmap.PAGESIZE
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        size = os.fstat(fd).st_size
-        resident = total = 0
-        for offset in range(0, size, _MINCORE_WINDOW):
-            length = min(_MINCORE_WINDOW, size - offset)
-            pages = -(-length // page)
-            addr = libc.mmap(None, length, mmap.PROT_READ, mmap.MAP_SHARED, fd, offset)
-            if addr in (None, ctypes.c_void_p(-1).value):
-                err = ctypes.get_errno()
-                raise OSError(err, f"mmap of {path} for mincore: {os.strerror(err)}")
-            try:
-                vec = (ctypes.c_ubyte * pages)()
-                if libc.mincore(addr, length, vec) != 0:
-                    err = ctypes.get_errno()
-                    raise OSError(err, f"mincore of {path}: {os.strerror(err)}")
-                resident += int((np.frombuffer(vec, dtype=np.uint8) & 1).sum())
-                total += pages
-            finally:
-                libc.munmap(addr, length)
-        return resident, total
-    finally:
-        os.close(fd)

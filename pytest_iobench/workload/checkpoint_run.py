@@ -25,8 +25,8 @@ from typing import Any
 
 from ..storage import Storage, StorageError, StorageUnsupported
 from ..storage.base import join_key
-from ..storage.posix import memory_file_system
-from .checkpoint_io import CheckpointError, CheckpointIO, checkpoint_name, resident_pages
+from ..storage.posix import memory_file_system, resident_pages
+from .checkpoint_io import CheckpointError, CheckpointIO, checkpoint_name
 from .checkpoint_layout import CheckpointLayout, layout_for
 from .config import WorkloadConfig
 
