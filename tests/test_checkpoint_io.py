@@ -456,9 +456,10 @@ def test_checkpoints_during_training(tmp_path):
         ep = rank["epochs"][0]
         assert ep["checkpoint_seconds"] == rank["checkpoints"][0]["wall_seconds"] > 0
         assert ep["read_duration"] == pytest.approx(ep["duration"] - ep["checkpoint_seconds"])
-        assert ep["bytes_per_second"] == pytest.approx(ep["bytes_read"] / ep["read_duration"])
+        assert ep["whole_epoch_bytes_per_second"] == pytest.approx(ep["bytes_read"] / ep["read_duration"])
+        assert ep["bytes_per_second"] == pytest.approx(ep["window_bytes"] / ep["window_seconds"])
     longest = max(r["epochs"][0]["read_duration"] for r in outcome.results)
-    assert outcome.summary["bytes_per_second"][0] == pytest.approx(
+    assert outcome.summary["whole_epoch_bytes_per_second"][0] == pytest.approx(
         sum(r["epochs"][0]["bytes_read"] for r in outcome.results) / longest)
 
 
@@ -470,8 +471,10 @@ def test_checkpoint_time_is_left_out_of_the_au_window_and_the_read_time():
     ends = [1.0, 12.0, 13.0, 14.0]
     ep = epoch_metrics(epoch=1, batch_size=2, exclude_start=1, exclude_end=0, step_start=starts, step_end=ends,
                        load_wait=[0.5] * 4, compute=[0.5] * 4, barrier=[0.0] * 4, read=[0.1] * 4,
-                       checkpoint=[0.0, 10.0, 0.0, 0.0], bytes_read=4000, requests=4, duration=14.0,
-                       wall_start=0.0, wall_end=14.0)
+                       checkpoint=[0.0, 10.0, 0.0, 0.0], batch_bytes=[1600, 800, 800, 800], bytes_read=4000,
+                       requests=4, duration=14.0, wall_start=0.0, wall_end=14.0)
     assert ep["window_seconds"] == 3.0 and ep["au_percent"] == pytest.approx(50.0)
     assert ep["checkpoint_seconds"] == 10.0
-    assert ep["read_duration"] == 4.0 and ep["bytes_per_second"] == 1000.0
+    # bytes/s over the window (the excluded first step's 1600 bytes are not in it), as samples/s
+    assert ep["window_bytes"] == 2400 and ep["bytes_per_second"] == 800.0 and ep["samples_per_second"] == 2.0
+    assert ep["read_duration"] == 4.0 and ep["whole_epoch_bytes_per_second"] == 1000.0

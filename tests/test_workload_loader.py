@@ -149,3 +149,44 @@ def test_open_files_are_reused_within_a_worker():
     with loader.epoch(batches) as reader:
         list(reader)
     assert rec.opened == 2
+
+
+@pytest.mark.parametrize("threads", [0, 3])
+def test_each_batch_counts_the_bytes_its_reads_moved(tmp_path, threads):
+    """Batch.bytes_read: what the batch's reads moved, opening its files included, and reads a
+    library makes in threads of its own for it (as pyarrow's I/O threads do); every byte of
+    the epoch counts for one batch."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pytest_iobench.storage.counting import CountingStorage
+    from pytest_iobench.storage.posix import PosixStorage
+
+    storage = CountingStorage(PosixStorage(str(tmp_path)))
+    keys = [f"train/f{i}" for i in range(12)]
+    for i, key in enumerate(keys):
+        storage.put(key, bytes(1000 * (i + 1)))
+    library = ThreadPoolExecutor(2, thread_name_prefix="library-io")
+
+    class File:
+        """Reads its header when opened, and its data in the library's own threads."""
+
+        num_samples = 1
+
+        def __init__(self, key):
+            self.key = key
+            self.header = storage.get_range(key, 0, 10)
+
+        def read_sample(self, index):
+            size = storage.stat(self.key).size
+            return library.submit(storage.get_range, self.key, 10, size - 10).result()
+
+        def close(self):
+            pass
+
+    batches = np.random.default_rng(5).permutation(12).reshape(6, 2)
+    loader = Loader(File, keys, 1, read_threads=threads, prefetch_size=4, counting=storage)
+    with loader.epoch(batches) as reader:
+        got = list(reader)
+    library.shutdown()
+    assert [b.bytes_read for b in got] == [sum(1000 * (int(i) + 1) for i in row) for row in batches]
+    assert sum(b.bytes_read for b in got) == storage.bytes_read

@@ -55,6 +55,9 @@ def test_dlio_files_run_scaled_down(area, name, ranks):
     # every sample of every step was read through the format, from the storage
     sizes = [spec.record_bytes("train", i) for i in range(spec.num_files_train)]
     assert s["bytes_read"] >= steps * config.reader.batch_size * ranks * min(sizes)
+    # every byte is the batch's that moved it, once (parquet's row groups, shared by the samples
+    # of several batches and threads, too): the batches' bytes add up to the epoch's
+    assert all(sum(ep["batch_bytes"]) == ep["bytes_read"] for r in outcome.results for ep in r["epochs"])
     assert s["au_mean_percent"] > 0 and s["samples_per_second_mean"] > 0
     if name == "unet3d_h100":
         assert any("model.model_size" in w for w in outcome.warnings)

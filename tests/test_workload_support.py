@@ -7,6 +7,9 @@ of the helpers themselves).
   PYTHONPATH.
 - ``ThrottledStorage``: a real Storage wrapping another that sleeps before every read
   request: a deliberately slow storage.
+- ``open_raw_slow_start`` (``test_workload_support:open_raw_slow_start``): the same, with the
+  first read through each storage (the first batch of a run, with one read thread) taking
+  SLOW_START seconds longer: a slow first step, as a first request to S3 is.
 - ``write_raw_dataset``: the files of a workload's dataset, seeded content.
 """
 
@@ -15,6 +18,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import weakref
 
 from pytest_iobench.data.random import stream_for
 from pytest_iobench.storage.base import Storage
@@ -48,6 +52,26 @@ class RawRecords:
 
 def open_raw(storage: Storage, key: str, spec) -> RawRecords:
     return RawRecords(storage, key, spec)
+
+
+#: what the first read through a storage takes in addition (open_raw_slow_start)
+SLOW_START = 0.3
+_started: "weakref.WeakSet[Storage]" = weakref.WeakSet()
+_started_lock = threading.Lock()
+
+
+class SlowStartRecords(RawRecords):
+    def read_sample(self, index: int):
+        with _started_lock:
+            first = self.storage not in _started
+            _started.add(self.storage)
+        if first:
+            time.sleep(SLOW_START)
+        return super().read_sample(index)
+
+
+def open_raw_slow_start(storage: Storage, key: str, spec) -> SlowStartRecords:
+    return SlowStartRecords(storage, key, spec)
 
 
 def write_raw_dataset(storage: Storage, config, seed: int = 7) -> int:

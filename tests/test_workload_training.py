@@ -16,7 +16,7 @@ from pytest_iobench.mpi.training import measure_training, record_training, run_t
 from pytest_iobench.report.record import TestRecord as Record
 from pytest_iobench.storage import StorageSpec, open_storage
 from pytest_iobench.workload.config import load_mapping
-from test_workload_support import HERE, RAW_OPENER, ThrottledStorage, write_raw_dataset
+from test_workload_support import HERE, RAW_OPENER, SLOW_START, ThrottledStorage, write_raw_dataset
 
 KiB = 1024
 
@@ -97,6 +97,41 @@ def test_a_slow_storage_drops_au_and_fails_with_the_reason(session, local):
     text = failed[0].explain()
     assert f"mean AU {s['au_mean_percent']:.2f}% is below the 90% floor" in text
     assert "slowest phase: waiting for the loader" in text and "batch read p50" in text
+
+
+@pytest.mark.parametrize("ranks", [1, 2], ids=["r1", "r2"])
+def test_read_throughput_is_measured_over_the_au_window(session, local, tmp_path, ranks):
+    # the first batch of each rank takes SLOW_START longer (as a first S3 request does): the
+    # excluded step. bytes/s counts the bytes of the window's batches over the window's time, as
+    # samples/s counts their samples, so bytes/s = samples/s x bytes per sample exactly; the
+    # epoch-wide figure (every byte over the whole epoch) is kept as a detail
+    size = 64 * KiB
+    config = workload(dataset={"num_files_train": 16 * ranks, "record_length_bytes": size},
+                      reader={"read_threads": 1, "prefetch_size": 1},
+                      train={"epochs": 1, "computation_time": 0.005})
+    write_raw_dataset(local, config)
+    outcome = run_training_session(session, config, local, ranks=ranks, opener="test_workload_support:open_raw_slow_start",
+                                   output_folder=str(tmp_path / "dlio"))
+    s = outcome.summary
+    for r in outcome.results:
+        (ep,) = r["epochs"]
+        assert ep["read"][0] >= SLOW_START, "the first batch was the slow one"
+        assert ep["batch_bytes"] == [2 * size] * 8 and sum(ep["batch_bytes"]) == ep["bytes_read"]
+        assert ep["window_bytes"] == ep["window_samples"] * size == 7 * 2 * size
+        assert ep["bytes_per_second"] == pytest.approx(ep["samples_per_second"] * size, rel=1e-12)
+        assert ep["whole_epoch_bytes_per_second"] == pytest.approx(ep["bytes_read"] / ep["read_duration"], rel=1e-12)
+    assert s["bytes_per_second"][0] == pytest.approx(s["samples_per_second"][0] * size, rel=1e-12)
+    metric = json.loads((tmp_path / "dlio" / "summary.json").read_text())["metric"]
+    assert metric["train_io_mean_MiB_per_second"] == pytest.approx(metric["train_io_nominal_MiB_per_second"], rel=1e-12)
+    assert metric["train_io_mean_MB_per_second"] == pytest.approx(
+        metric["train_throughput_mean_samples_per_second"] * size / 1e6, rel=1e-12)
+    assert metric["train_io_whole_epoch_mean_MB_per_second"] == pytest.approx(
+        s["whole_epoch_bytes_per_second_mean"] / 1e6, rel=1e-12)
+    record = Record("t")
+    record_training(record, outcome)
+    assert record.metrics["train_read_MB_per_second"].value == pytest.approx(
+        record.metrics["train_samples_per_second"].value * size / 1e6, rel=1e-12)
+    assert record.details["training"]["whole_epoch_bytes_per_second_per_epoch"] == s["whole_epoch_bytes_per_second"]
 
 
 def test_fast_storage_meets_a_criterion_and_reports_diagnostics(session, local):

@@ -2,11 +2,20 @@
 
 ``CountingStorage`` wraps any storage; every read (get, get_range, get_many) adds the length
 of what came back, every write adds what was handed over. Thread-safe.
+
+Reads are also counted for the piece of work that caused them (the loader's read of one
+batch): the thread doing it takes its ``ReadTally`` (``tally()``), names the file it reads in
+``tally.key`` while it reads it, and ``tally.bytes`` taken before and after is what its reads
+moved, whatever other threads read meanwhile. A library that reads in threads of its own
+(pyarrow pre-buffers a parquet row group's column chunks in its I/O threads) reads on behalf
+of the thread that asked: a read from a thread that is reading no file counts for a thread
+reading that key (one of them, should two read the same file at once). Every byte counts once.
 """
 
 from __future__ import annotations
 
 import threading
+import weakref
 
 from .base import Buffer, Storage, StreamWriter
 from .wrapping import WrappedStorage, WrappedWriter
@@ -18,6 +27,16 @@ class _CountingWriter(WrappedWriter):
         self.storage._add_written(view.nbytes)
 
 
+class ReadTally:
+    """The bytes read for one thread, and the file it is reading now (None: none)."""
+
+    __slots__ = ("bytes", "key", "__weakref__")
+
+    def __init__(self) -> None:
+        self.bytes = 0
+        self.key: str | None = None
+
+
 class CountingStorage(WrappedStorage):
     def __init__(self, inner: Storage):
         super().__init__(inner)
@@ -25,11 +44,28 @@ class CountingStorage(WrappedStorage):
         self.bytes_read = 0
         self.bytes_written = 0
         self.requests = 0
+        self._local = threading.local()
+        #: the tallies handed out, found by key for reads made in a library's own threads
+        self._tallies: "weakref.WeakSet[ReadTally]" = weakref.WeakSet()
 
-    def _add_read(self, n: int, requests: int = 1) -> None:
+    def tally(self) -> ReadTally:
+        """The calling thread's ReadTally (made on first use; dropped with the thread)."""
+        tally = getattr(self._local, "tally", None)
+        if tally is None:
+            tally = self._local.tally = ReadTally()
+            with self._lock:
+                self._tallies.add(tally)
+        return tally
+
+    def _add_read(self, key: str, n: int, requests: int = 1) -> None:
+        own = getattr(self._local, "tally", None)
         with self._lock:
             self.bytes_read += n
             self.requests += requests
+            if own is None or own.key is None:  # a library's own thread: for the one reading key
+                own = next((t for t in self._tallies if t.key == key), own)
+            if own is not None:
+                own.bytes += n
 
     def _add_written(self, n: int) -> None:
         with self._lock:
@@ -51,17 +87,19 @@ class CountingStorage(WrappedStorage):
 
     def get(self, key: str) -> Buffer:
         data = self.inner.get(key)
-        self._add_read(memoryview(data).nbytes)
+        self._add_read(key, memoryview(data).nbytes)
         return data
 
     def get_range(self, key: str, offset: int, length: int) -> Buffer:
         data = self.inner.get_range(key, offset, length)
-        self._add_read(memoryview(data).nbytes)
+        self._add_read(key, memoryview(data).nbytes)
         return data
 
     def get_many(self, keys, max_in_flight: int = 16) -> list[Buffer]:
+        keys = list(keys)
         blobs = self.inner.get_many(keys, max_in_flight)
-        self._add_read(sum(memoryview(b).nbytes for b in blobs), len(blobs))
+        for key, blob in zip(keys, blobs):
+            self._add_read(key, memoryview(blob).nbytes)
         return blobs
 
     def delete_prefix(self, prefix: str) -> int:

@@ -7,9 +7,12 @@
 
 Keys keep DLIO's names so tools reading DLIO's output read ours. Where DLIO's value is
 mislabelled we keep the key with the value its label says, and add the exact twins:
-``train_io_mean_MB_per_second`` is bytes actually read / 10^6 per second (DLIO computes
-samples/s x nominal record length / 2^20); ``train_io_mean_MiB_per_second`` is the same in
-2^20, and ``train_io_nominal_MiB_per_second`` is DLIO's own figure for comparison.
+``train_io_mean_MB_per_second`` is the bytes actually read / 10^6 per second, over DLIO's
+window (the steps samples/s counts: metrics.py), where DLIO computes samples/s x nominal record
+length / 2^20; ``train_io_mean_MiB_per_second`` is the same in 2^20,
+``train_io_nominal_MiB_per_second`` is DLIO's own figure for comparison (with every sample of the
+nominal length the two MiB figures agree), and ``train_io_whole_epoch_mean_MB_per_second`` is
+every byte of the epochs over their read time (metrics.py: whole_epoch_bytes_per_second).
 ``host_memory_GB`` is 10^9 bytes (DLIO writes 2^30 under that name); ``host_memory_GiB`` too.
 Files are written to a temporary name and renamed: a failed write leaves no half file.
 """
@@ -81,6 +84,7 @@ def training_summary(config, summary: dict[str, Any], results: list[dict[str, An
         "train_io_stdev_MB_per_second": float(np.std(bps)) / MB if bps else 0.0,
         "train_io_mean_MiB_per_second": summary["bytes_per_second_mean"] / MiB,
         "train_io_nominal_MiB_per_second": summary["samples_per_second_mean"] * nominal_record_bytes / MiB,
+        "train_io_whole_epoch_mean_MB_per_second": summary["whole_epoch_bytes_per_second_mean"] / MB,
     }
     if "eval" in summary:
         ev = summary["eval"]
@@ -146,6 +150,7 @@ def rank_output(result: dict[str, Any], host: dict[str, Any]) -> dict[str, Any]:
             "au": {block: ep["au_percent"]},
             "throughput": {block: ep["samples_per_second"]},
             "bytes_read": ep["bytes_read"],
+            "window_bytes": ep["window_bytes"],
         }
         for ev in result.get("evals", []):
             if ev["epoch"] == ep["epoch"]:

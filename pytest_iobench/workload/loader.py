@@ -9,6 +9,11 @@ read and not yet taken (DLIO maps ``prefetch_size`` to PyTorch's per-worker
 A sample is read through its file's ``SampleFile`` (``read_sample(i)`` moves the real bytes
 through the storage and parses what the format needs). A worker keeps the files it opened in
 a small LRU (a file is used by one thread at a time) and closes them at the end of the epoch.
+
+With ``counting`` (the CountingStorage the files are read through) each batch says the bytes
+its reads moved (``Batch.bytes_read``): a batch is read by one thread, whose reads of each file
+(opening it included: footers, directories) are counted for it (``CountingStorage.tally``),
+so a row group shared by several samples (parquet) counts for the batch whose read fetched it.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..storage import allocator
+from ..storage.counting import CountingStorage
 from .compute import TimeDistribution
 
 #: files a worker keeps open at once (parquet keeps row groups cached per open file)
@@ -54,6 +60,8 @@ class Batch:
     read_seconds: float
     #: seconds of simulated preprocessing in read_seconds
     preprocess_seconds: float = 0.0
+    #: bytes the storage returned for this batch's reads (0 without ``counting``)
+    bytes_read: int = 0
 
 
 @dataclass
@@ -67,7 +75,8 @@ class Loader:
 
     def __init__(self, open_file: OpenFile, keys: Sequence[str], samples_per_file: int, *,
                  read_threads: int = 1, prefetch_size: int = 2, preprocess: TimeDistribution | None = None,
-                 seed: int = 0, open_files_per_thread: int = OPEN_FILES_PER_THREAD):
+                 seed: int = 0, open_files_per_thread: int = OPEN_FILES_PER_THREAD,
+                 counting: CountingStorage | None = None):
         if read_threads < 0:
             raise ValueError(f"read_threads must be >= 0, not {read_threads}")
         self.open_file = open_file
@@ -78,6 +87,7 @@ class Loader:
         self.preprocess = None if preprocess is None or preprocess.is_zero else preprocess
         self.seed = seed
         self.open_files_per_thread = max(1, open_files_per_thread)
+        self.counting = counting
         allocator.tune()  # freed batch buffers reused by every worker (storage/allocator.py)
 
     def epoch(self, batches: np.ndarray, epoch: int = 0) -> "EpochReader":
@@ -99,21 +109,30 @@ class Loader:
 
     def read_batch(self, state: _Worker, index: int, ids: np.ndarray) -> Batch:
         start = time.perf_counter()
+        tally = self.counting.tally() if self.counting is not None else None
+        moved = tally.bytes if tally is not None else 0
         samples = []
         spent = 0.0
         s = self.samples_per_file
         for sample_id in ids.tolist():
             file_index, sample = divmod(sample_id, s)
+            if tally is not None:  # what a library reads of this file in its own threads is ours
+                tally.key = self.keys[file_index]
             try:
                 samples.append(self._file(state, file_index).read_sample(sample))
             except Exception as exc:
                 raise LoaderError(f"reading sample {sample} of {self.keys[file_index]}: "
                                   f"{type(exc).__name__}: {exc}") from exc
+            finally:
+                if tally is not None:
+                    tally.key = None
             if self.preprocess is not None:
                 pause = self.preprocess.draw(state.rng)
                 time.sleep(pause)
                 spent += pause
-        return Batch(index, samples, time.perf_counter() - start, spent)
+        if tally is not None:
+            moved = tally.bytes - moved
+        return Batch(index, samples, time.perf_counter() - start, spent, moved)
 
     def _new_state(self, epoch: int, worker: int) -> _Worker:
         rng = np.random.default_rng([self.seed, epoch, worker, 0x9E]) if self.preprocess else None

@@ -67,7 +67,8 @@ def run_training(config: WorkloadConfig, data: DatasetAccess, comm, *, run_seed:
     check_window(config, steps)
     loader = Loader(data.open_file, data.train_keys, data.samples_per_file,
                     read_threads=reader.read_threads, prefetch_size=reader.prefetch_size,
-                    preprocess=reader.preprocess_time, seed=train.seed + rank)
+                    preprocess=reader.preprocess_time, seed=train.seed + rank,
+                    counting=data.storage)
     eval_epochs = (set(epochs_with(ev.eval_after_epoch, ev.epochs_between_evals, train.epochs))
                    if config.workflow.evaluation else set())
     eval_sampler = eval_loader = None
@@ -104,7 +105,7 @@ def run_training(config: WorkloadConfig, data: DatasetAccess, comm, *, run_seed:
         comm.barrier()
         data.storage.reset()
         t_start, wall_start = time.perf_counter(), time.time()
-        starts, ends, waits, computes, barriers, reads, ckpts = ([] for _ in range(7))
+        starts, ends, waits, computes, barriers, reads, ckpts, moved = ([] for _ in range(8))
         with loader.epoch(plan, epoch) as batches:
             for step in range(steps):
                 t0 = time.perf_counter()
@@ -129,6 +130,7 @@ def run_training(config: WorkloadConfig, data: DatasetAccess, comm, *, run_seed:
                 computes.append(spent)
                 barriers.append(t3 - t2 - ckpt_seconds)
                 reads.append(batch.read_seconds)
+                moved.append(batch.bytes_read)
                 ckpts.append(ckpt_seconds)
                 del batch
                 notes.note(f"epoch {epoch} step {step + 1}/{steps}")
@@ -137,8 +139,9 @@ def run_training(config: WorkloadConfig, data: DatasetAccess, comm, *, run_seed:
         epochs.append({"rank": rank, **epoch_metrics(
             epoch=epoch, batch_size=reader.batch_size, exclude_start=metric.exclude_start_steps,
             exclude_end=metric.exclude_end_steps, step_start=starts, step_end=ends, load_wait=waits,
-            compute=computes, barrier=barriers, read=reads, checkpoint=ckpts, bytes_read=bytes_read,
-            requests=requests, duration=t_end - t_start, wall_start=wall_start, wall_end=time.time())})
+            compute=computes, barrier=barriers, read=reads, checkpoint=ckpts, batch_bytes=moved,
+            bytes_read=bytes_read, requests=requests, duration=t_end - t_start, wall_start=wall_start,
+            wall_end=time.time())})
         if epoch in eval_epochs:
             notes.note(f"epoch {epoch} evaluation", force=True)
             evals.append(_evaluate(config, eval_sampler, eval_loader, data, epoch, comm, rng))

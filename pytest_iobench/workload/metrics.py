@@ -1,17 +1,26 @@
 """Training metrics with DLIO's definitions, per rank and reduced across ranks.
 
 Per rank and epoch, the measured *window* leaves out the first ``exclude_start_steps`` and the
-last ``exclude_end_steps`` steps (DLIO's output.metric keys):
+last ``exclude_end_steps`` steps (DLIO's output.metric keys); its wall time leaves out the
+checkpoints written during it:
 
     AU (%)      = simulated compute time in the window / wall time of the window * 100
     samples/s   = samples of the window's steps / wall time of the window
-    bytes/s     = bytes the storage actually returned during the epoch / epoch wall time
-                  without the checkpoints written during it (``read_duration``)
+    bytes/s     = bytes the storage actually returned for the window's batches / wall time of
+                  the window (``window_bytes``: each batch's reads counted by the thread that
+                  read it, loader.py)
 
-Across ranks: AU is the mean over ranks, samples/s and bytes/s the sum over ranks (bytes/s as
-total bytes over the longest rank's ``read_duration``). The run's AU is the mean over epochs and it
-passes when that is >= ``metric.au`` * 100. Batch read latency percentiles pool every batch
-of every rank. Units: MB = 10^6 bytes, MiB = 2^20 bytes, GB = 10^9, GiB = 2^30.
+so bytes/s is samples/s times the bytes actually moved per sample, as DLIO's throughput is
+samples/s times the record length. ``whole_epoch_bytes_per_second`` is every byte of the epoch
+(the excluded steps too) over the epoch's wall time without its checkpoints (``read_duration``):
+a detail, not the figure (a slow first step, as on S3, weighs on it and not on samples/s).
+
+Across ranks: AU is the mean over ranks, samples/s and bytes/s the sum over ranks (the whole
+epoch's figure: total bytes over the longest rank's ``read_duration``). The run's AU is the mean
+over epochs and it passes when that is >= ``metric.au`` * 100. Batch read latency percentiles
+pool every batch of every rank. Evaluation counts every step (as DLIO's eval throughput does):
+samples/s and bytes/s over the evaluation's duration. Units: MB = 10^6 bytes, MiB = 2^20 bytes,
+GB = 10^9, GiB = 2^30.
 """
 
 from __future__ import annotations
@@ -55,9 +64,10 @@ def window_bounds(steps: int, exclude_start: int, exclude_end: int) -> tuple[int
 def epoch_metrics(*, epoch: int, batch_size: int, exclude_start: int, exclude_end: int,
                   step_start: Sequence[float], step_end: Sequence[float], load_wait: Sequence[float],
                   compute: Sequence[float], barrier: Sequence[float], read: Sequence[float],
-                  checkpoint: Sequence[float], bytes_read: int, requests: int,
+                  checkpoint: Sequence[float], batch_bytes: Sequence[int], bytes_read: int, requests: int,
                   duration: float, wall_start: float, wall_end: float) -> dict[str, Any]:
-    """One rank's figures for one epoch (JSON-ready)."""
+    """One rank's figures for one epoch (JSON-ready). ``batch_bytes``: per step, the bytes its
+    batch's reads moved; ``bytes_read``: every byte the storage returned during the epoch."""
     steps = len(step_start)
     first, last = window_bounds(steps, exclude_start, exclude_end)
     window = slice(first, last)
@@ -73,6 +83,7 @@ def epoch_metrics(*, epoch: int, batch_size: int, exclude_start: int, exclude_en
     barrier_w = float(sum(barrier[window]))
     overhead_w = max(0.0, window_seconds - compute_w - load_w - barrier_w)
     window_samples = (last - first) * batch_size
+    window_bytes = int(sum(batch_bytes[window]))
     return {
         "epoch": epoch,
         "steps": steps,
@@ -92,8 +103,11 @@ def epoch_metrics(*, epoch: int, batch_size: int, exclude_start: int, exclude_en
         "window_samples": window_samples,
         "samples_per_second": window_samples / window_seconds if window_seconds > 0 else 0.0,
         "bytes_read": int(bytes_read),
+        "window_bytes": window_bytes,
         "requests": int(requests),
-        "bytes_per_second": bytes_read / read_duration if read_duration > 0 else 0.0,
+        "bytes_per_second": window_bytes / window_seconds if window_seconds > 0 else 0.0,
+        "whole_epoch_bytes_per_second": bytes_read / read_duration if read_duration > 0 else 0.0,
+        "batch_bytes": [int(b) for b in batch_bytes],
         "load": list(load_wait),
         "compute": list(compute),
         "barrier": list(barrier),
@@ -135,14 +149,15 @@ def _stdev(values: Sequence[float]) -> float:
 def reduce_ranks(ranks: Sequence[dict[str, Any]], au_floor: float) -> dict[str, Any]:
     """The run's figures from every rank's result (rank order)."""
     epochs = len(ranks[0]["epochs"]) if ranks else 0
-    au, sps, bps, durations = [], [], [], []
+    au, sps, bps, whole, durations = [], [], [], [], []
     for e in range(epochs):
         per_rank = [r["epochs"][e] for r in ranks]
         au.append(_mean([p["au_percent"] for p in per_rank]))
         sps.append(sum(p["samples_per_second"] for p in per_rank))
+        bps.append(sum(p["bytes_per_second"] for p in per_rank))
         durations.append(max(p["duration"] for p in per_rank))
         reading = max(p["read_duration"] for p in per_rank)
-        bps.append(sum(p["bytes_read"] for p in per_rank) / reading if reading > 0 else 0.0)
+        whole.append(sum(p["bytes_read"] for p in per_rank) / reading if reading > 0 else 0.0)
     reads = [x for r in ranks for ep in r["epochs"] for x in ep["read"]]
     waits = [x for r in ranks for ep in r["epochs"] for x in ep["load"]]
     au_mean = _mean(au)
@@ -158,6 +173,8 @@ def reduce_ranks(ranks: Sequence[dict[str, Any]], au_floor: float) -> dict[str, 
         "samples_per_second_mean": _mean(sps),
         "bytes_per_second": bps,
         "bytes_per_second_mean": _mean(bps),
+        "whole_epoch_bytes_per_second": whole,
+        "whole_epoch_bytes_per_second_mean": _mean(whole),
         "bytes_read": sum(ep["bytes_read"] for r in ranks for ep in r["epochs"]),
         "epoch_seconds": durations,
         "batch_read_seconds": percentiles(reads),
