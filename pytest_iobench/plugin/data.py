@@ -1,4 +1,5 @@
-"""Fixtures of the data layer: datasets generated once per session per (spec, storage).
+"""Fixtures of the data layer: datasets generated once per session per (spec, location), read
+through the library each test runs with.
 
 - ``dataset_factory(spec_or_mapping, storage=None)``: the Dataset of that spec on the datasets
   area of ``storage``'s kind and library (default: the first storage the session runs),
