@@ -1,6 +1,7 @@
 """Memory of the storage layer: S3 part buffers are reused (never refilled while an upload still
-reads them), and the process's one malloc policy (storage/allocator.py) is in force once a
-storage is opened: threads share one heap."""
+reads them), minio's pipe holds a bounded number of bytes whatever the write size, and the
+process's one malloc policy (storage/allocator.py) is in force once a storage is opened: threads
+share one heap."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
 
+from pytest_iobench.storage import minio_backend
 from pytest_iobench.storage import allocator
+from pytest_iobench.storage.errors import StorageError
 from pytest_iobench.storage.s3common import MAX_PARTS_IN_FLIGHT, PART_BUDGET, PART_BUFFERS, PART_SIZE
 
 
@@ -36,6 +40,51 @@ def test_part_buffers_are_reused_and_never_refilled_in_flight(storage_factory, l
     assert PART_BUFFERS.made - made <= MAX_PARTS_IN_FLIGHT + 1, (
         f"{library}: {PART_BUFFERS.made - made} part buffers made for 9 parts and 3 tails written one object at a time")
     assert PART_BUFFERS.free <= PART_BUFFERS.keep and PART_BUDGET.in_use == 0
+
+
+def test_minio_pipe_holds_at_most_its_bound_whatever_the_write_size():
+    """An 8 MiB write goes into the pipe a piece at a time, each waiting for room: the pipe
+    never holds more than its bound and a piece, and a reader taking odd sizes gets every byte
+    in order (the rest of a piece it cut stays a view, not a copy)."""
+    MiB = 1 << 20
+    pipe = minio_backend._Pipe(max_bytes=2 * MiB, piece=MiB)
+    data = os.urandom(8 * MiB + 12345)
+    most, got = [0], []
+
+    def consume():
+        while True:
+            chunk = pipe.read(1_500_000)  # not a multiple of a piece: reads cut pieces
+            with pipe.cond:
+                most[0] = max(most[0], pipe.buffered + len(chunk))
+            if not chunk:
+                return
+            assert isinstance(chunk, bytes)
+            got.append(chunk)
+
+    reader = threading.Thread(target=consume)
+    reader.start()
+    pipe.push(memoryview(data)[:8 * MiB])  # one write larger than the whole pipe
+    pipe.push(memoryview(data)[8 * MiB:])
+    pipe.finish()
+    reader.join(timeout=30)
+    assert not reader.is_alive() and b"".join(got) == data
+    assert most[0] <= 3 * MiB, f"the pipe held {most[0]:,} bytes at once with a bound of 2 MiB and 1 MiB pieces"
+
+
+def test_minio_refuses_a_streamed_object_past_its_parts(storage_factory, monkeypatch, tmp_path):
+    # 10,000 parts of 5 MiB (48.8 GiB) made small: the write that passes it fails, naming the
+    # limit, and the aborted upload leaves nothing under the key
+    storage = storage_factory.at(storage_factory.get("s3", "minio"), f"limit-{tmp_path.name}")
+    monkeypatch.setattr(minio_backend, "MAX_OBJECT_BYTES", 3 << 20)
+    piece = memoryview(os.urandom(1 << 20))
+    try:
+        with pytest.raises(StorageError, match=r"minio holds at most 3,145,728 bytes .*would make it 4,194,304"):
+            with storage.open_writer("big") as writer:
+                for _ in range(4):
+                    writer.write(piece)
+        assert storage.list("") == []
+    finally:
+        storage.delete_prefix("")
 
 
 HEAPS = textwrap.dedent("""

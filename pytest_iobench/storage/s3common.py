@@ -11,8 +11,11 @@ from urllib.parse import urlsplit
 from .base import join_key
 from .errors import StorageError, StorageNotFound, StoragePermissionDenied, register_secret
 
-#: part size of every streaming upload, the same for every library so they compare fairly
+#: part size of the streaming uploads, the same for boto3 and s3dlio so they compare fairly
+#: (minio's SDK holds each part two or three times: it uses S3's minimum, minio_backend.PART_SIZE)
 PART_SIZE = 8 << 20
+#: the most parts of one multipart upload (S3's limit)
+MAX_PARTS = 10_000
 #: parts one streaming writer uploads concurrently, at most (the process budget below may
 #: allow it fewer)
 MAX_PARTS_IN_FLIGHT = 4
