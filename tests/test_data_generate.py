@@ -481,6 +481,72 @@ def _slow_generation(storage: Storage, bound: int = 160 * MiB) -> None:
                                 f"MiB (bound {bound / MiB:.0f} MiB)")
 
 
+class FsyncingStorage(WrappedStorage):
+    """Local files whose write calls take 10 ms and whose commits with fsync ``delay`` seconds
+    (a device writing back):
+    records how many files were being written at once, and the most being written while one was
+    committed."""
+
+    def __init__(self, inner: Storage, delay: float):
+        super().__init__(inner)
+        self.delay = delay
+        self.lock = threading.Lock()
+        self.writing = self.committing = self.most_writing = self.writing_while_committing = 0
+
+    def open_writer(self, key, *, fsync=False):
+        with self.lock:
+            self.writing += 1
+            self.most_writing = max(self.most_writing, self.writing)
+        return _FsyncingWriter(self.inner.open_writer(key, fsync=fsync), self, fsync)
+
+
+class _FsyncingWriter(WrappedWriter):
+    def __init__(self, inner, owner, fsync):
+        super().__init__(owner, inner)
+        self.owner, self.fsync = owner, fsync
+
+    def _write(self, view):
+        time.sleep(0.01)
+        self.inner.write(view)
+
+    def _commit(self):
+        owner = self.owner
+        with owner.lock:
+            owner.writing -= 1
+            owner.committing += 1
+        if self.fsync:
+            deadline = time.monotonic() + owner.delay
+            while time.monotonic() < deadline:  # sample: is another file being written meanwhile?
+                with owner.lock:
+                    owner.writing_while_committing = max(owner.writing_while_committing, owner.writing)
+                time.sleep(0.002)
+        self.inner.commit()
+        with owner.lock:
+            owner.committing -= 1
+
+    def _abort(self):
+        with self.owner.lock:
+            self.owner.writing -= 1
+        self.inner.abort()
+
+
+def test_with_fsync_the_next_files_are_written_while_a_file_is_committed(tmp_path):
+    """A commit that waits for the device (fsync) runs beside the writing of the next files, so
+    the CPU and the device work at once; still at most ``threads`` files are written at once,
+    and the bytes are those of a run without fsync."""
+    spec = small("npy", num_files_train=6)
+    plain = local(tmp_path / "plain")
+    generate(spec, plain, threads=2)
+    slow = FsyncingStorage(local(tmp_path / "durable"), delay=0.1)
+    result = generate(spec, slow, threads=2, fsync=True)
+    assert result.files == len(spec.all_files()) == 8 and hashes(slow) == hashes(plain)
+    assert slow.most_writing <= 2, f"{slow.most_writing} files written at once with 2 threads"
+    # the other thread's file, and the one this thread took up while its own was committed
+    assert slow.writing_while_committing == 2, (
+        f"at most {slow.writing_while_committing} files were written while a file's fsync ran, with 2 threads")
+    assert slow.writing == slow.committing == 0
+
+
 def test_a_slow_storage_slows_generation_instead_of_filling_memory(tmp_path):
     _slow_generation(local(tmp_path))
 

@@ -328,34 +328,74 @@ class _TallyWriter(StreamWriter):
 
 
 def write_file(spec: DatasetSpec, storage: Storage, split: str, index: int, *, fsync: bool = False,
-               tally: _Tally | None = None) -> dict[str, int]:
-    """Write one file (and its companions); returns {key: size} of what was written."""
+               tally: _Tally | None = None, writing: threading.Semaphore | None = None) -> dict[str, int]:
+    """Write one file (and its companions); returns {key: size} of what was written.
+
+    ``writing``: a slot held while the file is written and given back before its commit, so
+    that another file is written while this one's commit waits for the device."""
     fmt = get_format(spec.format)
     key = spec.file_key(split, index)
-    # companions first: a data file never appears without them (their sizes from the writers:
-    # a stat would cost a request per file on object stores)
-    sizes = fmt.write_companions(storage, key, spec, split, index, fsync=fsync)
-    expected = fmt.stream_bytes(spec, split, index)
-    stream = stream_for(spec.seed, SPLITS[split], index, limit=expected, prefetch=True)
-    inner = storage.open_writer(key, fsync=fsync)
-    writer = _TallyWriter(inner, tally) if tally is not None else inner
-    if tally is not None:
-        with tally.lock:
-            tally.streams[key] = (stream, expected)
-    try:
-        with writer:  # commits when the block ends normally, aborts on any exception
-            info = fmt.write(writer, spec, split, index, stream)
-    finally:
+    slot = _Slot(writing)
+    with slot:
+        if tally is not None and tally.stop.is_set():
+            raise GenerationCancelled(f"{key}: generation cancelled")
+        expected = fmt.stream_bytes(spec, split, index)
+        stream = stream_for(spec.seed, SPLITS[split], index, limit=expected, prefetch=True)
+        inner = storage.open_writer(key, fsync=fsync)
+        writer = _TallyWriter(inner, tally) if tally is not None else inner
         if tally is not None:
             with tally.lock:
-                del tally.streams[key]
+                tally.streams[key] = (stream, expected)
+        try:
+            with writer:  # commits when the block ends normally, aborts on any exception
+                info = fmt.write(writer, spec, split, index, stream)
+                if tally is not None:
+                    with tally.lock:
+                        del tally.streams[key]
+                        tally.source_finished += expected
+                del stream  # its buffers go before the commit
+                slot.release()  # the commit (an fsync) runs while another file is written
+                # the companions before the data file's commit: a data file never appears without
+                # them (their sizes from the writers: a stat would cost a request per file on
+                # object stores). Not in the slot: their fsyncs wait behind the device too.
+                sizes = fmt.write_companions(storage, key, spec, split, index, fsync=fsync)
+        finally:
+            if tally is not None:
+                with tally.lock:
+                    tally.streams.pop(key, None)
     if tally is not None:
         with tally.lock:
             tally.files_done += 1
-            tally.source_finished += expected
             tally.encode_seconds += info.encode_seconds
     sizes[key] = writer.bytes_written
     return sizes
+
+
+class _Slot:
+    """Holds a semaphore (or nothing) from entry until ``release()`` or exit, whichever first."""
+
+    def __init__(self, semaphore: threading.Semaphore | None):
+        self.semaphore = semaphore
+
+    def __enter__(self) -> "_Slot":
+        if self.semaphore is not None:
+            self.semaphore.acquire()
+        return self
+
+    def release(self) -> None:
+        semaphore, self.semaphore = self.semaphore, None
+        if semaphore is not None:
+            semaphore.release()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def commits_aside(storage: Storage, fsync: bool) -> bool:
+    """Whether a file's commit runs beside the writing of the next files: when it waits for the
+    device (an fsync, asked for or always made) and holds nothing of the process's (a file's
+    bytes are the kernel's by then; an S3 upload still holds its parts in flight)."""
+    return storage.kind != "s3" and (fsync or storage.write_always_syncs)
 
 
 def _my_files(spec: DatasetSpec, rank: int, ranks: int) -> list[tuple[str, int]]:
@@ -367,8 +407,12 @@ def write_files(spec: DatasetSpec, storage: Storage, files: list[tuple[str, int]
                 fsync: bool = False, progress: Callable[[Progress], None] | None = None,
                 interval: float = 1.0, rank: int = 0, ranks: int = 1) -> tuple[dict[str, int], float]:
     """Write ``files`` ((split, index) pairs) with ``threads`` writers. At most ``threads`` files
-    are open at once. Returns ({key: size}, encode seconds). On the first failure the other
-    files in flight are aborted and the failure is raised."""
+    are being written at once; when commits wait for the device (``commits_aside``), up to
+    ``threads`` more are being committed meanwhile: with every thread writing a file and then
+    waiting for its fsync, the CPU idled while the device wrote and the device while the CPU
+    generated (durable parquet with 2 threads: 0.64-0.69 of a plain write, 0.79-0.83 with the
+    commits aside). Returns ({key: size}, encode seconds). On the first failure the other files
+    in flight are aborted and the failure is raised."""
     fmt = get_format(spec.format)
     expected = sum(fmt.stream_bytes(spec, s, i) for s, i in files)
     tally = _Tally(len(files), expected)
@@ -376,6 +420,10 @@ def write_files(spec: DatasetSpec, storage: Storage, files: list[tuple[str, int]
     ticker = _Ticker(tally, progress, interval, rank, ranks) if progress is not None else None
     pending: set[Future] = set()
     limit = max(1, threads)
+    writing = None
+    if commits_aside(storage, fsync):
+        writing = threading.Semaphore(limit)
+        limit *= 2  # the files being written, and as many being committed
     error: BaseException | None = None
 
     def collect(done: set[Future]) -> None:
@@ -389,7 +437,8 @@ def write_files(spec: DatasetSpec, storage: Storage, files: list[tuple[str, int]
                 while len(pending) >= limit:
                     done, pending = wait(pending, return_when=FIRST_COMPLETED)
                     collect(done)
-                pending.add(pool.submit(write_file, spec, storage, split, index, fsync=fsync, tally=tally))
+                pending.add(pool.submit(write_file, spec, storage, split, index, fsync=fsync, tally=tally,
+                                         writing=writing))
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 collect(done)
