@@ -163,8 +163,13 @@ def main(argv=None) -> int:
     size = parse_size(args.size)
     from pytest_iobench.storage.s3common import PART_BUDGET, PART_SIZE
 
-    print(f"{size / MiB:.0f} MiB per writer, {PART_SIZE // MiB} MiB parts, budget {PART_BUDGET.parts} parts "
-          f"per process; median of {args.repeats}; growth = peak RSS (VmHWM) - RSS before the writes")
+    try:  # minio's parts are S3's minimum (its SDK holds each part two or three times)
+        from pytest_iobench.storage.minio_backend import PART_SIZE as MINIO_PART_SIZE
+        minio_parts = f" (minio {MINIO_PART_SIZE // MiB} MiB)"
+    except ImportError:
+        minio_parts = ""
+    print(f"{size / MiB:.0f} MiB per writer, {PART_SIZE // MiB} MiB parts{minio_parts}, budget {PART_BUDGET.parts} "
+          f"parts per process; median of {args.repeats}; growth = peak RSS (VmHWM) - RSS before the writes")
     print(f"{'library':8} {'writers':>7} | {'growth MiB: now':>15} {'glibc':>6} {'no budget':>9} {'neither':>7} | "
           f"{'MB/s: now':>9} {'glibc':>6} {'neither':>7} {'ratio':>6} | {'peak parts':>10} {'buffers':>7}")
     case = 0
