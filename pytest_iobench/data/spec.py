@@ -129,6 +129,23 @@ _EXTRA_KEYS = {"record_element_bytes": None, "generation_buffer_size": 2 << 30, 
                # in DLIO's dlrm.yaml; no DLIO's config loader reads it
                "eval_num_samples_per_file": None}
 
+#: keys that, when given, change nothing generated or read here, and why (DatasetSpec.not_emulated)
+_NOT_EMULATED = {
+    "record_length_bytes_resize": ("DLIO's readers hand back an array of this size instead of the data read; our "
+                                   "readers return the data read"),
+    "eval_num_samples_per_file": ("no DLIO's config loader reads it (DLIO's dlrm.yaml sets it): eval files hold "
+                                  "num_samples_per_file samples, as in DLIO"),
+    "skip_listing": ("file names always come from DLIO's naming convention, never from listing the folder (what "
+                     "skip_listing: true does in the MLCommons fork)"),
+    "listing_validation_interval": ("the fork checks every N-th name exists before training; here every file is "
+                                    "known present before any read (the manifest and a listing, or a stat of each "
+                                    "adopted file)"),
+    "parquet.use_s3dlio_gen": "data is always generated with dgen-py (seeded)",
+    "arrow": "the MLCommons fork's Arrow IPC format (format: arrow) is not emulated; these keys apply to it only",
+    "data_gen_method": "data is always generated with dgen-py (seeded)",
+    "parquet.generation_batch_size": "parquet is generated one row group at a time",
+}
+
 #: older DLIO's names of the record size keys (its LoadConfig read record_length,
 #: record_length_stdev, record_length_resize; DLIO's resnet50_v100.yaml gives record_length_std,
 #: which no DLIO read): read as the current names
@@ -245,32 +262,8 @@ class DatasetSpec:
     @property
     def not_emulated(self) -> dict[str, str]:
         """Keys given that do not change what is generated or read here, and why."""
-        out = {}
-        named = {canonical: alias for alias, canonical in self.aliased}
-        if "record_length_bytes_resize" in self.given:
-            out[named.get("record_length_bytes_resize", "record_length_bytes_resize")] = (
-                "DLIO's readers hand back an array of this size instead of the data read; our readers return "
-                "the data read")
-        if "eval_num_samples_per_file" in self.given:
-            out["eval_num_samples_per_file"] = (
-                "no DLIO's config loader reads it (DLIO's dlrm.yaml sets it): eval files hold "
-                "num_samples_per_file samples, as in DLIO")
-        if "skip_listing" in self.given:
-            out["skip_listing"] = ("file names always come from DLIO's naming convention, never from listing "
-                                   "the folder (what skip_listing: true does in the MLCommons fork)")
-        if "listing_validation_interval" in self.given:
-            out["listing_validation_interval"] = (
-                "the fork checks every N-th name exists before training; here every file is known present "
-                "before any read (the manifest and a listing, or a stat of each adopted file)")
-        if "parquet.use_s3dlio_gen" in self.given:
-            out["parquet.use_s3dlio_gen"] = "data is always generated with dgen-py (seeded)"
-        if "arrow" in self.given:
-            out["arrow"] = ("the MLCommons fork's Arrow IPC format (format: arrow) is not emulated; these keys "
-                            "apply to it only")
-        if "data_gen_method" in self.given:
-            out["data_gen_method"] = "data is always generated with dgen-py (seeded)"
-        if "parquet.generation_batch_size" in self.given:
-            out["parquet.generation_batch_size"] = "parquet is generated one row group at a time"
+        named = {canonical: alias for alias, canonical in self.aliased}  # reported as the name given
+        out = {named.get(key, key): why for key, why in _NOT_EMULATED.items() if key in self.given}
         out.update(self.replaced)
         if self.format != "hdf5":
             for key in ("enable_chunking", "chunk_size", "hdf5"):
