@@ -32,7 +32,7 @@ from ..storage import allocator
 from ..storage.counting import CountingStorage
 from .compute import TimeDistribution
 
-#: files a worker keeps open at once (parquet keeps row groups cached per open file)
+#: files a worker keeps open at once (parquet holds a file's row groups while a handle of it is open)
 OPEN_FILES_PER_THREAD = 16
 
 

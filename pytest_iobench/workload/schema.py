@@ -187,8 +187,9 @@ NOT_EMULATED_STORAGE = "the storage under test comes from --iobench-storage / --
 READ_BY_NO_DLIO = "in DLIO's configs/workload/dlrm.yaml, but DLIO's config loader reads no such key either"
 #: parquet reader options of the MLCommons fork (storage.storage_options) we do not emulate
 PARQUET_READER_OPTIONS = {
-    "row_group_cache_size": "our parquet reader keeps its own small LRU of decoded row groups",
-    "metadata_cache": "each file's footer is read once per open file",
+    "row_group_cache_size": "a row group is read once and shared by the handles of its file in the process "
+                            "until each of its rows was read, at most 128 MiB held (data/formats/parquet.py RowGroups)",
+    "metadata_cache": "a file's footer is read once while any handle of it is open in the process",
     "memory_map": "reads go through the storage layer (no memory map)",
     "file_cache": "a read thread keeps up to 16 files open (loader.OPEN_FILES_PER_THREAD)",
 }
