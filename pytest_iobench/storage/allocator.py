@@ -10,7 +10,7 @@ Why: glibc gives each thread its own heap (arena), and a freed buffer is reused 
 threads of its heap; with the default dynamic mmap threshold, every uploading or reading thread
 kept its own freed 8 MiB part or 4 MiB sample buffers (8 S3 writers grew the RSS 320-520 MiB
 with only 128 MiB of parts). One heap removes that retention: a buffer freed by one thread is
-reused by any. The fixed threshold keeps S3 parts (8 MiB) and typical samples in that heap, and
+reused by any. The fixed threshold keeps samples (and the minio SDK's part copies) in that heap, and
 the trim threshold (which a fixed mmap threshold would otherwise set to 128 KiB) keeps freed
 memory for reuse instead of faulting fresh pages in (0.4-2 GB/s here, against ~14 GB/s for
 touched memory). Python threads take turns on the GIL, so one heap costs no contention worth
