@@ -20,7 +20,6 @@ no cache to drop).
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass
 from typing import Any
