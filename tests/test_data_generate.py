@@ -165,8 +165,8 @@ def test_files_this_tool_did_not_write_are_refused_and_left_untouched(tmp_path, 
     assert hashes(local(root)) == before
     with pytest.raises(ForeignData, match="not deleted: its 2 files were not written by this tool"):
         delete_dataset(local(root))
-    cache = DatasetCache(lambda area, prefix: area, adopt=True)
-    assert cache.get({**json.loads(spec), "keep_files": False}, local(root)).result.adopted
+    cache = DatasetCache(lambda area, prefix: area, adopt=True)  # read in place: <root>/<data_folder>/
+    assert cache.get({**json.loads(spec), "data_folder": ".", "keep_files": False}, local(root)).result.adopted
     assert cache.cleanup() == [] and hashes(local(root)) == before  # keep_files: false never deletes adopted files
 
     assert main(["--spec", spec, "--root", str(root), "--quiet", "--regenerate"]) == 0

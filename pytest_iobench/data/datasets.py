@@ -86,15 +86,13 @@ class DatasetCache:
 
     def __init__(self, open_at: Callable[[Storage, str], Storage], *, threads: int = 2, regenerate: bool = False,
                  progress: Callable[[str, Progress], None] | None = None, lock_dir: str | None = None,
-                 adopt: bool = False, in_place: bool = False):
+                 adopt: bool = False):
         self.open_at = open_at
         self.threads = threads
         self.regenerate = regenerate
-        #: use another tool's files with the spec's names as they are (generate(adopt=True))
+        #: ``get``'s area is a storage root and DLIO's datasets are read where DLIO writes them,
+        #: <area>/<data_folder>/, as they are (generate.adopt), never generated
         self.adopt = adopt
-        #: with adopt: ``get``'s area is a storage root and DLIO's datasets are read where DLIO
-        #: writes them, <area>/<data_folder>/, as they are (generate.adopt), never generated
-        self.in_place = adopt and in_place
         self.progress = progress
         self.lock_dir = lock_dir
         #: the first Dataset of each (location, prefix): the one generated (or adopted)
@@ -104,12 +102,10 @@ class DatasetCache:
         self._lock = threading.Lock()
 
     def get(self, spec: DatasetSpec | Mapping[str, Any], area: Storage) -> Dataset:
-        """The dataset of ``spec`` in ``area`` (a datasets area; a storage root when adopting in
-        place), read through ``area``'s library."""
+        """The dataset of ``spec`` in ``area`` (a datasets area; a storage root when adopting),
+        read through ``area``'s library."""
         spec = as_spec(spec)
-        prefix = dataset_prefix(spec)
-        if self.in_place:
-            prefix = dlio_folder(spec)
+        prefix = dlio_folder(spec) if self.adopt else dataset_prefix(spec)
         place = (*location(area), prefix)
         with self._lock:
             found = self._datasets.get((*place, area.kind, area.library))
@@ -127,7 +123,7 @@ class DatasetCache:
             return dataset
 
     def _generate(self, spec: DatasetSpec, area: Storage, prefix: str, place: tuple) -> Dataset:
-        if self.in_place:
+        if self.adopt:
             if not area.list(f"{prefix}/" if prefix else ""):  # before opening it: nothing is created
                 raise nothing_to_adopt(spec, area.uri(prefix))
             storage = self.open_at(area, prefix) if prefix else area
@@ -138,8 +134,7 @@ class DatasetCache:
         with self._host_lock(place) as marker:
             # regenerate once per run: another process of the run may be reading it already
             regenerate = self.regenerate and not (marker and os.path.exists(marker))
-            result = generate(spec, storage, threads=self.threads, regenerate=regenerate, progress=report,
-                              adopt=self.adopt)
+            result = generate(spec, storage, threads=self.threads, regenerate=regenerate, progress=report)
             if marker and regenerate:
                 open(marker, "w").close()
         return Dataset(spec, area, prefix, storage, result)

@@ -77,7 +77,7 @@ def _dataset_cache(pytestconfig: pytest.Config, storage_factory: StorageFactory,
     settings = get_settings(pytestconfig)
     cache = DatasetCache(storage_factory.at, threads=settings.generate_threads, regenerate=settings.regenerate,
                          progress=generation_progress, lock_dir=_lock_dir(tmp_path_factory, pytestconfig),
-                         adopt=settings.adopt, in_place=settings.adopt)
+                         adopt=settings.adopt)
     yield cache
     for problem in cache.cleanup():
         warnings.warn(problem, pytest.PytestWarning, stacklevel=1)
