@@ -80,8 +80,9 @@ def report(args: argparse.Namespace) -> int:
         if path.suffix in (".md", ".html"):
             print(f"wrote {path}")
     if comparison is not None and comparison.gating:
-        print(gate_line(document["comparison"]), file=sys.stderr if comparison.failed else sys.stdout)
-        return 1 if comparison.failed else 0
+        failed = comparison.failed
+        print(gate_line(document["comparison"], failed), file=sys.stderr if failed else sys.stdout)
+        return 1 if failed else 0
     return 0
 
 

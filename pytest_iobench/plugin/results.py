@@ -172,7 +172,7 @@ class ResultsPlugin:
         comparison = self.finished.comparison
         if comparison is not None and comparison.gating:
             failed = comparison.failed
-            tr.write_line(gate_line(document["comparison"]), red=failed, green=not failed, bold=True)
+            tr.write_line(gate_line(document["comparison"], failed), red=failed, green=not failed, bold=True)
 
     def _shown(self, path) -> str:
         try:

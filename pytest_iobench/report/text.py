@@ -186,16 +186,9 @@ def missing_note(comparison: dict[str, Any]) -> str:
             "--iobench-fail-missing, or `python -m pytest_iobench report ... --fail-missing`, fails on them)")
 
 
-def gate_failed(comparison: dict[str, Any]) -> bool:
-    """The verdict ``Comparison.failed`` gave, from the stored comparison."""
-    regressions = any(c["status"] == "regression" for c in comparison["changes"])
-    missing = bool(comparison.get("fail_missing")) and bool(comparison.get("missing_metrics"))
-    return comparison["gating"] and (regressions or missing)
-
-
-def gate_line(comparison: dict[str, Any]) -> str:
-    """The gate's verdict in one line: the regressions it failed on, or that it passed, and how
-    many baseline metrics it could not check."""
+def gate_line(comparison: dict[str, Any], failed: bool) -> str:
+    """The gate's verdict (``failed``: ``Comparison.failed``) in one line: the regressions it
+    failed on, or that it passed, and how many baseline metrics it could not check."""
     regressions = [c for c in comparison["changes"] if c["status"] == "regression"]
     missing = comparison.get("missing_metrics", [])
     against = comparison["baseline"]["path"]
@@ -211,6 +204,6 @@ def gate_line(comparison: dict[str, Any]) -> str:
         more = f" and {len(regressions) - 3} more" if len(regressions) > 3 else ""
         return (f"iobench: FAILED: {_plural(len(regressions), 'metric')} regressed beyond the threshold against "
                 f"{against}: {names}{more}{missing_part}")
-    if gate_failed(comparison):
+    if failed:
         return f"iobench: FAILED against {against}: {checked}, none regressed{missing_part}"
     return f"iobench: gate passed against {against}: {checked}, none regressed beyond the threshold{missing_part}"
