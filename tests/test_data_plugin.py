@@ -177,11 +177,17 @@ def test_nothing_there(dataset):
 
 def test_generation_suite_warns_when_writes_are_not_what_the_storage_says(pytester):
     result = pytester.runpytest_subprocess(
-        str(SUITE), "--iobench-storage=direct", "--iobench-libraries=posix,s3dlio", "--iobench-formats=npy",
+        str(SUITE), "--iobench-storage=local,direct", "--iobench-libraries=posix,s3dlio", "--iobench-formats=npy",
         "--iobench-generate-size=1MiB", "--iobench-threads=1", "-p", "no:cacheprovider", f"--rootdir={pytester.path}")
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=4)
     tests = {t["id"].split("[")[1]: t for t in
              json.loads(sorted((pytester.path / "reports").glob("iobench-*.json"))[-1].read_text())["tests"]}
     caveat = tests["npy-direct-s3dlio-t1]"]["warnings"]
     assert any("direct-s3dlio" in w and "page cache" in w for w in caveat), caveat
     assert not any("page cache" in w for w in tests["npy-direct-posix-t1]"]["warnings"])  # O_DIRECT writes
+    # generation does not fsync; s3dlio's file writers do all the same, so their figures say so
+    for storage_id in ("local-s3dlio", "direct-s3dlio"):
+        notes = tests[f"npy-{storage_id}-t1]"]["warnings"]
+        assert any(w.startswith(f"fsync: False does not take effect on {storage_id}") for w in notes), notes
+    for storage_id in ("local-posix", "direct-posix"):
+        assert not any("fsync" in w for w in tests[f"npy-{storage_id}-t1]"]["warnings"]), storage_id

@@ -30,19 +30,6 @@ from ..workload.job import checkpoint_job
 from ..workload.metrics import GB, GiB
 from .session import MPISession, SessionRun
 
-def write_warnings(storage: Storage, fsync: bool) -> list[str]:
-    """What checkpoint write figures on ``storage`` do not mean: the storage's own caveat (a
-    direct storage whose writes go through the page cache), and an fsync in every write that
-    checkpoint.fsync: False does not stop."""
-    warnings = []
-    if not fsync and storage.write_always_syncs:
-        warnings.append(f"checkpoint.fsync: False does not take effect on {storage.id}: its file writer fsyncs "
-                        "every shard when it finishes it, so the write times include an fsync")
-    if storage.write_caveat:
-        warnings.append(storage.write_caveat)
-    return warnings
-
-
 @dataclass
 class CheckpointOutcome:
     config: WorkloadConfig
@@ -80,15 +67,6 @@ class CheckpointOutcome:
     @property
     def read_bytes_per_second(self) -> list[float]:
         return self._rate(self.read_bytes, self.read_seconds)
-
-    def summary(self) -> dict[str, Any]:
-        """The fields DLIO's summary.json has for checkpoints (see dlio_output)."""
-        mean = lambda v: statistics.fmean(v) if v else 0.0  # noqa: E731
-        return {"size_bytes": self.size_bytes,
-                "write_bytes_per_second": mean(self.write_bytes_per_second),
-                "write_seconds_mean": mean(self.write_seconds),
-                "read_bytes_per_second": mean(self.read_bytes_per_second),
-                "read_seconds_mean": mean(self.read_seconds)}
 
     def figures(self) -> dict[str, float]:
         """This run's metrics: per phase measured, the mean over its checkpoints."""
@@ -171,7 +149,7 @@ def checkpoint_warnings(config: WorkloadConfig, outcome: CheckpointOutcome, layo
                         f"({outcome.size_bytes:,} of {outcome.layout['size_bytes']:,} bytes per checkpoint)")
     warnings.extend(_cache_warnings(outcome))
     if storage is not None:
-        warnings.extend(write_warnings(storage, config.checkpoint.fsync))
+        warnings.extend(storage.write_notes(config.checkpoint.fsync, "checkpoint.fsync"))
     if config.not_emulated:
         warnings.append(config.describe_not_emulated())
     warnings.extend(config.notes)

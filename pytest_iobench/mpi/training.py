@@ -23,7 +23,6 @@ from ..workload.job import training_job
 from ..workload.loop import epochs_with, plan_eval_steps, plan_steps
 from ..workload.metrics import GB
 from ..workload.sampler import new_run_seed
-from .checkpointing import write_warnings
 from .session import MPISession, SessionRun
 
 
@@ -117,7 +116,7 @@ def run_training_session(session: MPISession, config: WorkloadConfig, storage: S
     warnings = list(cached)
     checkpoints = training_checkpoints(results)
     if checkpoints:  # what the checkpoint write figures do not mean, as the checkpoint suite says
-        warnings.extend(write_warnings(checkpoint_storage, config.checkpoint.fsync))
+        warnings.extend(checkpoint_storage.write_notes(config.checkpoint.fsync, "checkpoint.fsync"))
     if config.not_emulated:
         warnings.append(config.describe_not_emulated())
     warnings.extend(config.notes)

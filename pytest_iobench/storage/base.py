@@ -144,6 +144,17 @@ class Storage(abc.ABC):
                     "buffered writes, reads are O_DIRECT")
         return None
 
+    def write_notes(self, fsync: bool, setting: str = "fsync") -> list[str]:
+        """What write figures of this storage do not mean when written with ``fsync`` (asked for
+        by ``setting``, named in the note): an fsync the writer makes anyway, and ``write_caveat``."""
+        notes = []
+        if not fsync and self.write_always_syncs:
+            notes.append(f"{setting}: False does not take effect on {self.id}: its file writer fsyncs every "
+                         "file when it commits it, so its write figures include an fsync")
+        if self.write_caveat:
+            notes.append(self.write_caveat)
+        return notes
+
     # -- what every library implements ---------------------------------------------------
     @abc.abstractmethod
     def uri(self, key: str) -> str:
