@@ -6,7 +6,6 @@ before collection: a bad key or value is one usage error listing every problem.
 
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
@@ -14,7 +13,7 @@ import pytest
 from ..mpi.session import MPISession
 from ..settings import Settings, SettingsError
 from ..workload.config import WorkloadConfig, WorkloadError, load_workload
-from ..workload.options import check_mpi_settings
+from ..workload.options import check_mpi_settings, override_problems, overrides_for, workload_id
 from .options import get_settings
 from .storage import _explicitly_parametrized
 
@@ -28,22 +27,6 @@ _CACHE_KEY = pytest.StashKey[dict]()
 
 def _search(config: pytest.Config) -> list[str]:
     return [str(config.rootpath / "fixtures" / "workloads")]
-
-
-def split_override(text: str) -> tuple[str | None, str]:
-    """``unet3d_h100:dataset.num_files_train=8`` -> ("unet3d_h100", "dataset.num_files_train=8");
-    an override without a workload name applies to every workload (None)."""
-    key = text.partition("=")[0]
-    if ":" in key:
-        workload, _, rest = text.partition(":")
-        return workload.strip(), rest
-    return None, text
-
-
-def overrides_for(name: str, overrides: list[str]) -> list[str]:
-    """The --iobench-set overrides that apply to workload ``name`` (its id: a path's file name)."""
-    own = _id(name)
-    return [rest for workload, rest in map(split_override, overrides) if workload in (None, name, own)]
 
 
 def _load(config: pytest.Config, name: str) -> WorkloadConfig:
@@ -82,13 +65,7 @@ def pytest_cmdline_main(config: pytest.Config):
     except SettingsError as exc:
         raise pytest.UsageError(str(exc)) from None
     names = settings.workload or (TRAINING_WORKLOADS + CHECKPOINT_WORKLOADS)
-    problems = []
-    known = {n for name in names for n in (name, _id(name))}
-    for text in settings.set:
-        workload, _ = split_override(text)
-        if workload is not None and workload not in known:
-            problems.append(f"--iobench-set {text}: workload {workload!r} is not run in this session "
-                            f"(workloads: {', '.join(map(_id, names))})")
+    problems = override_problems(settings.set, names)
     for name in names:
         try:
             workload = _load(config, name)
@@ -109,15 +86,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     for fixture, kind in (("training_workload", "train"), ("checkpoint_workload", "checkpoint")):
         if fixture in metafunc.fixturenames and not _explicitly_parametrized(metafunc, fixture):
             names = selected(config, kind)
-            metafunc.parametrize(fixture, names, ids=[_id(n) for n in names], indirect=True)
+            metafunc.parametrize(fixture, names, ids=[workload_id(n) for n in names], indirect=True)
     if "ranks" in metafunc.fixturenames and not _explicitly_parametrized(metafunc, "ranks"):
         counts = get_settings(config).ranks
         metafunc.parametrize("ranks", counts, ids=[f"r{n}" for n in counts])
-
-
-def _id(name: str) -> str:
-    """A path given as a workload becomes its file name in test ids."""
-    return os.path.splitext(os.path.basename(name))[0] if os.sep in name or name.endswith((".yaml", ".yml")) else name
 
 
 @pytest.fixture

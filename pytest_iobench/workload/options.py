@@ -16,6 +16,36 @@ def override(text: str) -> str:
     return text.strip()
 
 
+def split_override(text: str) -> tuple[str | None, str]:
+    """``unet3d_h100:dataset.num_files_train=8`` -> ("unet3d_h100", "dataset.num_files_train=8");
+    an override without a workload name applies to every workload (None)."""
+    key = text.partition("=")[0]
+    if ":" in key:
+        workload, _, rest = text.partition(":")
+        return workload.strip(), rest
+    return None, text
+
+
+def workload_id(name: str) -> str:
+    """A workload as test ids name it: a path given as a workload becomes its file name."""
+    return os.path.splitext(os.path.basename(name))[0] if os.sep in name or name.endswith((".yaml", ".yml")) else name
+
+
+def overrides_for(name: str, overrides: list[str]) -> list[str]:
+    """The --iobench-set overrides that apply to workload ``name`` (by its name or its id)."""
+    own = workload_id(name)
+    return [rest for workload, rest in map(split_override, overrides) if workload in (None, name, own)]
+
+
+def override_problems(overrides: list[str], names: list[str]) -> list[str]:
+    """One line per --iobench-set override naming a workload the session does not run."""
+    known = {n for name in names for n in (name, workload_id(name))}
+    return [f"--iobench-set {text}: workload {workload!r} is not run in this session "
+            f"(workloads: {', '.join(map(workload_id, names))})"
+            for text in overrides for workload in [split_override(text)[0]]
+            if workload is not None and workload not in known]
+
+
 def scale(text: str) -> float:
     """``1/1000``, ``0.001`` or ``1``: a fraction in (0, 1]."""
     try:
