@@ -114,3 +114,19 @@ def test_a_failing_abort_does_not_hide_why_the_write_stopped(tmp_path):
         with AbortFails(storage, storage.inner.open_writer("k")) as writer:
             writer.write(b"x")
             raise ValueError("the generator broke")
+
+
+def test_a_password_in_an_endpoint_url_made_in_code_stays_out_of_its_errors():
+    # the settings refuse user:password in --iobench-s3-endpoint; an endpoint built in code may
+    # still carry one, and the endpoint check's one-line errors name the URL
+    from pytest_iobench.storage.endpoint import EndpointError, check_endpoint
+
+    endpoint = S3Endpoint("http://user:Pa55wordInTheUrl@127.0.0.1:1", "AKIAABCDEFGHIJKLMNOP", "another-secret-key")
+    try:
+        check_endpoint(endpoint, "bucket", timeout=1.0)
+    except EndpointError as exc:
+        message = str(exc)
+    else:
+        raise AssertionError("port 1 on loopback answered")
+    assert "unreachable" in message and "127.0.0.1:1" in message
+    assert "Pa55wordInTheUrl" not in message and "***" in message

@@ -25,7 +25,10 @@ START_TIMEOUT = 60.0
 
 
 class EndpointError(Exception):
-    """The S3 endpoint cannot be used; the message is one line for the user."""
+    """The S3 endpoint cannot be used; the message is one line for the user, secrets redacted."""
+
+    def __init__(self, message: str):
+        super().__init__(redact(message))
 
 
 class _PortTaken(Exception):
@@ -102,8 +105,8 @@ class EmbeddedS3:
             if self.process.poll() is not None:
                 raise _PortTaken() from None
             self.stop(keep_log=True)
-            raise EndpointError(redact(f"the embedded S3 endpoint on {url} did not create its bucket "
-                                       f"{self.bucket!r}: {exc}; its log: {self.log.name}")) from None
+            raise EndpointError(f"the embedded S3 endpoint on {url} did not create its bucket "
+                                f"{self.bucket!r}: {exc}; its log: {self.log.name}") from None
         if self.process.poll() is not None:  # the probe and the bucket were another server's
             raise _PortTaken()
         return self.endpoint
@@ -179,6 +182,6 @@ def check_endpoint(endpoint: S3Endpoint, bucket: str, timeout: float = 5.0) -> N
             raise EndpointError(f"the bucket {bucket!r} does not exist on {endpoint.url}; create it or name another with --iobench-bucket") from None
         if code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
             raise EndpointError(f"the S3 endpoint {endpoint.url} refused the credentials for bucket {bucket!r} ({code})") from None
-        raise EndpointError(redact(f"the S3 endpoint {endpoint.url} answered {code} for bucket {bucket!r}")) from None
+        raise EndpointError(f"the S3 endpoint {endpoint.url} answered {code} for bucket {bucket!r}") from None
     except BotoCoreError as exc:
-        raise EndpointError(redact(f"the S3 endpoint {endpoint.url} cannot be used: {exc}")) from None
+        raise EndpointError(f"the S3 endpoint {endpoint.url} cannot be used: {exc}") from None

@@ -177,6 +177,9 @@ class S3Endpoint:
     def __post_init__(self):
         register_secret(self.secret_key)
         register_secret(self.session_token)
+        # the settings refuse user:password in a URL; an endpoint made in code may still carry
+        # one, and its URL is in messages
+        register_secret(urlsplit(self.url).password)
 
     @property
     def secure(self) -> bool:
