@@ -190,3 +190,51 @@ def test_each_batch_counts_the_bytes_its_reads_moved(tmp_path, threads):
     library.shutdown()
     assert [b.bytes_read for b in got] == [sum(1000 * (int(i) + 1) for i in row) for row in batches]
     assert sum(b.bytes_read for b in got) == storage.bytes_read
+
+
+@pytest.mark.parametrize("threads", [0, 2])
+def test_a_loader_that_keeps_no_samples_lets_each_go_before_the_next_read(threads):
+    """keep_samples=False (the training loop's loaders): a sample is freed as soon as it is read,
+    so the batches waiting in the prefetch queue hold no data."""
+    import weakref
+
+    class Sample:
+        pass
+
+    alive: list[weakref.ref] = []
+    live_at_read: list[int] = []
+    lock = threading.Lock()
+
+    class File:
+        num_samples = 4
+
+        def __init__(self, key):
+            pass
+
+        def read_sample(self, index):
+            sample = Sample()
+            with lock:
+                # what this thread read before is gone; only the other threads' reads in flight remain
+                live_at_read.append(sum(ref() is not None for ref in alive))
+                alive.append(weakref.ref(sample))
+            return sample
+
+        def close(self):
+            pass
+
+    keys = [f"train/f{i}" for i in range(6)]
+    batches = plan(6, 4, 4)
+    kept = Loader(File, keys, 4, read_threads=threads, prefetch_size=4)
+    with kept.epoch(batches) as reader:
+        held = list(reader)
+    assert all(len(b.samples) == 4 and all(isinstance(s, Sample) for s in b.samples) for b in held)
+    assert sum(ref() is not None for ref in alive) == len(alive), "a keeping loader holds every sample"
+    del held
+    alive.clear(), live_at_read.clear()
+
+    loader = Loader(File, keys, 4, read_threads=threads, prefetch_size=4, keep_samples=False)
+    with loader.epoch(batches) as reader:
+        got = list(reader)
+    assert [b.index for b in got] == list(range(len(batches))) and all(b.samples == [] for b in got)
+    assert len(alive) == batches.size and not any(ref() is not None for ref in alive)
+    assert max(live_at_read) <= max(threads - 1, 0), live_at_read

@@ -68,7 +68,7 @@ def run_training(config: WorkloadConfig, data: DatasetAccess, comm, *, run_seed:
     loader = Loader(data.open_file, data.train_keys, data.samples_per_file,
                     read_threads=reader.read_threads, prefetch_size=reader.prefetch_size,
                     preprocess=reader.preprocess_time, seed=train.seed + rank,
-                    counting=data.storage)
+                    counting=data.storage, keep_samples=False)
     eval_epochs = (set(epochs_with(ev.eval_after_epoch, ev.epochs_between_evals, train.epochs))
                    if config.workflow.evaluation else set())
     eval_sampler = eval_loader = None
@@ -83,7 +83,8 @@ def run_training(config: WorkloadConfig, data: DatasetAccess, comm, *, run_seed:
         check_window(config, eval_sampler.steps, what="eval")
         eval_loader = Loader(data.open_file, data.eval_keys, data.samples_per_file,
                              read_threads=reader.read_threads, prefetch_size=reader.prefetch_size,
-                             preprocess=reader.preprocess_time, seed=train.seed + rank + 7919)
+                             preprocess=reader.preprocess_time, seed=train.seed + rank + 7919,
+                             keep_samples=False)
     ckpt = config.checkpoint
     ckpt_epochs: set[int] = set()
     ckpt_steps = -1
