@@ -28,6 +28,7 @@ from pytest_iobench.storage import StorageError, StorageSpec, open_storage
 from pytest_iobench.storage.base import Storage
 from pytest_iobench.storage.posix import memory_file_system, resident_pages
 from pytest_iobench.storage.wrapping import WrappedStorage, WrappedWriter
+from pytest_iobench.workload.checkpoint_run import DROP_ATTEMPTS, drop_cache
 from pytest_iobench.workload.checkpoint_io import (
     MANIFEST,
     CheckpointError,
@@ -59,7 +60,8 @@ class Faulty(WrappedStorage):
     """A real storage with one fault injected on one shard: ``corrupt`` rewrites it with a
     flipped byte before it is first read, ``lose`` deletes it, ``fail_write`` breaks its writer
     half-way, ``keep_cache`` refuses to drop the page cache, ``fake_evict`` says it dropped it
-    and did nothing (as posix_fadvise does on tmpfs). Records whether each read found the file's
+    and did nothing (as posix_fadvise does on tmpfs), ``late_evict`` does that the first time
+    only (as the kernel may, missing pages it was still adding to its lists). Records whether each read found the file's
     first page already in the page cache."""
 
     def __init__(self, inner: Storage, target: str = "", fault: str = "", hide_spec: bool = False):
@@ -69,6 +71,7 @@ class Faulty(WrappedStorage):
             self.spec = None
         self.cached_reads: list[bool] = []
         self.fired = False
+        self.evictions = 0
 
     def _hit(self, key):
         if self.target and key.endswith(self.target) and not self.fired:
@@ -111,7 +114,8 @@ class Faulty(WrappedStorage):
         return writer
 
     def evict_cache(self, keys):
-        if self.fault == "fake_evict":
+        self.evictions += 1
+        if self.fault == "fake_evict" or (self.fault == "late_evict" and self.evictions == 1):
             return True
         return False if self.fault == "keep_cache" else self.inner.evict_cache(keys)
 
@@ -189,9 +193,20 @@ def test_resident_pages_sees_what_is_in_memory(local):
     assert 0 < resident_pages(path)[0] < 256, "reading a page brings it (and its readahead) back"
 
 
+def test_a_drop_that_leaves_pages_is_tried_again(local):
+    keys = [f"shard{i}" for i in range(3)]
+    for key in keys:
+        local.put(key, os.urandom(1 << 20))
+    probe = Faulty(local, fault="late_evict")
+    state = drop_cache(probe, keys)
+    assert probe.evictions == 2 and state.state == "evicted" and state.resident == 0 and state.pages == 768
+
+
 def test_a_drop_that_does_not_work_is_found_and_o_direct_used(local):
-    outcome = run_checkpoint_session(MPISession(), llama(), Faulty(local, fault="fake_evict"), ranks=1, scale=SCALE)
+    probe = Faulty(local, fault="fake_evict")
+    outcome = run_checkpoint_session(MPISession(), llama(), probe, ranks=1, scale=SCALE)
     assert outcome.cache == "odirect", "the drop said done, the pages stayed: read through O_DIRECT"
+    assert probe.evictions == DROP_ATTEMPTS, "tried again before giving up"
     detail = outcome.results[0]["cache_detail"]
     assert detail["resident_pages"] == detail["pages"] > 0
     assert any("dropping the page cache did not work; the shards were read through O_DIRECT" in w

@@ -197,6 +197,12 @@ def count_resident(storage: Storage, keys: list[str]) -> tuple[int, int]:
     return resident, total
 
 
+#: drops tried before a drop that leaves pages in memory is taken as not working: the kernel
+#: can miss pages it was still adding to its page lists a moment before (a busy machine's
+#: first checkpoint read showed it, once)
+DROP_ATTEMPTS = 3
+
+
 def drop_cache(storage: Storage, keys: list[str]) -> CacheState:
     """Make the reads of ``keys`` come from the storage, not from memory, and say how far that
     worked: the drop is verified on files, and O_DIRECT is the fallback on local files."""
@@ -209,15 +215,19 @@ def drop_cache(storage: Storage, keys: list[str]) -> CacheState:
                                     "there is no page cache to drop and no device behind it", filesystem=filesystem)
     if storage.kind == "direct":
         return CacheState("odirect", "reads open the shards with O_DIRECT: the page cache is not used")
-    dropped = storage.evict_cache(keys)
-    try:
-        resident, pages = count_resident(storage, keys)
-    except OSError as exc:
-        resident = pages = None
-        why = f"the drop could not be verified ({exc})"
-    else:
+    for _ in range(DROP_ATTEMPTS):
+        dropped = storage.evict_cache(keys)
+        try:
+            resident, pages = count_resident(storage, keys)
+        except OSError as exc:
+            resident = pages = None
+            why = f"the drop could not be verified ({exc})"
+            break
         why = (f"the page cache could not be dropped ({resident} of {pages} pages still in memory)" if not dropped
-               else f"the drop was reported done but {resident} of {pages} pages stayed in memory")
+               else f"the drop was reported done but {resident} of {pages} pages stayed in memory "
+                    f"(tried {DROP_ATTEMPTS} times)")
+        if not dropped or resident == 0:
+            break
     if dropped and resident == 0:
         return CacheState("evicted", f"dropped and verified: none of the {pages} pages of the shards is in memory",
                           resident=resident, pages=pages)
