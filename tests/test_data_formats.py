@@ -185,6 +185,28 @@ def test_parquet_opens_with_pyarrow(tmp_path, compression):
                               equal_nan=True)
 
 
+def test_parquet_bytes_do_not_depend_on_filling_row_groups_ahead(tmp_path):
+    """A file fills its next row group ahead only while a FILL_AHEAD permit is free (one per
+    core); a file that finds none fills one buffer in turn, and writes the same bytes."""
+    from pytest_iobench.data.formats import parquet
+
+    mapping = {"format": "parquet", "num_samples_per_file": 100, "record_length_bytes": 4104,
+               "parquet": {"row_group_size": 30}}
+    spec, root, _ = make(tmp_path / "ahead", mapping)
+    taken = 0
+    while parquet.FILL_AHEAD.acquire(blocking=False):
+        taken += 1
+    try:
+        assert taken >= 1
+        _, alone, _ = make(tmp_path / "in-turn", mapping)
+    finally:
+        for _ in range(taken):
+            parquet.FILL_AHEAD.release()
+    for key in spec.file_keys():
+        assert pq.ParquetFile(path(alone, key)).metadata.num_row_groups == 4
+        assert open(path(root, key), "rb").read() == open(path(alone, key), "rb").read()
+
+
 def test_parquet_reader_projects_columns_and_caches_row_groups(tmp_path):
     spec, root, storage = make(tmp_path, {"format": "parquet", "num_samples_per_file": 64, "record_length_bytes": 16392,
                                           "parquet": {"row_group_size": 16, "columns": [

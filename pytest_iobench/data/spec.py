@@ -57,7 +57,7 @@ PARQUET_DTYPES = ("binary", "int8", "int16", "int32", "int64", "uint8", "uint16"
                   "uint64", "float16", "float32", "float64")
 
 #: rows of one parquet row group are kept under this many bytes while generating (a writer holds
-#: two: the next is filled from the random source while one is encoded)
+#: one or two: formats/parquet.py, FILL_AHEAD)
 MAX_ROW_GROUP_BYTES = 16 << 20
 #: the largest piece a writer hands to the storage at once
 WRITE_CHUNK = 8 << 20

@@ -4,8 +4,8 @@ Columns (dataset.parquet.columns; by default one ``data`` column holding the who
 ``binary`` columns are fixed_size_binary, which pyarrow encodes about ten times faster than a
 list of uint8 (one value per byte); numeric columns of one element are plain columns, of
 several elements fixed_size_list columns. Every column is built without a copy over a slice of
-one of two reused buffers filled from the random source (the next row group's is filled by a
-helper thread while this one is encoded and written), dictionary encoding and statistics are off
+a reused buffer filled from the random source (with a second one where a core is free for it:
+the next row group's is filled by a helper thread while this one is encoded), dictionary encoding and statistics are off
 (random values gain nothing from them), and pages are kept near 1 MiB (write_batch_size) which
 is where pyarrow encodes large values fastest. A row group is at most MAX_ROW_GROUP_BYTES, so
 memory stays bounded whatever the file size.
@@ -21,10 +21,13 @@ epoch, instead of a read of a row group per sample.
 from __future__ import annotations
 
 import bisect
+import os
 import threading
 import weakref
 from collections import OrderedDict
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 
 import numpy as np
 import pyarrow as pa
@@ -39,6 +42,10 @@ from .base import FileInfo, Format, RangeFile, SampleFile, WriterSink
 _CODECS = {"none": "NONE", "snappy": "SNAPPY", "zstd": "ZSTD", "gzip": "GZIP", "lz4": "LZ4", "brotli": "BROTLI"}
 #: target data page size: pyarrow encodes large values fastest with pages near 1 MiB
 PAGE_BYTES = 1 << 20
+#: files of the process whose next row group is filled ahead, in a second buffer, while this one
+#: is encoded: the fill runs on an idle core, and there are no more of those than cores (with 4
+#: threads on 2 cores, a second buffer each held 64 MiB more for nothing: peak RSS 251 MiB)
+FILL_AHEAD = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
 
 
 def _arrow_type(dtype: str, count: int) -> pa.DataType:
@@ -256,6 +263,31 @@ def _value(column: pa.ChunkedArray, row: int):
     return chunk[row].as_py()
 
 
+def _row_group_bytes(stream: RandomStream, sizes: list[int]) -> Iterator[np.ndarray]:
+    """The bytes of each row group in turn, from ``stream``; each is valid until the next is
+    asked for. Where a core may be idle for it (FILL_AHEAD), a helper thread fills the next
+    one's buffer while the caller encodes this one; otherwise one buffer is filled in turn.
+    One fill at a time, in order: the same bytes either way."""
+    ahead = len(sizes) > 1 and FILL_AHEAD.acquire(blocking=False)
+    buffers = [np.empty(max(sizes), dtype=np.uint8) for _ in range(2 if ahead else 1)]
+    filler = ThreadPoolExecutor(max_workers=1, thread_name_prefix="iobench-parquet-fill") if ahead else None
+    try:
+        pending: Future | None = None
+        for g, size in enumerate(sizes):
+            view = buffers[g % len(buffers)][:size]
+            if pending is None:
+                stream.readinto(view)
+            else:
+                pending.result()
+            if filler is not None and g + 1 < len(sizes):
+                pending = filler.submit(stream.readinto, buffers[(g + 1) % 2][:sizes[g + 1]])
+            yield view
+    finally:
+        if filler is not None:
+            filler.shutdown(wait=True)  # a fill under way ends before its buffer goes
+            FILL_AHEAD.release()
+
+
 class Parquet(Format):
     name = "parquet"
 
@@ -268,9 +300,6 @@ class Parquet(Format):
         n = spec.num_samples_per_file
         rows = spec.row_group_rows
         counts = [min(rows, n - done) for done in range(0, n, rows)]
-        # two buffers: a helper thread fills the next row group's from the random source while
-        # pyarrow encodes and writes this one (one fill at a time, in order: the same bytes)
-        buffers = [np.empty(rows * row_bytes, dtype=np.uint8) for _ in range(min(2, len(counts)))]
         sink = WriterSink(writer)
         options = dict(compression=_CODECS[spec.effective_compression], use_dictionary=False,
                        write_statistics=False, write_batch_size=max(1, PAGE_BYTES // row_bytes))
@@ -278,16 +307,8 @@ class Parquet(Format):
             options["compression_level"] = spec.effective_compression_level
         pq_writer = pq.ParquetWriter(sink, schema, **options)
         try:
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="iobench-parquet-fill") as filler:
-                def fill(g: int) -> Future:
-                    return filler.submit(stream.readinto, buffers[g % 2][:counts[g] * row_bytes])
-
-                pending = fill(0)
-                for g, count in enumerate(counts):
-                    pending.result()
-                    used = buffers[g % 2][:count * row_bytes]
-                    if g + 1 < len(counts):
-                        pending = fill(g + 1)
+            with closing(_row_group_bytes(stream, [count * row_bytes for count in counts])) as fills:
+                for count, used in zip(counts, fills):
                     arrays, at = [], 0
                     for _, dtype, elems in layout:
                         size = count * elems * _element_bytes(dtype)
