@@ -101,12 +101,8 @@ class Settings:
             if value is None or value == [] or value == ():
                 continue
             option = REGISTRY.get(name)
-            if option is not None and option.secret:
-                text = "***"
-            elif option is not None and option.masked:
-                # the last characters of a key id that is also the secret (minioadmin) would be
-                # the secret's
-                text = "****" if str(value) in secrets else mask(str(value))
+            if option is not None and (option.secret or option.masked):
+                text = hidden(option, str(value), str(value) in secrets)
             elif isinstance(value, (list, tuple)):
                 text = ",".join(str(v) for v in value)
             else:
@@ -214,6 +210,16 @@ def positive_int(text: str) -> int:
     if len(values) != 1 or "," in text:
         raise ValueError("give one positive whole number")
     return values[0]
+
+
+def hidden(option: Option, text: str, is_secret: bool) -> str:
+    """How the value ``text`` of a secret or masked option is shown: a secret as ``***``, a
+    masked one as ``mask(text)``, or as ``****`` alone where the value is also a secret (the
+    last characters of a key id that is also the secret key, as minioadmin is, would be the
+    secret's)."""
+    if option.secret:
+        return "***"
+    return "****" if is_secret else mask(text)
 
 
 def mask(text: str) -> str:

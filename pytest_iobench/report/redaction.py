@@ -12,7 +12,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from ..settings import REGISTRY, Option, Settings, mask
+from ..settings import REGISTRY, Option, Settings, hidden
 from ..storage.errors import holds_secret, redact, register_secret
 
 #: environment variables that hold secrets whether or not an option reads them
@@ -61,11 +61,9 @@ def redact_in_place(value: Any) -> Any:
     return value
 
 
-def _hidden(value: str, option: Option) -> str:
-    """How ``value`` of a secret or masked option is shown (as ``Settings.describe`` shows it)."""
-    if option.secret:
-        return "***"
-    return "****" if holds_secret(value) else mask(value)
+def _shown(option: Option, value: str) -> str:
+    """``value`` of a secret or masked option as the document shows it (as the header does)."""
+    return hidden(option, value, holds_secret(value))
 
 
 def _masked_arg(arg: str, options: Sequence[Option]) -> str | None:
@@ -74,7 +72,7 @@ def _masked_arg(arg: str, options: Sequence[Option]) -> str | None:
     for option in options:
         for prefix in (option.flag + "=", option.ini + "=", f"-o{option.ini}=", f"--override-ini={option.ini}="):
             if arg.startswith(prefix):
-                return prefix + _hidden(arg[len(prefix):], option)
+                return prefix + _shown(option, arg[len(prefix):])
     return None
 
 
@@ -83,17 +81,17 @@ def masked_command(args: Sequence[str]) -> list[str]:
     masked ones (an access key id) as ``settings.mask`` shows them (``****`` and the last 4
     characters; ``****`` alone when the value is also a secret), every other argument through
     ``redact``. Call it once the session's secrets are registered (``register_session_secrets``)."""
-    hidden = [option for option in REGISTRY.values() if option.secret or option.masked]
-    flags = {option.flag: option for option in hidden}
+    concealed = [option for option in REGISTRY.values() if option.secret or option.masked]
+    flags = {option.flag: option for option in concealed}
     shown, pending = [], None
     for arg in map(str, args):
         if pending is not None:
-            shown.append(_hidden(arg, pending))
+            shown.append(_shown(pending, arg))
             pending = None
         elif arg in flags:
             shown.append(arg)
             pending = flags[arg]
         else:
-            masked = _masked_arg(arg, hidden)
+            masked = _masked_arg(arg, concealed)
             shown.append(redact(arg) if masked is None else masked)
     return shown
