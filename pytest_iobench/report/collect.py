@@ -15,7 +15,7 @@ OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed", "incom
 #: a suite's kind, from words in its file name (test_storage_conformance -> conformance)
 _KIND_WORDS = (
     ("conformance", "conformance"), ("generat", "generate"), ("checkpoint", "checkpoint"),
-    ("train", "train"), ("latency", "latency"), ("read", "read"),
+    ("train", "train"), ("latency", "latency"), ("throughput", "throughput"), ("read", "read"),
 )
 
 

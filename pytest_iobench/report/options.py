@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..data.options import byte_size
 from ..settings import Option, boolean, comma_list, declare, positive_int
 from .thresholds import parse_override, parse_percentage
 
@@ -16,6 +17,20 @@ def non_negative_int(text: str) -> int:
     if number < 0:
         raise ValueError(f"{number} is negative; give a whole number, 0 or more, such as 1")
     return number
+
+
+def byte_sizes(text: str) -> tuple[int, ...]:
+    """``1MiB,16MiB``: one or more sizes, as byte_size reads each."""
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise ValueError("give one or more sizes such as 1MiB,16MiB")
+    sizes = []
+    for item in items:
+        try:
+            sizes.append(byte_size(item))
+        except ValueError as exc:
+            raise ValueError(f"{item!r}: {exc}") from None
+    return tuple(dict.fromkeys(sizes))
 
 
 def human_formats(text: str) -> tuple[str, ...]:
@@ -46,4 +61,8 @@ declare(
            parse=parse_override, multiple=True, metavar="METRIC=PCT"),
     Option("latency-rounds", "timed calls per latency test (suites/test_latency.py)", default="20",
            parse=positive_int, metavar="N"),
+    Option("object-sizes", "object sizes of the throughput suite, each a case (comma list, e.g. 1MiB,16MiB)",
+           default="1MiB", parse=byte_sizes, metavar="SIZES"),
+    Option("throughput-bytes", "bytes each case of the throughput suite puts or gets per run (e.g. 1GiB)",
+           default="64MiB", parse=byte_size, metavar="SIZE"),
 )

@@ -19,7 +19,7 @@ from typing import Any
 
 from .jsonable import jsonable
 
-KINDS = ("conformance", "generate", "read", "train", "checkpoint", "latency")
+KINDS = ("conformance", "generate", "read", "train", "checkpoint", "latency", "throughput")
 #: time units ``latency`` can record in, and seconds per unit
 TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
 DIRECTIONS = ("higher", "lower", "none")

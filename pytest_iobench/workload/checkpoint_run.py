@@ -214,7 +214,7 @@ def drop_cache(storage: Storage, keys: list[str]) -> CacheState:
         return CacheState("memory", f"the storage root {storage.root} is on {filesystem}: its files are memory, "
                                     "there is no page cache to drop and no device behind it", filesystem=filesystem)
     if storage.kind == "direct":
-        return CacheState("odirect", "reads open the shards with O_DIRECT: the page cache is not used")
+        return CacheState("odirect", "reads open the files with O_DIRECT: the page cache is not used")
     for _ in range(DROP_ATTEMPTS):
         dropped = storage.evict_cache(keys)
         try:
@@ -229,7 +229,7 @@ def drop_cache(storage: Storage, keys: list[str]) -> CacheState:
         if not dropped or resident == 0:
             break
     if dropped and resident == 0:
-        return CacheState("evicted", f"dropped and verified: none of the {pages} pages of the shards is in memory",
+        return CacheState("evicted", f"dropped and verified: none of the {pages} pages of the files is in memory",
                           resident=resident, pages=pages)
     if not dropped and resident is None:
         why = "the page cache could not be dropped"
@@ -242,7 +242,7 @@ def drop_cache(storage: Storage, keys: list[str]) -> CacheState:
         except (StorageUnsupported, StorageError, OSError) as exc:
             why += f"; O_DIRECT is not possible either: {exc}"
         else:
-            return CacheState("odirect", why + "; the shards are read through O_DIRECT instead",
+            return CacheState("odirect", why + "; the files are read through O_DIRECT instead",
                               resident=resident, pages=pages, reader=reader)
     return CacheState("none", why, resident=resident, pages=pages)
 
