@@ -27,7 +27,7 @@ import pytest
 from pytest_iobench.data.random import stream_for
 from pytest_iobench.plugin.options import get_settings
 from pytest_iobench.storage.throughput import transfer
-from pytest_iobench.workload.checkpoint_run import drop_cache
+from pytest_iobench.workload.page_cache import drop_cache
 
 SEED = 20261201
 MB = 1_000_000
@@ -106,7 +106,7 @@ def test_throughput(operation, object_size, storage, threads, space, iobench_con
     iobench_record.details["throughput"] = {
         "operation": operation, "object_bytes": object_size, "objects": count,
         "runs": runs,  # warm-ups first
-        "cache_before_get": caches,  # per run (workload/checkpoint_run.drop_cache)
+        "cache_before_get": caches,  # per run (workload/page_cache.drop_cache)
         "note": ("each run puts every object to a new key" if operation == "put"
                  else "each run gets every object once; the objects were put before the runs"),
     }

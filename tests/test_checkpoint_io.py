@@ -28,7 +28,7 @@ from pytest_iobench.storage import StorageError, StorageSpec, open_storage
 from pytest_iobench.storage.base import Storage
 from pytest_iobench.storage.posix import memory_file_system, resident_pages
 from pytest_iobench.storage.wrapping import WrappedStorage, WrappedWriter
-from pytest_iobench.workload.checkpoint_run import DROP_ATTEMPTS, drop_cache
+from pytest_iobench.workload.page_cache import DROP_ATTEMPTS, drop_cache
 from pytest_iobench.workload.checkpoint_io import (
     MANIFEST,
     CheckpointError,
