@@ -13,7 +13,7 @@ import threading
 
 import pytest
 
-from pytest_iobench.storage import minio_backend
+from pytest_iobench.storage import minio_backend, s3common
 from pytest_iobench.storage import allocator
 from pytest_iobench.storage.errors import StorageError
 from pytest_iobench.storage.s3common import MAX_PARTS_IN_FLIGHT, PART_BUDGET, PART_BUFFERS, PART_SIZE
@@ -71,16 +71,21 @@ def test_minio_pipe_holds_at_most_its_bound_whatever_the_write_size():
     assert most[0] <= 3 * MiB, f"the pipe held {most[0]:,} bytes at once with a bound of 2 MiB and 1 MiB pieces"
 
 
-def test_minio_refuses_a_streamed_object_past_its_parts(storage_factory, monkeypatch, tmp_path):
-    # 10,000 parts of 5 MiB (48.8 GiB) made small: the write that passes it fails, naming the
-    # limit, and the aborted upload leaves nothing under the key
-    storage = storage_factory.at(storage_factory.get("s3", "minio"), f"limit-{tmp_path.name}")
-    monkeypatch.setattr(minio_backend, "MAX_OBJECT_BYTES", 3 << 20)
+@pytest.mark.parametrize("library, part_mib", [("minio", 5), ("boto3", 8), ("s3dlio", 8)])
+def test_a_streamed_object_past_s3s_parts_is_refused(storage_factory, monkeypatch, tmp_path, library, part_mib):
+    # S3's 10,000 parts (48.8 GiB of minio's 5 MiB parts, 78.1 GiB of 8 MiB) made 1: the write
+    # that passes it fails before it is sent, naming the limit, and the aborted upload leaves
+    # nothing under the key
+    storage = storage_factory.at(storage_factory.get("s3", library), f"limit-{tmp_path.name}")
+    monkeypatch.setattr(s3common, "MAX_PARTS", 1)
     piece = memoryview(os.urandom(1 << 20))
+    limit = part_mib << 20
     try:
-        with pytest.raises(StorageError, match=r"minio holds at most 3,145,728 bytes .*would make it 4,194,304"):
+        with pytest.raises(StorageError, match=(
+                rf"{library} holds at most {limit:,} bytes \(0.0 GiB: 1 parts of {part_mib} MiB\); "
+                rf"this write would make it {limit + (1 << 20):,}")):
             with storage.open_writer("big") as writer:
-                for _ in range(4):
+                for _ in range(part_mib + 1):
                     writer.write(piece)
         assert storage.list("") == []
     finally:

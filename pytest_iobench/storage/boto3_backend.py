@@ -26,6 +26,7 @@ from .s3common import (
     PART_BUDGET,
     PART_BUFFERS,
     PartFiller,
+    check_stream_size,
     S3Location,
     error_for_code,
     is_invalid_range,
@@ -59,6 +60,7 @@ class _MultipartWriter(StreamWriter):
         self.filler = PartFiller(self._send_part)  # the part being filled: this writer's own, not budgeted
 
     def _write(self, view: memoryview) -> None:
+        check_stream_size(self.key, LIBRARY, self.bytes_written, view.nbytes)
         self.filler.write(view)
 
     def _send_part(self, part) -> None:

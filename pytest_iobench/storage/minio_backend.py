@@ -18,7 +18,7 @@ without the look-ahead byte (``put_object(length=-1)`` reads a part and one byte
 parts are the smallest S3 allows, 5 MiB (the SDK's own choice for objects under 48.8 GiB), not
 the 8 MiB of the other libraries: generating 1 GiB to S3 with 4 threads peaked at 271 MiB with 8
 MiB parts, 215 with 5, at the same speed. The cost: 10,000 parts make a streamed object of at
-most MAX_OBJECT_BYTES (48.8 GiB), refused beyond that with a clear error.
+most 48.8 GiB, refused beyond that with a clear error (``s3common.check_stream_size``).
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from .s3common import (
     MAX_PARTS_IN_FLIGHT,
     PART_BUDGET,
     S3Location,
+    check_stream_size,
     error_for_code,
     is_invalid_range,
 )
@@ -45,8 +46,6 @@ from .s3common import (
 LIBRARY = "minio"
 #: minio's part size: S3's minimum (see above)
 PART_SIZE = 5 << 20
-#: the largest object a streaming writer can make: S3's 10,000 parts of PART_SIZE
-MAX_OBJECT_BYTES = MAX_PARTS * PART_SIZE
 
 
 def translate(op: str, key: str, exc: Exception) -> StorageError:
@@ -173,10 +172,7 @@ class _StreamingPut(StreamWriter):
 
     def _write(self, view: memoryview) -> None:
         self._check("write")
-        if self.bytes_written + view.nbytes > MAX_OBJECT_BYTES:
-            raise StorageError("write", self.key, LIBRARY, (
-                f"an object streamed through minio holds at most {MAX_OBJECT_BYTES:,} bytes ({MAX_PARTS:,} parts of "
-                f"{PART_SIZE // (1 << 20)} MiB); this write would make it {self.bytes_written + view.nbytes:,}"))
+        check_stream_size(self.key, LIBRARY, self.bytes_written, view.nbytes, PART_SIZE)
         self.pipe.push(view)
         self._check("write")
 

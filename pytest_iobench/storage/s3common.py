@@ -129,6 +129,17 @@ class PartBuffers:
 PART_BUFFERS = PartBuffers(PART_BUDGET_PARTS)
 
 
+def check_stream_size(key: str, library: str, written: int, adding: int, part_size: int = PART_SIZE) -> None:
+    """Refuse the write that would take a streamed object past S3's MAX_PARTS parts of
+    ``part_size``, before any of it is sent: the upload would fail at part 10,001 anyway, after
+    tens of GiB."""
+    most = MAX_PARTS * part_size
+    if written + adding > most:
+        raise StorageError("write", key, library, (
+            f"an object streamed through {library} holds at most {most:,} bytes ({most / (1 << 30):.1f} GiB: "
+            f"{MAX_PARTS:,} parts of {part_size // (1 << 20)} MiB); this write would make it {written + adding:,}"))
+
+
 class PartFiller:
     """The part one streaming writer fills: the caller's pieces are copied into a buffer from
     PART_BUFFERS, and each full part is handed to ``send``, which owns it from then on (and gives

@@ -36,6 +36,7 @@ from .s3common import (
     PART_BUFFERS,
     PART_SIZE,
     PartFiller,
+    check_stream_size,
     S3Endpoint,
     S3Location,
     error_from_text,
@@ -91,6 +92,7 @@ class _MultipartWriter(StreamWriter):
         self.filler = PartFiller(self._send_part)  # the part being filled: this writer's own, not budgeted
 
     def _write(self, view: memoryview) -> None:
+        check_stream_size(self.key, LIBRARY, self.bytes_written, view.nbytes)
         self.filler.write(view)
 
     def _send_part(self, part: mmap.mmap) -> None:
