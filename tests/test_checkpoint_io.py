@@ -62,7 +62,7 @@ class Faulty(WrappedStorage):
     half-way, ``keep_cache`` refuses to drop the page cache, ``fake_evict`` says it dropped it
     and did nothing (as posix_fadvise does on tmpfs), ``late_evict`` does that the first time
     only (as the kernel may, missing pages it was still adding to its lists). Records whether each read found the file's
-    first page already in the page cache."""
+    pages already in the page cache."""
 
     def __init__(self, inner: Storage, target: str = "", fault: str = "", hide_spec: bool = False):
         super().__init__(inner)
@@ -80,20 +80,13 @@ class Faulty(WrappedStorage):
         return False
 
     def _probe(self, key):
+        """Whether any page of the file is in memory as its read begins (mincore, which reads
+        nothing: a read with RWF_NOWAIT starts readahead itself, and a fast device could have
+        the page in before the call returned)."""
         path = getattr(self.inner, "path", None)
-        if path is None or key.endswith(MANIFEST):
+        if path is None or key.endswith(MANIFEST) or not os.path.exists(path(key)):
             return
-        try:
-            fd = os.open(path(key), os.O_RDONLY)
-        except FileNotFoundError:
-            return
-        try:
-            os.preadv(fd, [bytearray(4096)], 0, os.RWF_NOWAIT)
-            self.cached_reads.append(True)
-        except BlockingIOError:
-            self.cached_reads.append(False)
-        finally:
-            os.close(fd)
+        self.cached_reads.append(resident_pages(path(key))[0] > 0)
 
     def get(self, key):
         if self._hit(key):
@@ -208,7 +201,8 @@ def test_a_drop_that_does_not_work_is_found_and_o_direct_used(local):
     assert outcome.cache == "odirect", "the drop said done, the pages stayed: read through O_DIRECT"
     assert probe.evictions == DROP_ATTEMPTS, "tried again before giving up"
     detail = outcome.results[0]["cache_detail"]
-    assert detail["resident_pages"] == detail["pages"] > 0
+    # pages stayed (all of them, unless the kernel reclaimed some meanwhile: a busy machine does)
+    assert 0 < detail["resident_pages"] <= detail["pages"]
     assert any("dropping the page cache did not work; the shards were read through O_DIRECT" in w
                and "pages stayed in memory" in w for w in outcome.warnings)
 
