@@ -61,7 +61,7 @@ class Faulty(WrappedStorage):
     flipped byte before it is first read, ``lose`` deletes it, ``fail_write`` breaks its writer
     half-way, ``keep_cache`` refuses to drop the page cache, ``fake_evict`` says it dropped it
     and did nothing (as posix_fadvise does on tmpfs), ``late_evict`` does that the first time
-    only (as the kernel may, missing pages it was still adding to its lists). Records whether each read found the file's
+    only (as a drop that finds pages locked or under writeback does). Records whether each read found the file's
     pages already in the page cache."""
 
     def __init__(self, inner: Storage, target: str = "", fault: str = "", hide_spec: bool = False):

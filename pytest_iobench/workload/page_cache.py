@@ -51,9 +51,9 @@ def count_resident(storage: Storage, keys: list[str]) -> tuple[int, int]:
     return resident, total
 
 
-#: drops tried before a drop that leaves pages in memory is taken as not working: the kernel
-#: can miss pages it was still adding to its page lists a moment before (a busy machine's
-#: first checkpoint read showed it, once)
+#: drops tried before a drop that leaves pages in memory is taken as not working: a page that is
+#: locked or under writeback (by another process) when the drop passes it stays; a second pass
+#: costs nothing when the first worked
 DROP_ATTEMPTS = 3
 
 
