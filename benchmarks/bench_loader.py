@@ -42,6 +42,7 @@ from pytest_iobench.storage import StorageSpec, open_storage
 from pytest_iobench.storage.counting import CountingStorage
 from pytest_iobench.workload.config import load_mapping
 from pytest_iobench.workload.loop import DatasetAccess, run_training
+from together import run_together
 
 MiB = 1 << 20
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -193,7 +194,6 @@ def read_ratio(storage_kind: str, files: int, file_kib: int, threads: int, repea
 
         def pool() -> float:
             drop()
-            start = time.perf_counter()
             todo = iter(keys)
             lock = threading.Lock()
 
@@ -205,12 +205,7 @@ def read_ratio(storage_kind: str, files: int, file_kib: int, threads: int, repea
                         return
                     storage.get(key)  # dropped at once, as the loader's samples are
 
-            threads_ = [threading.Thread(target=work) for _ in range(threads)]
-            for t in threads_:
-                t.start()
-            for t in threads_:
-                t.join()
-            return total / (time.perf_counter() - start)
+            return total / run_together([work] * threads)
 
         def loader() -> float:
             drop()

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import threading
 import time
 
 import numpy as np
@@ -23,6 +22,7 @@ import numpy as np
 sys.path.insert(0, ".")
 from pytest_iobench.data.options import byte_size  # noqa: E402
 from pytest_iobench.data.random import stream_for  # noqa: E402
+from together import run_together  # noqa: E402
 
 GB = 1e9
 
@@ -54,13 +54,7 @@ def concurrent(size: int, threads: int, seed: int) -> float:
     def run(i: int) -> None:
         times[i] = fill(size, 8 << 20, seed + i)
 
-    workers = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
-    start = time.perf_counter()
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    return time.perf_counter() - start
+    return run_together(lambda i=i: run(i) for i in range(threads))
 
 
 def main(argv=None) -> int:

@@ -37,6 +37,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 from pytest_iobench.storage.endpoint import EmbeddedS3  # noqa: E402
+from together import run_together  # noqa: E402
 
 MiB = 1 << 20
 MB = 1e6
@@ -84,13 +85,7 @@ def child(library: str, writers: int, size: int, mode: str) -> dict:
                 writer.write(chunk)
                 left -= chunk.nbytes
 
-    threads = [threading.Thread(target=write, args=(n,)) for n in range(writers)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - started
+    elapsed = run_together(lambda n=n: write(n) for n in range(writers))
     peak = _status_kib("VmHWM")
     sizes = [storage.stat(f"w{n}").size for n in range(writers)]
     storage.delete_prefix("")

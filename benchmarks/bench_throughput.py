@@ -23,12 +23,11 @@ import os
 import statistics
 import sys
 import tempfile
-import threading
-import time
 
 from pytest_iobench.data.random import stream_for
 from pytest_iobench.storage import StorageSpec, open_storage
 from pytest_iobench.storage.throughput import transfer
+from together import run_together
 
 
 def plain(storage, op: str, keys: list[str], payloads: list[bytes], threads: int) -> float:
@@ -42,17 +41,7 @@ def plain(storage, op: str, keys: list[str], payloads: list[bytes], threads: int
                 storage.put(keys[i], payloads[i])
 
     slices = [list(range(w, len(keys), threads)) for w in range(threads)]
-    if threads == 1:
-        start = time.perf_counter()
-        work(slices[0])
-        return time.perf_counter() - start
-    workers = [threading.Thread(target=work, args=(s,)) for s in slices]
-    start = time.perf_counter()
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    return time.perf_counter() - start
+    return run_together(lambda s=s: work(s) for s in slices)
 
 
 def ratio(storage, op: str, keys: list[str], payloads: list[bytes], threads: int, repeats: int,
