@@ -12,7 +12,6 @@ first full part exists: smaller objects are a plain PUT, as every SDK does.
 from __future__ import annotations
 
 import mmap
-import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import boto3
@@ -23,7 +22,6 @@ from .base import Buffer, ObjectInfo, Storage, StreamWriter, check_key
 from .errors import StorageError, StorageNotFound
 from .s3common import (
     MAX_PARTS_IN_FLIGHT,
-    PART_BUDGET,
     PART_BUFFERS,
     PartFiller,
     check_stream_size,
@@ -55,7 +53,6 @@ class _MultipartWriter(StreamWriter):
         self.name = storage.location.object_name(key)
         self.upload_id: str | None = None
         self.futures: list[Future] = []
-        self.slots = threading.BoundedSemaphore(MAX_PARTS_IN_FLIGHT)
         self.pool: ThreadPoolExecutor | None = None
         self.filler = PartFiller(self._send_part)  # the part being filled: this writer's own, not budgeted
 
@@ -77,8 +74,7 @@ class _MultipartWriter(StreamWriter):
         except BaseException:
             PART_BUFFERS.give(part)
             raise
-        self.slots.acquire()  # backpressure: this writer's own limit ...
-        PART_BUDGET.acquire()  # ... and the process's
+        self.filler.hold()  # backpressure: this writer's limit and the process's
         if isinstance(part, mmap.mmap):
             # botocore reads a file-like body from where it stands (checksum, then the send),
             # and a reused buffer stands where its last upload left it
@@ -87,15 +83,10 @@ class _MultipartWriter(StreamWriter):
         try:
             future = self.pool.submit(self._upload_part, number, part)
         except BaseException:
-            self._part_done(part)
+            self.filler.done(part)
             raise
-        future.add_done_callback(lambda _future: self._part_done(part))  # uploaded, failed or cancelled
+        future.add_done_callback(lambda _future: self.filler.done(part))  # uploaded, failed or cancelled
         self.futures.append(future)
-
-    def _part_done(self, part) -> None:
-        PART_BUFFERS.give(part)  # botocore is done with the body: the buffer is filled again
-        PART_BUDGET.release()
-        self.slots.release()
 
     def _upload_part(self, number: int, body) -> dict:
         response = self.client.upload_part(

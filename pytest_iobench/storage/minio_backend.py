@@ -34,7 +34,6 @@ from minio.error import S3Error
 from .base import Buffer, ObjectInfo, Storage, StreamWriter, check_key
 from .errors import StorageError, StorageNotFound
 from .s3common import (
-    MAX_PARTS,
     MAX_PARTS_IN_FLIGHT,
     PART_BUDGET,
     S3Location,

@@ -86,6 +86,7 @@ class PartBudget:
 #: the process-wide budget every S3 streaming writer draws from
 PART_BUDGET = PartBudget(PART_BUDGET_PARTS)
 
+
 class PartBuffers:
     """Part buffers (anonymous memory maps of ``PART_SIZE``) shared by the streaming writers of
     a process: a part, once uploaded, comes back here and is filled again, so parts are neither
@@ -141,16 +142,30 @@ def check_stream_size(key: str, library: str, written: int, adding: int, part_si
 
 
 class PartFiller:
-    """The part one streaming writer fills: the caller's pieces are copied into a buffer from
-    PART_BUFFERS, and each full part is handed to ``send``, which owns it from then on (and gives
-    it back to PART_BUFFERS once it is uploaded, failed or dropped; ``send`` that raises must
-    have given it back). ``tail`` is what is left at the end, less than a part; ``close`` gives
-    the buffer back."""
+    """The part one streaming writer fills, and the parts it has in flight: the caller's pieces
+    are copied into a buffer from PART_BUFFERS, and each full part is handed to ``send``, which
+    owns it from then on (``send`` that raises must have given it back). ``tail`` is what is
+    left at the end, less than a part; ``close`` gives the buffer back.
+
+    A writer whose library hands a part back on its own (boto3, s3dlio) calls ``hold`` before
+    it hands a part over (a token of its own MAX_PARTS_IN_FLIGHT, then of the process's
+    PART_BUDGET: backpressure) and ``done(part)`` once the library has let go of it."""
 
     def __init__(self, send: Callable[[mmap.mmap], None]):
         self.send = send
         self.buffer: mmap.mmap | None = None
         self.fill = 0
+        self.slots = threading.BoundedSemaphore(MAX_PARTS_IN_FLIGHT)
+
+    def hold(self) -> None:
+        self.slots.acquire()  # this writer's own limit ...
+        PART_BUDGET.acquire()  # ... and the process's
+
+    def done(self, part) -> None:
+        """A part held is uploaded, failed or dropped: its buffer and tokens go back."""
+        PART_BUFFERS.give(part)
+        PART_BUDGET.release()
+        self.slots.release()
 
     def write(self, view: memoryview) -> None:
         while view.nbytes:

@@ -32,8 +32,6 @@ from .errors import StorageError, StorageNotFound, os_error
 from .posix import TEMP_MARKER, drop_page_cache, fsync_dir, temp_path
 from .s3common import (
     MAX_PARTS_IN_FLIGHT,
-    PART_BUDGET,
-    PART_BUFFERS,
     PART_SIZE,
     PartFiller,
     check_stream_size,
@@ -88,7 +86,6 @@ class _MultipartWriter(StreamWriter):
         self.mpu = s3dlio.MultipartUploadWriter.from_uri(
             self.uri, part_size=PART_SIZE, max_in_flight=MAX_PARTS_IN_FLIGHT, abort_on_drop=True
         )
-        self.slots = threading.BoundedSemaphore(MAX_PARTS_IN_FLIGHT)
         self.filler = PartFiller(self._send_part)  # the part being filled: this writer's own, not budgeted
 
     def _write(self, view: memoryview) -> None:
@@ -96,11 +93,10 @@ class _MultipartWriter(StreamWriter):
         self.filler.write(view)
 
     def _send_part(self, part: mmap.mmap) -> None:
-        self.slots.acquire()
-        PART_BUDGET.acquire()
+        self.filler.hold()
         view = np.frombuffer(part, dtype=np.uint8)
         # Runs when s3dlio drops the view and we hold no reference to it; holds ``part``.
-        weakref.finalize(view, self._part_done, part)
+        weakref.finalize(view, self.filler.done, part)
         try:
             # a whole part: borrowed, not copied; nobody writes to it until it comes back
             self.mpu.write(view)
@@ -108,11 +104,6 @@ class _MultipartWriter(StreamWriter):
             raise translate("write", self.key, exc) from exc
         finally:
             del view
-
-    def _part_done(self, part: mmap.mmap) -> None:
-        PART_BUFFERS.give(part)
-        PART_BUDGET.release()
-        self.slots.release()
 
     def _commit(self) -> None:
         try:
