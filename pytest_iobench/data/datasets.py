@@ -117,18 +117,23 @@ class DatasetCache:
                 dataset = first
             else:
                 # generated through another library: the same files, read through this one
-                storage = self.open_at(area, prefix) if prefix else area
+                storage = self._at(area, prefix)
                 dataset = Dataset(spec, area, prefix, storage, first.result)
             self._datasets[(*place, area.kind, area.library)] = dataset
             return dataset
+
+    def _at(self, area: Storage, prefix: str) -> Storage:
+        """A storage rooted at the dataset's folder (the area itself for an adopted dataset at
+        the root: data_folder '.')."""
+        return self.open_at(area, prefix) if prefix else area
 
     def _generate(self, spec: DatasetSpec, area: Storage, prefix: str, place: tuple) -> Dataset:
         if self.adopt:
             if not area.list(f"{prefix}/" if prefix else ""):  # before opening it: nothing is created
                 raise nothing_to_adopt(spec, area.uri(prefix))
-            storage = self.open_at(area, prefix) if prefix else area
+            storage = self._at(area, prefix)
             return Dataset(spec, area, prefix, storage, adopt(spec, storage))
-        storage = self.open_at(area, prefix) if prefix else area
+        storage = self._at(area, prefix)
         where = storage.uri("")
         report = (lambda p: self.progress(where, p)) if self.progress is not None else None
         with self._host_lock(place) as marker:

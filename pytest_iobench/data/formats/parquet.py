@@ -5,10 +5,10 @@ Columns (dataset.parquet.columns; by default one ``data`` column holding the who
 list of uint8 (one value per byte); numeric columns of one element are plain columns, of
 several elements fixed_size_list columns. Every column is built without a copy over a slice of
 a reused buffer filled from the random source (with a second one where a core is free for it:
-the next row group's is filled by a helper thread while this one is encoded), dictionary encoding and statistics are off
-(random values gain nothing from them), and pages are kept near 1 MiB (write_batch_size) which
-is where pyarrow encodes large values fastest. A row group is at most MAX_ROW_GROUP_BYTES, so
-memory stays bounded whatever the file size.
+the next row group's is filled by a helper thread while this one is encoded), dictionary
+encoding and statistics are off (random values gain nothing from them), and pages are kept
+near 1 MiB (write_batch_size), where pyarrow encodes large values fastest. A row group is at
+most MAX_ROW_GROUP_BYTES, so memory stays bounded whatever the file size.
 
 Reading: the footer and each row group's column chunks are range reads through the storage
 (pyarrow's read_row_group, as the MLCommons fork's readers call it: a row group is the unit of
@@ -280,7 +280,7 @@ def _row_group_bytes(stream: RandomStream, sizes: list[int]) -> Iterator[np.ndar
             else:
                 pending.result()
             if filler is not None and g + 1 < len(sizes):
-                pending = filler.submit(stream.readinto, buffers[(g + 1) % 2][:sizes[g + 1]])
+                pending = filler.submit(stream.readinto, buffers[(g + 1) % len(buffers)][:sizes[g + 1]])
             yield view
     finally:
         if filler is not None:
