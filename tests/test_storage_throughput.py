@@ -19,12 +19,14 @@ def local(tmp_path):
 
 
 class Watched(WrappedStorage):
-    """Counts the calls under way at once; a get of ``short`` returns one byte less; a get of
-    ``fail`` raises as a library would."""
+    """Counts the calls under way at once; with ``meet``, each call waits until that many are
+    under way (a barrier: it breaks, failing the call, when they never are); a get of ``short``
+    returns one byte less; a get of ``fail`` raises as a library would."""
 
-    def __init__(self, inner, delay=0.0, short="", fail=""):
+    def __init__(self, inner, delay=0.0, short="", fail="", meet=0):
         super().__init__(inner)
         self.delay, self.short, self.fail = delay, short, fail
+        self.meeting = threading.Barrier(meet, timeout=30) if meet > 1 else None
         self.lock = threading.Lock()
         self.now = self.most = self.calls = 0
 
@@ -33,6 +35,8 @@ class Watched(WrappedStorage):
             self.calls += 1
             self.now += 1
             self.most = max(self.most, self.now)
+        if self.meeting is not None:
+            self.meeting.wait()
         time.sleep(self.delay)
 
     def _leave(self):
@@ -61,13 +65,13 @@ class Watched(WrappedStorage):
 def test_put_then_get_every_object_with_n_workers(local, threads):
     keys = [f"objects/{i:03d}" for i in range(9)]
     payloads = [bytes([i]) * (1000 + i) for i in range(9)]
-    watched = Watched(local, delay=0.01)
+    watched = Watched(local, delay=0.01, meet=threads)  # 9 objects: 3 rounds of 3 calls at once
     put = transfer(watched, "put", keys, threads, payloads)
     assert [bytes(local.get(k)) for k in keys] == payloads
     assert put.objects == 9 and put.bytes == sum(map(len, payloads)) and put.threads == threads
     assert len(put.latencies) == 9 and all(s >= 0.01 for s in put.latencies), "each call timed"
     assert put.seconds >= max(put.latencies) and put.bytes_per_second == put.bytes / put.seconds
-    assert watched.most == threads, "the workers run at once, no more of them than asked"
+    assert watched.most == threads, "the workers ran at once (they met), no more of them than asked"
     got = transfer(watched, "get", keys, threads)
     assert got.bytes == put.bytes and got.objects_per_second == 9 / got.seconds
 
