@@ -1,4 +1,5 @@
-"""``python -m pytest_iobench report RUN.json [BASELINE.json]`` (also ``iobench report ...``).
+"""``python -m pytest_iobench report RUN.json [BASELINE.json]`` (also ``iobench report ...``);
+``iobench suites [DIR]`` copies the shipped suites out of an installed package.
 
 Renders the Markdown/HTML report of a stored result document, or its comparison with a baseline,
 without running anything. With ``--fail-regression``, exits 1 when a metric regressed beyond it
@@ -17,6 +18,7 @@ from .report.options import human_formats
 from .report.schema import DocumentError, load_document
 from .report.text import comparison_lines, gate_line, suite_tables
 from .report.thresholds import parse_override, parse_percentage
+from .shipped import copy_suites
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,6 +39,11 @@ def _parser() -> argparse.ArgumentParser:
                         help="with --fail-regression, also exit 1 when a gated metric of BASELINE is missing from RUN")
     report.add_argument("--override", action="append", default=[], type=_argtype(parse_override),
                         metavar="METRIC=PCT", help="a per-metric threshold (METRIC may be a glob; PCT or off); repeatable")
+    suites = commands.add_parser(
+        "suites", help="copy the shipped suites into DIR (default ./suites) to run them with pytest",
+        description="Copy the suites shipped with the installed package into DIR, so that "
+                    "`pytest DIR/ --iobench-storage=...` runs them as a checkout's suites/ does.")
+    suites.add_argument("dir", metavar="DIR", nargs="?", default="suites", help="where to copy them (default: suites)")
     return parser
 
 
@@ -86,8 +93,21 @@ def report(args: argparse.Namespace) -> int:
     return 0
 
 
+def suites(args: argparse.Namespace) -> int:
+    for path in copy_suites(Path(args.dir)):
+        print(f"wrote {path}")
+    print(f"run them with: pytest {args.dir}/ --iobench-storage=local,s3")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "suites":
+        try:
+            return suites(args)
+        except OSError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     try:
         return report(args)
     except DocumentError as exc:

@@ -5,7 +5,6 @@ whole write + read session."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,6 @@ SUITE = ROOT / "suites" / "test_checkpoint.py"
 @pytest.fixture
 def checkpoint_suite(pytester):
     pytester.makepyfile(test_checkpoint=SUITE.read_text())
-    shutil.copytree(ROOT / "fixtures" / "workloads", pytester.path / "fixtures" / "workloads")
     return pytester
 
 

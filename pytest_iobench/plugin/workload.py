@@ -25,14 +25,10 @@ CHECKPOINT_WORKLOADS = ("llama3-8b",)
 _CACHE_KEY = pytest.StashKey[dict]()
 
 
-def _search(config: pytest.Config) -> list[str]:
-    return [str(config.rootpath / "fixtures" / "workloads")]
-
-
 def _load(config: pytest.Config, name: str) -> WorkloadConfig:
     cache = config.stash.setdefault(_CACHE_KEY, {})
     if name not in cache:
-        cache[name] = load_workload(name, overrides_for(name, get_settings(config).set), _search(config))
+        cache[name] = load_workload(name, overrides_for(name, get_settings(config).set))
     return cache[name]
 
 

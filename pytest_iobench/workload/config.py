@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Iterable, Mapping, Sequence
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,9 @@ import yaml
 from .compute import TimeDistribution
 from .schema import PARQUET_READER_OPTIONS, SCHEMA, SECTION_ALIASES, Alias, Invalid, Key, Section
 
-#: where named workloads live in a checkout (fixtures/workloads/<name>.yaml)
-PACKAGE_WORKLOADS = Path(__file__).resolve().parents[2] / "fixtures" / "workloads"
+#: the named workloads shipped inside the package (pytest_iobench/workloads/<name>.yaml), found
+#: the same way in a checkout and in an installed wheel
+PACKAGE_WORKLOADS = Path(str(files("pytest_iobench") / "workloads"))
 DATASET_SECTION = "dataset"
 
 
@@ -137,7 +139,7 @@ def available_workloads(search: Iterable[str | os.PathLike] = ()) -> list[str]:
 
 
 def resolve_workload(name_or_path: str, search: Iterable[str | os.PathLike] = ()) -> Path:
-    """The file for a workload name (fixtures/workloads/<name>.yaml) or path."""
+    """The file for a workload name (a shipped workload, or one in a search folder) or path."""
     search = list(search)
     candidate = Path(name_or_path).expanduser()
     looks_like_path = os.sep in name_or_path or name_or_path.endswith((".yaml", ".yml"))
