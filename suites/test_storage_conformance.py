@@ -164,6 +164,21 @@ def test_overwrite(storage, space):
     assert storage.list(space + "/") == [key], f"{where(storage, 'list', space)}: overwrite left extra objects"
 
 
+def test_overwrite_with_another_size(storage, space):
+    """A get returns what the last put wrote, whatever size an earlier get saw: objects of 32 MiB
+    and more, the size from which s3dlio by default splits a get into ranges of a size it
+    cached at its first get (it then returned the first 33 MiB of the 34 MiB object, and an
+    InvalidRange error for the 32 MiB one)."""
+    key = f"{space}/resized"
+    for n, size in enumerate((33 * MiB, 34 * MiB, 32 * MiB)):
+        data = payload(size, 10 + n)
+        storage.put(key, data)
+        got = storage.get(key)
+        assert memoryview(got).nbytes == size, (
+            f"{where(storage, 'get', key)}: {memoryview(got).nbytes} bytes after a put of {size}")
+        assert bytes(got) == data, f"{where(storage, 'get', key)}: other bytes than the last put of {size}"
+
+
 def test_delete_and_not_found(storage, space):
     key = f"{space}/doomed"
     storage.put(key, b"bye")

@@ -5,6 +5,15 @@ client is a process-wide singleton), so every s3dlio storage in a process must u
 endpoint; ``configure`` enforces that with a clear error instead of silently talking to the
 first endpoint.
 
+``configure`` also turns off s3dlio's "range optimization" (S3DLIO_ENABLE_RANGE_OPTIMIZATION=0,
+unless the environment already sets it), so that a get is one GET request, as with minio and
+boto3. With it on (s3dlio's default), every ``get`` first sends a HEAD for the object's size,
+splits objects of 32 MiB and more into concurrent 4 MiB range GETs, and keeps each object's
+size in a process-wide cache for an hour: a get of an object overwritten with another size
+within that hour returns the old size's bytes (cut short, or an InvalidRange error), and a
+server that reads a whole object to serve a range (moto) works once per range.
+docs/s3.md has the figures.
+
 Streaming to S3 goes through ``MultipartUploadWriter`` (bounded parts in flight, with
 ``abort``), not ``create_s3_writer``, which buffers the whole object in memory. s3dlio's
 file writers write under the final name, so on files we write a temporary name and rename.
@@ -42,6 +51,8 @@ from .s3common import (
 )
 
 LIBRARY = "s3dlio"
+#: s3dlio's switch for its HEAD-then-range-split gets (on unless set to 0)
+RANGE_OPTIMIZATION = "S3DLIO_ENABLE_RANGE_OPTIMIZATION"
 
 _configured: list[str] = []
 _configure_lock = threading.Lock()
@@ -59,6 +70,8 @@ def configure(endpoint: S3Endpoint) -> None:
                 )
             return
         os.environ.update(endpoint.environ())
+        # read by s3dlio at its first get: one GET per get, no cached sizes (module docstring)
+        os.environ.setdefault(RANGE_OPTIMIZATION, "0")
         s3dlio.configure_s3(endpoint_url=endpoint.url, region=endpoint.region)
         _configured.append(endpoint.url)
 
