@@ -273,6 +273,24 @@ def test_list_of_a_missing_bucket_raises(storage, storage_factory):
     assert err.__cause__ is not None, f"{storage.id}: list: the client's own error is not chained"
 
 
+def test_put_is_one_request(storage, storage_factory, space):
+    """``put`` of an object S3 takes in one PUT sends it so with every library (the libraries'
+    put figures compare the same requests): its ETag is an MD5, not a multipart upload's
+    ``<md5>-<parts>`` (the minio SDK makes anything over 5 MiB a multipart upload by itself)."""
+    if storage.kind != "s3":
+        pytest.skip("requests are S3's")
+    import boto3
+
+    key = f"{space}/whole"
+    storage.put(key, payload(12 * MiB, 4))
+    endpoint = storage_factory.endpoint()
+    client = boto3.session.Session().client(
+        "s3", endpoint_url=endpoint.url, aws_access_key_id=endpoint.access_key,
+        aws_secret_access_key=endpoint.secret_key, region_name=endpoint.region)
+    etag = client.head_object(Bucket=storage.spec.bucket, Key=storage.location.object_name(key))["ETag"]
+    assert "-" not in etag.strip('"'), f"{where(storage, 'put', key)}: a multipart upload (ETag {etag}), not one PUT"
+
+
 # -- O_DIRECT: what the storage claims about its writes is what the kernel sees -----------------
 O_DIRECT = getattr(os, "O_DIRECT", 0o40000)
 

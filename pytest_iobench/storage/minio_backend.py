@@ -45,6 +45,17 @@ from .s3common import (
 LIBRARY = "minio"
 #: minio's part size: S3's minimum (see above)
 PART_SIZE = 5 << 20
+#: the largest object S3 takes in one PUT
+MAX_SINGLE_PUT = 5 << 30
+
+
+def put_part_size(length: int) -> int:
+    """The part size that makes ``put_object`` send ``length`` bytes as one PUT, as s3dlio's
+    ``put_bytes`` and boto3's ``put_object`` do (0, the SDK's own choice, past MAX_SINGLE_PUT).
+    Left to itself the SDK makes anything over 5 MiB a multipart upload of 5 MiB parts: a
+    16 MiB object is 6 requests, and the embedded endpoint (moto) spends about twice the CPU
+    per byte on them (docs/s3.md)."""
+    return max(PART_SIZE, length) if length <= MAX_SINGLE_PUT else 0
 
 
 def translate(op: str, key: str, exc: Exception) -> StorageError:
@@ -214,8 +225,7 @@ class MinioStorage(Storage):
         view = memoryview(data).cast("B")
         try:
             self.client.put_object(
-                # part size 0: the SDK's choice, PART_SIZE up to 48.8 GiB and larger parts beyond
-                self.location.bucket, name, io.BytesIO(view), length=view.nbytes, part_size=0
+                self.location.bucket, name, io.BytesIO(view), length=view.nbytes, part_size=put_part_size(view.nbytes)
             )
         except Exception as exc:
             raise translate("put", key, exc) from exc
