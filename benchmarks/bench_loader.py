@@ -2,6 +2,7 @@
 
     python benchmarks/bench_loader.py                 # both measurements, local files
     python benchmarks/bench_loader.py --storage direct   # reads through O_DIRECT
+    python benchmarks/bench_loader.py --storage s3 --only-reads --files 32   # each S3 library, embedded endpoint
 
 1. Per-step overhead: the loop and loader with nothing to read (a sample is a constant) and
    no compute: what one step of batch 8 costs the harness itself, on one rank (in-process,
@@ -42,6 +43,7 @@ from pytest_iobench.storage import StorageSpec, open_storage
 from pytest_iobench.storage.counting import CountingStorage
 from pytest_iobench.workload.config import load_mapping
 from pytest_iobench.workload.loop import DatasetAccess, run_training
+from places import storages
 from together import run_together
 
 MiB = 1 << 20
@@ -158,74 +160,72 @@ def au_by_ranks(computation_time: float, rank_counts: tuple[int, ...], steps: in
     return out
 
 
-def read_ratio(storage_kind: str, files: int, file_kib: int, threads: int, repeats: int, cold: bool) -> dict:
-    """Median throughput of the loader and of a plain sequential loop, and of their ratio.
-    ``cold``: the page cache of the files is dropped before every timed read."""
-    with tempfile.TemporaryDirectory(dir=os.environ.get("IOBENCH_BENCH_DIR")) as root:
-        writer = open_storage(StorageSpec("local", "posix", root=root))
-        size = file_kib * 1024
-        keys = [f"train/img_{i}_of_{files}.npz" for i in range(files)]
-        for i, key in enumerate(keys):
-            writer.put(key, stream_for(1, i, limit=size).read(size))
-        storage = open_storage(StorageSpec(storage_kind, "posix", root=root))
-        config = load_mapping({
-            "dataset": {"num_files_train": files, "num_samples_per_file": 1},
-            "reader": {"batch_size": 8, "read_threads": threads, "prefetch_size": 2 * threads,
-                       "file_shuffle": "seed", "sample_shuffle": "seed"},
-            "train": {"epochs": 1, "computation_time": 0},
-            "output": {"metric": {"exclude_start_steps": 0}},
-        }, "read")
-        counting = CountingStorage(storage)
-        data = DatasetAccess(counting, keys, 1, lambda key: WholeFile(counting, key))
-        total = files * size
+def read_ratio(storage, files: int, file_kib: int, threads: int, repeats: int, cold: bool) -> dict:
+    """Median throughput of the loader and of a plain sequential loop, and of their ratio, over
+    files written to ``storage`` here. ``cold``: the page cache of the files is dropped before
+    every timed read."""
+    size = file_kib * 1024
+    keys = [f"train/img_{i}_of_{files}.npz" for i in range(files)]
+    for i, key in enumerate(keys):
+        storage.put(key, stream_for(1, i, limit=size).read(size))
+    config = load_mapping({
+        "dataset": {"num_files_train": files, "num_samples_per_file": 1},
+        "reader": {"batch_size": 8, "read_threads": threads, "prefetch_size": 2 * threads,
+                   "file_shuffle": "seed", "sample_shuffle": "seed"},
+        "train": {"epochs": 1, "computation_time": 0},
+        "output": {"metric": {"exclude_start_steps": 0}},
+    }, "read")
+    counting = CountingStorage(storage)
+    data = DatasetAccess(counting, keys, 1, lambda key: WholeFile(counting, key))
+    total = files * size
 
-        def drop() -> None:
-            if cold and not storage.evict_cache(keys):
-                raise SystemExit("cannot drop the page cache of the files here; run with --cached only")
+    def drop() -> None:
+        if cold and not storage.evict_cache(keys):
+            raise SystemExit("cannot drop the page cache of the files here; run with --cached only")
 
-        def sequential() -> float:
-            drop()
-            start = time.perf_counter()
-            got = 0
-            for key in keys:
-                got += memoryview(storage.get(key)).nbytes
-            assert got == total
-            return total / (time.perf_counter() - start)
+    def sequential() -> float:
+        drop()
+        start = time.perf_counter()
+        got = 0
+        for key in keys:
+            got += memoryview(storage.get(key)).nbytes
+        assert got == total
+        return total / (time.perf_counter() - start)
 
-        def pool() -> float:
-            drop()
-            todo = iter(keys)
-            lock = threading.Lock()
+    def pool() -> float:
+        drop()
+        todo = iter(keys)
+        lock = threading.Lock()
 
-            def work() -> None:
-                while True:
-                    with lock:
-                        key = next(todo, None)
-                    if key is None:
-                        return
-                    storage.get(key)  # dropped at once, as the loader's samples are
+        def work() -> None:
+            while True:
+                with lock:
+                    key = next(todo, None)
+                if key is None:
+                    return
+                storage.get(key)  # dropped at once, as the loader's samples are
 
-            return total / run_together([work] * threads)
+        return total / run_together([work] * threads)
 
-        def loader() -> float:
-            drop()
-            start = time.perf_counter()
-            result = run_training(config, data, SingleRank(), run_seed=0)
-            elapsed = time.perf_counter() - start
-            read = result["epochs"][0]["bytes_read"]
-            assert read == files // 8 * 8 * size, read
-            return read / elapsed
+    def loader() -> float:
+        drop()
+        start = time.perf_counter()
+        result = run_training(config, data, SingleRank(), run_seed=0)
+        elapsed = time.perf_counter() - start
+        read = result["epochs"][0]["bytes_read"]
+        assert read == files // 8 * 8 * size, read
+        return read / elapsed
 
-        sequential(), loader(), pool()  # warm: the page cache (local) and the code paths
-        seq, load, pooled = [], [], []
-        for _ in range(repeats):
-            seq.append(sequential())
-            load.append(loader())
-            pooled.append(pool())
-        return {"sequential": statistics.median(seq), "loader": statistics.median(load),
-                "pool": statistics.median(pooled),
-                "ratio": statistics.median(l / s for l, s in zip(load, seq)),
-                "pool_ratio": statistics.median(l / p for l, p in zip(load, pooled))}
+    sequential(), loader(), pool()  # warm: the page cache (local) and the code paths
+    seq, load, pooled = [], [], []
+    for _ in range(repeats):
+        seq.append(sequential())
+        load.append(loader())
+        pooled.append(pool())
+    return {"sequential": statistics.median(seq), "loader": statistics.median(load),
+            "pool": statistics.median(pooled),
+            "ratio": statistics.median(l / s for l, s in zip(load, seq)),
+            "pool_ratio": statistics.median(l / p for l, p in zip(load, pooled))}
 
 
 def main(argv=None) -> int:
@@ -237,9 +237,18 @@ def main(argv=None) -> int:
     parser.add_argument("--files", type=int, default=64)
     parser.add_argument("--file-kib", type=int, default=4096)
     parser.add_argument("--threads", type=int, default=4)
-    parser.add_argument("--storage", choices=("local", "direct"), default="local")
+    parser.add_argument("--storage", choices=("local", "direct", "s3"), default="local")
+    parser.add_argument("--libraries", help="comma list (default: posix on files; s3dlio,minio,boto3 on s3)")
+    parser.add_argument("--only-reads", action="store_true", help="only the read throughput (2.)")
     args = parser.parse_args(argv)
+    if not args.only_reads:
+        overheads(args)
+    reads(args)
+    return 0
 
+
+def overheads(args) -> None:
+    """1. The per-step overhead and AU of the loop and loader (no storage reads)."""
     for threads in (1, args.threads):
         per_step = [step_overhead(args.steps, args.batch, threads) for _ in range(args.repeats)]
         us = statistics.median(per_step) * 1e6
@@ -260,18 +269,26 @@ def main(argv=None) -> int:
         print(f"AU with {name}'s compute time ({seconds * 1e3:g} ms per step), 4 KiB samples, batch 1, 400 steps: "
               f"1 rank {au1:.2f}%, 2 ranks {au2:.2f}% (median of {args.mpi_repeats})")
 
+
+def reads(args) -> None:
+    """2. The loader's read throughput against a plain loop, per library of --storage."""
     cases = [("from the storage (page cache dropped before each read)", True), ("from the page cache", False)]
     if args.storage == "direct":
         cases = [("through O_DIRECT", False)]
-    for what, cold in cases:
-        r = read_ratio(args.storage, args.files, args.file_kib, args.threads, args.repeats, cold)
-        verdict = "ok" if r["ratio"] >= 0.8 else "UNDER TARGET"
-        print(f"read throughput, {args.storage} files ({args.files} x {args.file_kib} KiB) {what}: loader with "
-              f"{args.threads} read threads {r['loader'] / 1e6:.0f} MB/s, plain sequential read "
-              f"{r['sequential'] / 1e6:.0f} MB/s, ratio {r['ratio']:.2f} (median of {args.repeats}; "
-              f"target >= 0.8: {verdict}); a bare pool of {args.threads} threads calling storage.get "
-              f"{r['pool'] / 1e6:.0f} MB/s, loader / pool {r['pool_ratio']:.2f}")
-    return 0
+    elif args.storage == "s3":
+        cases = [("from the embedded endpoint", False)]
+    libraries = (args.libraries or ("s3dlio,minio,boto3" if args.storage == "s3" else "posix")).split(",")
+    with storages(args.storage, libraries) as found:
+        for what, cold in cases:
+            for lib, storage in found.items():
+                r = read_ratio(storage, args.files, args.file_kib, args.threads, args.repeats, cold)
+                verdict = "ok" if r["ratio"] >= 0.8 else "UNDER TARGET"
+                print(f"read throughput, {storage.id} ({args.files} x {args.file_kib} KiB) {what}: loader with "
+                      f"{args.threads} read threads {r['loader'] / 1e6:.0f} MB/s, plain sequential read "
+                      f"{r['sequential'] / 1e6:.0f} MB/s, ratio {r['ratio']:.2f} (median of {args.repeats}; "
+                      f"target >= 0.8: {verdict}); a bare pool of {args.threads} threads calling storage.get "
+                      f"{r['pool'] / 1e6:.0f} MB/s, loader / pool {r['pool_ratio']:.2f}", flush=True)
+                storage.delete_prefix("train/")
 
 
 if __name__ == "__main__":
