@@ -224,8 +224,10 @@ class MinioStorage(Storage):
         name = self._name("put", key)
         view = memoryview(data).cast("B")
         try:
+            # BytesIO shares a bytes object and its whole read() returns it: no copy (a view is copied once)
+            body = io.BytesIO(data if type(data) is bytes else view)
             self.client.put_object(
-                self.location.bucket, name, io.BytesIO(view), length=view.nbytes, part_size=put_part_size(view.nbytes)
+                self.location.bucket, name, body, length=view.nbytes, part_size=put_part_size(view.nbytes)
             )
         except Exception as exc:
             raise translate("put", key, exc) from exc
