@@ -176,6 +176,18 @@ def comma_list(valid: tuple[str, ...] | None = None) -> Callable[[str], list[str
     return parse
 
 
+def one_of(valid: tuple[str, ...]) -> Callable[[str], str]:
+    """Parse one of ``valid`` (any case)."""
+
+    def parse(text: str) -> str:
+        value = text.strip().lower()
+        if value not in valid:
+            raise ValueError(f"give one of: {', '.join(valid)}")
+        return value
+
+    return parse
+
+
 def boolean(text: str) -> bool:
     """Parse ``true``/``false`` (also 1/0, yes/no, on/off, any case)."""
     lowered = text.strip().lower()

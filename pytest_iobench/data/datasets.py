@@ -13,23 +13,24 @@ s3-s3dlio share one bucket and prefix, local and direct one directory. The datas
 there once, by the first library that asks; every library gets its own ``Dataset`` whose
 ``area`` and ``storage`` are that library's, so a test reads through the library it runs with.
 
-Processes of one run on one host that ask for the same dataset at once (pytest-xdist workers)
-take turns through a lock file in ``lock_dir`` (a directory the run's processes share), so one
-generates and the others reuse; a regeneration asked for happens once per run.
+Processes that ask for the same dataset at once (pytest-xdist workers, other sessions, other
+hosts on the same bucket) take turns through a lease kept in the dataset's folder itself
+(``storage.lease``, ``iobench-lease.json``), so one generates and the others reuse; a lease
+whose holder died is taken over once it expires. A regeneration asked for happens once per run:
+the run's processes share ``lock_dir``, where the first one notes that it regenerated.
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import threading
 from collections.abc import Callable, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from ..storage.base import Storage
+from ..storage.lease import DEFAULT_TTL, Lease
 from .formats import SampleFile, get_format
 from .generate import (GenerateResult, Progress, adopt, dataset_prefix, delete_dataset, dlio_folder, generate,
                        nothing_to_adopt)
@@ -65,6 +66,16 @@ class Dataset:
     def reused(self) -> bool:
         return self.result.reused
 
+    def describe(self) -> dict:
+        """What was done for this dataset, for the result document: where, generated / reused /
+        regenerated / adopted and why, the reuse check's reading (integrity.Verification), and
+        how long generation took (0 when reused)."""
+        r = self.result
+        return {"where": self.storage.uri(""), "format": self.spec.format, "digest": r.digest,
+                "action": r.action, "why": r.why, "files": r.files, "bytes": r.bytes,
+                "generate_seconds": 0.0 if r.reused else round(r.seconds, 3),
+                "waited_seconds": r.waited, "verification": r.verification}
+
 
 def as_spec(spec: DatasetSpec | Mapping[str, Any]) -> DatasetSpec:
     return spec if isinstance(spec, DatasetSpec) else DatasetSpec.from_mapping(spec)
@@ -81,13 +92,21 @@ def location(storage: Storage) -> tuple[str, ...]:
     return ("files", os.path.realpath(spec.root))
 
 
+#: the generation lease's name in a dataset's folder
+LEASE = "iobench-lease.json"
+
+
 class DatasetCache:
     """Generates each (spec, location) once; each library gets a Dataset read through it."""
 
     def __init__(self, open_at: Callable[[Storage, str], Storage], *, threads: int = 2, regenerate: bool = False,
                  progress: Callable[[str, Progress], None] | None = None, lock_dir: str | None = None,
-                 adopt: bool = False):
+                 adopt: bool = False, verify: str = "sample", on_corrupt: str = "fail", lease_ttl: float = DEFAULT_TTL):
         self.open_at = open_at
+        #: integrity.MODES and generate.ON_CORRUPT: how a kept dataset is checked before reuse
+        self.verify = verify
+        self.on_corrupt = on_corrupt
+        self.lease_ttl = lease_ttl
         self.threads = threads
         self.regenerate = regenerate
         #: ``get``'s area is a storage root and DLIO's datasets are read where DLIO writes them,
@@ -136,30 +155,31 @@ class DatasetCache:
         storage = self._at(area, prefix)
         where = storage.uri("")
         report = (lambda p: self.progress(where, p)) if self.progress is not None else None
-        with self._host_lock(place) as marker:
+        marker = self._regenerated_marker(place)
+        lease = Lease(storage, LEASE, ttl=self.lease_ttl, what=f"generating {where}")
+        with lease:
             # regenerate once per run: another process of the run may be reading it already
             regenerate = self.regenerate and not (marker and os.path.exists(marker))
-            result = generate(spec, storage, threads=self.threads, regenerate=regenerate, progress=report)
+            result = generate(spec, storage, threads=self.threads, regenerate=regenerate, progress=report,
+                              verify=self.verify, on_corrupt=self.on_corrupt)
             if marker and regenerate:
                 open(marker, "w").close()
+        result.waited = round(lease.waited, 3)
+        if lease.took_over:
+            result.why += f"; took over the generation lease of {lease.took_over} (expired: its owner died or hung)"
         return Dataset(spec, area, prefix, storage, result)
 
-    @contextmanager
-    def _host_lock(self, cache_key: tuple):
-        """Holds a host-wide lock on one dataset; yields the path of its 'regenerated in this
-        run' marker (None without a lock directory)."""
+    def _regenerated_marker(self, place: tuple) -> str | None:
+        """The path of the dataset's 'regenerated in this run' note (None without a lock directory)."""
         if not self.lock_dir:
-            yield None
-            return
+            return None
         os.makedirs(self.lock_dir, exist_ok=True)
-        name = hashlib.sha256("|".join(cache_key).encode()).hexdigest()[:24]
-        base = os.path.join(self.lock_dir, f"dataset-{name}")
-        with open(base + ".lock", "w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield base + ".regenerated"
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        name = hashlib.sha256("|".join(place).encode()).hexdigest()[:24]
+        return os.path.join(self.lock_dir, f"dataset-{name}.regenerated")
+
+    def records(self) -> list[dict]:
+        """``Dataset.describe()`` of each dataset this process generated or reused."""
+        return [dataset.describe() for dataset in self._generated.values()]
 
     def cleanup(self) -> list[str]:
         """Delete the datasets whose spec says keep_files: false (never adopted ones: their files
@@ -168,7 +188,7 @@ class DatasetCache:
         for dataset in self._generated.values():
             if not dataset.spec.keep_files and not dataset.result.adopted:
                 try:
-                    delete_dataset(dataset.storage)
+                    delete_dataset(dataset.storage, dataset.spec)
                 except Exception as exc:
                     problems.append(f"{dataset.storage.uri('')}: could not delete (keep_files: false): {exc}")
         self._generated.clear()

@@ -40,6 +40,7 @@ from datetime import datetime, timezone
 from ..storage.base import Storage, StreamWriter
 from ..storage.errors import StorageError, StorageNotFound
 from .formats import get_format
+from .integrity import MODES, ChecksummingStorage, Verification, verify
 from .random import RandomStream, stream_for
 from .spec import SPLITS, DatasetSpec, DatasetSpecError
 
@@ -65,6 +66,15 @@ class ForeignData(DatasetMismatch):
 
 class NothingToAdopt(DatasetMismatch):
     """Adoption was asked for and the location holds no dataset."""
+
+
+class DatasetCorrupt(DatasetMismatch):
+    """A kept dataset's file no longer has the content it was written with (its checksum)."""
+
+
+_ERRORS = {"mismatch": DatasetMismatch, "foreign": ForeignData, "corrupt": DatasetCorrupt}
+#: what a reuse check that finds a changed file does
+ON_CORRUPT = ("fail", "regenerate")
 
 
 class GenerationCancelled(RuntimeError):
@@ -125,6 +135,15 @@ class GenerateResult:
     threads: int = 1
     ranks: int = 1
     digest: str = ""
+    #: what was done: 'generated', 'reused', 'regenerated' or 'adopted', and why (the state
+    #: found: 'no dataset there', 'crc32c mismatch in ...', 'asked for (--iobench-regenerate)')
+    action: str = "generated"
+    why: str = ""
+    #: the reuse check's reading of the files (integrity.Verification.to_dict()); None when
+    #: nothing was reused
+    verification: dict | None = None
+    #: seconds this process waited for another's generation (the lease) before it could start
+    waited: float = 0.0
 
     @property
     def mb_per_s(self) -> float:
@@ -198,11 +217,15 @@ def _has(storage: Storage, key: str) -> bool:
     return key in storage.list(key)  # a listing, not a stat: generation stats no file
 
 
-def check_existing(spec: DatasetSpec, storage: Storage) -> tuple[str, str, dict | None]:
-    """('complete' | 'absent' | 'incomplete' | 'interrupted' | 'foreign' | 'mismatch', why, manifest).
+def check_existing(spec: DatasetSpec, storage: Storage, verify_mode: str = "none",
+                   verified: list[Verification] | None = None) -> tuple[str, str, dict | None]:
+    """('complete' | 'absent' | 'incomplete' | 'corrupt' | 'interrupted' | 'foreign' | 'mismatch',
+    why, manifest).
 
-    incomplete and interrupted are ours (a manifest, or the in-progress marker): safe to
-    replace. foreign: files with neither, which only regeneration asked for may replace."""
+    incomplete, corrupt and interrupted are ours (a manifest, or the in-progress marker): safe
+    to replace. foreign: files with neither, which only regeneration asked for may replace.
+    ``verify_mode`` (integrity.MODES): how much of a complete dataset's content is read back
+    and compared with the manifest's checksums; what was read is appended to ``verified``."""
     manifest = read_manifest(storage)
     if manifest is None:
         present = _listed(storage)
@@ -229,18 +252,23 @@ def check_existing(spec: DatasetSpec, storage: Storage) -> tuple[str, str, dict 
     for key, size in zip(checked, found):
         if size != sizes[key]:
             return "incomplete", f"{key} has {size} bytes, the manifest says {sizes[key]}", manifest
+    verification = verify(storage, manifest.get("checksums"), sizes, verify_mode)
+    if verified is not None:
+        verified.append(verification)
+    if verification.mismatch:
+        return "corrupt", f"crc32c mismatch: {verification.mismatch}", manifest
     return "complete", "", manifest
 
 
 def write_marker(storage: Storage, spec: DatasetSpec) -> None:
     """Claim the folder for a generation (or deletion) of ours, before touching any file."""
-    marker = {"kind": MARKER_KIND, "digest": spec.digest(),
+    marker = {"kind": MARKER_KIND, "digest": spec.digest(), "spec": spec.to_dict(),
               "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     storage.put(MARKER, json.dumps(marker).encode())
 
 
 def write_manifest(storage: Storage, spec: DatasetSpec, sizes: dict[str, int], *, ranks: int, threads: int,
-                   seconds: float) -> dict:
+                   seconds: float, checksums: dict[str, str] | None = None) -> dict:
     manifest = {
         "kind": MANIFEST_KIND,
         "version": 1,
@@ -248,6 +276,8 @@ def write_manifest(storage: Storage, spec: DatasetSpec, sizes: dict[str, int], *
         "spec": spec.to_dict(),
         "content": spec.content_dict(),
         "files": dict(sorted(sizes.items())),
+        #: every file's CRC-32C as it was written (integrity.py): what a reuse reads back
+        "checksums": dict(sorted((checksums or {}).items())),
         "bytes": sum(sizes.values()),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "generated_with": {"ranks": ranks, "threads": threads, "seconds": round(seconds, 3)},
@@ -257,26 +287,68 @@ def write_manifest(storage: Storage, spec: DatasetSpec, sizes: dict[str, int], *
     return manifest
 
 
-def _clear(storage: Storage) -> int:
-    """Delete the manifest (first: nothing half-deleted looks complete) and every file; the
-    marker, written before, stays and says that what a crash leaves is ours."""
+def _read_marker(storage: Storage) -> dict | None:
+    try:
+        marker = json.loads(bytes(storage.get(MARKER)))
+    except (StorageNotFound, ValueError):
+        return None
+    return marker if isinstance(marker, dict) and marker.get("kind") == MARKER_KIND else None
+
+
+def our_names(storage: Storage, spec: DatasetSpec | None = None, manifest: dict | None = None) -> set[str]:
+    """The names this tool writes in a dataset folder: the files ``spec`` defines, those the
+    manifest lists, those of the spec the manifest or the in-progress marker was written for."""
+    names: set[str] = set(all_keys(spec)) if spec is not None else set()
+    manifest = manifest if manifest is not None else read_manifest(storage)
+    marker = _read_marker(storage)
+    for record in (manifest, marker):
+        if not record:
+            continue
+        names.update(record.get("files", {}))
+        try:
+            names.update(all_keys(DatasetSpec.from_mapping(record["spec"])))
+        except (KeyError, TypeError, ValueError, DatasetSpecError):
+            pass  # an older record without its spec: its file list (a manifest's) is what we know
+    return names
+
+
+def _clear(storage: Storage, names: set[str]) -> tuple[int, list[str]]:
+    """Delete the manifest (first: nothing half-deleted looks complete) and those of ``names``
+    present under the dataset folders; the marker, written before, stays and says that what a
+    crash leaves is ours. Returns (files deleted, files left: not ours, reported, never touched)."""
     storage.delete(MANIFEST)
-    return sum(storage.delete_prefix(folder) for folder in FOLDERS)
+    present = _listed(storage)
+    ours = [k for k in present if k in names]
+    with ThreadPoolExecutor(max_workers=16, thread_name_prefix="iobench-delete") as pool:
+        list(pool.map(storage.delete, ours))
+    return len(ours), [k for k in present if k not in names]
 
 
-def delete_dataset(storage: Storage) -> int:
-    """Remove a dataset of ours (manifest, files, marker); returns the files deleted. Files
-    with neither our manifest nor our marker (adopted, or someone else's) are refused."""
-    if read_manifest(storage) is None and not _has(storage, MARKER):
+def _left_note(storage: Storage, left: list[str]) -> str:
+    return (f"{len(left)} files under {storage.uri('')} that this tool did not write were left as they are, "
+            f"e.g. {left[0]}") if left else ""
+
+
+def delete_dataset(storage: Storage, spec: DatasetSpec | None = None) -> int:
+    """Remove a dataset of ours (manifest, the files of its spec, marker); returns the files
+    deleted. Files with neither our manifest nor our marker (adopted, or someone else's) are
+    refused; other files beside ours are left (and named in a warning)."""
+    manifest = read_manifest(storage)
+    if manifest is None and not _has(storage, MARKER):
         present = _listed(storage)
         if present:
             raise ForeignData(f"{storage.uri('')}: not deleted: its {len(present)} files were not written by this "
                               f"tool (no {MANIFEST}, e.g. {present[0]})")
-    marker = {"kind": MARKER_KIND, "deleting": True,
+    names = our_names(storage, spec, manifest)
+    marker = {"kind": MARKER_KIND, "deleting": True, "files": sorted(names),
               "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     storage.put(MARKER, json.dumps(marker).encode())
-    deleted = _clear(storage)
+    deleted, left = _clear(storage, names)
     storage.delete(MARKER)
+    if left:
+        import warnings
+
+        warnings.warn(_left_note(storage, left), stacklevel=2)
     return deleted
 
 
@@ -494,7 +566,8 @@ class _Ticker:
 # -- the whole dataset -------------------------------------------------------------------------
 def generate(spec: DatasetSpec, storage: Storage, *, threads: int = 1, comm=None, regenerate: bool = False,
              fsync: bool = False, progress: Callable[[Progress], None] | None = None,
-             interval: float = 1.0, adopt: bool = False) -> GenerateResult:
+             interval: float = 1.0, adopt: bool = False, verify: str = "sample",
+             on_corrupt: str = "fail") -> GenerateResult:
     """Generate (or reuse) the dataset of ``spec`` at the root of ``storage``.
 
     ``comm``: the ranks' communicator (mpi.context.world()); None for one process. Every rank
@@ -503,25 +576,37 @@ def generate(spec: DatasetSpec, storage: Storage, *, threads: int = 1, comm=None
     ForeignData (a DatasetMismatch) when it holds files this tool did not write. ``adopt``:
     files another tool wrote (a DLIO dataset) whose names are exactly the spec's are used as
     they are, for reading (nothing written, no manifest; ``result.adopted``).
+
+    ``verify`` (integrity.MODES): how much of a kept dataset is read back and checked against
+    the checksums its manifest recorded before it is reused. A mismatch (a file changed since
+    it was written) raises DatasetCorrupt naming the file when ``on_corrupt`` is 'fail', and
+    regenerates the dataset when it is 'regenerate' (``result.action``/``why`` say so).
     """
+    if on_corrupt not in ON_CORRUPT:
+        raise ValueError(f"on_corrupt {on_corrupt!r}: use one of {', '.join(ON_CORRUPT)}")
     if comm is None:
         comm = _OneRank()
     rank, ranks = comm.rank, comm.size
     decision = None
     if rank == 0:
-        decision = _decide(spec, storage, regenerate, adopt)
+        decision = _decide(spec, storage, regenerate, adopt, verify, on_corrupt)
     decision = comm.bcast(decision, root=0)
     if decision["action"] == "error":
-        raise (ForeignData if decision["foreign"] else DatasetMismatch)(decision["message"])
+        raise _ERRORS[decision.get("error", "mismatch")](decision["message"])
     if decision["action"] in ("reuse", "adopt"):
         sizes = decision["sizes"]
         return GenerateResult(files=len(spec.all_files()), bytes=sum(sizes.values()), reused=True, sizes=sizes,
-                              adopted=decision["action"] == "adopt", threads=threads, ranks=ranks, digest=spec.digest())
+                              adopted=decision["action"] == "adopt", threads=threads, ranks=ranks, digest=spec.digest(),
+                              action="adopted" if decision["action"] == "adopt" else "reused",
+                              why=decision.get("why", ""), verification=decision.get("verification"))
     comm.barrier()  # rank 0 has cleared the location
     start = time.monotonic()
     failure = None
+    # every byte written passes the checksumming writer on its way: the manifest's checksums
+    # cost no read
+    checked = ChecksummingStorage(storage)
     try:
-        sizes, encode = write_files(spec, storage, _my_files(spec, rank, ranks), threads=threads, fsync=fsync,
+        sizes, encode = write_files(spec, checked, _my_files(spec, rank, ranks), threads=threads, fsync=fsync,
                                     progress=progress, interval=interval, rank=rank, ranks=ranks)
     except Exception as exc:
         failure = f"rank {rank}: {type(exc).__name__}: {exc}"
@@ -529,16 +614,20 @@ def generate(spec: DatasetSpec, storage: Storage, *, threads: int = 1, comm=None
         if ranks == 1:
             raise
     # every rank reports, so a failed rank does not leave the others waiting
-    gathered = comm.gather({"sizes": sizes, "encode": encode, "failure": failure}, root=0)
+    gathered = comm.gather({"sizes": sizes, "encode": encode, "failure": failure,
+                            "checksums": checked.checksums}, root=0)
     summary = None
     if rank == 0:
         failures = [g["failure"] for g in gathered if g["failure"]]
         all_sizes: dict[str, int] = {}
+        checksums: dict[str, str] = {}
         for g in gathered:
             all_sizes.update(g["sizes"])
+            checksums.update(g["checksums"])
         seconds = time.monotonic() - start
         if not failures:
-            write_manifest(storage, spec, all_sizes, ranks=ranks, threads=threads, seconds=seconds)
+            write_manifest(storage, spec, all_sizes, ranks=ranks, threads=threads, seconds=seconds,
+                           checksums={k: v for k, v in checksums.items() if k in all_sizes})
         summary = {"sizes": all_sizes, "encode": sum(g["encode"] for g in gathered), "seconds": seconds,
                    "failures": failures}
     summary = comm.bcast(summary, root=0)
@@ -547,7 +636,8 @@ def generate(spec: DatasetSpec, storage: Storage, *, threads: int = 1, comm=None
     sizes = summary["sizes"]
     return GenerateResult(files=len(spec.all_files()), bytes=sum(sizes.values()), seconds=summary["seconds"],
                           encode_seconds=summary["encode"], sizes=sizes, threads=threads, ranks=ranks,
-                          digest=spec.digest())
+                          digest=spec.digest(), action=decision.get("did", "generated"), why=decision.get("why", ""),
+                          verification=decision.get("verification"))
 
 
 class _OneRank:
@@ -565,26 +655,49 @@ class _OneRank:
         pass
 
 
-def _decide(spec: DatasetSpec, storage: Storage, regenerate: bool, adopt: bool = False) -> dict:
-    state, why, manifest = check_existing(spec, storage)
+_WHY = {"absent": "no dataset there", "interrupted": "an earlier generation did not finish"}
+
+
+def _decide(spec: DatasetSpec, storage: Storage, regenerate: bool, adopt: bool = False, verify_mode: str = "none",
+            on_corrupt: str = "fail") -> dict:
+    checked: list[Verification] = []
+    # nothing is read back when it is to be replaced anyway
+    state, why, manifest = check_existing(spec, storage, "none" if regenerate else verify_mode, checked)
+    verification = checked[0].to_dict() if checked else None
     if state == "complete" and not regenerate:
-        return {"action": "reuse", "sizes": manifest["files"]}
+        return {"action": "reuse", "sizes": manifest["files"], "verification": verification,
+                "why": checked[0].describe() if checked else ""}
     how = ("ask for regeneration (--iobench-regenerate under pytest, --regenerate on the command line, "
            "or regenerate=True) to replace it, or use another data_folder")
+    if state == "corrupt" and on_corrupt == "fail":
+        return {"action": "error", "error": "corrupt", "message": (
+            f"{storage.uri('')}: a kept dataset's file changed since it was written ({why}); nothing was changed; "
+            "regenerate it (--iobench-regenerate, or --iobench-on-corrupt=regenerate to do so whenever this "
+            "happens), and check the storage: it returned other bytes than were written")}
     if state == "mismatch" and not regenerate:
-        return {"action": "error", "foreign": False, "message": (
+        return {"action": "error", "error": "mismatch", "message": (
             f"{storage.uri('')} holds a dataset generated from another spec ({why}); {how}")}
     if state == "foreign" and not regenerate:
         if adopt:
             return _adopt(spec, storage)
-        return {"action": "error", "foreign": True, "message": (
+        return {"action": "error", "error": "foreign", "message": (
             f"{storage.uri('')} holds files this tool did not write ({why}; a DLIO dataset?); nothing was "
             f"changed; {how.replace('replace it', 'replace them')}; or, to read them as they are when their "
             "names are this spec's, adopt them (--adopt on the command line, adopt=True)")}
+    names = our_names(storage, spec, manifest)  # before the marker of this run adds its own
     write_marker(storage, spec)  # before any file is deleted or written
+    left: list[str] = []
     if state != "absent":
-        _clear(storage)
-    return {"action": "generate"}
+        _, left = _clear(storage, names)
+    if state == "absent":
+        did, why = "generated", _WHY["absent"]
+    elif regenerate:
+        did, why = "regenerated", f"asked for (regenerate); found: {_WHY.get(state, why or state)}"
+    else:
+        did, why = "regenerated", _WHY.get(state, why)
+    if left:
+        why += "; " + _left_note(storage, left)
+    return {"action": "generate", "did": did, "why": why, "verification": verification}
 
 
 def _adopt(spec: DatasetSpec, storage: Storage) -> dict:
@@ -600,7 +713,7 @@ def _adopt(spec: DatasetSpec, storage: Storage) -> dict:
     if missing or extra:
         what = f"{len(missing)} of the spec's files are missing, e.g. {missing[0]}" if missing else \
             f"{len(extra)} files are not the spec's, e.g. {extra[0]}"
-        return {"action": "error", "foreign": True, "message": (
+        return {"action": "error", "error": "foreign", "message": (
             f"{storage.uri('')}: cannot adopt the files there for this spec ({what}); give the spec they were "
             "generated with (file_prefix, num_files_*, num_subfolders_*, format, compression), or regenerate")}
     with ThreadPoolExecutor(max_workers=16, thread_name_prefix="iobench-stat") as pool:
@@ -667,6 +780,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--adopt", action="store_true",
                         help="use files another tool wrote (a DLIO dataset) as they are when their names are the spec's")
     parser.add_argument("--fsync", action="store_true")
+    parser.add_argument("--verify", choices=MODES, default="sample",
+                        help="how much of a kept dataset is read back and checked against its manifest's checksums")
+    parser.add_argument("--on-corrupt", choices=ON_CORRUPT, default="fail",
+                        help="what a kept file whose checksum no longer matches does")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     args = parser.parse_args(argv)
 
@@ -692,7 +809,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         result = generate(spec, storage, threads=args.threads, comm=comm, regenerate=args.regenerate,
-                          fsync=args.fsync, progress=show, adopt=args.adopt)
+                          fsync=args.fsync, progress=show, adopt=args.adopt,
+                          verify=args.verify, on_corrupt=args.on_corrupt)
     except (DatasetMismatch, StorageError, RuntimeError) as exc:
         print(f"error (rank {comm.rank}): {exc}", file=sys.stderr)
         write_rank_result(comm.rank, {"error": str(exc)})

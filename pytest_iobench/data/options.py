@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 
-from ..settings import Option, boolean, comma_list, declare, positive_int
+from ..settings import Option, boolean, comma_list, declare, one_of, positive_int
 from ..storage import options as _storage_options  # noqa: F401  (the storage options come first in --help)
+from .generate import ON_CORRUPT
+from .integrity import MODES
 from .spec import FORMATS
 
 _UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
@@ -37,4 +39,11 @@ declare(
     Option("adopt", "read DLIO's datasets where DLIO writes them (<root>/<data_folder>/) as they are, "
            "when their files are the spec's; nothing is generated", default="false", parse=boolean,
            metavar="BOOL"),
+    Option("verify", "how much of a kept dataset is read back and checked against the CRC-32C its manifest "
+           "recorded before it is reused: sample (every file of a dataset up to 256 MiB, else the first, the "
+           "last and others drawn each run, about 128 MiB), full, none (sizes only)", default="sample",
+           parse=one_of(MODES), metavar="MODE"),
+    Option("on-corrupt", "what a kept dataset whose file no longer has its recorded checksum does: fail "
+           "(the test fails naming the file) or regenerate", default="fail", parse=one_of(ON_CORRUPT),
+           metavar="ACTION"),
 )

@@ -30,6 +30,7 @@ from ..data.spec import DatasetSpec
 from ..storage import Storage
 from ..storage.factory import StorageFactory, plan_storages
 from .options import get_settings
+from .records import RECORD_KEY, new_record
 
 #: generation that runs longer than this shows progress lines
 PROGRESS_AFTER = 2.0
@@ -77,7 +78,7 @@ def _dataset_cache(pytestconfig: pytest.Config, storage_factory: StorageFactory,
     settings = get_settings(pytestconfig)
     cache = DatasetCache(storage_factory.at, threads=settings.generate_threads, regenerate=settings.regenerate,
                          progress=generation_progress, lock_dir=_lock_dir(tmp_path_factory, pytestconfig),
-                         adopt=settings.adopt)
+                         adopt=settings.adopt, verify=settings.verify, on_corrupt=settings.on_corrupt)
     yield cache
     for problem in cache.cleanup():
         warnings.warn(problem, pytest.PytestWarning, stacklevel=1)
@@ -103,9 +104,39 @@ def dataset_factory(pytestconfig: pytest.Config, storage_factory: StorageFactory
             kind, library = first.kind, first.library
         else:
             kind, library = storage.kind, storage.library
-        return _dataset_cache.get(spec, area_for(kind, library))
+        dataset = _dataset_cache.get(spec, area_for(kind, library))
+        _note_on_running_test(pytestconfig, dataset)
+        return dataset
 
     return get
+
+
+#: the test item whose fixtures or body is running (a session fixture has no request of it)
+_RUNNING = pytest.StashKey[pytest.Item]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem):
+    item.config.stash[_RUNNING] = item
+    try:
+        return (yield)
+    finally:
+        del item.config.stash[_RUNNING]
+
+
+def _note_on_running_test(config: pytest.Config, dataset: Dataset) -> None:
+    """The result document's record of the dataset a test used: generated, reused, verified or
+    regenerated and why, and how long generation took (details.datasets of the test's entry)."""
+    item = config.stash.get(_RUNNING, None)
+    if item is None:
+        return
+    record = item.stash.get(RECORD_KEY, None)
+    if record is None:
+        record = item.stash[RECORD_KEY] = new_record(item)
+    noted = record.details.setdefault("datasets", [])
+    entry = dataset.describe()
+    if entry not in noted:
+        noted.append(entry)
 
 
 @pytest.fixture

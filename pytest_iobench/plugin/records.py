@@ -39,7 +39,8 @@ def iobench_record(request: pytest.FixtureRequest) -> TestRecord:
     """This test's result record: ``metric(...)``, ``criterion(...)``, ``warn(...)``,
     ``measure(run, units)`` (with --iobench-warmup and --iobench-repeat), ``latency(...)``."""
     item = request.node
-    record = new_record(item)
+    # a record begun by a fixture that ran first (the dataset's notes) is kept
+    record = item.stash.get(RECORD_KEY, None) or new_record(item)
     item.stash[RECORD_KEY] = record
     return record
 

@@ -30,12 +30,18 @@ def register_session_secrets(settings: Settings) -> None:
         register_secret(os.environ.get(variable))
 
 
+#: fields of a document entry that are names, never values: a test's id (baselines match on
+#: it, and the controller merges workers' entries by it), its suite, parameters and kind
+NAMES = frozenset({"id", "suite", "kind", "params", "nodeid", "fullname"})
+
+
 def redacted(value: Any) -> Any:
-    """``value`` (JSON types) with every string redacted; mapping keys are kept."""
+    """``value`` (JSON types) with every string redacted; mapping keys are kept, and so are
+    the values of ``NAMES`` (test ids and their parts)."""
     if isinstance(value, str):
         return redact(value)
     if isinstance(value, dict):
-        return {k: redacted(v) for k, v in value.items()}
+        return {k: v if k in NAMES else redacted(v) for k, v in value.items()}
     if isinstance(value, list):
         return [redacted(v) for v in value]
     return value

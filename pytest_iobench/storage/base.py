@@ -196,6 +196,12 @@ class Storage(abc.ABC):
         """Remove ``key``; removing a key that does not exist is not an error (as on S3)."""
 
     # -- shared behaviour, overridden where a library does better --------------------------
+    def put_if_absent(self, key: str, data: Buffer) -> bool:
+        """Store a small ``data`` under ``key`` only if nothing is there, atomically (the
+        lease's create); False when something was. NotImplementedError where the library
+        cannot make it atomic (the lease then writes and reads back)."""
+        raise NotImplementedError
+
     def get_many(self, keys: Sequence[str], max_in_flight: int = 16) -> list[Buffer]:
         """The objects for ``keys``, in the same order, fetched concurrently."""
         if not keys:

@@ -167,6 +167,21 @@ class Boto3Storage(Storage):
         except Exception as exc:
             raise translate("put", key, exc) from exc
 
+    def put_if_absent(self, key: str, data: Buffer) -> bool:
+        name = self._name("put_if_absent", key)
+        try:
+            self.client.put_object(Bucket=self.location.bucket, Key=name, Body=bytes(data), IfNoneMatch="*")
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("PreconditionFailed", "ConditionalRequestConflict"):
+                return False
+            if code == "NotImplemented":
+                raise NotImplementedError from exc
+            raise translate("put_if_absent", key, exc) from exc
+        except Exception as exc:
+            raise translate("put_if_absent", key, exc) from exc
+        return True
+
     def open_writer(self, key: str, *, fsync: bool = False) -> StreamWriter:
         self._name("open_writer", key)
         return _MultipartWriter(self, key)

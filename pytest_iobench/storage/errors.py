@@ -60,12 +60,26 @@ _SECRET_PATTERNS = [
 ]
 
 _known_secrets: set[str] = set()
+#: a registered secret shorter than this is masked only where it stands as a value of its own
+#: (``=test``, ``:test@``, ``"test"``, ``test`` between spaces), never inside a word, a test id
+#: or a file name (``suites/test_generate.py``): a short word is likely to be part of those.
+#: Longer ones (real keys and tokens) are masked wherever they occur.
+WHOLE_WORD_BELOW = 16
+#: characters that continue a name: a short secret next to one is part of a name, not a value
+_NAME_CHARS = r"\w\-./"
+_short_patterns: dict[str, re.Pattern] = {}
 
 
 def register_secret(value: str | None) -> None:
-    """Remember a secret (a secret key, a session token) so ``redact`` removes it anywhere."""
+    """Remember a secret (a secret key, a session token, a workload file's credential) so
+    ``redact`` masks it (values of fewer than 4 characters are not kept: masking them would
+    garble every message)."""
     if value and len(value) >= 4:
         _known_secrets.add(value)
+        if len(value) < WHOLE_WORD_BELOW:
+            # a sentence's full stop after it still ends the value
+            _short_patterns[value] = re.compile(
+                rf"(?<![{_NAME_CHARS}]){re.escape(value)}(?![\w\-/]|\.[\w])")
 
 
 def holds_secret(text: str) -> bool:
@@ -79,7 +93,8 @@ def redact(text: str) -> str:
     if not text:
         return text
     for secret in sorted(_known_secrets, key=len, reverse=True):  # one may contain another
-        text = text.replace(secret, "***")
+        short = _short_patterns.get(secret)
+        text = short.sub("***", text) if short is not None else text.replace(secret, "***")
     text = _SECRET_PATTERNS[0].sub(r"\1***", text)
     text = _SECRET_PATTERNS[1].sub(r"\1***", text)
     text = _SECRET_PATTERNS[2].sub("***", text)

@@ -232,6 +232,25 @@ class MinioStorage(Storage):
         except Exception as exc:
             raise translate("put", key, exc) from exc
 
+    def put_if_absent(self, key: str, data: Buffer) -> bool:
+        name = self._name("put_if_absent", key)
+        # the SDK's put_object takes no conditional header; its single-request PutObject does
+        # (a private method: where it is gone, the lease writes and reads back instead)
+        put = getattr(self.client, "_put_object", None)
+        if put is None:
+            raise NotImplementedError
+        try:
+            put(self.location.bucket, name, bytes(data), headers={"If-None-Match": "*"})
+        except S3Error as exc:
+            if exc.code in ("PreconditionFailed", "ConditionalRequestConflict"):
+                return False
+            if exc.code == "NotImplemented":
+                raise NotImplementedError from exc
+            raise translate("put_if_absent", key, exc) from exc
+        except Exception as exc:
+            raise translate("put_if_absent", key, exc) from exc
+        return True
+
     def open_writer(self, key: str, *, fsync: bool = False) -> StreamWriter:
         self._name("open_writer", key)
         return _StreamingPut(self, key)

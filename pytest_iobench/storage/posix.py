@@ -22,6 +22,30 @@ def temp_path(path: str) -> str:
     return os.path.join(head, f".{tail}{TEMP_MARKER}{uuid.uuid4().hex[:12]}")
 
 
+def link_if_absent(path: str, data) -> bool:
+    """Write ``data`` to a temporary file and hard-link it as ``path`` unless ``path`` exists:
+    atomic like O_EXCL, and the file never appears half written."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = temp_path(path)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+
+
 def pread_full(fd: int, length: int, offset: int) -> bytes:
     """pread until ``length`` bytes or end of file (one pread may return fewer)."""
     chunks = []
@@ -210,6 +234,13 @@ class PosixStorage(Storage):
                 writer.write(data)
         except OSError as exc:
             raise self._fail("put", key, exc) from exc
+
+    def put_if_absent(self, key: str, data: Buffer) -> bool:
+        check_key(key, self.library, "put_if_absent")
+        try:
+            return link_if_absent(self.path(key), data)
+        except OSError as exc:
+            raise self._fail("put_if_absent", key, exc) from exc
 
     def open_writer(self, key: str, *, fsync: bool = False) -> StreamWriter:
         check_key(key, self.library, "open_writer")

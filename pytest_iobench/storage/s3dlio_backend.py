@@ -38,7 +38,7 @@ import s3dlio
 from .base import Buffer, ObjectInfo, Storage, StreamWriter, check_key
 from .direct import probe_odirect
 from .errors import StorageError, StorageNotFound, os_error
-from .posix import TEMP_MARKER, drop_page_cache, fsync_dir, temp_path
+from .posix import TEMP_MARKER, drop_page_cache, fsync_dir, link_if_absent, temp_path
 from .s3common import (
     MAX_PARTS_IN_FLIGHT,
     PART_SIZE,
@@ -231,6 +231,16 @@ class S3dlioStorage(Storage):
             s3dlio.put_bytes(self.uri(key), data)
         except Exception as exc:
             raise translate("put", key, exc) from exc
+
+    def put_if_absent(self, key: str, data: Buffer) -> bool:
+        """Files: a hard link, as posix does; s3dlio's S3 client has no conditional put."""
+        check_key(key, LIBRARY, "put_if_absent")
+        if not self.on_files:
+            raise NotImplementedError
+        try:
+            return link_if_absent(self.path(key), data)
+        except OSError as exc:
+            raise os_error("put_if_absent", key, LIBRARY, exc) from exc
 
     def _put_direct(self, key: str, data: Buffer) -> None:
         """put_bytes, s3dlio's O_DIRECT write, to a temporary name renamed into place."""

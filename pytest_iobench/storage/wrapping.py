@@ -32,6 +32,9 @@ class WrappedStorage(Storage):
     def open_writer(self, key: str, *, fsync: bool = False) -> StreamWriter:
         return self.inner.open_writer(key, fsync=fsync)
 
+    def put_if_absent(self, key: str, data: Buffer) -> bool:
+        return self.inner.put_if_absent(key, data)
+
     def get(self, key: str) -> Buffer:
         return self.inner.get(key)
 
