@@ -138,6 +138,10 @@ def resolve(
 
 
 def _pick(option: Option, cli_value, ini_value, environ) -> tuple[Any, str]:
+    if cli_value == "" and option.default is not None and option.parse is not str:
+        # given empty on the command line (--iobench-storage=): the option's own error, not its
+        # default silently; an option with no default given empty is unset
+        return cli_value, "command line"
     if cli_value not in (None, [], ""):
         return cli_value, "command line"
     if ini_value not in (None, [], ""):

@@ -97,6 +97,7 @@ def test_hosts_and_hostfile_reach_mpiexec(local, tmp_path, how):
 @pytest.mark.parametrize("option", [["--iobench-hosts", "localhost"], ["--iobench-hostfile", "hosts.txt"]])
 def test_hosts_without_a_shared_mpi_dir_stop_the_session_at_start(pytester, option):
     pytester.makepyfile("def test_x():\n    pass\n")
+    pytester.makefile(".txt", hosts="localhost\n")  # a hostfile that is not there stops the session too
     result = pytester.runpytest(*option)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"*{option[0]} is given without --iobench-mpi-dir: ranks on other hosts cannot*"])
@@ -181,3 +182,76 @@ def test_a_rank_waiting_long_sleeps_between_polls_leaving_the_cpu_to_the_readers
 
 if __name__ == "__main__" and sys.argv[1:2] == ["barrier-probe"]:
     context.write_rank_result(context.world().rank, barrier_probe(float(sys.argv[2]), int(sys.argv[3])))
+
+
+RANKS_THAT_WAIT = """
+import sys, time
+from pytest_iobench.mpi.context import report_progress, world, write_rank_result
+
+comm = world()  # starts the rank's heartbeat
+report_progress(comm.rank, "waiting")
+deadline = time.monotonic() + float(sys.argv[1])
+while time.monotonic() < deadline:
+    time.sleep(0.05)
+write_rank_result(comm.rank, {"rank": comm.rank})
+"""
+
+
+def start_ranks(tmp_path, ranks: int, **launch_args):
+    """``launch`` of 3 ranks that wait 120 s, in a thread; returns (thread, result holder,
+    the ranks' directory) once every rank's heartbeat is there."""
+    import threading
+
+    from pytest_iobench.mpi.launch import _read_heartbeat
+
+    (tmp_path / "ranks_that_wait.py").write_text(RANKS_THAT_WAIT)
+    workdir = tmp_path / "ranks"
+    held = {}
+    thread = threading.Thread(target=lambda: held.update(result=launch(
+        "ranks_that_wait", ["120"], ranks, env={"PYTHONPATH": str(tmp_path)}, workdir=str(workdir), **launch_args)))
+    thread.start()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not all(_read_heartbeat(str(workdir), r) for r in range(ranks)):
+        time.sleep(0.1)
+    beats = [_read_heartbeat(str(workdir), r) for r in range(ranks)]
+    assert all(beats), "the ranks did not start"
+    time.sleep(1)  # mid-run, not while MPICH is still setting the job up
+    return thread, held, beats
+
+
+def test_a_killed_rank_is_named_from_mpichs_exit_status(tmp_path):
+    import signal
+
+    thread, held, beats = start_ranks(tmp_path, 3, timeout=300)
+    os.kill(beats[1]["pid"], signal.SIGKILL)  # a real signal, from outside, as the OOM killer sends it
+    thread.join(timeout=120)
+    assert not thread.is_alive()
+    result = held["result"]
+    assert result.died.keys() == {1} and not result.timed_out and result.duration < 120
+    with pytest.raises(MPIRunError) as info:
+        result.check()
+    message = str(info.value)
+    assert f"rank 1 died: pid {beats[1]['pid']} " in message and "MPICH: Killed (signal 9)" in message
+    assert "last at: waiting" in message and "rank 0 died" not in message and "rank 2 died" not in message
+
+
+def test_a_stopped_rank_is_declared_hung_long_before_the_timeout(tmp_path):
+    import signal
+
+    thread, held, beats = start_ranks(tmp_path, 2, timeout=600, heartbeat_bound=3)
+    os.kill(beats[0]["pid"], signal.SIGSTOP)  # silent: no heartbeat, no exit
+    try:
+        thread.join(timeout=120)  # a deadline proving no wait for the 600 s timeout
+        assert not thread.is_alive()
+    finally:
+        try:
+            os.kill(beats[0]["pid"], signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+    result = held["result"]
+    assert result.hung.keys() == {0} and not result.timed_out
+    with pytest.raises(MPIRunError) as info:
+        result.check()
+    assert (f"rank 0 hung: pid {beats[0]['pid']} on {beats[0]['host']} sent no heartbeat for "
+            in str(info.value))
+    assert "the bound is 3 s" in str(info.value) and "last at: waiting" in str(info.value)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import tempfile
+import threading
 import time
 from typing import Any
 
@@ -112,11 +114,45 @@ _world: SingleRank | MPIRanks | None = None
 
 
 def world() -> SingleRank | MPIRanks:
-    """The communicator of this process (created once)."""
+    """The communicator of this process (created once). A rank under a launcher starts its
+    heartbeat here."""
     global _world
     if _world is None:
         _world = MPIRanks() if under_mpiexec() else SingleRank()
+        if isinstance(_world, MPIRanks):
+            start_heartbeat(_world.rank)
     return _world
+
+
+#: how often a rank says it is alive (``rank-<r>.alive``: its pid, host and the time)
+HEARTBEAT_SECONDS = 1.0
+
+
+def start_heartbeat(rank: int, directory: str | None = None, every: float = HEARTBEAT_SECONDS) -> bool:
+    """Write this rank's heartbeat every ``every`` seconds from a daemon thread, so the launcher
+    can tell a stopped or frozen rank (no heartbeat) from a slow one, and map the pid MPICH
+    names on a bad termination to the rank. False when there is no result directory."""
+    directory = directory or os.environ.get(RESULT_DIR_ENV)
+    if not directory:
+        return False
+    path = os.path.join(directory, f"rank-{rank}.alive")
+    host = socket.gethostname()
+
+    first = time.time()
+
+    def beat() -> None:
+        while True:
+            try:
+                tmp = f"{path}.{os.getpid()}.tmp"
+                with open(tmp, "w") as f:
+                    json.dump({"pid": os.getpid(), "host": host, "time": time.time(), "first": first}, f)
+                os.replace(tmp, path)
+            except OSError:
+                pass  # the launcher's directory is gone: the run is over
+            time.sleep(every)
+
+    threading.Thread(target=beat, name=f"iobench-heartbeat-{rank}", daemon=True).start()
+    return True
 
 
 def write_rank_result(rank: int, data: dict, directory: str | None = None) -> str | None:

@@ -1,17 +1,29 @@
 """Launching a Python module as N ranks under ``mpiexec`` and gathering what each reported.
 
-Each rank writes ``rank-<r>.json`` into a result directory (context.write_rank_result). The
-launcher waits up to ``timeout`` seconds; on timeout it ends the whole process group and
-names the ranks that did not report. MPICH's ``mpiexec`` from PyPI sits next to the Python
-interpreter of the virtualenv and is found there first.
+Each rank writes ``rank-<r>.json`` into a result directory (context.write_rank_result) and a
+heartbeat, ``rank-<r>.alive`` (its pid and host), every second. The launcher waits up to
+``timeout`` seconds; a rank whose heartbeat is older than ``heartbeat_bound`` (stopped, frozen,
+its host gone) is declared hung well before that, and the run is ended naming it.
+
+A rank that dies (killed, crashed) is named too. MPICH's report cannot say which: its cleanup
+kills the other ranks at once and then reports one of them, not always the first to die (seen:
+rank 1 killed, rank 0 reported). So each rank runs under a guard (guard.py) that writes how
+its rank ended (``rank-<r>.exit``: pid, signal or exit code); the launcher names the rank that
+ended badly first, with MPICH's exit string. A rank whose process is gone without a result
+while mpiexec still runs (on this host, by its pid) is named the same way, and a rank that
+never starts its heartbeat while the others have for ``heartbeat_bound`` as not started.
+MPICH's ``mpiexec`` from PyPI sits next to the Python interpreter of the virtualenv and is
+found there first.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -38,6 +50,10 @@ class LaunchResult:
     duration: float
     output_tail: str = ""
     command: list[str] = field(default_factory=list)
+    #: ranks declared hung: rank -> why (no heartbeat for longer than the bound)
+    hung: dict[int, str] = field(default_factory=dict)
+    #: ranks that died, from MPICH's bad-termination report: rank -> how
+    died: dict[int, str] = field(default_factory=dict)
 
     @property
     def missing(self) -> list[int]:
@@ -54,7 +70,13 @@ class LaunchResult:
         missing = ", ".join(
             f"{r} (last at: {self.progress[r]})" if self.progress[r] else str(r) for r in self.missing
         ) or "none"
-        if self.timed_out:
+        if self.hung:
+            why = ("ended: " + "; ".join(f"rank {r} hung: {text}" for r, text in sorted(self.hung.items()))
+                   + f"; ranks that did not finish: {missing}")
+        elif self.died:
+            why = ("ended: " + "; ".join(f"rank {r} died: {text}" for r, text in sorted(self.died.items()))
+                   + f" (mpiexec exited with code {self.returncode} and ended the other ranks)")
+        elif self.timed_out:
             why = f"timed out after {self.duration:.0f} s; ranks that did not finish: {missing}"
         else:
             why = f"mpiexec exited with code {self.returncode}; ranks that did not report: {missing}"
@@ -83,28 +105,47 @@ def mpiexec_command(ranks: int, argv: list[str], hosts: list[str] | None = None,
     return command + argv
 
 
+GUARD = "pytest_iobench.mpi.guard"
+#: seconds without a heartbeat after which a rank is declared hung (its heartbeat thread
+#: writes every second: 30 misses are no scheduling hiccup, even on a loaded host)
+HEARTBEAT_BOUND = 30.0
+#: how often the launcher looks at the heartbeats
+WATCH_SECONDS = 0.5
+
+
 def launch(module: str, args: list[str], ranks: int, *, env: dict[str, str] | None = None,
            timeout: float | None = None, hosts: list[str] | None = None, hostfile: str | None = None,
-           workdir: str | None = None) -> LaunchResult:
-    """Run ``python -m module args`` as ``ranks`` MPI ranks; wait up to ``timeout`` seconds."""
+           workdir: str | None = None, heartbeat_bound: float = HEARTBEAT_BOUND) -> LaunchResult:
+    """Run ``python -m module args`` as ``ranks`` MPI ranks; wait up to ``timeout`` seconds, and
+    end the run as soon as a rank's heartbeat is older than ``heartbeat_bound``."""
     if ranks < 1:
         raise ValueError(f"ranks must be >= 1, not {ranks}")
     own_dir = workdir is None
     result_dir = tempfile.mkdtemp(prefix="iobench-ranks-") if own_dir else workdir
     os.makedirs(result_dir, exist_ok=True)
-    command = mpiexec_command(ranks, [sys.executable, "-m", module, *args], hosts, hostfile)
+    # each rank under its guard, which records how the rank ended (see the module's docstring)
+    command = mpiexec_command(ranks, [sys.executable, "-m", GUARD, module, *args], hosts, hostfile)
     child_env = {**os.environ, **(env or {}), RESULT_DIR_ENV: result_dir, "PYTHONUNBUFFERED": "1"}
     output = tempfile.TemporaryFile(mode="w+b")
     start = time.monotonic()
     process = subprocess.Popen(command, env=child_env, stdout=output, stderr=subprocess.STDOUT,
                                stdin=subprocess.DEVNULL, start_new_session=True)
     timed_out = False
-    try:
-        returncode = process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        _end_group(process)
-        returncode = process.returncode
+    hung: dict[int, str] = {}
+    died: dict[int, str] = {}
+    while True:
+        try:
+            returncode = process.wait(timeout=WATCH_SECONDS)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+        died = _gone_ranks(result_dir, ranks)
+        hung = {} if died else _silent_ranks(result_dir, ranks, heartbeat_bound)
+        if died or hung or (timeout is not None and time.monotonic() - start > timeout):
+            timed_out = not (died or hung)
+            _end_group(process)
+            returncode = process.returncode
+            break
     duration = time.monotonic() - start
     results = [_read_rank(result_dir, r) for r in range(ranks)]
     progress = [_read_progress(result_dir, r) for r in range(ranks)]
@@ -112,11 +153,98 @@ def launch(module: str, args: list[str], ranks: int, *, env: dict[str, str] | No
     output.seek(max(0, output.tell() - 4000))
     tail = redact(output.read().decode("utf-8", "replace")).strip()
     output.close()
+    for rank, text in hung.items():
+        if progress[rank]:
+            hung[rank] = f"{text}; last at: {progress[rank]}"
+    if not (died or hung or timed_out) and returncode not in (0, None):
+        died = _ended_badly(result_dir, ranks)
+    exit_string = _EXIT_STRING.search(tail)
+    for rank, text in died.items():
+        died[rank] = text + (f"; MPICH: {exit_string.group(1).strip()}" if exit_string else "") + (
+            f"; last at: {progress[rank]}" if progress[rank] else "")
     if own_dir:
         shutil.rmtree(result_dir, ignore_errors=True)
-    return LaunchResult(ranks, results, progress, returncode, timed_out, duration, tail, command)
+    return LaunchResult(ranks, results, progress, returncode, timed_out, duration, tail, command, hung, died)
 
 
+def _read_heartbeat(directory: str, rank: int) -> dict | None:
+    try:
+        with open(os.path.join(directory, f"rank-{rank}.alive")) as f:
+            beat = json.load(f)
+        return beat if isinstance(beat, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def _reported(directory: str, rank: int) -> bool:
+    return os.path.exists(os.path.join(directory, f"rank-{rank}.json"))
+
+
+def _gone_ranks(directory: str, ranks: int) -> dict[int, str]:
+    """Ranks on this host whose process is gone without having reported."""
+    here = socket.gethostname()
+    gone = {}
+    for rank in range(ranks):
+        beat = _read_heartbeat(directory, rank)
+        if beat is None or beat.get("host") != here or _reported(directory, rank):
+            continue
+        pid = int(beat.get("pid", 0))
+        if pid and not _alive(pid):
+            gone[rank] = f"pid {pid} on {here} is gone without reporting (killed, or it crashed)"
+    return gone
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, dead but not yet reaped by MPICH's proxy, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _silent_ranks(directory: str, ranks: int, bound: float) -> dict[int, str]:
+    """Ranks whose last heartbeat is older than ``bound``, unless they have reported; and ranks
+    with no heartbeat yet ``bound`` seconds after another rank's first (they never started)."""
+    now = time.time()
+    silent = {}
+    beats = {rank: _read_heartbeat(directory, rank) for rank in range(ranks)}
+    started = [b for b in beats.values() if b]
+    first = min((float(b.get("first", b.get("time", now))) for b in started), default=None)
+    for rank, beat in beats.items():
+        if _reported(directory, rank):
+            continue
+        if beat is None:
+            if first is not None and now - first > bound:
+                silent[rank] = (f"it never started (no heartbeat {now - first:.0f} s after the first rank's; "
+                                f"the bound is {bound:.0f} s)")
+            continue
+        age = now - float(beat.get("time", now))
+        if age > bound:
+            silent[rank] = (f"pid {beat.get('pid')} on {beat.get('host')} sent no heartbeat for {age:.0f} s "
+                            f"(the bound is {bound:.0f} s; stopped, frozen, or its host is gone)")
+    return silent
+
+
+_EXIT_STRING = re.compile(r"EXIT STRING: ([^\n]+)")
+
+
+def _ended_badly(directory: str, ranks: int) -> dict[int, str]:
+    """The rank whose guard recorded the earliest bad end (the others were ended by MPICH's
+    cleanup after it, or ended badly later), as its guard saw it."""
+    ends = {}
+    for rank in range(ranks):
+        try:
+            with open(os.path.join(directory, f"rank-{rank}.exit")) as f:
+                ends[rank] = json.load(f)
+        except (OSError, ValueError):
+            continue
+    if not ends:
+        return {}
+    rank = min(ends, key=lambda r: ends[r].get("time", 0))
+    end = ends[rank]
+    how = f"killed by {end['name']}" if "signal" in end else f"exited with code {end.get('code')}"
+    return {rank: f"pid {end.get('pid')} {how}"}
 def _end_group(process: subprocess.Popen) -> None:
     for sig, grace in ((signal.SIGTERM, 5), (signal.SIGKILL, 5)):
         try:

@@ -9,6 +9,7 @@ import pytest
 from .. import settings as settings_mod
 from ..settings import REGISTRY, Settings, SettingsError
 from ..storage.endpoint import EndpointError
+from ..report.options import check_output
 from ..storage.factory import check_settings
 
 # Importing a layer's options module declares its options.
@@ -58,6 +59,7 @@ def pytest_cmdline_main(config: pytest.Config):
         settings = get_settings(config)
         if not hasattr(config, "workerinput"):  # the controller checked already
             check_settings(settings)
+            check_output(settings, str(config.invocation_params.dir))
     except (SettingsError, EndpointError) as exc:
         raise pytest.UsageError(str(exc)) from None
     return None

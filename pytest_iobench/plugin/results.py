@@ -138,8 +138,8 @@ class ResultsPlugin:
         if _is_worker(self.config):
             self.config.workeroutput[WORKER_OUTPUT] = self.results.collector.export()
             return
-        if not self.results.wanted:
-            return
+        if not self.results.wanted or exitstatus == pytest.ExitCode.USAGE_ERROR:
+            return  # a usage error found at collection: nothing ran, nothing is written
         workers = getattr(self.config.option, "numprocesses", None)
         self.finished = self.results.finish(int(exitstatus), xdist_workers=workers if isinstance(workers, int) else 0)
         try:

@@ -6,9 +6,12 @@ before collection: a bad key or value is one usage error listing every problem.
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
+
+from ..data.generate import dlio_folder
 
 from ..mpi.session import MPISession
 from ..settings import Settings, SettingsError
@@ -74,7 +77,54 @@ def pytest_cmdline_main(config: pytest.Config):
     if problems:
         where = " (with --iobench-set " + " ".join(settings.set) + ")" if settings.set else ""
         raise pytest.UsageError("\n".join(problems) + where)
+    if settings.adopt:
+        # the workloads given: their data folders; else (tests with their own specs) any file
+        trained = [_load(config, n).dataset for n in settings.workload or ()
+                   if workload_kind(_load(config, n)) == "train"]
+        try:
+            check_adoptable(settings, trained)
+        except SettingsError as exc:
+            raise pytest.UsageError(str(exc)) from None
     return None
+
+
+def check_adoptable(settings: Settings, specs: list) -> None:
+    """--iobench-adopt reads DLIO's datasets under --iobench-root: on local files, at least one
+    of the workloads' data folders must hold files (an S3 root is found out by its tests)."""
+    root = settings.root or ""
+    if root.startswith("s3://") or not {"local", "direct"} & set(settings.storage):
+        return
+    if not root:
+        raise SettingsError("--iobench-adopt reads the datasets DLIO wrote under --iobench-root; give "
+                            "--iobench-root DIR (the directory DLIO's data_folder is relative to)")
+    looked = [os.path.join(root, dlio_folder(spec), "train") for spec in specs]
+    if looked and not any(os.path.isdir(p) and any(os.scandir(p)) for p in looked):
+        raise SettingsError(f"--iobench-adopt: no dataset to adopt under {root}: looked for files in "
+                            f"{', '.join(looked)}; generate them with DLIO first, or drop --iobench-adopt")
+    if not looked and not any(files for _, _, files in os.walk(root)):
+        raise SettingsError(f"--iobench-adopt: no dataset to adopt under {root}: it holds no files; give the "
+                            "directory DLIO wrote its datasets under, or drop --iobench-adopt")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A workload given with --iobench-workload that no collected test runs (a checkpoint
+    workload on the training suite) is a usage error, not a session of skips."""
+    given = get_settings(config).workload
+    if not given or hasattr(config, "workerinput"):
+        return  # xdist workers each collect: an error there is no usage error of the session
+    fixtures = ("training_workload", "checkpoint_workload")
+    takers = [item for item in items if any(f in getattr(item, "fixturenames", ()) for f in fixtures)]
+    if not takers:
+        return  # no suite that runs workloads was collected: the option is not for these tests
+    ran = {item.callspec.params.get(f) for item in takers if hasattr(item, "callspec") for f in fixtures}
+    unused = [name for name in given if name not in ran]
+    if unused:
+        kinds = {name: workload_kind(_load(config, name)) for name in unused}
+        raise pytest.UsageError(
+            "--iobench-workload: no collected test runs " + ", ".join(f"{n} (a {k} workload)" for n, k in kinds.items())
+            + "; the training suite (suites/test_training.py) runs train workloads, the checkpoint suite "
+            "(suites/test_checkpoint.py) checkpoint workloads: select the suite that runs it")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

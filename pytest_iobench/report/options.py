@@ -66,3 +66,31 @@ declare(
     Option("throughput-bytes", "bytes each case of the throughput suite puts or gets per run (e.g. 1GiB)",
            default="64MiB", parse=byte_size, metavar="SIZE"),
 )
+
+
+def check_output(settings, invocation_dir: str) -> None:
+    """--iobench-json must be a file that can be written, known before the run: the nearest
+    existing directory must take a new entry (a probe directory, made and removed at once:
+    permissions alone do not say it, root passes them on a read-only or virtual file system)."""
+    if not settings.json:
+        return
+    import os
+
+    from ..settings import SettingsError
+
+    path = os.path.join(invocation_dir, settings.json)
+    if os.path.isdir(path):
+        raise SettingsError(f"--iobench-json: {path} is a directory; give the path of the document's file")
+    import tempfile
+
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise SettingsError(f"--iobench-json: {path} cannot be written: {parent} is a file, not a directory; "
+                            "give a writable path")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".iobench-probe-", dir=parent))
+    except OSError as exc:
+        raise SettingsError(f"--iobench-json: {path} cannot be written: {parent} takes no new files "
+                            f"({exc.strerror or exc}); give a writable path") from None

@@ -178,6 +178,12 @@ def check_endpoint(endpoint: S3Endpoint, bucket: str, timeout: float = 5.0) -> N
         _client(endpoint, timeout).head_bucket(Bucket=bucket)
     except ClientError as exc:
         code = str(exc.response.get("Error", {}).get("Code", ""))
+        headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+        if not any(name.lower().startswith(("x-amz", "x-minio")) for name in headers):
+            # every S3 implementation names its request (x-amz-request-id; moto x-amzn-requestid)
+            server = headers.get("server", "an unknown server")
+            raise EndpointError(f"{endpoint.url} does not answer as an S3 endpoint ({server} answered {code or '?'} "
+                                "with no S3 headers); give the URL of the S3 service") from None
         if code in ("404", "NoSuchBucket"):
             raise EndpointError(f"the bucket {bucket!r} does not exist on {endpoint.url}; create it or name another with --iobench-bucket") from None
         if code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):

@@ -133,6 +133,16 @@ def configured_endpoint(settings: Settings) -> S3Endpoint | None:
 def check_settings(settings: Settings) -> None:
     """Everything about the storage settings that can be known wrong before the session runs."""
     plan_storages(settings)
+    if "s3" not in settings.storage:
+        # an S3 setting given for a session that runs no S3 storage would be ignored silently
+        root = settings.root or ""
+        for name, given in (("s3-endpoint", settings.s3_endpoint), ("bucket", settings.bucket),
+                            ("root", root if root.startswith("s3://") else "")):
+            source = settings.sources.get(name, "default")
+            if given and not source.startswith(("env", "default")):
+                raise SettingsError(
+                    f"--iobench-{name} ({source}): {given} is an S3 location, and the session runs no S3 storage "
+                    f"(--iobench-storage={','.join(settings.storage)}); add s3 to --iobench-storage, or drop it")
     if "s3" in settings.storage:
         endpoint = configured_endpoint(settings)
         bucket, _ = split_s3_root(settings)

@@ -2,23 +2,45 @@
 
 from __future__ import annotations
 
+import re
+
 from ..settings import Option, comma_list, declare, positive_int_list, url
 from .registry import ALL_LIBRARIES, STORAGE_KINDS
+
+#: the most threads a test may be parametrized with: each holds buffers and connections, and
+#: far beyond the cores and the storage's queue depth they measure nothing but contention
+#: (100,000 threads grew the memory about 1 GB/s until the kernel killed the run)
+MAX_THREADS = 1024
+
+
+def thread_counts(text: str) -> list[int]:
+    counts = positive_int_list(text)
+    too_many = [n for n in counts if n > MAX_THREADS]
+    if too_many:
+        raise ValueError(f"{too_many[0]} threads is more than the maximum, {MAX_THREADS}")
+    return counts
+
+
+def region(text: str) -> str:
+    """An S3 region name as the client libraries take it: letters, digits and '-' (us-east-1)."""
+    if not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?", text):
+        raise ValueError("a region is letters, digits and '-', such as us-east-1")
+    return text
 
 declare(
     Option("storage", "storage under test; a comma list runs each: local, direct (O_DIRECT), s3",
            default="local", parse=comma_list(STORAGE_KINDS), metavar="KINDS"),
     Option("libraries", "client libraries to run; default: every installed library for the chosen "
            f"storage ({', '.join(ALL_LIBRARIES)})", parse=comma_list(ALL_LIBRARIES), metavar="LIBS"),
-    Option("threads", "thread counts to parametrize (comma list)", default="1,4",
-           parse=positive_int_list, metavar="N,N"),
+    Option("threads", f"thread counts to parametrize (comma list, each at most {MAX_THREADS})", default="1,4",
+           parse=thread_counts, metavar="N,N"),
     Option("root", "the directory under test, or s3://bucket/prefix for the s3 storage; "
            "default: a fresh temporary directory and the embedded endpoint's bucket", metavar="PATH"),
     Option("s3-endpoint", "S3 endpoint URL; default: an embedded S3 server (moto) on 127.0.0.1",
            env=("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"), parse=url, metavar="URL"),
     Option("bucket", "bucket (optionally bucket/prefix) on the S3 endpoint", metavar="NAME"),
     Option("s3-region", "S3 region", default="us-east-1", env=("AWS_REGION", "AWS_DEFAULT_REGION"),
-           metavar="REGION"),
+           parse=region, metavar="REGION"),
     Option("s3-access-key", "S3 access key id (prefer the AWS_ACCESS_KEY_ID environment variable)",
            env=("AWS_ACCESS_KEY_ID",), masked=True, metavar="ID"),
     Option("s3-secret-key", "S3 secret key (prefer the AWS_SECRET_ACCESS_KEY environment variable)",

@@ -167,8 +167,9 @@ def read_yaml(path: Path) -> dict[str, Any]:
         raise WorkloadError(f"{path}: not valid YAML: {exc}") from None
     except OSError as exc:
         raise WorkloadError(f"{path}: cannot be read: {exc.strerror}") from None
-    if data is None:
-        data = {}
+    if not data:  # an empty file would run on defaults alone, as if it were a workload
+        raise WorkloadError(f"{path}: the workload file is empty; a workload file is a mapping of sections "
+                            "(model, dataset, reader, ...), such as the ones in fixtures/workloads/")
     if not isinstance(data, dict):
         raise WorkloadError(f"{path}: a workload file is a mapping of sections (model, dataset, reader, ...), "
                             f"not a {type(data).__name__}")

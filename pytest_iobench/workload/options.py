@@ -104,3 +104,7 @@ def check_mpi_settings(settings: Settings) -> None:
         raise SettingsError(
             f"{given} is given without --iobench-mpi-dir: ranks on other hosts cannot read the job or write "
             "their results in a local temporary directory; give a directory every host mounts at the same path")
+    if settings.hostfile and not os.path.isfile(settings.hostfile):
+        raise SettingsError(f"--iobench-hostfile: {settings.hostfile} is not a file; give a file that lists the "
+                            "hosts, one per line (host or host:slots), as mpiexec -f takes it")
+
