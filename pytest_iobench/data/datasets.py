@@ -32,8 +32,9 @@ from typing import Any
 from ..storage.base import Storage
 from ..storage.lease import DEFAULT_TTL, Lease
 from .formats import SampleFile, get_format
-from .generate import (GenerateResult, Progress, adopt, dataset_prefix, delete_dataset, dlio_folder, generate,
-                       nothing_to_adopt)
+from ..storage.errors import StorageError
+from .generate import (MARKER, GenerateResult, Progress, adopt, dataset_prefix, delete_dataset, dlio_folder, generate,
+                       interrupted_generations, nothing_to_adopt, out_of_space)
 from .spec import DatasetSpec
 
 
@@ -90,6 +91,24 @@ def location(storage: Storage) -> tuple[str, ...]:
     if spec.kind == "s3":
         return ("s3", spec.endpoint_url, spec.bucket, spec.prefix.strip("/"))
     return ("files", os.path.realpath(spec.root))
+
+
+def _with_space_note(exc: StorageError, area: Storage, prefix: str) -> StorageError:
+    """A full storage's error, saying when earlier generations that never finished hold space
+    in the datasets area (the same error otherwise)."""
+    if not out_of_space(exc):
+        return exc
+    try:
+        held = interrupted_generations(area, skip=prefix)
+    except StorageError:
+        return exc
+    if not held:
+        return exc
+    where = ", ".join(f"{area.uri(folder)} ({files} files)" for folder, files in held)
+    return type(exc)(exc.op, exc.key, exc.library,
+                     f"{exc.detail}; earlier generations that did not finish hold space in the datasets area: "
+                     f"{where} (their {MARKER} says so); the next run that asks for those datasets replaces "
+                     "them, or delete those folders")
 
 
 #: the generation lease's name in a dataset's folder
@@ -160,8 +179,11 @@ class DatasetCache:
         with lease:
             # regenerate once per run: another process of the run may be reading it already
             regenerate = self.regenerate and not (marker and os.path.exists(marker))
-            result = generate(spec, storage, threads=self.threads, regenerate=regenerate, progress=report,
-                              verify=self.verify, on_corrupt=self.on_corrupt)
+            try:
+                result = generate(spec, storage, threads=self.threads, regenerate=regenerate, progress=report,
+                                  verify=self.verify, on_corrupt=self.on_corrupt)
+            except StorageError as exc:
+                raise _with_space_note(exc, area, prefix) from exc
             if marker and regenerate:
                 open(marker, "w").close()
         result.waited = round(lease.waited, 3)

@@ -324,6 +324,47 @@ def _clear(storage: Storage, names: set[str]) -> tuple[int, list[str]]:
     return len(ours), [k for k in present if k not in names]
 
 
+def out_of_space(exc: BaseException) -> bool:
+    """Whether a failure is the storage being full (ENOSPC, or a quota: EDQUOT)."""
+    import errno
+
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "No space left on device" in str(exc) or "Disk quota exceeded" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def discard(storage: Storage, spec: DatasetSpec) -> None:
+    """After a generation that failed for want of space: delete what it wrote (the spec's
+    files, the marker last), so that it holds no space and nothing of it looks complete.
+    Best effort: what cannot be deleted keeps the marker, and the next run cleans it."""
+    try:
+        _clear(storage, our_names(storage, spec))
+        storage.delete(MARKER)
+    except StorageError:
+        pass
+
+
+def interrupted_generations(area: Storage, skip: str = "") -> list[tuple[str, int]]:
+    """(folder, files) of each generation in ``area`` (a datasets area) that never finished
+    (its in-progress marker is there, no manifest): space an earlier failed or killed run holds.
+    ``skip``: a folder not to count (the one being generated)."""
+    keys = area.list("")
+    folders = [k[: -len(MARKER) - 1] for k in keys if k.endswith("/" + MARKER) or k == MARKER]
+    found = []
+    for folder in folders:
+        if folder == skip.strip("/") or f"{folder}/{MANIFEST}" in keys:
+            continue
+        under = [k for k in keys if k.startswith(f"{folder}/") and not k.endswith(MARKER)]
+        found.append((folder, len(under)))
+    return found
+
+
 def _left_note(storage: Storage, left: list[str]) -> str:
     return (f"{len(left)} files under {storage.uri('')} that this tool did not write were left as they are, "
             f"e.g. {left[0]}") if left else ""
@@ -611,11 +652,16 @@ def generate(spec: DatasetSpec, storage: Storage, *, threads: int = 1, comm=None
     except Exception as exc:
         failure = f"rank {rank}: {type(exc).__name__}: {exc}"
         sizes, encode = {}, 0.0
+        full = out_of_space(exc)
         if ranks == 1:
+            if full:
+                discard(storage, spec)
             raise
+    else:
+        full = False
     # every rank reports, so a failed rank does not leave the others waiting
     gathered = comm.gather({"sizes": sizes, "encode": encode, "failure": failure,
-                            "checksums": checked.checksums}, root=0)
+                            "checksums": checked.checksums, "full": full}, root=0)
     summary = None
     if rank == 0:
         failures = [g["failure"] for g in gathered if g["failure"]]
@@ -628,6 +674,8 @@ def generate(spec: DatasetSpec, storage: Storage, *, threads: int = 1, comm=None
         if not failures:
             write_manifest(storage, spec, all_sizes, ranks=ranks, threads=threads, seconds=seconds,
                            checksums={k: v for k, v in checksums.items() if k in all_sizes})
+        elif any(g["full"] for g in gathered):
+            discard(storage, spec)
         summary = {"sizes": all_sizes, "encode": sum(g["encode"] for g in gathered), "seconds": seconds,
                    "failures": failures}
     summary = comm.bcast(summary, root=0)
