@@ -220,6 +220,8 @@ def start_ranks(tmp_path, ranks: int, **launch_args):
 
 
 def test_a_killed_rank_is_named_from_mpichs_exit_status(tmp_path):
+    """The rank killed, not the others MPICH's cleanup killed after it (its report may name one
+    of those)."""
     import signal
 
     thread, held, beats = start_ranks(tmp_path, 3, timeout=300)
@@ -231,7 +233,8 @@ def test_a_killed_rank_is_named_from_mpichs_exit_status(tmp_path):
     with pytest.raises(MPIRunError) as info:
         result.check()
     message = str(info.value)
-    assert f"rank 1 died: pid {beats[1]['pid']} " in message and "MPICH: Killed (signal 9)" in message
+    # the guard's record (MPICH's exit string is added when mpiexec printed one before it ended)
+    assert f"rank 1 died: pid {beats[1]['pid']} killed by SIGKILL" in message
     assert "last at: waiting" in message and "rank 0 died" not in message and "rank 2 died" not in message
 
 

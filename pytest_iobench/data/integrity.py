@@ -85,7 +85,7 @@ class ChecksummingStorage(WrappedStorage):
         return ChecksummingWriter(self, self.inner.open_writer(key, fsync=fsync))
 
 
-def read_checksum(storage: Storage, key: str, size: int) -> str:
+def read_checksum(storage: Storage, key: str) -> str:
     """The CRC-32C of ``key`` as the storage returns it, read in bounded steps."""
     crc, offset = 0, 0
     while True:
@@ -165,7 +165,7 @@ def verify(storage: Storage, checksums: dict[str, str] | None, sizes: dict[str, 
     def check(key: str) -> str | None:
         if stop.is_set():
             return None
-        found = read_checksum(storage, key, sizes.get(key, 0))
+        found = read_checksum(storage, key)
         if found != checksums[key]:
             stop.set()
             return (f"{storage.uri(key)}: {found} of its bytes, the manifest says {checksums[key]} "

@@ -156,8 +156,10 @@ def launch(module: str, args: list[str], ranks: int, *, env: dict[str, str] | No
     for rank, text in hung.items():
         if progress[rank]:
             hung[rank] = f"{text}; last at: {progress[rank]}"
-    if not (died or hung or timed_out) and returncode not in (0, None):
-        died = _ended_badly(result_dir, ranks)
+    if not (hung or timed_out) and (died or returncode not in (0, None)):
+        # the guards' records say which rank ended first: by the time the launcher looked,
+        # MPICH's cleanup may have killed the others too
+        died = _ended_badly(result_dir, ranks) or died
     exit_string = _EXIT_STRING.search(tail)
     for rank, text in died.items():
         died[rank] = text + (f"; MPICH: {exit_string.group(1).strip()}" if exit_string else "") + (
