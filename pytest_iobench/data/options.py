@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from ..settings import Option, boolean, comma_list, declare, one_of, positive_int
-from ..storage import options as _storage_options  # noqa: F401  (the storage options come first in --help)
+from ..storage import options as _storage_options  # the storage options come first in --help
 from .generate import ON_CORRUPT
 from .integrity import MODES
 from .spec import FORMATS
@@ -26,14 +26,20 @@ def byte_size(text: str) -> int:
     return value
 
 
+def _one_thread_count(text: str) -> int:
+    value = positive_int(text)
+    _storage_options.thread_counts(str(value))  # the same maximum as --iobench-threads
+    return value
+
+
 declare(
     Option("formats", "dataset formats the generation suite runs (comma list)",
            default=",".join(f for f in FORMATS if f != "mmap_indexed_binary"), parse=comma_list(FORMATS),
            metavar="FORMATS"),
     Option("generate-size", "bytes each case of the generation suite generates (e.g. 64MiB, 2GB)",
            default="32MiB", parse=byte_size, metavar="SIZE"),
-    Option("generate-threads", "writer threads used when a test's dataset is generated",
-           default="2", parse=positive_int, metavar="N"),
+    Option("generate-threads", "writer threads used when a test's dataset is generated "
+           f"(at most {_storage_options.MAX_THREADS})", default="2", parse=_one_thread_count, metavar="N"),
     Option("regenerate", "regenerate datasets even when a complete one with the same spec is kept "
            "(and replace one of another spec)", default="false", parse=boolean, metavar="BOOL"),
     Option("adopt", "read DLIO's datasets where DLIO writes them (<root>/<data_folder>/) as they are, "
