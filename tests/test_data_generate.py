@@ -612,16 +612,26 @@ def test_a_dataset_is_generated_once_per_location_and_read_through_each_library(
 
 
 def test_adopting_the_first_files_of_a_larger_dlio_dataset(tmp_path):
-    """The fork's num_files_generated: read the first num_files_train of N generated files."""
-    from pytest_iobench.data.generate import NothingToAdopt, adopt
+    """DLIO uses the first num_files_train files of a larger dataset, with a warning (the fork's
+    num_files_generated says the same explicitly); files of two sets are refused."""
+    from pytest_iobench.data.generate import NothingToAdopt, SubsetWarning, adopt
 
     (tmp_path / "train").mkdir()
+    (tmp_path / "valid").mkdir()
     for i in range(4):
         np.savez(tmp_path / "train" / f"img_{i}_of_4.npz", x=np.full((100, 1), i, np.uint8), y=np.zeros(1))
+    np.savez(tmp_path / "valid" / "img_0_of_1.npz", x=np.zeros((100, 1), np.uint8))  # unread: no evaluation
     before = hashes(local(tmp_path))
     mapping = {"format": "npz", "num_files_train": 2, "record_length_bytes": 100}
-    with pytest.raises(ForeignData, match=r"2 of the spec's files are missing, e\.g\. train/img_0_of_2\.npz"):
+    with pytest.warns(SubsetWarning, match=r"train/ holds 4 training files; the workload reads the first 2 "
+                                           r"\(dataset.num_files_train\), as DLIO"):
+        result = adopt(DatasetSpec.from_mapping(mapping), local(tmp_path))
+    assert result.adopted and result.num_files_generated == 4 and len(result.warnings) == 1
+    assert sorted(result.sizes) == ["train/img_0_of_4.npz", "train/img_1_of_4.npz"]
+    np.savez(tmp_path / "train" / "img_0_of_2.npz", x=np.zeros((100, 1), np.uint8))  # a second set
+    with pytest.raises(ForeignData, match=r"1 of the spec's files are missing, e\.g\. train/img_1_of_2\.npz"):
         adopt(DatasetSpec.from_mapping(mapping), local(tmp_path))
+    (tmp_path / "train" / "img_0_of_2.npz").unlink()
     spec = DatasetSpec.from_mapping({**mapping, "num_files_generated": 4})
     result = adopt(spec, local(tmp_path))
     assert result.adopted and sorted(result.sizes) == ["train/img_0_of_4.npz", "train/img_1_of_4.npz"]
@@ -631,3 +641,32 @@ def test_adopting_the_first_files_of_a_larger_dlio_dataset(tmp_path):
     assert not adopt(spec, local(ours)).adopted  # a complete dataset of ours is used as it is
     with pytest.raises(NothingToAdopt, match="no dataset to adopt"):
         adopt(spec, local(tmp_path / "empty"))
+
+
+@pytest.mark.parametrize("library", ["posix", "s3dlio"])
+def test_train_and_valid_folders_exist_whatever_the_eval_files(tmp_path, library):
+    """DLIO lists <data_folder>/valid on every training run and stops when it is missing: a
+    dataset without eval files has an empty valid/ (tfrecord: index/train/ and index/valid/ too),
+    made on reuse as well (a dataset generated before lacks it)."""
+    storage = open_storage(StorageSpec("local", library, root=str(tmp_path)))
+    spec = DatasetSpec.from_mapping({"format": "tfrecord", "num_files_train": 2, "record_length_bytes": 1000})
+    generate(spec, storage)
+    assert sorted(p.name for p in (tmp_path / "train").iterdir()) == ["img_0_of_2.tfrecord", "img_1_of_2.tfrecord"]
+    for folder in ("valid", "index/valid"):
+        assert (tmp_path / folder).is_dir() and not any((tmp_path / folder).iterdir()), folder
+    assert (tmp_path / "index" / "train").is_dir()
+    (tmp_path / "valid").rmdir()
+    assert generate(spec, storage).reused and (tmp_path / "valid").is_dir()
+    assert storage.list("valid/") == []  # a folder, no key
+
+
+def test_no_folder_is_written_on_s3(storage_factory, tmp_path):
+    """Object stores have no folders: an empty valid/ prefix lists as [], all DLIO's S3 readers
+    need (they list the prefix); nothing is written for it."""
+    storage = storage_factory.at(storage_factory.get("s3", "boto3"), f"folders-{tmp_path.name}")
+    spec = DatasetSpec.from_mapping({"format": "npy", "num_files_train": 1, "record_length_bytes": 1000})
+    try:
+        generate(spec, storage)
+        assert storage.list("valid") == [] and storage.list("") == sorted(["train/img_0_of_1.npy", MANIFEST])
+    finally:
+        storage.delete_prefix("")

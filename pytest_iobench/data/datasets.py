@@ -26,7 +26,7 @@ import hashlib
 import os
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..storage.base import Storage
@@ -170,7 +170,10 @@ class DatasetCache:
             if not area.list(f"{prefix}/" if prefix else ""):  # before opening it: nothing is created
                 raise nothing_to_adopt(spec, area.uri(prefix))
             storage = self._at(area, prefix)
-            return Dataset(spec, area, prefix, storage, adopt(spec, storage))
+            result = adopt(spec, storage)
+            if result.num_files_generated:  # a larger DLIO dataset: its first num_files_train files
+                spec = replace(spec, num_files_generated=result.num_files_generated)
+            return Dataset(spec, area, prefix, storage, result)
         storage = self._at(area, prefix)
         where = storage.uri("")
         report = (lambda p: self.progress(where, p)) if self.progress is not None else None

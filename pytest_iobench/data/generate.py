@@ -29,12 +29,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 
 from ..storage.base import Storage, StreamWriter
@@ -144,6 +146,11 @@ class GenerateResult:
     verification: dict | None = None
     #: seconds this process waited for another's generation (the lease) before it could start
     waited: float = 0.0
+    #: an adopted DLIO dataset of more training files than the spec reads (names ``_of_N``): N,
+    #: of which the first num_files_train are read (the spec's num_files_generated); else 0
+    num_files_generated: int = 0
+    #: what the run must say (a subset of an adopted dataset read)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def mb_per_s(self) -> float:
@@ -170,6 +177,22 @@ def dataset_prefix(spec: DatasetSpec) -> str:
     Different specs never share a folder; the same spec always finds its own again."""
     folder = dlio_folder(spec)
     return f"{folder}/{spec.digest()}" if folder else spec.digest()
+
+
+def dlio_folders(spec: DatasetSpec) -> list[str]:
+    """The folders DLIO lists or writes whatever the files: ``train/`` and ``valid/`` (DLIO lists
+    ``<data_folder>/valid`` on every training run, evaluation or not, and stops when it is
+    missing), and tfrecord's ``index/train/`` and ``index/valid/``. Made empty where the storage
+    has folders (Storage.make_folder; object stores need nothing)."""
+    folders = ["train/", "valid/"]
+    if spec.format == "tfrecord":
+        folders += ["index/train/", "index/valid/"]
+    return folders
+
+
+def make_folders(spec: DatasetSpec, storage: Storage) -> None:
+    for folder in dlio_folders(spec):
+        storage.make_folder(folder)
 
 
 def all_keys(spec: DatasetSpec) -> list[str]:
@@ -634,12 +657,15 @@ def generate(spec: DatasetSpec, storage: Storage, *, threads: int = 1, comm=None
     decision = comm.bcast(decision, root=0)
     if decision["action"] == "error":
         raise _ERRORS[decision.get("error", "mismatch")](decision["message"])
+    if decision["action"] == "reuse" and rank == 0:
+        make_folders(spec, storage)  # a dataset of ours from before valid/ was always made
     if decision["action"] in ("reuse", "adopt"):
         sizes = decision["sizes"]
         return GenerateResult(files=len(spec.all_files()), bytes=sum(sizes.values()), reused=True, sizes=sizes,
                               adopted=decision["action"] == "adopt", threads=threads, ranks=ranks, digest=spec.digest(),
                               action="adopted" if decision["action"] == "adopt" else "reused",
-                              why=decision.get("why", ""), verification=decision.get("verification"))
+                              why=decision.get("why", ""), verification=decision.get("verification"),
+                              **_adopted_subset(decision, warn=rank == 0))
     comm.barrier()  # rank 0 has cleared the location
     start = time.monotonic()
     failure = None
@@ -672,6 +698,7 @@ def generate(spec: DatasetSpec, storage: Storage, *, threads: int = 1, comm=None
             checksums.update(g["checksums"])
         seconds = time.monotonic() - start
         if not failures:
+            make_folders(spec, storage)  # before the manifest: a complete dataset has them
             write_manifest(storage, spec, all_sizes, ranks=ranks, threads=threads, seconds=seconds,
                            checksums={k: v for k, v in checksums.items() if k in all_sizes})
         elif any(g["full"] for g in gathered):
@@ -748,15 +775,57 @@ def _decide(spec: DatasetSpec, storage: Storage, regenerate: bool, adopt: bool =
     return {"action": "generate", "did": did, "why": why, "verification": verification}
 
 
+class SubsetWarning(UserWarning):
+    """An adopted dataset holds more training files than the spec reads: the first are read."""
+
+
+#: DLIO's file name: ``{prefix}_{i}_of_{N}.{ext}``
+_DLIO_NAME = re.compile(r"^(?P<prefix>.+)_(?P<index>\d+)_of_(?P<total>\d+)\.(?P<ext>[^/]+)$")
+
+
+def _generated_count(spec: DatasetSpec, present: set[str]) -> int:
+    """The N of the ``_of_N`` training files present when they are one set of more files than
+    the spec reads (a DLIO dataset generated larger than the workload asks), else 0."""
+    totals = set()
+    for key in present:
+        if not key.startswith("train/"):
+            continue
+        match = _DLIO_NAME.match(key.rsplit("/", 1)[-1])
+        if match and match["prefix"] == spec.file_prefix and match["ext"] == spec.extension:
+            totals.add(int(match["total"]))
+    total = totals.pop() if len(totals) == 1 else 0
+    return total if total > spec.num_files_train else 0
+
+
+def _adopted_subset(decision: dict, warn: bool) -> dict:
+    """The GenerateResult fields of an adopted subset, warning once (rank 0) as DLIO does."""
+    generated = decision.get("num_files_generated", 0)
+    if not generated:
+        return {}
+    if warn:
+        warnings.warn(decision["warning"], SubsetWarning, stacklevel=3)
+    return {"num_files_generated": generated, "warnings": [decision["warning"]]}
+
+
 def _adopt(spec: DatasetSpec, storage: Storage) -> dict:
-    """Use another tool's files as they are when they are exactly the spec's files (DLIO's
-    names): their sizes, read from the storage; nothing is written."""
+    """Use another tool's files as they are when they are the spec's files (DLIO's names):
+    their sizes, read from the storage; nothing is written. A DLIO dataset of more training
+    files than the spec reads (names ``_of_N``, N > num_files_train) is adopted as DLIO uses it:
+    its first num_files_train files, with a warning. Files in ``valid/`` of a spec without
+    evaluation files (a run that does not evaluate) are left unread."""
     present = set(_listed(storage))
+    generated = 0
+    if not spec.num_files_generated and any(k not in present for k in spec.file_keys("train")):
+        generated = _generated_count(spec, present)
+        if generated:
+            spec = replace(spec, num_files_generated=generated)
     expected = all_keys(spec)
     missing = [k for k in expected if k not in present]
     fmt = get_format(spec.format)
     # num_files_generated: the files past the first num_files_train belong to the set, unread
     unread = {name for key in spec.unread_keys() for name in (key, *fmt.companion_keys(key))}
+    if not spec.num_files_eval:
+        unread |= {key for key in present if key.startswith(("valid/", "index/valid/"))}
     extra = sorted(present - set(expected) - unread)
     if missing or extra:
         what = f"{len(missing)} of the spec's files are missing, e.g. {missing[0]}" if missing else \
@@ -766,7 +835,13 @@ def _adopt(spec: DatasetSpec, storage: Storage) -> dict:
             "generated with (file_prefix, num_files_*, num_subfolders_*, format, compression), or regenerate")}
     with ThreadPoolExecutor(max_workers=16, thread_name_prefix="iobench-stat") as pool:
         sizes = dict(zip(expected, pool.map(lambda key: storage.stat(key).size, expected)))
-    return {"action": "adopt", "sizes": sizes}
+    decision = {"action": "adopt", "sizes": sizes}
+    if generated:
+        decision["num_files_generated"] = generated
+        decision["warning"] = (
+            f"{storage.uri('train/')} holds {generated} training files; the workload reads the first "
+            f"{spec.num_files_train} (dataset.num_files_train), as DLIO uses a subset of a larger dataset")
+    return decision
 
 
 def nothing_to_adopt(spec: DatasetSpec, where: str) -> NothingToAdopt:
@@ -781,6 +856,7 @@ def adopt(spec: DatasetSpec, storage: Storage) -> GenerateResult:
     dataset of ours. NothingToAdopt when there is none; ForeignData or DatasetMismatch when
     the files there are not the spec's."""
     state, why, manifest = check_existing(spec, storage)
+    decision: dict = {}
     if state == "complete":
         sizes = manifest["files"]
     elif state == "foreign":
@@ -793,7 +869,7 @@ def adopt(spec: DatasetSpec, storage: Storage) -> GenerateResult:
     else:
         raise DatasetMismatch(f"{storage.uri('')}: cannot adopt the dataset there ({why}); nothing was changed")
     return GenerateResult(files=len(spec.all_files()), bytes=sum(sizes.values()), reused=True, sizes=sizes,
-                          adopted=state == "foreign", digest=spec.digest())
+                          adopted=state == "foreign", digest=spec.digest(), **_adopted_subset(decision, warn=True))
 
 
 # -- the command line (and MPI ranks) ------------------------------------------------------------

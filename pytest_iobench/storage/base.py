@@ -216,6 +216,12 @@ class Storage(abc.ABC):
             self.delete(key)
         return len(keys)
 
+    def make_folder(self, prefix: str) -> None:
+        """Make an empty folder ``prefix`` exist where the storage has folders (a directory on
+        files), because other tools list it (DLIO lists ``<data_folder>/valid`` on every run and
+        stops when a directory is missing). Object stores have no folders: a prefix with nothing
+        under it lists as [], which is all DLIO's S3 readers need, so nothing is written."""
+
     def evict_cache(self, keys: Iterable[str]) -> bool:
         """Ask that later reads of ``keys`` come from the device, not a client cache.
 

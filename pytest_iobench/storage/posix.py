@@ -298,6 +298,12 @@ class PosixStorage(Storage):
             raise self._fail("delete", key, exc) from exc
         self._prune_empty_dirs(key)
 
+    def make_folder(self, prefix: str) -> None:
+        try:
+            os.makedirs(self.path(prefix.strip("/")), exist_ok=True)
+        except OSError as exc:
+            raise self._fail("make_folder", prefix, exc) from exc
+
     def _prune_empty_dirs(self, key: str) -> None:
         # Object stores have no directories; leaving empty ones behind would make a deleted
         # prefix still "exist" on files.

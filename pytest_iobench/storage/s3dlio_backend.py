@@ -334,6 +334,13 @@ class S3dlioStorage(Storage):
             if not isinstance(err, StorageNotFound):
                 raise err from exc
 
+    def make_folder(self, prefix: str) -> None:
+        if self.on_files:
+            try:
+                os.makedirs(self.path(prefix.strip("/")), exist_ok=True)
+            except OSError as exc:
+                raise os_error("make_folder", prefix, LIBRARY, exc) from exc
+
     def evict_cache(self, keys) -> bool:
         if self.scheme == "file":
             return all([drop_page_cache(self.path(k)) for k in keys])

@@ -50,6 +50,9 @@ class WrappedStorage(Storage):
     def delete(self, key: str) -> None:
         self.inner.delete(key)
 
+    def make_folder(self, prefix: str) -> None:
+        self.inner.make_folder(prefix)
+
     def evict_cache(self, keys: Iterable[str]) -> bool:
         return self.inner.evict_cache(keys)
 
