@@ -161,7 +161,8 @@ def test_slabs_cover_the_dataset_once_in_whole_chunks():
 @pytest.mark.parametrize("compression", ["none", "snappy", "zstd"])
 def test_parquet_opens_with_pyarrow(tmp_path, compression):
     spec, root, storage = make(tmp_path, {"format": "parquet", "num_samples_per_file": 100, "record_length_bytes": 4104,
-                                          "compression": compression, "parquet": {"row_group_size": 30, "columns": [
+                                          "compression": compression, "parquet": {
+                                              "row_group_size": 30, "layout": "fast", "columns": [
                                               {"name": "label", "dtype": "int64"},
                                               {"name": "features", "dtype": "float32", "size": 4},
                                               {"name": "data", "dtype": "binary"}]}})
@@ -183,6 +184,39 @@ def test_parquet_opens_with_pyarrow(tmp_path, compression):
         assert bytes(samples[i]["data"]) == table.column("data")[i].as_py()
         assert np.array_equal(samples[i]["features"], np.array(table.column("features")[i].as_py(), np.float32),
                               equal_nan=True)
+
+
+@pytest.mark.parametrize("element", ["uint8", "float32"])
+def test_parquet_default_layout_is_the_mlcommons_forks(tmp_path, element):
+    """The fork writes one ``data`` column of fixed_size_list<element>[record elements] with
+    pyarrow's defaults (dictionary and statistics on); its readers take each column chunk's
+    dictionary page offset, which is None without a dictionary (the "fast" layout)."""
+    spec, root, storage = make(tmp_path, {"format": "parquet", "num_samples_per_file": 10, "record_length_bytes": 4096,
+                                          "record_element_type": element, "parquet": {"row_group_size": 4}})
+    key = spec.file_keys()[0]
+    pf = pq.ParquetFile(path(root, key))
+    elements = 4096 // np.dtype(element).itemsize
+    pyarrow_name = {"uint8": "uint8", "float32": "float"}[element]
+    assert str(pf.schema_arrow.field("data").type) == f"fixed_size_list<element: {pyarrow_name}>[{elements}]"
+    assert pf.metadata.num_row_groups == 3  # 4 + 4 + 2
+    for g in range(pf.metadata.num_row_groups):
+        chunk = pf.metadata.row_group(g).column(0)
+        assert chunk.dictionary_page_offset is not None and chunk.dictionary_page_offset > 0
+        assert chunk.is_stats_set and chunk.compression == "UNCOMPRESSED"
+    table = pf.read()
+    samples, _ = our_samples(storage, spec, key)
+    for i in (0, 5, 9):
+        assert np.array_equal(samples[i], np.array(table.column("data")[i].as_py(), dtype=element), equal_nan=True)
+
+    # the fast layout: fixed_size_binary, no dictionary (the fork's readers fail on its None offset)
+    fast, root, storage = make(tmp_path / "fast", {"format": "parquet", "num_samples_per_file": 10,
+                                                   "record_length_bytes": 4096, "parquet": {"layout": "fast"}})
+    pf = pq.ParquetFile(path(root, fast.file_keys()[0]))
+    assert str(pf.schema_arrow.field("data").type) == "fixed_size_binary[4096]"
+    assert pf.metadata.row_group(0).column(0).dictionary_page_offset is None
+    with pytest.raises(DatasetSpecError, match=r"dataset.parquet.layout: 'fork' is not a known parquet layout "
+                                               r".*\(valid: dlio, fast\)"):
+        DatasetSpec.from_mapping({"format": "parquet", "parquet": {"layout": "fork"}})
 
 
 def test_parquet_bytes_do_not_depend_on_filling_row_groups_ahead(tmp_path):
@@ -237,7 +271,7 @@ def test_parquet_row_groups_are_read_once_in_any_order_by_any_number_of_handles(
     from pytest_iobench.data.formats.parquet import ParquetFile, RowGroups
 
     spec, root, storage = make(tmp_path, {"format": "parquet", "num_files_train": 1, "num_samples_per_file": 600,
-                                          "record_length_bytes": 1000, "parquet": {"row_group_size": 50}})
+                                          "record_length_bytes": 1000, "parquet": {"layout": "fast", "row_group_size": 50}})
     key = spec.file_keys()[0]
     file_bytes = os.path.getsize(path(root, key))
     groups_bytes = _row_group_bytes(path(root, key))
@@ -261,7 +295,7 @@ def test_parquet_row_groups_past_the_budget_are_read_again_and_counted(tmp_path)
     from pytest_iobench.data.formats.parquet import ParquetFile, RowGroups
 
     spec, root, storage = make(tmp_path, {"format": "parquet", "num_files_train": 1, "num_samples_per_file": 400,
-                                          "record_length_bytes": 1000, "parquet": {"row_group_size": 100}})
+                                          "record_length_bytes": 1000, "parquet": {"layout": "fast", "row_group_size": 100}})
     key = spec.file_keys()[0]
     shared = RowGroups(budget=150_000)  # one row group of 100 KB held at a time
     counting = CountingStorage(storage)
@@ -300,22 +334,25 @@ def test_csv_opens_with_loadtxt(tmp_path, compression):
                                           "record_element_type": "int16", "compression": compression})
     key = spec.file_keys()[0]
     with _open_csv(path(root, key)) as f:
-        table = np.loadtxt(f, delimiter=",", dtype=np.int64, ndmin=2, skiprows=1)  # DLIO's header line
-    assert table.shape == (4, 16) and table[:, 0].tolist() == [0, 1, 2, 3]  # and its index column
+        table = np.loadtxt(f, delimiter=",", dtype=np.int64, ndmin=2)  # no header line, no index column
+    assert table.shape == (4, 15)
     samples, _ = our_samples(storage, spec, key)
-    assert all(np.array_equal(s, row) for s, row in zip(samples, table[:, 1:]))
+    assert all(np.array_equal(s, row) for s, row in zip(samples, table))
 
 
-def _pandas_table(text: str) -> tuple[list[str], list[list[str]]]:
-    """(columns, rows) as pandas.read_csv (DLIO's csv reader) reads a file: the first line is
-    the header, every other line a row; an index column comes back as a first column."""
-    lines = text.splitlines()
-    return lines[0].split(","), [line.split(",") for line in lines[1:]]
+def _pandas_rows(text: str) -> list[list[str]]:
+    """The rows pandas.read_csv(f, header=None) (current DLIO's csv reader) reads: every line."""
+    return [line.split(",") for line in text.splitlines()]
 
 
 def _dlio_csv(values: np.ndarray) -> str:
-    """A csv file as DLIO's generator writes it: DataFrame(records).to_csv(path) with pandas'
-    defaults (a header of column numbers after an empty index name, then each row's index)."""
+    """A csv file as current DLIO's generator writes it: to_csv(path, index=False, header=False)."""
+    return "\n".join([*(",".join(str(v) for v in row) for row in values), ""])
+
+
+def _older_dlio_csv(values: np.ndarray) -> str:
+    """A csv file as DLIO wrote it until 2025-09: to_csv(path) with pandas' defaults (a header of
+    column numbers after an empty index name, then each row's index)."""
     header = "," + ",".join(str(c) for c in range(values.shape[1]))
     return "\n".join([header, *(f"{i}," + ",".join(str(v) for v in row) for i, row in enumerate(values)), ""])
 
@@ -325,33 +362,33 @@ def test_csv_files_are_dlios_both_ways(tmp_path, compression):
     import gzip
     import zipfile
 
-    # DLIO reads ours: pandas takes the first line as the header, so without one it lost a
-    # sample; with the index column each row is [i, values...], as with DLIO's own files
+    # DLIO reads ours: read_csv(header=None) takes every line as a sample of 300 values (a header
+    # line would be a sample more, an index column a value more)
     spec, root, storage = make(tmp_path, {"format": "csv", "num_samples_per_file": 5, "record_length_bytes": 300,
                                           "compression": compression})
     key = spec.file_keys()[1]
     with _open_csv(path(root, key)) as f:
-        columns, rows = _pandas_table(f.read())
-    assert columns == ["", *map(str, range(300))]
-    assert len(rows) == 5 and all(len(r) == 301 and r[0] == str(i) for i, r in enumerate(rows))
+        rows = _pandas_rows(f.read())
+    assert len(rows) == 5 and all(len(r) == 300 for r in rows)
     samples, _ = our_samples(storage, spec, key)
-    assert [s.tolist() for s in samples] == [[int(v) for v in r[1:]] for r in rows]
+    assert [s.tolist() for s in samples] == [[int(v) for v in r] for r in rows]
 
-    # we read DLIO's: the header is no sample and the index column is no value
+    # we read DLIO's, current and older (whose header is no sample and index column no value)
     values = np.random.default_rng(7).integers(0, 255, size=(4, 300), dtype=np.uint8)
-    text = _dlio_csv(values).encode()
-    dlio_key = "dlio/img_0_of_1.csv" + {"none": "", "gzip": ".gz", "zip": ".zip"}[compression]
-    if compression == "gzip":
-        text = gzip.compress(text)
-    elif compression == "zip":
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-            zf.writestr("img_0_of_1.csv", text)  # pandas names the member after the file
-        text = buf.getvalue()
-    storage.put(dlio_key, text)
-    with get_format("csv").open(storage, dlio_key, spec) as f:
-        assert f.num_samples == 4
-        assert all(np.array_equal(f.read_sample(i), values[i]) for i in range(4))
+    for n, make_text in enumerate((_dlio_csv, _older_dlio_csv)):
+        text = make_text(values).encode()
+        dlio_key = f"dlio{n}/img_0_of_1.csv" + {"none": "", "gzip": ".gz", "zip": ".zip"}[compression]
+        if compression == "gzip":
+            text = gzip.compress(text)
+        elif compression == "zip":
+            buf = io.BytesIO()
+            with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+                zf.writestr("img_0_of_1.csv", text)  # pandas names the member after the file
+            text = buf.getvalue()
+        storage.put(dlio_key, text)
+        with get_format("csv").open(storage, dlio_key, spec) as f:
+            assert f.num_samples == 4, make_text.__name__
+            assert all(np.array_equal(f.read_sample(i), values[i]) for i in range(4))
 
 
 def test_csv_reads_files_without_header_or_index_too(tmp_path):
@@ -362,6 +399,11 @@ def test_csv_reads_files_without_header_or_index_too(tmp_path):
         storage.put(name, text.encode())
         with get_format("csv").open(storage, name, spec) as f:
             assert f.num_samples == 2 and all(np.array_equal(f.read_sample(i), values[i]) for i in range(2))
+    # a sample that reads like a header line is a sample when the file has the spec's samples as lines
+    two = spec.with_changes(num_samples_per_file=2)
+    storage.put("like-header.csv", b"0,1,2\n4,5,6\n")
+    with get_format("csv").open(storage, "like-header.csv", two) as f:
+        assert f.num_samples == 2 and f.read_sample(0).tolist() == [0, 1, 2]
 
 
 class RecordingStream(RandomStream):

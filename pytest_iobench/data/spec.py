@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 #: bumped when a writer changes the bytes it produces: old datasets are then not reused
-DATA_VERSION = 2
+DATA_VERSION = 3
 
 #: formats with a writer and a reader; DLIO's ``mmap_indexed_binary`` writes indexed_binary files
 FORMATS = ("npz", "npy", "hdf5", "parquet", "csv", "jpeg", "png", "tfrecord", "indexed_binary",
@@ -52,6 +52,13 @@ LEVELS: dict[str, tuple[int, int] | None] = {
 #: file name suffix DLIO adds to compressed csv files
 CSV_SUFFIX = {"gzip": ".gz", "bz2": ".bz2", "xz": ".xz", "zip": ".zip"}
 
+#: parquet file layouts (dataset.parquet.layout): "dlio", the MLCommons fork's (its default
+#: ``data`` column a fixed_size_list of the element type, dictionary and statistics on, as pyarrow
+#: writes by default), which the fork's readers read; "fast", a fixed_size_binary ``data``
+#: column without dictionary or statistics, several times faster to generate, which the fork's
+#: parquet readers cannot read (they take each column chunk's dictionary page offset, None
+#: without a dictionary: ``TypeError: '>' not supported between 'NoneType' and 'int'``)
+PARQUET_LAYOUTS = ("dlio", "fast")
 #: parquet column types: "binary" is fixed_size_binary (the fast one for random bytes)
 PARQUET_DTYPES = ("binary", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
                   "uint64", "float16", "float32", "float64")
@@ -110,11 +117,13 @@ class ParquetOptions:
     compression_level: int | None = None
     #: the fork's key; accepted, generation streams row groups whatever it says
     generation_batch_size: int = 0
+    #: one of PARQUET_LAYOUTS: "dlio" (the fork's, which it reads) or "fast" (the fork cannot read it)
+    layout: str = "dlio"
 
 
 _HDF5_KEYS = {"chunk_dims": (), "num_dset_per_record": 1, "max_shape": ()}
 _PARQUET_KEYS = {"columns": [], "row_group_size": 1024, "compression": None, "compression_level": None,
-                 "generation_batch_size": 0, "partition_by": None, "use_s3dlio_gen": False}
+                 "generation_batch_size": 0, "partition_by": None, "use_s3dlio_gen": False, "layout": "dlio"}
 #: the MLCommons fork's dataset.arrow section (its Arrow IPC format, not emulated here)
 _ARROW_KEYS = {"columns": [], "generation_batch_size": 0}
 _COLUMN_KEYS = ("name", "dtype", "size")
@@ -231,7 +240,7 @@ class DatasetSpec:
                 value = {"columns": [{"name": c.name, "dtype": c.dtype, "size": c.size} for c in value.columns],
                          "row_group_size": value.row_group_size, "compression": value.compression,
                          "compression_level": value.compression_level,
-                         "generation_batch_size": value.generation_batch_size}
+                         "generation_batch_size": value.generation_batch_size, "layout": value.layout}
             elif isinstance(value, tuple):
                 value = list(value)
             out[f.name] = value
@@ -406,7 +415,7 @@ class DatasetSpec:
         """(name, dtype, elements) of each parquet column for records of ``record_bytes``."""
         columns = self.parquet.columns
         if not columns:
-            if self.dtype == np.uint8 or self.dtype.itemsize == 0:
+            if self.parquet.layout == "fast" and self.dtype == np.uint8:
                 return [("data", "binary", record_bytes)]
             return [("data", self.record_element_type, record_bytes // self.dtype.itemsize)]
         fixed = sum(c.fixed_bytes() or 0 for c in columns)
@@ -679,6 +688,8 @@ class _Builder:
                 out[key] = self.integer("parquet.row_group_size", item, 1024, 1)
             elif key == "generation_batch_size":
                 out[key] = self.integer("parquet.generation_batch_size", item, 0)
+            elif key == "layout":
+                out[key] = self.choice("parquet.layout", item, PARQUET_LAYOUTS, "dlio", "parquet layout")
             elif key == "use_s3dlio_gen":
                 self.boolean("parquet.use_s3dlio_gen", item, False)
             elif key == "compression":

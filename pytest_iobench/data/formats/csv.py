@@ -1,20 +1,18 @@
-"""csv: the layout DLIO writes (pandas' ``DataFrame.to_csv`` with its defaults): a header line
-of column numbers after an empty index name (``,0,1,...,E-1``), then one line per sample: its
-row number, then the record's E elements as decimal numbers. DLIO's reader,
-``pandas.read_csv(f, compression="infer")``, gives num_samples rows (the index comes back as a
-first column, as with DLIO's own files); ``np.loadtxt(f, delimiter=",", skiprows=1)[:, 1:]``
-gives the samples.
+"""csv: the layout current DLIO and the MLCommons fork write and read (pandas'
+``DataFrame.to_csv(index=False, header=False)``; ``pandas.read_csv(f, header=None)``): one line
+per sample, the record's E elements as decimal numbers separated by commas, no header line
+and no index column. ``np.loadtxt(f, delimiter=",")`` gives the samples too.
 
 Text is made by pyarrow's vectorised number-to-string cast, a slice of values at a time, so a
-record of any size streams (the header too). ``compression`` gzip, bz2, xz or zip compresses
-the stream, and the file name gets .gz, .bz2, .xz or .zip, as DLIO names them (zip: one member
-named like the file without .zip, as pandas writes it). Compressors get the text in fixed
-pieces (FixedPieces), so the bytes do not depend on how the text was made.
+record of any size streams. ``compression`` gzip, bz2, xz or zip compresses the stream, and the
+file name gets .gz, .bz2, .xz or .zip, as DLIO names them (zip: one member named like the file
+without .zip, as pandas writes it). Compressors get the text in fixed pieces (FixedPieces), so
+the bytes do not depend on how the text was made.
 
 Reading fetches the whole file once (a line cannot be found without reading what comes before
-it) and parses the line asked for. It reads DLIO's files and files without a header or index
-column (np.savetxt's): a first line starting with "," is pandas' header with an index column;
-a first line "0,1,...,E-1" is a header without one; anything else is data.
+it) and parses the line asked for. It also reads what older DLIO wrote (pandas' defaults until
+2025-09: a header line ``,0,1,...,E-1`` and a row number before each line) and files with a
+header line ``0,1,...,E-1`` and no index column (``_layout``).
 """
 
 from __future__ import annotations
@@ -39,8 +37,6 @@ from .base import FileInfo, FixedPieces, Format, SampleFile, WriterSink, zip_mem
 #: 25 characters per float64), so a fixed count of values would cost 8x more memory for float64
 #: than for uint8
 STEP_BYTES = 1 << 20
-#: column numbers of the header turned into text per step
-HEADER_STEP = 1 << 17
 #: characters of one value at most (float64 with sign, digits, exponent) and its separator
 _MAX_VALUE_CHARS = 26
 
@@ -77,19 +73,9 @@ def _buffer_of(strings: pa.Array) -> pa.Buffer:
     return strings.buffers()[2].slice(int(offsets[0]), int(offsets[-1] - offsets[0]))
 
 
-def header_text(lo: int, hi: int, elements: int) -> pa.Buffer:
-    """Column numbers lo..hi-1 of the header, each after a comma (the first after the empty
-    index name), and the newline when ``hi`` is the last."""
-    names = pc.cast(pa.array(np.arange(lo, hi, dtype=np.int64)), pa.string())
-    joined = pc.binary_join_element_wise(pa.scalar(""), names, pa.scalar(","))  # ",<n>"
-    text = _buffer_of(joined)
-    return pa.py_buffer(text.to_pybytes() + b"\n") if hi == elements else text
-
-
 def values_text(values: np.ndarray, row_len: int, first: int) -> pa.Buffer:
     """CSV text of ``values`` (a run of the file's values, the first being value number
-    ``first`` of the file): each row starts with its row number and a comma, commas between
-    values, a newline after each row's last one."""
+    ``first`` of the file): commas between values, a newline after each row's last one."""
     strings = pc.cast(pa.array(values), pa.string())
     count = len(values)
     # cut the run where rows end; each segment's values are joined with commas in C++
@@ -97,25 +83,27 @@ def values_text(values: np.ndarray, row_len: int, first: int) -> pa.Buffer:
     cuts = np.arange(first_end, count, row_len, dtype=np.int64)
     bounds = np.unique(np.concatenate(([0], cuts, [count])))
     segments = pc.binary_join(pa.ListArray.from_arrays(pa.array(bounds.astype(np.int32)), strings), ",")
-    # before each segment: "<row>," where it starts a row; after it: a newline where the row
-    # ends, a comma where the run cuts a row
-    at = first + bounds[:-1]
-    rows = pc.binary_join_element_wise(pc.cast(pa.array(at // row_len), pa.string()), pa.scalar(""), pa.scalar(","))
-    before = pc.if_else(pa.array(at % row_len == 0), rows, pa.scalar(""))
+    # after each segment: a newline where the row ends, a comma where the run cuts a row
     ends_row = (first + bounds[1:]) % row_len == 0
     after = pa.array(np.where(ends_row, "\n", ","), pa.string())
-    return _buffer_of(pc.binary_join_element_wise(before, segments, after, pa.scalar("")))
+    return _buffer_of(pc.binary_join_element_wise(segments, after, pa.scalar("")))
 
 
-def _layout(text: bytes) -> tuple[int, bool]:
-    """(where the data lines start, whether each line starts with an index column)."""
+def _layout(text: bytes, samples: int) -> tuple[int, bool]:
+    """(where the data lines start, whether each line starts with a row number). A first line
+    starting with "," is older DLIO's pandas header (an empty index name, then the column
+    numbers): every line starts with its row number. A first line "0,1,...,k-1" is a header
+    without an index column, unless the file has exactly the spec's samples as lines (current
+    DLIO: such a line is a sample). Anything else is data."""
     end = text.find(b"\n")
     first = text[:end if end >= 0 else len(text)]
-    if first.startswith(b","):  # pandas' header: an empty index name, then the column names
+    if first.startswith(b","):
         return end + 1, True
     fields = first.split(b",")
-    if fields == [str(i).encode() for i in range(len(fields))]:  # a header without an index column
-        return end + 1, False
+    if fields == [str(i).encode() for i in range(len(fields))]:
+        lines = text.count(b"\n") + (0 if text.endswith(b"\n") or not text else 1)
+        if lines != samples:
+            return end + 1, False
     return 0, False
 
 
@@ -124,7 +112,7 @@ class CSVFile(SampleFile):
         self.key = key
         self.dtype = spec.dtype
         text = _decompress(key, storage.get(key))
-        skip, self.indexed = _layout(text)
+        skip, self.indexed = _layout(text, spec.num_samples_per_file)
         self.text = text[skip:] if skip else text
         ends = np.flatnonzero(np.frombuffer(self.text, dtype=np.uint8) == 10)
         self.starts = np.concatenate(([0], ends[:-1] + 1)) if len(ends) else np.zeros(0, np.int64)
@@ -150,8 +138,6 @@ class CSV(Format):
         total = elements * n
         sink = WriterSink(writer)
         out, finish = self._output(sink, spec, split, index, elements, n)
-        for lo in range(0, elements, HEADER_STEP):
-            out(header_text(lo, min(elements, lo + HEADER_STEP), elements))
         step = max(1, STEP_BYTES // spec.dtype.itemsize)
         done = 0
         while done < total:
@@ -171,7 +157,7 @@ class CSV(Format):
             name = spec.file_key(split, index).rsplit("/", 1)[-1].removesuffix(".zip")
             zf = zipfile.ZipFile(sink, mode="w", allowZip64=True)
             # the text's size is not known before it is written: zip64 sizes when it could pass 4 GiB
-            big = (elements * n + elements + n) * _MAX_VALUE_CHARS > zipfile.ZIP64_LIMIT
+            big = elements * n * _MAX_VALUE_CHARS > zipfile.ZIP64_LIMIT
             member = zf.open(zip_member(name, True, level), "w", force_zip64=big)
             pieces = FixedPieces(member.write)
 

@@ -1,14 +1,23 @@
 """parquet: one row per sample, written one row group at a time through pyarrow's ParquetWriter.
 
 Columns (dataset.parquet.columns; by default one ``data`` column holding the whole record):
-``binary`` columns are fixed_size_binary, which pyarrow encodes about ten times faster than a
-list of uint8 (one value per byte); numeric columns of one element are plain columns, of
-several elements fixed_size_list columns. Every column is built without a copy over a slice of
-a reused buffer filled from the random source (with a second one where a core is free for it:
-the next row group's is filled by a helper thread while this one is encoded), dictionary
-encoding and statistics are off (random values gain nothing from them), and pages are kept
-near 1 MiB (write_batch_size), where pyarrow encodes large values fastest. A row group is at
-most MAX_ROW_GROUP_BYTES, so memory stays bounded whatever the file size.
+``binary`` columns are fixed_size_binary; numeric columns of one element are plain columns, of
+several elements fixed_size_list columns. Two layouts (dataset.parquet.layout):
+
+- ``dlio`` (default): the MLCommons fork's. The default ``data`` column is a fixed_size_list of
+  the element type (``fixed_size_list<uint8>[record bytes]``), dictionary encoding and
+  statistics are on (pyarrow's defaults, as the fork writes). The fork's parquet readers read it.
+- ``fast``: the default ``data`` column is fixed_size_binary (for uint8 records), which pyarrow
+  encodes several times faster than a list of uint8 (one value per byte), and dictionary
+  encoding and statistics are off (random values gain nothing from them). The fork's parquet
+  readers cannot read it: they take each column chunk's dictionary page offset, None without a
+  dictionary (``TypeError: '>' not supported between 'NoneType' and 'int'``).
+
+Every column is built without a copy over a slice of a reused buffer filled from the random
+source (with a second one where a core is free for it: the next row group's is filled by a
+helper thread while this one is encoded), and pages are kept near 1 MiB (write_batch_size),
+where pyarrow encodes large values fastest. A row group is at most MAX_ROW_GROUP_BYTES, so
+memory stays bounded whatever the file size.
 
 Reading: the footer and each row group's column chunks are range reads through the storage
 (pyarrow's read_row_group, as the MLCommons fork's readers call it: a row group is the unit of
@@ -48,20 +57,21 @@ PAGE_BYTES = 1 << 20
 FILL_AHEAD = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
 
 
-def _arrow_type(dtype: str, count: int) -> pa.DataType:
+def _arrow_type(dtype: str, count: int, as_list: bool = False) -> pa.DataType:
+    """``as_list``: a list even of one element (the fork's default ``data`` column)."""
     if dtype == "binary":
         return pa.binary(count)
     base = pa.from_numpy_dtype(np.dtype(dtype))
-    return base if count == 1 else pa.list_(base, count)
+    return base if count == 1 and not as_list else pa.list_(base, count)
 
 
-def _column(dtype: str, count: int, rows: int, data: pa.Buffer) -> pa.Array:
+def _column(dtype: str, count: int, rows: int, data: pa.Buffer, as_list: bool = False) -> pa.Array:
     """A column of ``rows`` values over ``data`` (no copy)."""
     if dtype == "binary":
         return pa.FixedSizeBinaryArray.from_buffers(pa.binary(count), rows, [None, data])
     base = pa.from_numpy_dtype(np.dtype(dtype))
     values = pa.Array.from_buffers(base, rows * count, [None, data])
-    return values if count == 1 else pa.FixedSizeListArray.from_arrays(values, count)
+    return values if count == 1 and not as_list else pa.FixedSizeListArray.from_arrays(values, count)
 
 
 def _element_bytes(dtype: str) -> int:
@@ -295,14 +305,17 @@ class Parquet(Format):
               stream: RandomStream) -> FileInfo:
         record = spec.record_bytes(split, index)
         layout = spec.parquet_columns(record)
+        fork = spec.parquet.layout == "dlio"
+        as_list = fork and not spec.parquet.columns  # the fork's default column: a list, always
         row_bytes = sum(count * _element_bytes(dtype) for _, dtype, count in layout)
-        schema = pa.schema([(name, _arrow_type(dtype, count)) for name, dtype, count in layout])
+        schema = pa.schema([(name, _arrow_type(dtype, count, as_list)) for name, dtype, count in layout])
         n = spec.num_samples_per_file
         rows = spec.row_group_rows
         counts = [min(rows, n - done) for done in range(0, n, rows)]
         sink = WriterSink(writer)
-        options = dict(compression=_CODECS[spec.effective_compression], use_dictionary=False,
-                       write_statistics=False, write_batch_size=max(1, PAGE_BYTES // row_bytes))
+        # the fork's layout: pyarrow's defaults (dictionary and statistics on), as the fork writes
+        options = dict(compression=_CODECS[spec.effective_compression], use_dictionary=fork,
+                       write_statistics=fork, write_batch_size=max(1, PAGE_BYTES // row_bytes))
         if spec.effective_compression_level is not None:
             options["compression_level"] = spec.effective_compression_level
         pq_writer = pq.ParquetWriter(sink, schema, **options)
@@ -312,7 +325,7 @@ class Parquet(Format):
                     arrays, at = [], 0
                     for _, dtype, elems in layout:
                         size = count * elems * _element_bytes(dtype)
-                        arrays.append(_column(dtype, elems, count, pa.py_buffer(used[at:at + size])))
+                        arrays.append(_column(dtype, elems, count, pa.py_buffer(used[at:at + size]), as_list))
                         at += size
                     # one row group per call; pyarrow is done with the buffer when this returns
                     pq_writer.write_table(pa.Table.from_arrays(arrays, schema=schema), row_group_size=count)
