@@ -269,32 +269,59 @@ def test_plugin_parametrizes_workloads_and_ranks(pytester):
                                  "*test_c[[]llama3-8b-r1[]]", "*test_c[[]llama3-8b-r2[]]"])
 
 
-DLIO_COPIES = sorted((pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "workloads" / "dlio").glob("*.yaml"))
-#: dataset keys in DLIO's own files that the data layer (data/spec.py) does not know yet: none
-#: (older DLIO's record_length* names are read as the current ones, eval_num_samples_per_file is
-#: reported by name; tests/test_data_spec.py checks what each means)
-DATASET_KEYS_PENDING: set[str] = set()
-
-
-@pytest.mark.parametrize("path", DLIO_COPIES, ids=[p.stem for p in DLIO_COPIES])
-def test_every_key_of_dlios_own_workload_files_is_known(path):
-    """DLIO's files (fixtures/workloads/dlio/, copies): every key outside the dataset section
-    is known to the schema; the dataset keys left are the data layer's, listed above."""
-    try:
-        config = load_workload(str(path))
-    except WorkloadError as exc:
-        problems = str(exc).splitlines()[1:]
-        keys = {line.strip().split(":")[0] for line in problems}
-        assert keys <= DATASET_KEYS_PENDING, problems
-    else:
-        assert config.reader.batch_size >= 1
-
-
 def test_dlios_bert_file_loads_with_workflow_debug_reported_by_name():
-    config = load_workload(str(DLIO_COPIES[0].parent / "bert_v100.yaml"))
+    # the keys of DLIO's bert_v100.yaml that matter here (written here: the interop tier,
+    # benchmarks/interop_dlio.py, loads every workload file of the installed DLIO)
+    config = load_mapping({"model": "bert", "framework": "tensorflow",
+                           "workflow": {"generate_data": False, "train": True, "debug": False, "checkpoint": True},
+                           "dataset": {"data_folder": "data/bert", "format": "tfrecord", "num_files_train": 500,
+                                       "num_samples_per_file": 313532, "record_length_bytes": 2500,
+                                       "file_prefix": "part"},
+                           "reader": {"data_loader": "tensorflow", "batch_size": 48, "read_threads": 1,
+                                      "file_shuffle": "seed", "sample_shuffle": "seed", "transfer_size": 262144},
+                           "train": {"epochs": 1, "computation_time": 0.968, "total_training_steps": 1000},
+                           "checkpoint": {"checkpoint_folder": "checkpoints/megatron-deepspeed",
+                                          "steps_between_checkpoints": 250, "model_size": 4034713312}})
     assert config.workflow.checkpoint and config.checkpoint.steps_between_checkpoints == 250
     assert "workflow.debug" in config.not_emulated and "reader.transfer_size" in config.not_emulated
     assert "workflow.debug (DLIO's debug switch" in config.describe_not_emulated()
+
+
+def test_the_forks_logging_section_loads_and_is_reported_by_name():
+    # the MLCommons fork's dlrm_s3dlio_*.yaml end with a top-level logging section no DLIO reads
+    config = load_mapping({"framework": "pytorch", "dataset": {"format": "parquet"}, "logging": {"verbosity": "INFO"}})
+    assert config.logging.verbosity == "info"
+    assert "logging" in config.not_emulated and "DLIO_LOG_LEVEL" in config.not_emulated["logging"]
+    with pytest.raises(WorkloadError, match=r"logging.verbosty: unknown key; did you mean logging.verbosity\?"):
+        load_mapping({"logging": {"verbosty": "INFO"}})
+    with pytest.raises(WorkloadError, match=r"logging.verbosity: 'loud' is not valid; give one of debug, info"):
+        load_mapping({"logging": {"verbosity": "loud"}})
+
+
+def test_epochs_between_evals_0_loads_with_evaluation_off_only():
+    # the fork's dlrm_s3dlio_s3.yaml: evaluation off, evaluation.epochs_between_evals: 0
+    config = load_mapping({"workflow": {"train": True}, "evaluation": {"eval_time": 0.0, "epochs_between_evals": 0}})
+    assert not config.workflow.evaluation and config.evaluation.epochs_between_evals == 0
+    assert "evaluation.epochs_between_evals" in config.not_emulated
+    with pytest.raises(WorkloadError, match=r"evaluation.epochs_between_evals: 0 is valid with workflow.evaluation "
+                                            r"False only .*; give 1 or more"):
+        load_mapping({"workflow": {"evaluation": True}, "dataset": {"num_files_eval": 2},
+                      "evaluation": {"epochs_between_evals": 0}})
+    with pytest.raises(WorkloadError, match=r"evaluation.epochs_between_evals: -1 is not valid; give a whole number >= 0"):
+        load_mapping({"evaluation": {"epochs_between_evals": -1}})
+
+
+def test_a_training_run_without_evaluation_generates_no_eval_file():
+    # DLIO's resnet50_v100.yaml asks for 50,000 eval files and never evaluates
+    config = load_mapping({"workflow": {"train": True, "evaluation": False},
+                           "dataset": {"num_files_train": 256, "num_files_eval": 50000, "num_subfolders_eval": 4}})
+    assert config.dataset.num_files_eval == 0 and config.dataset.file_keys("eval") == []
+    assert "50000 files are not generated (valid/ is made, empty" in config.not_emulated["dataset.num_files_eval"]
+    assert config.dataset.digest() == load_mapping({"dataset": {"num_files_train": 256}}).dataset.digest()
+    evaluating = load_mapping({"workflow": {"evaluation": True}, "dataset": {"num_files_eval": 8}})
+    assert evaluating.dataset.num_files_eval == 8
+    generate_only = load_mapping({"workflow": {"generate_data": True, "train": False}, "dataset": {"num_files_eval": 8}})
+    assert generate_only.dataset.num_files_eval == 8  # generated for a later run, which may evaluate
 
 
 def test_keys_dlio_ships_but_reads_under_other_names_or_not_at_all():

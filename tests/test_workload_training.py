@@ -247,15 +247,31 @@ def test_a_dataset_too_small_is_said_before_any_rank_starts(session, local):
     config = workload(dataset={"num_files_train": 13}, reader={"batch_size": 7})
     with pytest.raises(PlanError, match="13 files x 1 samples = 13 samples cannot make one batch of 7 on each of 2 ranks"):
         train(session, config, local, 2)
-    with pytest.raises(PlanError, match="1 steps per epoch leave nothing to measure after excluding"):
-        train(session, config, local, 1)
-    # the evaluation's AU window is checked as training's is
-    config = workload(dataset={"num_files_eval": 4}, workflow={"evaluation": True}, reader={"batch_size_eval": 2})
-    with pytest.raises(PlanError, match=r"1 evaluation steps leave nothing to measure after excluding "
-                                        r"output.metric.exclude_start_steps=1 .*dataset.num_files_eval"):
-        train(session, config, local, 2)
     with pytest.raises(PlanError, match=r"eval: 4 files x 1 samples = 4 samples cannot make one batch of 8"):
-        train(session, config.with_overrides(["reader.batch_size_eval=8"]), local, 1)
+        config = workload(dataset={"num_files_eval": 4}, workflow={"evaluation": True}, reader={"batch_size_eval": 8})
+        train(session, config, local, 1)
+
+
+def test_one_step_epochs_run_as_dlio_runs_them(session, local):
+    """1 step per epoch (and per evaluation): DLIO runs it; excluding the first step would leave
+    nothing, so every step is measured and the run says so."""
+    config = workload(dataset={"num_files_train": 4, "num_files_eval": 4}, reader={"batch_size": 2, "batch_size_eval": 2},
+                      workflow={"evaluation": True}, train={"epochs": 2, "computation_time": 0.01})
+    write_raw_dataset(local, config)
+    outcome = train(session, config, local, 2)  # 1 eval step per rank too
+    s = outcome.summary
+    assert outcome.results[0]["steps_per_epoch"] == 1 and s["epochs"] == 2
+    for rank in outcome.results:
+        for ep in rank["epochs"]:
+            assert ep["steps"] == ep["window_steps"] == 1 and ep["window_samples"] == 2
+            assert 0 < ep["au_percent"] <= 100 and ep["window_bytes"] == 2 * 256 * KiB
+    assert any(w.startswith("1 steps per epoch leave nothing to measure after excluding "
+                            "output.metric.exclude_start_steps=1 and exclude_end_steps=0: every step is measured")
+               for w in outcome.warnings), outcome.warnings
+    assert any(w.startswith("1 evaluation steps leave nothing to measure") and "dataset.num_files_eval" in w
+               for w in outcome.warnings)
+    # total_training_steps 1 loads too (it was refused with the same reason)
+    assert load_mapping({"train": {"total_training_steps": 1}}).train.total_training_steps == 1
 
 
 def test_repeats_rerun_the_whole_workload_and_the_criterion_holds_the_median(session, local):

@@ -20,7 +20,7 @@ from ..storage import Storage
 from ..workload.config import WorkloadConfig
 from ..workload.dlio_output import training_summary, write_training_outputs
 from ..workload.job import training_job
-from ..workload.loop import epochs_with, plan_eval_steps, plan_steps
+from ..workload.loop import epochs_with, plan_eval_steps, plan_steps, window_note
 from ..workload.metrics import GB
 from ..workload.sampler import new_run_seed
 from .session import MPISession, SessionRun
@@ -97,8 +97,9 @@ def run_training_session(session: MPISession, config: WorkloadConfig, storage: S
     if config.workflow.checkpoint and (checkpoint_storage is None or checkpoint_storage.spec is None):
         raise ValueError(f"workload {config.name} checkpoints (workflow.checkpoint) but no checkpoint storage is given")
     # a dataset too small for the batch and ranks is said here, before any rank starts
-    plan_steps(config, config.dataset.num_files_train, config.dataset.num_samples_per_file, ranks)
-    plan_eval_steps(config, ranks)
+    steps = plan_steps(config, config.dataset.num_files_train, config.dataset.num_samples_per_file, ranks)
+    eval_steps = plan_eval_steps(config, ranks)
+    windows = [window_note(config, steps), window_note(config, eval_steps, "eval") if eval_steps else None]
     run_seed = new_run_seed() if run_seed is None else run_seed
     job = training_job(config, storage.spec, dataset_prefix, run_seed=run_seed, opener=opener,
                        checkpoint_storage=checkpoint_storage.spec if checkpoint_storage is not None else None,
@@ -120,6 +121,7 @@ def run_training_session(session: MPISession, config: WorkloadConfig, storage: S
     if config.not_emulated:
         warnings.append(config.describe_not_emulated())
     warnings.extend(config.notes)
+    warnings.extend(note for note in windows if note)
     outcome = TrainingOutcome(config, ranks, storage.id, summary, results, run, warnings,
                               nominal_dataset_bytes=dataset_bytes, checkpoints=checkpoints)
     # output.folder in the workload wins over the caller's folder, as in DLIO

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import os
+from dataclasses import replace
 from collections.abc import Iterable, Mapping, Sequence
 from importlib.resources import files
 from pathlib import Path
@@ -575,6 +576,17 @@ def _cross_checks(sections: dict[str, Any], out: _Collector, effective: Mapping[
     if sections["workflow"].evaluation and dataset is not None and dataset.num_files_eval == 0:
         out.error("workflow.evaluation: True needs evaluation files but dataset.num_files_eval is 0; "
                   "give dataset.num_files_eval > 0 or workflow.evaluation: False")
+    if sections["workflow"].evaluation and sections["evaluation"].epochs_between_evals == 0:
+        out.error("evaluation.epochs_between_evals: 0 is valid with workflow.evaluation False only (DLIO "
+                  "divides by it when evaluating); give 1 or more")
+    if sections["workflow"].train and not sections["workflow"].evaluation and dataset is not None \
+            and dataset.num_files_eval:
+        # a training run that does not evaluate reads no eval file: none is generated (valid/ is
+        # made empty, as DLIO lists it); a generate-only run (train False) still writes them
+        sections[DATASET_SECTION] = replace(dataset, num_files_eval=0, num_subfolders_eval=0)
+        out.not_emulated.setdefault("dataset.num_files_eval", (
+            f"workflow.evaluation is False: no evaluation runs, so its {dataset.num_files_eval} files are not "
+            "generated (valid/ is made, empty, as DLIO lists it)"))
     reader = sections["reader"]
     if reader.prefetch_size == 0 and reader.read_threads > 0:
         out.notes.append(f"reader.prefetch_size: 0 is read as 1 batch per read thread ({reader.read_threads} "
@@ -583,9 +595,4 @@ def _cross_checks(sections: dict[str, Any], out: _Collector, effective: Mapping[
     _storage_options(sections, out)
     if effective is not None:
         _unused_in_this_run(sections, out, effective)
-    om = sections["output"].metric
-    if sections["workflow"].train and sections["train"].total_training_steps > 0:
-        steps = sections["train"].total_training_steps
-        if om.exclude_start_steps + om.exclude_end_steps >= steps:
-            out.error(f"output.metric: excluding {om.exclude_start_steps} start and {om.exclude_end_steps} end steps "
-                      f"leaves nothing of train.total_training_steps {steps} to measure")
+

@@ -64,7 +64,6 @@ def run_training(config: WorkloadConfig, data: DatasetAccess, comm, *, run_seed:
         shuffle_size=reader.shuffle_size, seed=train.seed, seed_change_epoch=train.seed_change_epoch,
         run_seed=run_seed, total_steps=train.total_training_steps, what="train")
     steps = sampler.steps
-    check_window(config, steps)
     loader = Loader(data.open_file, data.train_keys, data.samples_per_file,
                     read_threads=reader.read_threads, prefetch_size=reader.prefetch_size,
                     preprocess=reader.preprocess_time, seed=train.seed + rank,
@@ -79,8 +78,7 @@ def run_training(config: WorkloadConfig, data: DatasetAccess, comm, *, run_seed:
             file_shuffle=reader.file_shuffle, sample_shuffle=reader.sample_shuffle,
             shuffle_size=reader.shuffle_size, seed=train.seed, seed_change_epoch=train.seed_change_epoch,
             run_seed=run_seed, what="eval")
-        # an eval set too small for one step, or for the AU window, is an error before training
-        check_window(config, eval_sampler.steps, what="eval")
+        # an eval set too small for one step is an error before training (the Sampler's)
         eval_loader = Loader(data.open_file, data.eval_keys, data.samples_per_file,
                              read_threads=reader.read_threads, prefetch_size=reader.prefetch_size,
                              preprocess=reader.preprocess_time, seed=train.seed + rank + 7919,
@@ -199,24 +197,25 @@ class _Progress:
             self.sink(text)
 
 
-def check_window(config: WorkloadConfig, steps: int, what: str = "train") -> None:
-    """The AU window must keep at least one step (DLIO divides by zero otherwise)."""
+def window_note(config: WorkloadConfig, steps: int, what: str = "train") -> str | None:
+    """What to say when the excluded steps leave nothing of an epoch (a 1-step epoch): DLIO runs
+    it (its AU is then 0 and its throughput negative); here the window keeps every step
+    (metrics.window_bounds) and the run says so. None when the window is not empty."""
     m = config.output.metric
-    if steps <= m.exclude_start_steps + m.exclude_end_steps:
-        phase = "steps per epoch" if what == "train" else "evaluation steps"
-        batch = "reader.batch_size" if what == "train" else "reader.batch_size_eval"
-        raise PlanError(
-            f"{steps} {phase} leave nothing to measure after excluding "
-            f"output.metric.exclude_start_steps={m.exclude_start_steps} and exclude_end_steps={m.exclude_end_steps}; "
-            f"give more files (dataset.num_files_{what}), a smaller {batch} or fewer ranks")
+    if steps > m.exclude_start_steps + m.exclude_end_steps:
+        return None
+    phase = "steps per epoch" if what == "train" else "evaluation steps"
+    batch = "reader.batch_size" if what == "train" else "reader.batch_size_eval"
+    return (f"{steps} {phase} leave nothing to measure after excluding output.metric.exclude_start_steps="
+            f"{m.exclude_start_steps} and exclude_end_steps={m.exclude_end_steps}: every step is measured, "
+            f"the first one's start-up included; for a window without it give more files "
+            f"(dataset.num_files_{what}), a smaller {batch} or fewer ranks")
 
 
 def plan_steps(config: WorkloadConfig, num_files: int, samples_per_file: int, ranks: int) -> int:
     """Steps per epoch on ``ranks`` ranks, checked (PlanError says what to change)."""
-    steps = steps_per_epoch(num_files, samples_per_file, config.reader.batch_size, ranks,
-                            config.train.total_training_steps)
-    check_window(config, steps)
-    return steps
+    return steps_per_epoch(num_files, samples_per_file, config.reader.batch_size, ranks,
+                           config.train.total_training_steps)
 
 
 def plan_eval_steps(config: WorkloadConfig, ranks: int) -> int:
@@ -224,10 +223,8 @@ def plan_eval_steps(config: WorkloadConfig, ranks: int) -> int:
     ds = config.dataset
     if not config.workflow.evaluation:
         return 0
-    steps = steps_per_epoch(ds.num_files_eval, ds.num_samples_per_file, config.reader.batch_size_eval, ranks,
-                            what="eval")
-    check_window(config, steps, what="eval")
-    return steps
+    return steps_per_epoch(ds.num_files_eval, ds.num_samples_per_file, config.reader.batch_size_eval, ranks,
+                           what="eval")
 
 
-__all__: Sequence[str] = ["DatasetAccess", "run_training", "plan_steps", "plan_eval_steps", "check_window"]
+__all__: Sequence[str] = ["DatasetAccess", "run_training", "plan_steps", "plan_eval_steps", "window_note"]

@@ -55,10 +55,11 @@ def percentiles(values: Sequence[float]) -> dict[str, float]:
 
 
 def window_bounds(steps: int, exclude_start: int, exclude_end: int) -> tuple[int, int]:
-    """[first, last) step indices of the measured window; empty when nothing is left."""
+    """[first, last) step indices of the measured window; every step when the exclusions leave
+    none (a 1-step epoch, which DLIO runs too: loop.window_note says so in the run's warnings)."""
     first = min(exclude_start, steps)
     last = max(first, steps - exclude_end)
-    return first, last
+    return (first, last) if last > first else (0, steps)
 
 
 def epoch_metrics(*, epoch: int, batch_size: int, exclude_start: int, exclude_end: int,

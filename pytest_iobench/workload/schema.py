@@ -291,7 +291,8 @@ SCHEMA = Section({
         "eval_time": Key(0, time_distribution),
         "eval_time_stdev": Key(None, lambda v: None if v is None else number(0)(v)),
         "eval_after_epoch": Key(1, integer(1)),
-        "epochs_between_evals": Key(1, integer(1)),
+        # 0 is in the MLCommons fork's dlrm_s3dlio_s3.yaml, with evaluation off (config._cross_checks)
+        "epochs_between_evals": Key(1, integer(0)),
         "steps_between_evals": Key(-1, integer_or_unset(1), READ_BY_NO_DLIO),
     }),
     "checkpoint": Section({
@@ -342,6 +343,12 @@ SCHEMA = Section({
         "profiler": Key("iostat", text, "no profiler is run"),
         "iostat_devices": Key([], string_list, "no profiler is run"),
     }, emulated="no profiler is run"),
+    # in the MLCommons fork's dlrm_s3dlio_*.yaml; no DLIO's config loader reads it (DLIO's log
+    # level comes from the DLIO_LOG_LEVEL environment variable)
+    "logging": Section({
+        "verbosity": Key("warning", choice("debug", "info", "warning", "warn", "error", "critical")),
+    }, emulated="no DLIO's config loader reads a logging section (DLIO takes its log level from "
+                "DLIO_LOG_LEVEL); this harness's output is pytest's"),
 })
 
 #: sections whose name has a DLIO synonym
