@@ -22,6 +22,7 @@ from pytest_iobench.workload.schema import SCHEMA, Key, Section
 
 SHIPPED = available_workloads()
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "pytest_iobench"
+ROOT = PACKAGE.parent
 
 
 def errors_of(data, overrides=()) -> str:
@@ -412,3 +413,49 @@ def test_an_override_can_name_the_workload_it_applies_to(pytester):
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
     bad.stderr.fnmatch_lines(["*--iobench-set unet3d_h10:dataset.num_files_train=8: workload 'unet3d_h10' is not run "
                               "in this session (workloads: unet3d_h100)*"])
+
+
+#: credentials as a workload file gives them (as the MLCommons fork's unet3d_h100_s3.yaml does)
+WORKLOAD_CREDENTIALS = {"access_key_id": "AKIAWORKLOADFILE7777", "secret_access_key": "WorkloadFile/Secret+9x",
+                        "url_password": "UrlPassw0rdInEndpoint", "override_token": "OverrideSessionTok3n"}
+
+
+def test_a_workload_files_credentials_reach_no_file_the_run_writes_nor_the_terminal(pytester, tmp_path):
+    """Every file a run writes (the result document, the Markdown and HTML reports, DLIO's
+    output files, the dataset and its manifest) is read back and searched for each credential,
+    and so is everything the run printed."""
+    c = WORKLOAD_CREDENTIALS
+    workload = pytester.path / "creds.yaml"
+    workload.write_text(yaml.safe_dump({
+        "model": {"name": "creds"}, "framework": "pytorch",
+        "workflow": {"generate_data": True, "train": True},
+        "storage": {"storage_type": "s3", "storage_root": "bucket", "storage_options": {
+            "endpoint_url": f"http://minio:{c['url_password']}@127.0.0.1:9000",
+            "access_key_id": c["access_key_id"], "secret_access_key": c["secret_access_key"]}},
+        "dataset": {"data_folder": "data/creds", "format": "npz", "num_files_train": 8, "record_length_bytes": 4096},
+        "reader": {"data_loader": "pytorch", "batch_size": 2, "read_threads": 1},
+        "train": {"epochs": 1, "computation_time": 0.001},
+    }))
+    pytester.makepyfile(test_training=(ROOT / "suites" / "test_training.py").read_text())
+    root = tmp_path / "root"
+    result = pytester.runpytest_subprocess(
+        f"--iobench-workload={workload}", "--iobench-storage=local", "--iobench-libraries=posix",
+        f"--iobench-root={root}", "--iobench-report=md,html",
+        "--iobench-set", f"storage.storage_options.session_token={c['override_token']}", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    written = [p for base in (pytester.path, root) for p in base.rglob("*") if p.is_file() and p != workload]
+    assert any(p.parent.name == "reports" and p.suffix == ".json" for p in written)
+    assert any(p.name == "summary.json" for p in written), "DLIO's output files were written"
+    for path in written:
+        data = path.read_bytes()
+        for name, secret in c.items():
+            assert secret.encode() not in data, f"{name} is in {path}"
+    output = result.stdout.str() + result.stderr.str()
+    assert not [name for name, secret in c.items() if secret in output]
+    # the job the ranks get (a file under mpiexec) carries none either
+    from pytest_iobench.workload.job import config_payload
+
+    config = load_workload(str(workload), [f"storage.storage_options.session_token={c['override_token']}"])
+    payload = yaml.safe_dump(config_payload(config))
+    assert not [name for name, secret in c.items() if secret in payload]
+    assert "http://***@127.0.0.1:9000" in payload and "session_token=***" in payload

@@ -17,6 +17,7 @@ from typing import Any
 import psutil
 
 from ..storage import Storage
+from ..storage.errors import redact
 from ..workload.config import WorkloadConfig
 from ..workload.dlio_output import training_summary, write_training_outputs
 from ..workload.job import training_job
@@ -152,7 +153,7 @@ def write_log(path: str, outcome: TrainingOutcome) -> str:
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
-        f.write("\n".join(lines) + "\n")
+        f.write(redact("\n".join(lines) + "\n"))  # an override may set a credential
     os.replace(tmp, path)
     return path
 

@@ -10,6 +10,7 @@ from .. import settings as settings_mod
 from ..settings import REGISTRY, Settings, SettingsError
 from ..storage.endpoint import EndpointError
 from ..report.options import check_output
+from ..storage.errors import redact
 from ..storage.factory import check_settings
 
 # Importing a layer's options module declares its options.
@@ -70,7 +71,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         shown = get_settings(config).describe()
     except SettingsError:
         return []
-    return ["iobench: " + "; ".join(f"{name}={value}" for name, value in shown.items())]
+    # through redact: a secret another setting carries (a workload credential in --iobench-set)
+    return [redact("iobench: " + "; ".join(f"{name}={value}" for name, value in shown.items()))]
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from dataclasses import replace
 from collections.abc import Iterable, Mapping, Sequence
 from importlib.resources import files
@@ -23,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from ..storage.errors import register_secret
 from .compute import TimeDistribution
 from .schema import PARQUET_READER_OPTIONS, SCHEMA, SECTION_ALIASES, Alias, Invalid, Key, Section
 
@@ -226,6 +228,77 @@ def load_mapping(data: Mapping[str, Any], name: str = "workload", overrides: Seq
     return build_config(unwrap(dict(data)), name, f"<{name}>", list(overrides))
 
 
+# -- credentials ------------------------------------------------------------------------------
+#: a key whose value is a credential (storage.storage_options.secret_access_key, access_key_id,
+#: a session token, a password, ...)
+CREDENTIAL_KEY = re.compile(r"(?i)(secret|passw|token|credential|access_key|key_id|api_key|private_key|auth)")
+#: the user and password of a URL (http://user:pass@host)
+_URL_USERINFO = re.compile(r"^[a-z][a-z0-9+.-]*://([^/@\s]+)@", re.I)
+MASK = "***"
+
+
+def credentials(data: Any, path: str = "") -> dict[str, str]:
+    """Dotted key -> value of every credential in a workload mapping: the values of
+    credential-like keys (CREDENTIAL_KEY) at any depth, and the user:password of URLs."""
+    out: dict[str, str] = {}
+    if isinstance(data, Mapping):
+        for key, value in data.items():
+            dotted = f"{path}{key}"
+            if CREDENTIAL_KEY.search(str(key)) and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+                out[dotted] = str(value)
+            else:
+                out.update(credentials(value, dotted + "."))
+    elif isinstance(data, (list, tuple)):
+        for n, value in enumerate(data):
+            out.update(credentials(value, f"{path}{n}."))
+    elif isinstance(data, str):
+        match = _URL_USERINFO.match(data)
+        if match:
+            out[path.rstrip(".")] = match.group(1)
+    return out
+
+
+def register_credentials(data: Any) -> None:
+    """Make ``redact`` (the secrets mechanism every document, report, DLIO file and terminal
+    line goes through) know the workload's credentials, as the settings' secrets are known:
+    each value, and for a user:password the password alone too."""
+    for value in credentials(data).values():
+        register_secret(value)
+        if ":" in value:
+            register_secret(value.split(":", 1)[1])
+
+
+def register_override_credentials(text: str) -> None:
+    """``register_credentials`` of what an override (``section.key=value``) sets."""
+    try:
+        register_credentials(_nested(*parse_override(text)))
+    except WorkloadError:
+        pass  # said where the override is applied
+
+
+def masked(data: Any) -> Any:
+    """A copy of a workload mapping with its credentials replaced by ``***`` (what is handed on:
+    the job given to the ranks; the storage's credentials come from the environment)."""
+    if isinstance(data, Mapping):
+        return {k: MASK if CREDENTIAL_KEY.search(str(k)) and isinstance(v, (str, int, float))
+                and not isinstance(v, bool) else masked(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [masked(v) for v in data]
+    if isinstance(data, str):
+        match = _URL_USERINFO.match(data)
+        if match:
+            return data[:match.start(1)] + MASK + data[match.end(1):]
+    return data
+
+
+def masked_override(text: str) -> str:
+    """An override with its value masked when it sets a credential (``masked``)."""
+    key, sep, value = text.partition("=")
+    if sep and CREDENTIAL_KEY.search(key.rsplit(".", 1)[-1]):
+        return f"{key}={MASK}"
+    return key + sep + (masked(value) if sep else "")
+
+
 # -- overrides ----------------------------------------------------------------------------------
 def parse_override(text: str) -> tuple[list[str], Any]:
     """``reader.batch_size=8`` -> (["reader", "batch_size"], 8). Values are YAML."""
@@ -266,6 +339,13 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
             node = child
         node[parts[-1]] = value
     return result
+
+
+def _nested(parts: list[str], value: Any) -> dict[str, Any]:
+    """{"a": {"b": value}} for ["a", "b"]."""
+    for part in reversed(parts):
+        value = {part: value}
+    return value
 
 
 def _copy(value: Any) -> Any:
@@ -425,6 +505,10 @@ def build_config(data: Mapping[str, Any], name: str, source: str, overrides: lis
             spelled[".".join(parts)] = raw_value
     out = _Collector(source, spelled)
     raw = _copy(dict(data))
+    # before anything can echo them (an error message, a record, DLIO's files, the terminal)
+    register_credentials(raw)
+    for text in overrides:
+        register_override_credentials(text)
     given = _copy(raw)
     if isinstance(given.get("model"), str):
         # Older DLIO files say `model: resnet50`; the name is all it carries.

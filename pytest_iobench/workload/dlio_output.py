@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import psutil
 
+from ..storage.errors import redact
 from .metrics import GB, GiB, MB, MiB
 
 
@@ -49,11 +50,23 @@ def write_json(path: str, data: Any) -> None:
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, default=_jsonable)
+            json.dump(_redacted(data), f, indent=2, default=_jsonable)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def _redacted(value: Any) -> Any:
+    """``value`` with every string through ``redact`` (a workload's credentials, registered
+    when it loads, and secret-looking values), as the result document's are."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_redacted(v) for v in value]
+    return value
 
 
 def _jsonable(value: Any) -> Any:

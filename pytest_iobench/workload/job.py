@@ -18,7 +18,7 @@ from typing import Any
 from ..storage import Storage, StorageSpec, open_storage
 from ..storage.base import join_key
 from ..storage.counting import CountingStorage
-from .config import WorkloadConfig, build_config
+from .config import WorkloadConfig, build_config, masked, masked_override
 from .dlio_output import host_info
 from .loop import DatasetAccess, run_training
 
@@ -26,7 +26,10 @@ JOB_KINDS = ("train", "checkpoint")
 
 
 def config_payload(config: WorkloadConfig) -> dict[str, Any]:
-    return {"raw": config.raw, "name": config.name, "source": config.source, "overrides": config.overrides}
+    """The workload as the ranks get it (a job file): credentials masked (the ranks read the
+    storage's from the environment; a workload file's are never used)."""
+    return {"raw": masked(config.raw), "name": config.name, "source": config.source,
+            "overrides": [masked_override(text) for text in config.overrides]}
 
 
 def config_from_payload(payload: dict[str, Any]) -> WorkloadConfig:

@@ -9,10 +9,14 @@ from ..settings import Option, Settings, SettingsError, comma_list, declare, pos
 
 
 def override(text: str) -> str:
-    """``section.key=value``; the key and value are checked with the workload."""
+    """``section.key=value``; the key and value are checked with the workload. A credential it
+    sets is registered as a secret at once, before the report header shows the settings."""
     key, eq, _ = text.partition("=")
     if not eq or not key.strip().lstrip("+") or key.strip().startswith(".") or key.strip().endswith("."):
         raise ValueError("give section.key=value, such as dataset.num_files_train=8")
+    from .config import register_override_credentials
+
+    register_override_credentials(split_override(text.strip())[1])
     return text.strip()
 
 
