@@ -642,3 +642,52 @@ def test_read_ahead_stops_at_the_end_of_a_larger_file(tmp_path):
     samples, moved = our_samples(counting, spec, key)
     # the zip directory and the npy header (4 KiB each, within the file), then each sample once
     assert size > 64 << 10 and moved <= 4 * 40000 + 2 * 4096 and counting.bytes_read <= size + 2 * 4096
+
+
+#: (metadata blocks, bytes each) a reader fetches per file it opens, besides the samples: the
+#: rule docs/data.md ("Bytes counted") states
+METADATA_BLOCKS = {"npy": (1, 4096), "npz": (2, 4096), "hdf5": (3, 16384), "parquet": (1, 65536),
+                   "indexed_binary": (0, 0), "tfrecord": (1, 12)}
+
+
+@pytest.mark.parametrize("fmt", sorted(METADATA_BLOCKS))
+@pytest.mark.parametrize("record", [100_000, 1 << 20])
+def test_bytes_counted_are_each_samples_bytes_plus_the_metadata_blocks(tmp_path, fmt, record):
+    """Reading every sample of a file (over 64 KiB) once counts each sample's bytes (parquet:
+    each row group's column chunks), its index files (indexed_binary), and the format's metadata
+    blocks; a block may hold bytes of a sample, which the sample's own read fetches again."""
+    spec, root, storage = make(tmp_path, {"format": fmt, "num_files_train": 1, "num_samples_per_file": 4,
+                                          "record_length_bytes": record})
+    key = spec.file_keys()[0]
+    counting = CountingStorage(storage)
+    with get_format(fmt).open(counting, key, spec) as f:
+        for i in range(f.num_samples):
+            f.read_sample(i)
+    blocks, block = METADATA_BLOCKS[fmt]
+    if fmt == "parquet":
+        samples = _row_group_bytes(path(root, key))
+    elif fmt == "tfrecord":
+        samples = os.path.getsize(path(root, key))  # the records' framing is the whole file
+    else:
+        samples = 4 * record + sum(os.path.getsize(path(root, k)) for k in get_format(fmt).companion_keys(key))
+    assert counting.bytes_read == samples + blocks * block
+    size = sum(os.path.getsize(path(root, k)) for k in (key, *get_format(fmt).companion_keys(key)))
+    if fmt == "tfrecord":
+        size -= os.path.getsize(path(root, get_format(fmt).companion_keys(key)[0]))  # DALI's index: not read
+    assert counting.bytes_read - size <= blocks * block  # never more than the blocks over the files' size
+
+
+@pytest.mark.parametrize("fmt", ["npy", "npz"])
+def test_another_writers_c_order_file_is_read_once(tmp_path, fmt):
+    """DLIO's generators write C-order arrays (a sample is strided): such a file is read whole,
+    and a small one only once (it was counted twice: its first read, then a get of the whole)."""
+    storage = open_storage(StorageSpec("local", "posix", root=str(tmp_path)))
+    x = np.random.default_rng(3).integers(0, 255, size=(64, 64, 2), dtype=np.uint8)
+    key = f"train/img_0_of_1.{fmt}"
+    (tmp_path / "train").mkdir()
+    (np.save if fmt == "npy" else lambda f, a: np.savez(f, x=a, y=np.zeros(2)))(tmp_path / key, x)
+    spec = DatasetSpec.from_mapping({"format": fmt, "num_files_train": 1, "num_samples_per_file": 2,
+                                     "record_length_bytes": 4096})
+    samples, moved = our_samples(storage, spec, key)
+    assert all(np.array_equal(samples[i], x[..., i]) for i in range(2))
+    assert moved == os.path.getsize(tmp_path / key)

@@ -83,7 +83,9 @@ class SampleArray:
 class NpyFile(SampleFile):
     def __init__(self, storage: Storage, key: str):
         self.rf = RangeFile(storage, key, readahead=HEADER_READ)
-        self.array = SampleArray(self.rf, 0, lambda: np.load(io.BytesIO(storage.get(key))))
+        # a C-order array (another writer's) is read whole, through rf: a small file it holds
+        # already is not fetched again
+        self.array = SampleArray(self.rf, 0, lambda: np.load(io.BytesIO(self.rf.read_at(0, self.rf.size))))
         self.num_samples = self.array.num_samples
 
     def read_sample(self, index: int):
