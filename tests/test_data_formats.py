@@ -186,18 +186,22 @@ def test_parquet_opens_with_pyarrow(tmp_path, compression):
                               equal_nan=True)
 
 
-@pytest.mark.parametrize("element", ["uint8", "float32"])
-def test_parquet_default_layout_is_the_mlcommons_forks(tmp_path, element):
-    """The fork writes one ``data`` column of fixed_size_list<element>[record elements] with
-    pyarrow's defaults (dictionary and statistics on); its readers take each column chunk's
-    dictionary page offset, which is None without a dictionary (the "fast" layout)."""
+@pytest.mark.parametrize("element, layout, arrow_type", [
+    ("uint8", None, "fixed_size_binary[4096]"),
+    ("float32", None, "fixed_size_list<element: float>[1024]"),
+    ("uint8", "list", "fixed_size_list<element: uint8>[4096]"),
+])
+def test_parquet_layouts_the_mlcommons_fork_reads(tmp_path, element, layout, arrow_type):
+    """The fork's readers take each column chunk's dictionary page offset: the default layout
+    ('dlio') and the fork's own column type ('list') both write a dictionary page and
+    statistics (pyarrow's defaults, as the fork writes); 'dlio' keeps uint8 records in a
+    fixed_size_binary column, 'list' in the fork's fixed_size_list<uint8>."""
+    parquet = {"row_group_size": 4} | ({"layout": layout} if layout else {})
     spec, root, storage = make(tmp_path, {"format": "parquet", "num_samples_per_file": 10, "record_length_bytes": 4096,
-                                          "record_element_type": element, "parquet": {"row_group_size": 4}})
+                                          "record_element_type": element, "parquet": parquet})
     key = spec.file_keys()[0]
     pf = pq.ParquetFile(path(root, key))
-    elements = 4096 // np.dtype(element).itemsize
-    pyarrow_name = {"uint8": "uint8", "float32": "float"}[element]
-    assert str(pf.schema_arrow.field("data").type) == f"fixed_size_list<element: {pyarrow_name}>[{elements}]"
+    assert str(pf.schema_arrow.field("data").type) == arrow_type
     assert pf.metadata.num_row_groups == 3  # 4 + 4 + 2
     for g in range(pf.metadata.num_row_groups):
         chunk = pf.metadata.row_group(g).column(0)
@@ -206,16 +210,22 @@ def test_parquet_default_layout_is_the_mlcommons_forks(tmp_path, element):
     table = pf.read()
     samples, _ = our_samples(storage, spec, key)
     for i in (0, 5, 9):
-        assert np.array_equal(samples[i], np.array(table.column("data")[i].as_py(), dtype=element), equal_nan=True)
+        value = table.column("data")[i].as_py()
+        if isinstance(value, bytes):  # a fixed_size_binary column: our reader hands back the bytes
+            assert bytes(samples[i]) == value
+        else:
+            assert np.array_equal(samples[i], np.array(value, dtype=element), equal_nan=True)
 
-    # the fast layout: fixed_size_binary, no dictionary (the fork's readers fail on its None offset)
+
+def test_parquet_fast_layout_has_no_dictionary_page(tmp_path):
+    """'fast': fixed_size_binary, no dictionary (the fork's readers fail on its None offset)."""
     fast, root, storage = make(tmp_path / "fast", {"format": "parquet", "num_samples_per_file": 10,
                                                    "record_length_bytes": 4096, "parquet": {"layout": "fast"}})
     pf = pq.ParquetFile(path(root, fast.file_keys()[0]))
     assert str(pf.schema_arrow.field("data").type) == "fixed_size_binary[4096]"
     assert pf.metadata.row_group(0).column(0).dictionary_page_offset is None
     with pytest.raises(DatasetSpecError, match=r"dataset.parquet.layout: 'fork' is not a known parquet layout "
-                                               r".*\(valid: dlio, fast\)"):
+                                               r".*\(valid: dlio, list, fast\)"):
         DatasetSpec.from_mapping({"format": "parquet", "parquet": {"layout": "fork"}})
 
 

@@ -52,13 +52,14 @@ LEVELS: dict[str, tuple[int, int] | None] = {
 #: file name suffix DLIO adds to compressed csv files
 CSV_SUFFIX = {"gzip": ".gz", "bz2": ".bz2", "xz": ".xz", "zip": ".zip"}
 
-#: parquet file layouts (dataset.parquet.layout): "dlio", the MLCommons fork's (its default
-#: ``data`` column a fixed_size_list of the element type, dictionary and statistics on, as pyarrow
-#: writes by default), which the fork's readers read; "fast", a fixed_size_binary ``data``
-#: column without dictionary or statistics, several times faster to generate, which the fork's
-#: parquet readers cannot read (they take each column chunk's dictionary page offset, None
-#: without a dictionary: ``TypeError: '>' not supported between 'NoneType' and 'int'``)
-PARQUET_LAYOUTS = ("dlio", "fast")
+#: parquet file layouts (dataset.parquet.layout): "dlio", a fixed_size_binary ``data`` column
+#: with dictionary and statistics on, which the MLCommons fork's readers read (they need each
+#: column chunk's dictionary page) and which encodes at memory speed; "list", the fork's own
+#: column type (a fixed_size_list of the element type, dictionary and statistics on), some 20x
+#: slower to encode (one value per byte); "fast", fixed_size_binary without dictionary or
+#: statistics, which the fork's readers cannot read (the dictionary page offset they take is
+#: None: ``TypeError: '>' not supported between 'NoneType' and 'int'``)
+PARQUET_LAYOUTS = ("dlio", "list", "fast")
 #: parquet column types: "binary" is fixed_size_binary (the fast one for random bytes)
 PARQUET_DTYPES = ("binary", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
                   "uint64", "float16", "float32", "float64")
@@ -117,7 +118,7 @@ class ParquetOptions:
     compression_level: int | None = None
     #: the fork's key; accepted, generation streams row groups whatever it says
     generation_batch_size: int = 0
-    #: one of PARQUET_LAYOUTS: "dlio" (the fork's, which it reads) or "fast" (the fork cannot read it)
+    #: one of PARQUET_LAYOUTS: "dlio" and "list" (the fork reads both) or "fast" (it cannot)
     layout: str = "dlio"
 
 
@@ -415,7 +416,7 @@ class DatasetSpec:
         """(name, dtype, elements) of each parquet column for records of ``record_bytes``."""
         columns = self.parquet.columns
         if not columns:
-            if self.parquet.layout == "fast" and self.dtype == np.uint8:
+            if self.parquet.layout != "list" and self.dtype == np.uint8:
                 return [("data", "binary", record_bytes)]
             return [("data", self.record_element_type, record_bytes // self.dtype.itemsize)]
         fixed = sum(c.fixed_bytes() or 0 for c in columns)

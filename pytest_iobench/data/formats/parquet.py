@@ -2,16 +2,18 @@
 
 Columns (dataset.parquet.columns; by default one ``data`` column holding the whole record):
 ``binary`` columns are fixed_size_binary; numeric columns of one element are plain columns, of
-several elements fixed_size_list columns. Two layouts (dataset.parquet.layout):
+several elements fixed_size_list columns. Three layouts (dataset.parquet.layout):
 
-- ``dlio`` (default): the MLCommons fork's. The default ``data`` column is a fixed_size_list of
-  the element type (``fixed_size_list<uint8>[record bytes]``), dictionary encoding and
-  statistics are on (pyarrow's defaults, as the fork writes). The fork's parquet readers read it.
-- ``fast``: the default ``data`` column is fixed_size_binary (for uint8 records), which pyarrow
-  encodes several times faster than a list of uint8 (one value per byte), and dictionary
-  encoding and statistics are off (random values gain nothing from them). The fork's parquet
-  readers cannot read it: they take each column chunk's dictionary page offset, None without a
-  dictionary (``TypeError: '>' not supported between 'NoneType' and 'int'``).
+- ``dlio`` (default): the default ``data`` column is fixed_size_binary (for uint8 records), with
+  dictionary encoding and statistics on (pyarrow's defaults, as the MLCommons fork writes). The
+  fork's parquet readers read it: what they need is each column chunk's dictionary page.
+- ``list``: the fork's own column type, a fixed_size_list of the element type
+  (``fixed_size_list<uint8>[record bytes]``), dictionary and statistics on. pyarrow encodes a
+  list of uint8 one value per byte, some 20x slower than a binary column.
+- ``fast``: fixed_size_binary with dictionary encoding and statistics off (random values gain
+  nothing from them). The fork's parquet readers cannot read it: they take each column chunk's
+  dictionary page offset, None without a dictionary (``TypeError: '>' not supported between
+  'NoneType' and 'int'``).
 
 Every column is built without a copy over a slice of a reused buffer filled from the random
 source (with a second one where a core is free for it: the next row group's is filled by a
@@ -305,8 +307,8 @@ class Parquet(Format):
               stream: RandomStream) -> FileInfo:
         record = spec.record_bytes(split, index)
         layout = spec.parquet_columns(record)
-        fork = spec.parquet.layout == "dlio"
-        as_list = fork and not spec.parquet.columns  # the fork's default column: a list, always
+        fork = spec.parquet.layout != "fast"  # the fork's readers need the dictionary page
+        as_list = spec.parquet.layout == "list" and not spec.parquet.columns
         row_bytes = sum(count * _element_bytes(dtype) for _, dtype, count in layout)
         schema = pa.schema([(name, _arrow_type(dtype, count, as_list)) for name, dtype, count in layout])
         n = spec.num_samples_per_file
