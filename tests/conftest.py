@@ -1,4 +1,7 @@
+import hashlib
 import os
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -17,3 +20,17 @@ def _isolated_inner_sessions(request, monkeypatch):
             if name.startswith(_INHERITED_SETTINGS):
                 monkeypatch.delenv(name)
     yield
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config):
+    """The plugin's own tests write their session's result document under the temporary
+    directory, never into the checkout's reports/ (where a user's runs and baselines live).
+    Runs before the plugin resolves its settings; an explicit --iobench-json or ini or
+    environment value still wins."""
+    if (getattr(config.option, "iobench_json", None) or os.environ.get("IOBENCH_JSON")
+            or config.getini("iobench_json")):
+        return None
+    checkout = hashlib.sha1(str(config.rootpath).encode()).hexdigest()[:10]
+    config.option.iobench_json = str(Path(tempfile.gettempdir()) / f"iobench-tests-{os.getuid()}" / checkout / "tests.json")
+    return None
