@@ -75,7 +75,7 @@ def test_generate(fmt, storage, threads, storage_factory, iobench_config, iobenc
             check_files(spec, space, result)
         finally:
             storage.delete_prefix(prefix + "/")
-        runs.append({"folder": where, "seconds": result.seconds, "bytes": result.bytes})
+        runs.append({"folder": where, "seconds": result.seconds, "bytes": result.bytes, "peak_rss_method": rss.method})
         values = {"write_throughput": result.mb_per_s, "files_per_second": result.files_per_s,
                   "bytes_written": result.bytes, "peak_rss": rss.peak / 2**20, "rss_growth": rss.growth / 2**20}
         if fmt in IMAGE_FORMATS:
