@@ -46,7 +46,10 @@ def changed(document, test_name, metric, factor):
     document = copy.deepcopy(document)
     for test in document["tests"]:
         if test["id"].endswith("::" + test_name):
-            test["metrics"][metric]["value"] *= factor
+            entry = test["metrics"][metric]
+            entry["value"] *= factor
+            entry["repeats"] = [v * factor for v in entry["repeats"]]
+            entry["min"], entry["max"] = min(entry["repeats"]), max(entry["repeats"])
     return document
 
 
@@ -57,11 +60,13 @@ def test_baseline_20_percent_better_fails_at_10_percent(pytester, first_run):
     assert result.ret == 1, "a regression fails the session though every test passed"
     result.stdout.fnmatch_lines([
         "*- iobench comparison -*",
-        "*regressions beyond the threshold (1):",
-        "*test*metric*baseline*current*worse by*threshold",
-        "*test_read*read_MB_per_second*480 MB/s*400 MB/s*+16.7%*10.0%",
-        "iobench: FAILED: 1 metric regressed beyond the threshold against baseline.json: test_read read_MB_per_second",
+        "*regressions beyond the threshold and the noise (1):",
+        "*test*metric*baseline*current*change (- worse)*threshold*spread",
+        "*test_read*read_MB_per_second*480 MB/s*400 MB/s*-16.7%*10.0%*none",
     ])
+    # the verdict is the session's very last line, after pytest's own summary
+    assert result.outlines[-1] == ("iobench gate: FAILED, 1 regression (worst: test_read read_MB_per_second -16.7%); "
+                                   "no spread: threshold only")
     document = load_document(pytester.path / "reports" / "latest.json")
     assert document["run"]["exit_status"] == 1
     regressions = [c for c in document["comparison"]["changes"] if c["status"] == "regression"]
@@ -72,7 +77,7 @@ def test_lower_is_better_metric_20_percent_better_in_the_baseline_fails(pytester
     baseline = save(pytester, changed(first_run, "test_latency", "latency_p50_us", 1 / 1.20))
     result = pytester.runpytest(f"--iobench-compare={baseline}", "--iobench-fail-regression=10%", "--iobench-report=none")
     assert result.ret == 1
-    result.stdout.fnmatch_lines(["*test_latency*latency_p50_us*83.3 us*100 us*+20.0%*10.0%"])
+    result.stdout.fnmatch_lines(["*test_latency*latency_p50_us*83.3 us*100 us*-20.0%*10.0%*"])
 
 
 def test_same_run_compared_with_itself_passes(pytester, first_run):
@@ -88,14 +93,14 @@ def test_improvement_and_size_change_do_not_fail(pytester, first_run):
     result = pytester.runpytest(f"--iobench-compare={save(pytester, baseline)}", "--iobench-fail-regression=10%",
                                 "--iobench-report=none")
     assert result.ret == 0
-    result.stdout.fnmatch_lines(["*improvements (1):", "*test_read*read_MB_per_second*200 MB/s*400 MB/s*-100.0%*"])
+    result.stdout.fnmatch_lines(["*improvements (1):", "*test_read*read_MB_per_second*200 MB/s*400 MB/s*+100.0%*"])
 
 
 def test_without_fail_regression_the_comparison_is_shown_but_does_not_fail(pytester, first_run):
     baseline = save(pytester, changed(first_run, "test_read", "read_MB_per_second", 2.0))
     result = pytester.runpytest(f"--iobench-compare={baseline}", "--iobench-report=none")
     assert result.ret == 0
-    result.stdout.fnmatch_lines(["*not gating: no --iobench-fail-regression*", "*regressions beyond the threshold (1):"])
+    result.stdout.fnmatch_lines(["*not gating: no --iobench-fail-regression*", "*regressions beyond the threshold and the noise (1):"])
 
 
 def test_ini_override_loosens_one_metric(pytester, first_run):
@@ -107,7 +112,7 @@ def test_ini_override_loosens_one_metric(pytester, first_run):
     pytester.makeini("[pytest]\niobench_fail_regression_overrides = train_au_percent=2%\n")
     result = pytester.runpytest(f"--iobench-compare={baseline}", "--iobench-fail-regression=50%", "--iobench-report=none")
     assert result.ret == 1, "a tighter override gates a metric the default threshold would let through"
-    result.stdout.fnmatch_lines(["*test_train*train_au_percent*114%*95%*2.0%"])
+    result.stdout.fnmatch_lines(["*test_train*train_au_percent*114%*95%*2.0%*"])
 
 
 def test_new_and_missing_tests_and_machine_differences_are_shown(pytester, first_run):
@@ -145,8 +150,9 @@ def test_missing_baseline_metrics_are_shown_and_fail_only_when_asked(pytester, f
         "*test_read_minio read_MB_per_second: its test did not run",
         "*test_latency latency_p99_us: not recorded in this run",
         "*missing tests (in the baseline, not run) (1):",
-        f"iobench: gate passed against {name}: 3 metrics compared, none regressed beyond the threshold; "
-        "2 baseline metrics missing (not checked): test_read_minio read_MB_per_second, test_latency latency_p99_us",
+        "iobench gate: passed (3 metrics, 0 regressions; "
+        "2 baseline metrics missing (not checked): test_read_minio read_MB_per_second, test_latency latency_p99_us); "
+        "no spread: threshold only",
     ])
     document = load_document(pytester.path / "reports" / "latest.json")
     assert {(m["metric"], m["reason"]) for m in document["comparison"]["missing_metrics"]} == {
@@ -165,8 +171,8 @@ def test_missing_baseline_metrics_are_shown_and_fail_only_when_asked(pytester, f
     assert result.ret == 1, "missing gated metrics fail the gate when asked"
     result.stdout.fnmatch_lines([
         "*baseline metrics missing (2): they fail the gate (fail-missing)*",
-        f"iobench: FAILED against {name}: 3 metrics compared, none regressed; 2 baseline metrics missing "
-        "(failing the gate): test_read_minio read_MB_per_second, test_latency latency_p99_us",
+        "iobench gate: FAILED (3 metrics, 0 regressions; 2 baseline metrics missing "
+        "(failing the gate): test_read_minio read_MB_per_second, test_latency latency_p99_us); no spread: threshold only",
     ])
     document = load_document(pytester.path / "reports" / "latest.json")
     assert document["comparison"]["fail_missing"] is True and document["run"]["exit_status"] == 1

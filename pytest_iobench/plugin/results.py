@@ -169,10 +169,17 @@ class ResultsPlugin:
         if self.finished.schema_problems:
             tr.write_line("iobench: the document does not match its schema (a pytest-iobench bug): "
                           + "; ".join(self.finished.schema_problems), red=True)
-        comparison = self.finished.comparison
-        if comparison is not None and comparison.gating:
-            failed = comparison.failed
-            tr.write_line(gate_line(document["comparison"], failed), red=failed, green=not failed, bold=True)
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        """The gate's verdict is the session's last line: after pytest's own summary line and
+        after any other plugin's tables (pytest-benchmark's), where CI logs are read first."""
+        comparison = self.finished.comparison if self.finished is not None else None
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if comparison is None or not comparison.gating or reporter is None:
+            return
+        failed = comparison.failed
+        reporter.write_line(gate_line(self.finished.document["comparison"], failed),
+                            red=failed, green=not failed, bold=True)
 
     def _shown(self, path) -> str:
         try:

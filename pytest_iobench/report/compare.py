@@ -3,8 +3,17 @@
 A metric's change is measured against the baseline value: ``worse_by`` is how much worse the
 current value is, as a fraction of the baseline (higher is better: (baseline - current) /
 |baseline|; lower is better: (current - baseline) / |baseline|), negative when it is better.
-A change beyond the metric's threshold is a regression or an improvement; metrics whose
-direction is "none" (sizes, counts) are not compared.
+A change counts (a regression or an improvement) only when it is beyond the metric's threshold
+*and* beyond the noise: larger in absolute terms than the unit's noise floor
+(``stats.NOISE_FLOORS``), and, when both runs kept at least ``stats.MIN_REPEATS`` repeats of the
+metric (``--iobench-repeat``), beyond their spread: the threshold is then counted from the edge of
+the baseline's band (its worst repeat, for an improvement its best) instead of its median, and
+the repeats must differ as a whole (one-sided Mann-Whitney test, p <= ``stats.ALPHA``); repeats
+that are outliers of their own run (``stats.without_outliers``: a run stalled by another job) are
+left out of both. Single values have no spread: they are gated on the threshold (and the noise
+floor) alone, and the comparison says so. A figure flagged unfit for gating in either run
+(``metric.unfit``: too short or too unsteady) is not gated. Metrics whose direction is "none"
+(sizes, counts) are not compared.
 
 A gated metric of the baseline that this run does not have (its test did not run, or did not
 record it: a library not installed, a test deselected) is listed in ``missing_metrics``. It does
@@ -15,10 +24,12 @@ the gate says how much it did not check.
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from . import stats
 from .thresholds import DEFAULT_THRESHOLD, Override, threshold_for
 
 #: machine fields whose difference makes the two runs' figures hard to compare
@@ -44,7 +55,21 @@ class Change:
     relative_change: float | None
     worse_by: float | None
     threshold: float | None
-    status: str  # regression, improvement, unchanged, not gated
+    status: str  # regression, improvement, unchanged, within noise, within spread, unfit, not gated
+    #: the change as a fraction of the baseline, negative when worse (-worse_by): the sign the
+    #: terminal, the plot and the gate line share
+    change: float | None = None
+    #: "repeats": both runs' repeats compared (p_value); "none": single values, threshold only
+    spread: str = "none"
+    p_value: float | None = None
+    #: the change of the current median from the edge of the baseline's band (its worst repeat
+    #: for a change for the worse, its best for one for the better), negative when worse
+    change_from_band: float | None = None
+    noise_floor: float = 0.0
+    baseline_repeats: int = 1
+    current_repeats: int = 1
+    #: why a figure is unfit for gating (either run's metric.unfit), else ""
+    unfit: str = ""
 
 
 @dataclass
@@ -64,6 +89,11 @@ class Comparison:
     fail_missing: bool = False
     machine_differences: list[dict[str, Any]] = field(default_factory=list)
     settings_differences: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def with_spread(self) -> int:
+        """How many changes were judged on both runs' repeats (0: a single-run comparison)."""
+        return sum(1 for c in self.changes if c.spread == "repeats")
 
     @property
     def regressions(self) -> list[Change]:
@@ -92,14 +122,50 @@ def worse_by(baseline: float, current: float, direction: str) -> float:
     return delta / abs(baseline)
 
 
-def status_of(worse: float, threshold: float | None) -> str:
+def status_of(worse: float, threshold: float | None, *, delta: float = math.inf, floor: float = 0.0,
+              spread: "Spread | None" = None, unfit: str = "") -> str:
+    """A change's status. ``worse``: worse_by of the medians; ``delta``: the change of the medians
+    in the metric's unit; ``spread``: what the repeats say (None: single values)."""
     if threshold is None:
         return "not gated"
-    if worse > threshold:
-        return "regression"
-    if -worse > threshold:
-        return "improvement"
-    return "unchanged"
+    if unfit:
+        return "unfit"
+    if abs(worse) <= threshold:
+        return "unchanged"
+    if abs(delta) <= floor:
+        return "within noise"
+    if spread is not None:
+        beyond = spread.worse_than_band if worse > 0 else -spread.better_than_band
+        p = spread.p_worse if worse > 0 else spread.p_better
+        if beyond <= threshold or p > stats.ALPHA:
+            return "within spread"
+    return "regression" if worse > 0 else "improvement"
+
+
+@dataclass
+class Spread:
+    """What two runs' repeats say about a change (outliers of each run left out)."""
+
+    p_worse: float
+    p_better: float
+    #: worse_by of the current median against the baseline's worst repeat (its band's edge)
+    worse_than_band: float
+    #: worse_by of the current median against the baseline's best repeat (negative: better)
+    better_than_band: float
+
+    @classmethod
+    def of(cls, baseline: list[float], current: list[float], direction: str) -> "Spread | None":
+        old, new = stats.without_outliers(baseline), stats.without_outliers(current)
+        if len(old) < stats.MIN_REPEATS or len(new) < stats.MIN_REPEATS:
+            return None
+        median = statistics.median(new)
+        return cls(stats.worse_p(old, new, direction), stats.worse_p(new, old, direction),
+                   worse_by(stats.worst(old, direction), median, direction),
+                   worse_by(stats.best(old, direction), median, direction))
+
+
+def _repeats(metric: dict) -> list[float]:
+    return [float(v) for v in metric.get("repeats") or [metric["value"]]]
 
 
 def compare(baseline: dict[str, Any], current: dict[str, Any], *, baseline_path: str = "",
@@ -151,10 +217,24 @@ def _compare_metrics(result: Comparison, test_id: str, old: dict, new: dict, def
         limit = threshold_for(name, default, overrides)
         finite = math.isfinite(worse)
         relative = (metric["value"] - before["value"]) / abs(before["value"]) if before["value"] else None
+        old_runs, new_runs = _repeats(before), _repeats(metric)
+        spread = Spread.of(old_runs, new_runs, metric["direction"])
+        floor = stats.noise_floor(metric["unit"])
+        unfit = "; ".join(f"{which}: {m['unfit']}" for which, m in (("baseline", before), ("current", metric))
+                          if m.get("unfit"))
+        status = status_of(worse, limit, delta=metric["value"] - before["value"], floor=floor,
+                           spread=spread, unfit=unfit)
+        band = None
+        if spread is not None and math.isfinite(spread.worse_than_band):
+            band = -(spread.worse_than_band if worse > 0 else spread.better_than_band)
         result.changes.append(Change(
             id=test_id, metric=name, unit=metric["unit"], direction=metric["direction"],
             baseline=before["value"], current=metric["value"], relative_change=relative,
-            worse_by=worse if finite else None, threshold=limit, status=status_of(worse, limit)))
+            worse_by=worse if finite else None, threshold=limit, status=status,
+            change=-worse if finite else None, spread="repeats" if spread else "none",
+            p_value=(spread.p_worse if worse > 0 else spread.p_better) if spread else None,
+            change_from_band=band, noise_floor=floor,
+            baseline_repeats=len(old_runs), current_repeats=len(new_runs), unfit=unfit))
     gone = {name: metric for name, metric in old.items() if name not in new}
     for name, metric in gone.items():
         if metric["direction"] != "none":

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from .plots import Plot, render_plots, short_id
-from .text import CHANGE_HEADERS, by_suite, change_rows, fmt, fmt_percent, missing_note, outcome_counts, with_unit
+from .text import (CHANGE_HEADERS, by_suite, change_rows, fmt, fmt_percent, missing_note, outcome_counts, severity,
+                   spread_note, with_unit)
 from .writer import write_atomic
 
 GiB = 1024**3
@@ -79,8 +80,10 @@ def _comparison_blocks(comparison: dict[str, Any]) -> list[Block]:
         blocks.append(Block("table", headers=["", "baseline", "this run"],
                             rows=[[d["field"], str(d["baseline"]), str(d["current"])] for d in rows]))
     changes = comparison["changes"]
+    if spread_note(comparison):
+        blocks.append(Block("paragraph", spread_note(comparison)[:1].upper() + spread_note(comparison)[1:] + ".", css="note"))
     for status, title in (("regression", "Regressions"), ("improvement", "Improvements")):
-        selected = [c for c in changes if c["status"] == status]
+        selected = sorted((c for c in changes if c["status"] == status), key=severity, reverse=status == "improvement")
         blocks.append(_heading(f"{title} ({len(selected)})", 3))
         if selected:
             blocks.append(Block("table", headers=CHANGE_HEADERS, rows=change_rows(selected),

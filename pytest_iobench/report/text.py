@@ -3,12 +3,14 @@ comparison with a baseline. Also the number formatting and "key metrics" the oth
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
 from .plots import PERCENTILE_METRIC, short_id
+from .stats import ALPHA
 
 KEY_METRICS = 3
 LIST_LIMIT = 10
@@ -122,13 +124,46 @@ def _listed(items: Sequence[str], limit: int = LIST_LIMIT) -> list[str]:
     return shown
 
 
+def change_of(change: dict[str, Any]) -> float | None:
+    """A change as a fraction of the baseline, negative when worse (documents without ``change``
+    have ``worse_by``, its opposite)."""
+    if "change" in change:
+        return change["change"]
+    return None if change["worse_by"] is None else -change["worse_by"]
+
+
+def spread_cell(change: dict[str, Any]) -> str:
+    if change.get("spread") == "repeats":
+        return f"p={change['p_value']:.3g} ({change['baseline_repeats']} v {change['current_repeats']})"
+    return "none"
+
+
 def change_rows(changes: Sequence[dict[str, Any]]) -> list[list[str]]:
     return [[short_id(c["id"]), c["metric"], with_unit(c["baseline"], c["unit"]), with_unit(c["current"], c["unit"]),
-             "from 0" if c["worse_by"] is None else fmt_percent(c["worse_by"], signed=True),
-             "off" if c["threshold"] is None else fmt_percent(c["threshold"])] for c in changes]
+             "from 0" if change_of(c) is None else fmt_percent(change_of(c), signed=True),
+             "off" if c["threshold"] is None else fmt_percent(c["threshold"]), spread_cell(c)] for c in changes]
 
 
-CHANGE_HEADERS = ["test", "metric", "baseline", "current", "worse by", "threshold"]
+CHANGE_HEADERS = ["test", "metric", "baseline", "current", "change (- worse)", "threshold", "spread"]
+
+
+def severity(change: dict[str, Any]) -> float:
+    """Sort key: the worst change first (a change from 0, of unknown size, counts as the worst)."""
+    value = change_of(change)
+    return -math.inf if value is None else value
+
+
+def spread_note(comparison: dict[str, Any]) -> str:
+    """Whether the gate could see the runs' spread, in one line."""
+    changes = comparison["changes"]
+    with_spread = sum(1 for c in changes if c.get("spread") == "repeats")
+    if changes and not with_spread:
+        return ("single values (no --iobench-repeat of 3 or more on both runs): no spread measured, "
+                "changes gated on the threshold and the noise floors only")
+    if with_spread < len(changes):
+        return (f"{with_spread} of {len(changes)} metrics judged on both runs' repeats "
+                f"(Mann-Whitney, p <= {ALPHA:g}); the others on the threshold and noise floors only")
+    return f"every metric judged on both runs' repeats (Mann-Whitney, p <= {ALPHA:g})" if changes else ""
 
 
 def comparison_lines(comparison: dict[str, Any]) -> list[str]:
@@ -146,12 +181,15 @@ def comparison_lines(comparison: dict[str, Any]) -> list[str]:
         lines.append("  the settings differ: " + "; ".join(
             f"{d['field']} {d['baseline']} -> {d['current']}" for d in comparison["settings_differences"]))
     changes = comparison["changes"]
-    for status, title in (("regression", "regressions beyond the threshold"), ("improvement", "improvements")):
-        selected = [c for c in changes if c["status"] == status]
+    note = spread_note(comparison)
+    if note:
+        lines.append(f"  {note}")
+    for status, title in (("regression", "regressions beyond the threshold and the noise"), ("improvement", "improvements")):
+        selected = sorted((c for c in changes if c["status"] == status), key=severity, reverse=status == "improvement")
         if selected:
             lines.append(f"  {title} ({len(selected)}):")
             lines.extend(table(CHANGE_HEADERS, change_rows(selected), indent="    "))
-    quiet = Counter(c["status"] for c in changes if c["status"] in ("unchanged", "not gated"))
+    quiet = Counter(c["status"] for c in changes if c["status"] not in ("regression", "improvement"))
     if quiet:
         lines.append("  " + ", ".join(f"{n} metrics {status}" for status, n in sorted(quiet.items())))
     if not changes:
@@ -187,23 +225,27 @@ def missing_note(comparison: dict[str, Any]) -> str:
 
 
 def gate_line(comparison: dict[str, Any], failed: bool) -> str:
-    """The gate's verdict (``failed``: ``Comparison.failed``) in one line: the regressions it
-    failed on, or that it passed, and how many baseline metrics it could not check."""
-    regressions = [c for c in comparison["changes"] if c["status"] == "regression"]
+    """The gate's verdict in one line, the session's last: ``iobench gate: FAILED, 3 regressions
+    (worst: test_x metric -23%)`` or ``iobench gate: passed (241 metrics, 0 regressions)``; then
+    how many baseline metrics it could not check, and whether it saw the runs' spread."""
+    regressions = sorted((c for c in comparison["changes"] if c["status"] == "regression"), key=severity)
     missing = comparison.get("missing_metrics", [])
-    against = comparison["baseline"]["path"]
-    checked = f"{_plural(len(comparison['changes']), 'metric')} compared"
     missing_part = ""
     if missing:
+        verdict = "failing the gate" if comparison.get("fail_missing") else "not checked"
         names = ", ".join(f"{short_id(m['id'])} {m['metric']}" for m in missing[:3])
         more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
-        verdict = "failing the gate" if comparison.get("fail_missing") else "not checked"
         missing_part = f"; {_plural(len(missing), 'baseline metric')} missing ({verdict}): {names}{more}"
+    with_spread = sum(1 for c in comparison["changes"] if c.get("spread") == "repeats")
+    without = len(comparison["changes"]) - with_spread
+    spread = ("" if not without else "; no spread: threshold only" if not with_spread
+              else f"; {_plural(without, 'metric')} without spread: threshold only")
     if regressions:
-        names = ", ".join(f"{short_id(c['id'])} {c['metric']}" for c in regressions[:3])
-        more = f" and {len(regressions) - 3} more" if len(regressions) > 3 else ""
-        return (f"iobench: FAILED: {_plural(len(regressions), 'metric')} regressed beyond the threshold against "
-                f"{against}: {names}{more}{missing_part}")
+        worst = regressions[0]
+        size = "from 0" if change_of(worst) is None else fmt_percent(change_of(worst), signed=True)
+        return (f"iobench gate: FAILED, {_plural(len(regressions), 'regression')} "
+                f"(worst: {short_id(worst['id'])} {worst['metric']} {size}){missing_part}{spread}")
+    counted = f"{_plural(len(comparison['changes']), 'metric')}, 0 regressions"
     if failed:
-        return f"iobench: FAILED against {against}: {checked}, none regressed{missing_part}"
-    return f"iobench: gate passed against {against}: {checked}, none regressed beyond the threshold{missing_part}"
+        return f"iobench gate: FAILED ({counted}{missing_part}){spread}"
+    return f"iobench gate: passed ({counted}{missing_part}){spread}"
