@@ -224,3 +224,25 @@ def test_a_real_20_percent_slowdown_is_caught_with_5_repeats_and_the_verdict_is_
     change = json.loads((pytester.path / "slow.json").read_text())["comparison"]["changes"][0]
     assert change["spread"] == "repeats" and change["baseline_repeats"] == change["current_repeats"] == 5
     assert change["change"] == pytest.approx(-0.2, abs=0.1) and change["p_value"] <= 0.05
+
+
+def test_the_comparison_plot_is_worst_first_negative_worse_and_clipped_around_an_outlier():
+    from pytest_iobench.report.plots import PNG_WIDTH, change_axis_limit, change_bars, render_plots, shown_changes
+
+    baseline, current = noisy_run(1, 5), noisy_run(2, 5, slower={
+        "suites/test_generate.py::test_generate[f3-local-posix-t1]": 0.8})
+    for doc, value in ((baseline, 0.04), (current, 47.0)):  # rss_growth from 40 KiB to 47 MiB: -117,400%
+        doc["tests"][5]["metrics"]["rss_growth"] = {"value": value, "unit": "MiB", "direction": "lower",
+                                                    "repeats": [value], "warmup": [], "min": value, "max": value}
+    current["comparison"] = compare(baseline, current, threshold=0.10).to_dict()
+    bars = change_bars(current["comparison"])
+    assert [b[1] for b in bars] == sorted(b[1] for b in bars), "worst (most negative) first"
+    worst = bars[0]
+    assert worst[0].endswith("rss_growth") and worst[1] == pytest.approx(-117400) and worst[2] == "regression"
+    shown = shown_changes(bars)
+    assert len(shown) == 40 and {b[2] for b in bars if b[2] == "regression"} <= {b[2] for b in shown}
+    limit = change_axis_limit([b[1] for b in shown], 10.0)
+    assert 20.0 <= limit <= 100.0, "one outlier does not set the axis"
+    (plot,) = [p for p in render_plots(current) if p.name == "comparison"]
+    assert "clipped at +-" in plot.caption and "negative: worse" in plot.caption
+    assert int.from_bytes(plot.png[16:20], "big") == PNG_WIDTH

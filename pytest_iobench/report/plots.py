@@ -24,6 +24,8 @@ PERCENTILE_METRIC = re.compile(r"^(?P<head>.+?)_(?P<which>p\d+(?:\.\d+)?|max)(?P
 MAX_ROWS = 40
 
 GREEN, RED, GREY, BLUE = "#2e7d32", "#c62828", "#9e9e9e", "#1565c0"
+#: the comparison plot's width in pixels (16 inches at 100 dpi): long labels stay readable
+PNG_WIDTH = 1600
 
 
 @dataclass
@@ -119,11 +121,34 @@ def latency_rows(tests: Sequence[dict[str, Any]]) -> list[tuple[str, dict[str, f
 
 
 def change_bars(comparison: dict[str, Any]) -> list[tuple[str, float, str]]:
-    """[(label, % better (negative: worse), status)] of the compared metrics, largest changes first."""
-    bars = [(f"{short_id(c['id'])} {c['metric']}", -c["worse_by"] * 100.0, c["status"])
-            for c in comparison.get("changes", []) if c["worse_by"] is not None]
-    bars.sort(key=lambda bar: -abs(bar[1]))
+    """[(label, change % (negative: worse), status)] of the compared metrics, worst first: the
+    sign of the terminal and the gate line (``Change.change``; older documents' ``-worse_by``)."""
+    bars = []
+    for c in comparison.get("changes", []):
+        if c["worse_by"] is None:
+            continue
+        change = c["change"] if c.get("change") is not None else -c["worse_by"]
+        bars.append((f"{short_id(c['id'])} {c['metric']}", change * 100.0, c["status"]))
+    bars.sort(key=lambda bar: bar[1])
     return bars
+
+
+def shown_changes(bars: list[tuple[str, float, str]], rows: int = MAX_ROWS) -> list[tuple[str, float, str]]:
+    """The bars the plot has room for: every regression and improvement first, then the largest
+    other changes; drawn worst first."""
+    counted = ("regression", "improvement")
+    chosen = sorted(bars, key=lambda bar: (bar[2] not in counted, -abs(bar[1])))[:rows]
+    return sorted(chosen, key=lambda bar: bar[1])
+
+
+def change_axis_limit(values: Sequence[float], threshold_percent: float) -> float:
+    """Where the change plot's axis is clipped (%, both sides): wide enough for the threshold and
+    most bars (the 80th percentile of their sizes), never beyond 100%, so that one outlier
+    (-117,667%) does not flatten every other bar; the bars beyond it are drawn to the edge
+    with their value written."""
+    sizes = sorted(abs(v) for v in values)
+    typical = sizes[int(0.8 * (len(sizes) - 1))] if sizes else 0.0
+    return max(2.0 * threshold_percent, min(100.0, typical * 1.25), 5.0)
 
 
 # -- rendering ---------------------------------------------------------------------------------
@@ -239,23 +264,50 @@ def _plain_log_labels(axis, values: list[float]) -> None:
 
 
 def plot_changes(bars: list[tuple[str, float, str]], threshold: float) -> bytes:
-    fig, ax = _figure(rows=len(bars))
+    """Horizontal bars, worst first, negative = worse; 16 inches at 100 dpi (1600 px) so that
+    long labels stay readable; the axis is clipped (change_axis_limit): a clipped bar is hatched
+    and carries its real value, written inside its end."""
+    from matplotlib.figure import Figure
+
+    limit = change_axis_limit([b[1] for b in bars], threshold * 100)
+    fig = Figure(figsize=(PNG_WIDTH / 100, min(2.2 + 0.34 * len(bars), 24.0)), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
     colors = {"regression": RED, "improvement": GREEN}
     positions = list(range(len(bars)))
-    ax.barh(positions, [b[1] for b in bars], color=[colors.get(b[2], GREY) for b in bars], height=0.6)
-    for i, bar in enumerate(bars):
-        ax.text(bar[1], i, f" {bar[1]:+.1f}% " if bar[1] else " 0% ", va="center", fontsize="small",
-                ha="left" if bar[1] >= 0 else "right")
+    shown = [max(-limit, min(limit, b[1])) for b in bars]
+    clipped = [abs(b[1]) > limit for b in bars]
+    ax.barh(positions, shown, color=[colors.get(b[2], GREY) for b in bars], height=0.6,
+            hatch=["//" if c else "" for c in clipped], edgecolor="white")
+    for i, (bar, value, cut) in enumerate(zip(bars, shown, clipped)):
+        text = f"{bar[1]:+,.1f}%" if bar[1] else "0%"
+        if cut:
+            text += " (clipped)"
+        # inside the clipped bar's end, else just beyond the bar
+        inside = cut
+        ha = ("right" if value > 0 else "left") if inside else ("left" if value >= 0 else "right")
+        pad = -0.01 * limit if inside == (value > 0) else 0.01 * limit
+        box = {"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.9} if cut else None
+        ax.text(value + (pad if value >= 0 else -pad), i, text, va="center", ha=ha, fontsize=10,
+                fontweight="bold" if cut else "normal", bbox=box)
     ax.axvline(0, color="black", linewidth=0.8)
     for edge in (-threshold * 100, threshold * 100):
         ax.axvline(edge, color="black", linestyle="--", linewidth=0.8)
-    ax.set_yticks(positions, [b[0] for b in bars], fontsize="small")
+    ax.set_yticks(positions, [b[0] for b in bars], fontsize=10)
     ax.set_ylim(len(bars) - 0.5, -0.5)
-    ax.margins(x=0.15)
-    ax.set_xlabel(f"% better than the baseline (negative: worse); dashed: the {threshold * 100:g}% threshold")
-    ax.set_title("Change against the baseline")
+    ax.set_xlim(-limit * 1.25, limit * 1.25)
+    ax.tick_params(axis="x", labelsize=10)
+    ax.xaxis.set_major_formatter(_percent_formatter())
+    ax.set_xlabel(f"change against the baseline, % (negative: worse); dashed: the {threshold * 100:g}% "
+                  f"threshold; axis clipped at +-{limit:g}%", fontsize=11)
+    ax.set_title("Change against the baseline, worst first", fontsize=13)
     ax.grid(True, axis="x", alpha=0.3)
     return _png(fig)
+
+
+def _percent_formatter():
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(lambda v, _: f"{v:+g}%" if v else "0%")
 
 
 def render_plots(document: dict[str, Any]) -> list[Plot]:
@@ -283,9 +335,16 @@ def render_plots(document: dict[str, Any]) -> list[Plot]:
     if comparison:
         changes = change_bars(comparison)
         if changes:
+            shown = shown_changes(changes)
+            limit = change_axis_limit([b[1] for b in shown], comparison["threshold"] * 100)
+            outliers = sum(1 for b in shown if abs(b[1]) > limit)
             plots.append(Plot("comparison", "Change against the baseline",
-                              "Each compared metric, largest changes first; red: regression, green: "
-                              "improvement, grey: within the threshold or not gated."
-                              + _clipped(len(changes), min(len(changes), MAX_ROWS), "metrics"),
-                              plot_changes(changes[:MAX_ROWS], comparison["threshold"])))
+                              "Each compared metric's change, worst first (negative: worse, as in the terminal "
+                              "and the gate line); red: regression, green: improvement, grey: within the "
+                              "threshold, the noise or the spread, or not gated."
+                              + (f" The axis is clipped at +-{limit:g}%: {outliers} bar(s) beyond it are hatched "
+                                 "and carry their value." if outliers else "")
+                              + _clipped(len(changes), len(shown), "metrics (regressions and improvements "
+                                         "first, then the largest changes)"),
+                              plot_changes(shown, comparison["threshold"])))
     return plots
