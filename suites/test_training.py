@@ -8,7 +8,7 @@ Each test runs the whole workload --iobench-warmup times (recorded, not counted)
 --iobench-repeat times (MLPerf Storage: one warm-up run, then measured runs); each metric is the
 median of the measured runs. A run whose (median) mean AU is below ``metric.au`` fails with AU,
 floor and the slowest phase; the metrics are recorded either way, and DLIO's output files of the
-last run are written to reports/dlio/<test id>/.
+last run are written to reports/dlio/<run start>/<test id>/.
 On the embedded S3 endpoint the floor is not applied (the results say why): it stands in for
 an S3 storage, far slower than one. Datasets are generated once in the storage's datasets area and reused by later tests and runs
 (a manifest records what was generated).

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import stat
+import time
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -242,3 +245,26 @@ def test_interrupted_run_still_writes_what_ran(pytester):
     assert document["run"]["exit_status"] == 2
     assert [(t["id"].split("::")[1], t["outcome"]) for t in document["tests"]] == [("test_a", "passed"), ("test_b", "incomplete")]
     assert not list((pytester.path / "reports").glob(".*.tmp")), "no temporary file is left behind"
+
+
+def test_dlio_output_goes_under_the_run_and_is_readable(pytester):
+    # two runs: each its own folder, the first run's files untouched by the second
+    pytester.makepyfile(test_dlio="""
+import os
+from pytest_iobench.workload.dlio_output import write_json
+
+def test_out(dlio_output_dir, iobench_record):
+    iobench_record.details["dlio"] = dlio_output_dir
+    write_json(os.path.join(dlio_output_dir, "summary.json"), {"ok": 1})
+""")
+    folders = []
+    for name, extra in (("one.json", []), ("two.json", ["-n", "2"])):  # xdist: the controller's run
+        pytester.runpytest(f"--iobench-json={name}", "--iobench-report=none", *extra).assert_outcomes(passed=1)
+        document = json.loads((pytester.path / name).read_text())
+        folder = Path(document["tests"][0]["details"]["dlio"])
+        stamp = document["run"]["id"].split("-")[0]
+        assert folder == pytester.path / "reports" / "dlio" / stamp / "test_out"
+        assert stat.S_IMODE((folder / "summary.json").stat().st_mode) & 0o044 == 0o044, "readable by others"
+        folders.append(folder)
+        time.sleep(1.1)  # the next run starts in another second
+    assert folders[0] != folders[1] and (folders[0] / "summary.json").exists()

@@ -7,6 +7,8 @@ The work is in pytest_iobench.report (session.py and the modules it uses); this 
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 
 from ..report.collect import Phase, add_to_benchmark_json, record_entry
@@ -21,6 +23,7 @@ from .records import RECORD_KEY, new_record
 
 BASELINE_KEY = pytest.StashKey[dict]()
 WORKER_OUTPUT = "iobench"
+STARTED_KEY = "iobench_started"
 
 
 def _is_worker(config: pytest.Config) -> bool:
@@ -64,6 +67,9 @@ def pytest_configure(config: pytest.Config) -> None:
         settings, rootdir=config.rootpath, invocation_dir=config.invocation_params.dir,
         command=["pytest", *config.invocation_params.args],
         baseline=config.stash.get(BASELINE_KEY, None), baseline_path=settings.compare or "")
+    started = getattr(config, "workerinput", {}).get(STARTED_KEY)
+    if started:  # an xdist worker's files go under the controller's run
+        results.started = datetime.fromisoformat(started)
     config.pluginmanager.register(ResultsPlugin(config, results), "iobench-results")
     if not _is_worker(config) and hasattr(config.hook, "pytest_testnodedown"):
         config.pluginmanager.register(XdistController(results), "iobench-xdist-controller")
@@ -91,6 +97,10 @@ class XdistController:
 
     def __init__(self, results: RunResults):
         self.results = results
+
+    def pytest_configure_node(self, node) -> None:
+        """Workers take the controller's start: one run, one folder of DLIO output."""
+        node.workerinput[STARTED_KEY] = self.results.started.isoformat()
 
     def pytest_testnodedown(self, node, error) -> None:
         output = getattr(node, "workeroutput", None) or {}

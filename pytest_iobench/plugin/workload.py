@@ -170,6 +170,8 @@ def mpi_session(pytestconfig: pytest.Config, storage_factory) -> MPISession:
 @pytest.fixture
 def dlio_output_dir(request: pytest.FixtureRequest) -> str:
     """Where this test writes DLIO's output files (summary.json, {rank}_output.json, ...):
-    reports/dlio/<test id>/ under the rootdir."""
+    reports/dlio/<run's UTC start>/<test id>/ under the rootdir, so that a later run does not
+    overwrite the files an earlier run's document names."""
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid.split("::", 1)[-1]).strip("_")
-    return str(request.config.rootpath / "reports" / "dlio" / safe)
+    stamp = request.config.pluginmanager.get_plugin("iobench-results").results.run_stamp
+    return str(request.config.rootpath / "reports" / "dlio" / stamp / safe)

@@ -14,7 +14,7 @@ from typing import Any
 from ..settings import Settings
 from .collect import ResultCollector
 from .compare import Comparison, compare
-from .document import build_document, utc_now
+from .document import build_document, compact_timestamp, utc_now
 from .human import write_reports
 from .redaction import masked_command, redacted, register_session_secrets
 from .schema import problems
@@ -45,6 +45,12 @@ class RunResults:
         self.baseline_path = baseline_path
         self.collector = ResultCollector()
         self.started = utc_now()
+
+    @property
+    def run_stamp(self) -> str:
+        """The session's start as a folder name (20261125T101502Z): a run's own files (DLIO's
+        output) go under it, so the next run does not overwrite what this run's document names."""
+        return compact_timestamp(self.started)
 
     @property
     def wanted(self) -> bool:

@@ -44,6 +44,16 @@ def host_info() -> dict[str, Any]:
             "host_cpu_count": psutil.cpu_count(), "host_processor_name": platform.processor()}
 
 
+#: report files are for reading: rw-r--r-- less what the umask takes away
+def _readable_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o644 & ~umask
+
+
+_READABLE = _readable_mode()
+
+
 def write_json(path: str, data: Any) -> None:
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, exist_ok=True)
@@ -51,6 +61,7 @@ def write_json(path: str, data: Any) -> None:
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(_redacted(data), f, indent=2, default=_jsonable)
+        os.chmod(tmp, _READABLE)  # mkstemp's 0600 would hide a report from its readers
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
