@@ -318,3 +318,21 @@ def test_repeats_rerun_the_whole_workload_and_the_criterion_holds_the_median(ses
     (criterion,) = record.criteria
     assert criterion.value == au.value and "median over 2 runs of the mean AU" in criterion.description
     assert [r["warmup"] for r in record.details["training"]["runs"]] == [True, False, False]
+
+
+def test_a_waived_au_floor_says_why_in_the_table(session, local):
+    from pytest_iobench.report.collect import record_entry
+    from pytest_iobench.report.text import suite_tables
+
+    config = workload(train={"epochs": 1, "computation_time": 0.001})
+    write_raw_dataset(local, config)
+    outcome = train(session, config, local, 1)
+    record = Record("suites/test_training.py::test_training[tiny-r1-s3-boto3]")
+    record_training(record, outcome, "the embedded S3 endpoint (moto, one process) is far slower than any S3 storage")
+    assert not record.criteria, "no floor applied"
+    assert record.details["waived"] == [{
+        "metric": "train_au_percent", "label": "AU floor waived: the embedded S3 endpoint",
+        "reason": next(w for w in record.warnings if w.startswith("AU floor 90% not applied"))}]
+    entry = {**record_entry(record), "outcome": "passed"}
+    (row,) = [line for line in suite_tables({"tests": [entry]}) if "test_training[" in line]
+    assert "AU floor waived: the embedded S3 endpoint" in row

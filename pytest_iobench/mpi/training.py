@@ -286,7 +286,9 @@ def record_training(record, outcome: TrainingOutcome, floor_waived: str = "", *,
              "au_percent_per_epoch": r.summary["au_percent"], "bytes_read": r.summary["bytes_read"],
              "samples_per_second": r.summary["samples_per_second_mean"]} for i, r in enumerate(runs)]
     if floor_waived:
-        record.warn(f"AU floor {floor:g}% not applied (mean AU {au:.2f}%): {floor_waived}")
+        # the table says why in a few words (the reason's head), the warning says it all
+        record.waive("train_au_percent", f"AU floor waived: {floor_waived.split(' (', 1)[0]}",
+                     f"AU floor {floor:g}% not applied (mean AU {au:.2f}%): {floor_waived}")
         return
     where = f"{config.name} on {outcome.storage_id} with {outcome.ranks} rank{'s' if outcome.ranks > 1 else ''}"
     measured = [r for r in runs[warmups:]] if runs is not None else [outcome]

@@ -133,6 +133,13 @@ class TestRecord:
     def failed_criteria(self) -> list[Criterion]:
         return [c for c in self.criteria if not c.passed]
 
+    def waive(self, metric: str, label: str, reason: str) -> None:
+        """A criterion that does not apply here: ``label`` is what the table shows in its
+        criteria column (``AU floor waived: the embedded S3 endpoint``), ``reason`` the whole why
+        (in the document's ``details.waived`` and among the warnings)."""
+        self.details.setdefault("waived", []).append({"metric": metric, "label": label, "reason": reason})
+        self.warn(reason)
+
     def warn(self, message: str) -> None:
         if message not in self.warnings:
             self.warnings.append(message)
