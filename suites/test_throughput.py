@@ -26,7 +26,9 @@ import pytest
 
 from pytest_iobench.data.random import stream_for
 from pytest_iobench.plugin.options import get_settings
+from pytest_iobench.storage.counting import CountingStorage
 from pytest_iobench.storage.throughput import transfer
+from pytest_iobench.workload import steady
 from pytest_iobench.workload.page_cache import drop_cache
 
 SEED = 20261201
@@ -56,7 +58,8 @@ def space(storage):
 
 
 @pytest.mark.parametrize("operation", ["put", "get"])
-def test_throughput(operation, object_size, storage, threads, space, iobench_config, iobench_record):
+def test_throughput(operation, object_size, storage, threads, space, iobench_config, iobench_record,
+                    iobench_progress):
     iobench_record.kind = "throughput"
     count = max(threads, -(-iobench_config.throughput_bytes // object_size))
     payloads = [stream_for(SEED, "throughput", object_size, i, limit=object_size).read(object_size)
@@ -70,18 +73,38 @@ def test_throughput(operation, object_size, storage, threads, space, iobench_con
     runs: list[dict] = []
     calls: list[list[float]] = []
     caches: list[dict] = []
+    steadies: list[steady.Steady] = []
+    # untimed warm-up: one object per worker, so the client, its connection pool, the worker
+    # threads and the buffers are up before any clock starts (each timed run is the same again)
+    warm = [f"{space}/warm-up/{i:06d}" for i in range(threads)]
+    transfer(storage, "put", warm, threads, payloads[:threads])
+    transfer(storage, "get", warm, threads)
+    storage.delete_prefix(f"{space}/warm-up/")
+    total_runs = iobench_record.warmups + iobench_record.repeat
 
     def verify(keys: list[str]) -> None:
         """Every object holds what was put (read back outside the timed transfers)."""
         for key, payload in zip(keys, payloads):
             assert bytes(storage.get(key)) == payload, f"{storage.id}: get {key!r} returned other bytes than were put"
 
+    def timed(target, keys, data=None):
+        """The transfer, its bytes sampled over time (steady state) and shown past 2 s."""
+        counting = CountingStorage(target)
+        moved = (lambda: counting.bytes_written) if operation == "put" else (lambda: counting.bytes_read)
+        label = f"run {len(runs) + 1}/{total_runs}"
+        show = None if iobench_progress is None else (
+            lambda samples: iobench_progress("throughput", f"{label}, {steady.progress_line(samples, count * object_size)}"))
+        with steady.RateSampler(moved, progress=show) as sampler:
+            done = transfer(counting, operation, keys, threads, data)
+        steadies.append(steady.steady_state(sampler.samples))
+        return done
+
     def run() -> dict[str, float]:
         if operation == "put":
             prefix = f"{space}/run-{len(runs)}"
             keys = [f"{prefix}/{i:06d}" for i in range(count)]
             try:
-                done = transfer(storage, "put", keys, threads, payloads)
+                done = timed(storage, keys, payloads)
                 listed = storage.list(prefix + "/")
                 assert sorted(listed) == keys, f"{storage.id}: {len(listed)} objects listed after putting {count}"
                 verify(keys)  # outside the timed transfer
@@ -91,21 +114,30 @@ def test_throughput(operation, object_size, storage, threads, space, iobench_con
             # from the storage, not the page cache: dropped and verified, or O_DIRECT
             cache = drop_cache(storage, stored)
             caches.append(cache.detail())
-            done = transfer(cache.reader or storage, "get", stored, threads)
+            done = timed(cache.reader or storage, stored)
         assert done.bytes == count * object_size, f"{storage.id}: {done.bytes} bytes moved, expected {count * object_size}"
         runs.append({"seconds": done.seconds, "bytes": done.bytes, "objects": done.objects})
         calls.append(done.latencies)
-        return {"throughput": done.bytes_per_second / MB, "objects_per_second": done.objects_per_second}
+        return {"steady_throughput": steadies[-1].rate / MB, "throughput": done.bytes_per_second / MB,
+                "objects_per_second": done.objects_per_second}
 
-    iobench_record.measure(run, {"throughput": ("MB/s", "higher"), "objects_per_second": ("obj/s", "higher")})
+    iobench_record.measure(run, {"steady_throughput": ("MB/s", "higher"), "throughput": ("MB/s", "higher"),
+                                 "objects_per_second": ("obj/s", "higher")})
     warmups = iobench_record.warmups
+    counted = steady.summary(steadies[warmups:])
+    iobench_record.metrics["steady_throughput"].steady = counted
+    if counted["flag"]:
+        for name in ("steady_throughput", "throughput", "objects_per_second"):
+            iobench_record.unfit(name, counted["flag"])
     iobench_record.latency("op_latency", [s for run in calls[warmups:] for s in run], "ms",
                            warmup=[s for run in calls[:warmups] for s in run])
     for note in sorted({c["note"] for c in caches if c["state"] in ("memory", "none")}):
         iobench_record.warn(f"gets may have come from memory, not the storage: {note}")
     iobench_record.details["throughput"] = {
         "operation": operation, "object_bytes": object_size, "objects": count,
-        "runs": runs,  # warm-ups first
+        "runs": runs,  # warm-ups first (--iobench-warmup runs; the untimed warm-up is not a run)
+        "warmup_excluded": ("before any timed run, one object per worker put and got (not timed): the client, "
+                            "its connection pool, the worker threads and the buffers are up before the clock starts"),
         "cache_before_get": caches,  # per run (workload/page_cache.drop_cache)
         "note": ("each run puts every object to a new key" if operation == "put"
                  else "each run gets every object once; the objects were put before the runs"),

@@ -34,6 +34,33 @@ def new_record(item: pytest.Item) -> TestRecord:
                       repeat=settings.repeat, warmups=settings.warmup)
 
 
+#: a case that runs longer than this shows progress lines
+PROGRESS_AFTER = 2.0
+
+
+@pytest.fixture
+def iobench_progress(request: pytest.FixtureRequest):
+    """Writes a progress line of this test to the terminal, past pytest's capture, as generation
+    does (``iobench <what> <test>: ...``); None where there is no terminal (xdist workers).
+    Callers report only what runs longer than PROGRESS_AFTER seconds."""
+    config = request.config
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if hasattr(config, "workerinput") or reporter is None:
+        return None
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    name = request.node.nodeid.split("::", 1)[-1]
+
+    def show(what: str, text: str) -> None:
+        line = f"iobench {what} {name}: {text}"
+        if capture is not None:
+            with capture.global_and_fixture_disabled():
+                reporter.write_line(line)
+        else:
+            reporter.write_line(line)
+
+    return show
+
+
 @pytest.fixture
 def iobench_record(request: pytest.FixtureRequest) -> TestRecord:
     """This test's result record: ``metric(...)``, ``criterion(...)``, ``warn(...)``,

@@ -38,6 +38,10 @@ class Metric:
     #: every measured value (warm-ups excluded); value is their median
     repeats: list[float] = field(default_factory=list)
     warmup: list[float] = field(default_factory=list)
+    #: why the figure is unfit for gating (too short, too unsteady); "" when fit
+    unfit: str = ""
+    #: a rate's steady state (workload/steady.py), when the test measured one
+    steady: dict[str, Any] | None = None
 
     @property
     def min(self) -> float:
@@ -51,6 +55,9 @@ class Metric:
         data = asdict(self)
         data.pop("name")
         data["min"], data["max"] = self.min, self.max
+        for optional in ("unfit", "steady"):  # only when there is something to say
+            if not data[optional]:
+                data.pop(optional)
         return data
 
 
@@ -132,6 +139,14 @@ class TestRecord:
     @property
     def failed_criteria(self) -> list[Criterion]:
         return [c for c in self.criteria if not c.passed]
+
+    def unfit(self, metric: str, reason: str) -> None:
+        """Flag a recorded metric unfit for gating (a baseline comparison does not gate on it),
+        and say why among the warnings."""
+        if metric not in self.metrics:
+            raise KeyError(f"unfit: {metric!r} is not recorded (recorded: {sorted(self.metrics)})")
+        self.metrics[metric].unfit = reason
+        self.warn(f"{metric} unfit for gating: {reason}")
 
     def waive(self, metric: str, label: str, reason: str) -> None:
         """A criterion that does not apply here: ``label`` is what the table shows in its

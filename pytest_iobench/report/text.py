@@ -64,8 +64,15 @@ def key_metrics(test: dict[str, Any], limit: int = KEY_METRICS) -> list[str]:
 
 
 def metric_cell(test: dict[str, Any]) -> str:
-    parts = [f"{name} {with_unit(test['metrics'][name]['value'], test['metrics'][name]['unit'])}"
-             for name in key_metrics(test)]
+    """The key metrics with units; a figure unfit for gating (too short, unsteady) says so."""
+    parts = []
+    for name in key_metrics(test):
+        metric = test["metrics"][name]
+        text = f"{name} {with_unit(metric['value'], metric['unit'])}"
+        if metric.get("unfit"):
+            why = next((word for word in ("too short", "unsteady") if word in metric["unfit"]), "see warnings")
+            text += f" (unfit: {why})"
+        parts.append(text)
     return ", ".join(parts) or "-"
 
 

@@ -144,3 +144,33 @@ def steady_state(samples: Sequence[Sample], *, min_slices: int = MIN_SLICES, max
         flag = f"unsteady: the rate varies by {cv:.0%} across slices after the ramp (bound {max_cv:.0%})"
     return Steady(rate, whole, len(after), ramp, ramp * width, width, cv,
                   min(after, default=0.0), max(after, default=0.0), flag)
+
+
+def flag_of_runs(runs: Sequence[Steady]) -> str:
+    """Why the steady rates of a case's counted runs are unfit for gating ("" when fit): a run
+    flagged itself, or the runs disagree (their rates' CV above MAX_CV)."""
+    for i, run in enumerate(runs, start=1):
+        if run.flag:
+            return f"run {i} of {len(runs)}: {run.flag}" if len(runs) > 1 else run.flag
+    rates = [run.rate for run in runs]
+    if len(rates) > 1 and statistics.fmean(rates) > 0:
+        cv = statistics.pstdev(rates) / statistics.fmean(rates)
+        if cv > MAX_CV:
+            return f"unsteady: the steady rate varies by {cv:.0%} across the {len(rates)} runs (bound {MAX_CV:.0%})"
+    return ""
+
+
+def summary(runs: Sequence[Steady], scale: float = 1e6, unit: str = "MB/s") -> dict:
+    """The ``steady`` block of a rate metric: each counted run's steady state, and the flag."""
+    return {"runs": [run.to_dict(scale, unit) for run in runs], "flag": flag_of_runs(runs),
+            "ramp": f"the first slices until the rate reaches {1 - RAMP_TOLERANCE:.0%} of the later slices' median",
+            "min_slices": MIN_SLICES, "max_cv": MAX_CV}
+
+
+def progress_line(samples: Sequence[Sample], total: int | None = None) -> str:
+    """``120 MB of 1,074 MB, 450 MB/s, ETA 2 s`` from a sampler's samples so far."""
+    t, moved = samples[-1]
+    rate = moved / t if t > 0 else 0.0
+    done = f"{moved / 1e6:,.0f} MB" + (f" of {total / 1e6:,.0f} MB" if total else "")
+    eta = f", ETA {(total - moved) / rate:.0f} s" if total and rate > 0 else ""
+    return f"{done}, {rate / 1e6:,.0f} MB/s{eta}"
