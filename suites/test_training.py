@@ -16,17 +16,34 @@ an S3 storage, far slower than one. Datasets are generated once in the storage's
 
 from __future__ import annotations
 
+import re
+import time
 import uuid
 
 from pytest_iobench.mpi.training import measure_training, run_training_session
+
+#: a run that takes longer than this shows rank 0's progress, at most every PROGRESS_EVERY seconds
+PROGRESS_AFTER = PROGRESS_EVERY = 2.0
+_STEP = re.compile(r"^epoch (\d+) step (\d+)/(\d+)")
 
 EMBEDDED_S3 = ("the embedded S3 endpoint (moto, one Python process serving a few hundred requests a second) "
                "is far slower than any S3 storage: its figures rank the client libraries against each other only; "
                "give --iobench-s3-endpoint to hold an S3 storage to the floor")
 
 
+def progress_line(note: str, epochs: int, elapsed: float) -> str:
+    """``epoch 2/5 step 40/125, 12 s, ETA 31 s`` from rank 0's note ``epoch 2 step 40/125``."""
+    match = _STEP.match(note)
+    if not match:
+        return f"{note}, {elapsed:.0f} s"
+    epoch, step, steps = (int(g) for g in match.groups())
+    done = ((epoch - 1) * steps + step) / (epochs * steps)
+    eta = f", ETA {elapsed * (1 - done) / done:.0f} s" if done > 0 else ""
+    return f"epoch {epoch}/{epochs} step {step}/{steps}{note[match.end():]}, {elapsed:.0f} s{eta}"
+
+
 def test_training(training_workload, storage, ranks, mpi_session, iobench_config, iobench_record,
-                  dataset_factory, dlio_output_dir, storage_factory):
+                  dataset_factory, dlio_output_dir, storage_factory, iobench_progress):
     config = training_workload
     # generated once per location, kept for later runs; dataset.area is this test's library's
     dataset = dataset_factory(config.dataset, storage)
@@ -37,11 +54,20 @@ def test_training(training_workload, storage, ranks, mpi_session, iobench_config
 
     def run():
         checkpoints = f"training-checkpoints-{uuid.uuid4().hex[:10]}"
+        start, shown = time.monotonic(), [0.0]
+
+        def show(note: str) -> None:
+            elapsed = time.monotonic() - start
+            if iobench_progress is not None and elapsed >= PROGRESS_AFTER and elapsed - shown[0] >= PROGRESS_EVERY:
+                shown[0] = elapsed
+                iobench_progress("training", f"rank 0 {progress_line(note, config.train.epochs, elapsed)}")
+
         try:
-            return run_training_session(
-                mpi_session, config, dataset.area, ranks=ranks, dataset_prefix=dataset.prefix,
-                output_folder=dlio_output_dir, dataset_bytes=dataset.bytes,
-                checkpoint_storage=storage, checkpoint_prefix=checkpoints, scale=iobench_config.scale)
+            with mpi_session.reporting(show):
+                return run_training_session(
+                    mpi_session, config, dataset.area, ranks=ranks, dataset_prefix=dataset.prefix,
+                    output_folder=dlio_output_dir, dataset_bytes=dataset.bytes,
+                    checkpoint_storage=storage, checkpoint_prefix=checkpoints, scale=iobench_config.scale)
         finally:
             if config.workflow.checkpoint:
                 storage.delete_prefix(checkpoints + "/")

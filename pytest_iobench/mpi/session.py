@@ -14,12 +14,14 @@ The job, the ranks' results and their progress notes go through a directory unde
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +63,33 @@ class MPISession:
         self.timeout = timeout
         self.mpi_for_one = mpi_for_one
         self.shared_dir = shared_dir
+        #: called with rank 0's progress notes ("epoch 2 step 40/125") while a run goes on
+        self.progress: Callable[[str], None] | None = None
+
+    @contextlib.contextmanager
+    def reporting(self, progress: Callable[[str], None] | None) -> Iterator["MPISession"]:
+        """Runs inside the block hand rank 0's progress notes to ``progress``."""
+        before, self.progress = self.progress, progress
+        try:
+            yield self
+        finally:
+            self.progress = before
+
+    def _watch(self, workdir: str, done: threading.Event) -> None:
+        """Passes rank 0's progress file on when it changes (the ranks write it; launch.py)."""
+        path, last = os.path.join(workdir, "rank-0.progress"), ""
+        while not done.wait(0.5):
+            try:
+                with open(path) as f:
+                    text = f.read().strip()
+            except OSError:
+                continue
+            if text and text != last and self.progress is not None:
+                last = text
+                try:
+                    self.progress(text)
+                except Exception:  # a broken reporter must not break the run
+                    pass
 
     def run(self, job: dict[str, Any], ranks: int, *, storage=None) -> SessionRun:
         """Run ``job`` on ``ranks`` ranks. ``storage`` is used by an in-process single rank
@@ -70,15 +99,26 @@ class MPISession:
         env = self.env() if callable(self.env) else dict(self.env or {})
         if ranks == 1 and not self.mpi_for_one:
             start = time.monotonic()
-            result = run_rank(job, SingleRank(), storage=storage, environ={**os.environ, **env})
+            result = run_rank(job, SingleRank(), progress=self.progress, storage=storage, environ={**os.environ, **env})
             return SessionRun(1, [result], time.monotonic() - start, True)
         workdir = tempfile.mkdtemp(prefix="iobench-session-", dir=self.shared_dir)
         try:
             job_path = os.path.join(workdir, "job.json")
             with open(job_path, "w") as f:
                 json.dump(job, f)
-            launched = launch(WORKER, [job_path], ranks, env=env, timeout=self.timeout,
-                              hosts=self.hosts or None, hostfile=self.hostfile, workdir=workdir)
+            done = threading.Event()
+            watcher = None
+            if self.progress is not None:
+                watcher = threading.Thread(target=self._watch, args=(workdir, done), name="iobench-mpi-progress",
+                                           daemon=True)
+                watcher.start()
+            try:
+                launched = launch(WORKER, [job_path], ranks, env=env, timeout=self.timeout,
+                                  hosts=self.hosts or None, hostfile=self.hostfile, workdir=workdir)
+            finally:
+                done.set()
+                if watcher is not None:
+                    watcher.join()
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         errors = {r: res["error"] for r, res in enumerate(launched.results) if res and "error" in res}
