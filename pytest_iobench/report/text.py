@@ -65,11 +65,12 @@ def key_metrics(test: dict[str, Any], limit: int = KEY_METRICS) -> list[str]:
 
 def metric_cell(test: dict[str, Any]) -> str:
     """The key metrics with units; a figure unfit for gating (too short, unsteady) says so."""
-    parts = []
+    parts, said = [], set()
     for name in key_metrics(test):
         metric = test["metrics"][name]
         text = f"{name} {with_unit(metric['value'], metric['unit'])}"
-        if metric.get("unfit"):
+        if metric.get("unfit") and metric["unfit"] not in said:  # once per reason in a row
+            said.add(metric["unfit"])
             why = next((word for word in ("too short", "unsteady") if word in metric["unfit"]), "see warnings")
             text += f" (unfit: {why})"
         parts.append(text)
