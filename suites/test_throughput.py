@@ -130,7 +130,7 @@ def test_throughput(operation, object_size, storage, threads, space, iobench_con
         for name in ("steady_throughput", "throughput", "objects_per_second"):
             iobench_record.unfit(name, counted["flag"])
     iobench_record.latency("op_latency", [s for run in calls[warmups:] for s in run], "ms",
-                           warmup=[s for run in calls[:warmups] for s in run])
+                           warmup=[s for run in calls[:warmups] for s in run], runs=calls[warmups:])
     for note in sorted({c["note"] for c in caches if c["state"] in ("memory", "none")}):
         iobench_record.warn(f"gets may have come from memory, not the storage: {note}")
     iobench_record.details["throughput"] = {

@@ -153,3 +153,13 @@ def test_collector_keeps_run_order_and_takes_worker_entries():
     assert entries[0]["metrics"] == {} and entries[0]["outcome"] == "passed"
     assert entries[1]["metrics"]["rate"]["value"] == 5 and entries[1]["worker"] == "gw0"
     assert controller.iobench_used
+
+
+def test_latency_of_several_runs_keeps_each_runs_tail():
+    record = TestRecord("t")
+    runs = [[0.001] * 9 + [0.010], [0.001] * 9 + [0.012], [0.001] * 9 + [0.100]]  # one run stalled once
+    recorded = record.latency("op", [s for run in runs for s in run], "ms", runs=runs)
+    p99, top = record.metrics["op_p99_ms"], record.metrics["op_max_ms"]
+    assert top.repeats == pytest.approx([10.0, 12.0, 100.0]) and top.value == pytest.approx(12.0)
+    assert len(p99.repeats) == 3 and p99.value == pytest.approx(sorted(p99.repeats)[1])
+    assert len(record.metrics["op_p50_ms"].repeats) == 30 and recorded["op_p50_ms"] == pytest.approx(1.0)

@@ -197,12 +197,16 @@ class TestRecord:
         return medians
 
     def latency(self, name: str, seconds: Sequence[float], unit: str = "us",
-                percentiles: Sequence[int] = (50, 90, 99), warmup: Sequence[float] = ()) -> dict[str, float]:
+                percentiles: Sequence[int] = (50, 90, 99), warmup: Sequence[float] = (),
+                runs: Sequence[Sequence[float]] = ()) -> dict[str, float]:
         """Record per-call durations (in seconds) as percentile metrics in ``unit``, lower is better.
 
         ``<name>_p50_<unit>`` holds every duration as its repeats (its value is their median),
-        then ``<name>_p90_<unit>``, ``<name>_p99_<unit>`` and ``<name>_max_<unit>``. Returns
-        {metric name: value}.
+        then ``<name>_p90_<unit>``, ``<name>_p99_<unit>`` and ``<name>_max_<unit>``. With
+        ``runs`` (the calls of each of 2 or more measured runs, together ``seconds``), those
+        three are taken per run and keep each run's as their repeats, their value the median over
+        the runs: a tail of one run is then seen against the others' (a gate can tell a slower
+        storage from one stalled run). Returns {metric name: value}.
         """
         if unit not in TIME_UNITS:
             raise ValueError(f"latency unit must be one of {tuple(TIME_UNITS)}, not {unit!r}")
@@ -210,14 +214,20 @@ class TestRecord:
             raise ValueError(f"latency {name!r} of test {self.nodeid}: no duration to record")
         scale = 1.0 / TIME_UNITS[unit]
         values = sorted(float(s) * scale for s in seconds)
+        per_run = [sorted(float(s) * scale for s in run) for run in runs if len(run)] if len(runs) > 1 else []
         recorded = {}
         for p in percentiles:
             metric = f"{name}_p{p}_{unit}"
             value = _percentile(values, p)  # p50 is the median
             repeats = [float(s) * scale for s in seconds] if p == 50 else None
             warm = [float(s) * scale for s in warmup] if p == 50 else None
+            if p != 50 and per_run:
+                repeats = [_percentile(run, p) for run in per_run]
+                value = statistics.median(repeats)
             recorded[metric] = self.metric(metric, value, unit, "lower", repeats, warm).value
-        recorded[f"{name}_max_{unit}"] = self.metric(f"{name}_max_{unit}", values[-1], unit, "lower").value
+        maxima = [run[-1] for run in per_run] if per_run else None
+        recorded[f"{name}_max_{unit}"] = self.metric(
+            f"{name}_max_{unit}", statistics.median(maxima) if maxima else values[-1], unit, "lower", maxima).value
         return recorded
 
     def to_dict(self) -> dict[str, Any]:
