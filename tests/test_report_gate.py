@@ -142,6 +142,7 @@ def test_an_unfit_figure_is_not_gated():
     change = next(c for c in result.changes if c.id == current["tests"][0]["id"] and c.metric == "write_throughput")
     assert change.status == "unfit" and change.unfit == "current: too short: 2 slices after the ramp, 5 needed"
     assert not result.failed
+    assert gate_line(result.to_dict(), False).endswith("; 1 unfit (too short or unsteady), not gated")
 
 
 def test_mann_whitney_is_exact_for_small_samples():

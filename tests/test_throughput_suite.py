@@ -57,8 +57,9 @@ def test_every_storage_library_size_and_thread_count(throughput_suite):
         assert len(steady["repeats"]) == 2 and len(steady["steady"]["runs"]) == 2
         assert re.match(r"run [12] of 2: (too short|unsteady): ", steady["unfit"]), steady["unfit"]
         assert rate["unfit"] == steady["unfit"]
-        assert test["warnings"] == [f"{name} unfit for gating: {steady['unfit']}"
-                                    for name in ("steady_throughput", "throughput", "objects_per_second")]
+        timed = ["steady_throughput", "throughput", "objects_per_second",
+                 *(f"op_latency_{p}_ms" for p in ("p50", "p90", "p99", "max"))]
+        assert test["warnings"] == [f"{name} unfit for gating: {steady['unfit']}" for name in timed]
         assert "warmup_excluded" in details
 
 

@@ -245,10 +245,13 @@ def gate_line(comparison: dict[str, Any], failed: bool) -> str:
         names = ", ".join(f"{short_id(m['id'])} {m['metric']}" for m in missing[:3])
         more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
         missing_part = f"; {_plural(len(missing), 'baseline metric')} missing ({verdict}): {names}{more}"
-    with_spread = sum(1 for c in comparison["changes"] if c.get("spread") == "repeats")
-    without = len(comparison["changes"]) - with_spread
+    gated = [c for c in comparison["changes"] if c["status"] not in ("unfit", "not gated")]
+    with_spread = sum(1 for c in gated if c.get("spread") == "repeats")
+    without = len(gated) - with_spread
     spread = ("" if not without else "; no spread: threshold only" if not with_spread
               else f"; {_plural(without, 'metric')} without spread: threshold only")
+    unfit = sum(1 for c in comparison["changes"] if c["status"] == "unfit")
+    spread += f"; {unfit} unfit (too short or unsteady), not gated" if unfit else ""
     if regressions:
         worst = regressions[0]
         size = "from 0" if change_of(worst) is None else fmt_percent(change_of(worst), signed=True)
