@@ -5,7 +5,6 @@ as a user runs them, with their progress threshold lowered so a short case shows
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,6 @@ def suite_without_delay(pytester, name: str, old: str, new: str):
     text = (SUITES / name).read_text()
     assert old in text
     pytester.makepyfile(**{name[:-3]: text.replace(old, new)})
-    shutil.copytree(ROOT / "fixtures" / "workloads", pytester.path / "fixtures" / "workloads", dirs_exist_ok=True)
 
 
 @pytest.mark.parametrize("ranks", [1, 2])
