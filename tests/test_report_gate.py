@@ -193,7 +193,7 @@ class Slowed(WrappedStorage):
 
 
 def test_get(storage, iobench_record):
-    keys = [f"o{i}" for i in range(8)]
+    keys = [f"o{i}" for i in range(16)]
     for key in keys:
         storage.put(key, b"x" * 4096)
     slowed = Slowed(storage)

@@ -55,13 +55,25 @@ def without_outliers(values: Sequence[float]) -> list[float]:
     return kept if len(values) - len(kept) <= len(values) // 4 else list(values)
 
 
+#: repeats a band needs before its single most extreme value on each side is left out of its edge
+BAND_SPARE_FROM = 5
+
+
+def _edge(values: Sequence[float], worse_is_larger: bool) -> float:
+    ordered = sorted(values, reverse=worse_is_larger)
+    return ordered[1] if len(ordered) >= BAND_SPARE_FROM else ordered[0]
+
+
 def worst(values: Sequence[float], direction: str) -> float:
-    """The worst of ``values``: the edge of a run's band on the side a regression goes to."""
-    return max(values) if direction == "lower" else min(values)
+    """The edge of a run's band on the side a regression goes to: its worst repeat, or with
+    BAND_SPARE_FROM repeats or more its second worst (one run slowed by another job, not far
+    enough to be an outlier, must not widen the band by itself)."""
+    return _edge(values, worse_is_larger=direction == "lower")
 
 
 def best(values: Sequence[float], direction: str) -> float:
-    return min(values) if direction == "lower" else max(values)
+    """The other edge: the best repeat, or the second best (as ``worst``)."""
+    return _edge(values, worse_is_larger=direction != "lower")
 
 
 def noise_floor(unit: str) -> float:
