@@ -203,7 +203,8 @@ class TestRecord:
 
         ``<name>_p50_<unit>`` holds every duration as its repeats (its value is their median),
         then ``<name>_p90_<unit>``, ``<name>_p99_<unit>`` and ``<name>_max_<unit>``. With
-        ``runs`` (the calls of each of 2 or more measured runs, together ``seconds``), those
+        ``runs`` (the calls of each of 3 or more measured runs of 10 calls or more, together
+        ``seconds``), those
         three are taken per run and keep each run's as their repeats, their value the median over
         the runs: a tail of one run is then seen against the others' (a gate can tell a slower
         storage from one stalled run). Returns {metric name: value}.
@@ -214,7 +215,10 @@ class TestRecord:
             raise ValueError(f"latency {name!r} of test {self.nodeid}: no duration to record")
         scale = 1.0 / TIME_UNITS[unit]
         values = sorted(float(s) * scale for s in seconds)
-        per_run = [sorted(float(s) * scale for s in run) for run in runs if len(run)] if len(runs) > 1 else []
+        # a tail per run only where there are runs enough and calls enough in each (3 runs of 2
+        # calls would make a "p99" of the median of two maxima, below the calls' p50)
+        per_run = ([sorted(float(s) * scale for s in run) for run in runs]
+                   if len(runs) >= 3 and all(len(run) >= 10 for run in runs) else [])
         recorded = {}
         for p in percentiles:
             metric = f"{name}_p{p}_{unit}"
