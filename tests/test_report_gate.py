@@ -193,7 +193,7 @@ class Slowed(WrappedStorage):
 
 
 def test_get(storage, iobench_record):
-    keys = [f"o{i}" for i in range(16)]
+    keys = [f"o{i}" for i in range(8)]
     for key in keys:
         storage.put(key, b"x" * 4096)
     slowed = Slowed(storage)
@@ -207,16 +207,16 @@ def test_get(storage, iobench_record):
 
 
 def test_a_real_20_percent_slowdown_is_caught_with_5_repeats_and_the_verdict_is_the_last_line(pytester, monkeypatch):
-    # sleeps of 25 ms per get dominate what a loaded machine adds to a get of 4 KiB
+    # sleeps of 100 ms per get dominate what a loaded machine adds to a get of 4 KiB (2-3 ms)
     pytester.makepyfile(test_slowed=SLOWED_SUITE)
     args = ["--iobench-storage=local", "--iobench-libraries=posix", "--iobench-repeat=5", "--iobench-report=none"]
-    monkeypatch.setenv("SLOWED_DELAY", "0.025")
+    monkeypatch.setenv("SLOWED_DELAY", "0.1")
     pytester.runpytest(*args, "--iobench-json=base.json").assert_outcomes(passed=1)
     same = pytester.runpytest(*args, "--iobench-json=same.json", "--iobench-compare=base.json",
                               "--iobench-fail-regression=10%")
     assert same.ret == 0, same.stdout.str()
     assert same.outlines[-1] == "iobench gate: passed (1 metric, 0 regressions)"
-    monkeypatch.setenv("SLOWED_DELAY", str(0.025 / 0.8))  # every get 25% longer: 20% less throughput
+    monkeypatch.setenv("SLOWED_DELAY", str(0.1 / 0.8))  # every get 25% longer: 20% less throughput
     slow = pytester.runpytest(*args, "--iobench-json=slow.json", "--iobench-compare=base.json",
                               "--iobench-fail-regression=10%")
     slow.assert_outcomes(passed=1)
