@@ -3,6 +3,7 @@ the same run, with the same number of threads, and the peak memory of generating
 
     python benchmarks/bench_generate.py                        # every format, 512 MiB each, local files
     python benchmarks/bench_generate.py --formats parquet,npy --size 1GiB --threads 1,2 --repeats 7
+    python benchmarks/bench_generate.py --modes cache --threads 1,2 --speed-only   # the page-cache table only
     python benchmarks/bench_generate.py --rss-only --rss-size 2GiB --rss-formats hdf5-gzip --rss-threads 4
     python benchmarks/bench_generate.py --size 64MiB --repeats 3 --rss-size 256MiB   # a quick look
 
@@ -11,9 +12,16 @@ in alternating order (plain first on even repeats), after an os.sync(). The refe
 exactly the files the generation produced (same names' sizes, same storage, same streaming
 writer) from one reused 8 MiB buffer, with as many threads as the generation (each takes the
 next file, as generation's threads do), no random data, no encoding: what the storage absorbs.
-Both are deleted before the next repeat. Printed: medians of --repeats (MB = 10^6 bytes), and
-the median of the per-repeat ratios generation / reference. Targets (issue 3): parquet, npy, tfrecord, indexed_binary >= 0.8;
-npz, hdf5 >= 0.7; jpeg and png report their encode time apart.
+Both are deleted before the next repeat. Printed: medians of --repeats (MB = 10^6 bytes), the
+median of the per-repeat ratios generation / reference, and where the generation's writer
+threads spent their time (``GenerateResult.stages``, the last repeat's, as shares of their
+summed time): waiting for the random source, the format's own work (layout, checksums,
+compression, copies), image encoding, the storage's write calls, commits (rename, fsync),
+companion files. Two tables: "cache" first (no fsync on either side: what generation does by
+default, DLIO too, so the page cache takes the bytes and the CPU is the limit), then "durable"
+(every file fsynced on both sides: the device is the limit). Targets (issue 17, both tables):
+npz, npy, hdf5, tfrecord, indexed_binary >= 0.8; parquet >= 0.7; jpeg and png report their
+encode time apart (benchmarks/bench_images.py compares them with a plain Pillow loop).
 
 A CPU-only line per format (one thread writing into a writer that drops the bytes) shows what
 the format costs the CPU: in the "cache" mode the page cache takes bytes at memory-copy speed,
@@ -53,7 +61,7 @@ from pytest_iobench.storage import StorageSpec, StreamWriter, open_storage  # no
 MB = 1e6
 #: text and image encoding run at tens of MB/s: these formats get 1/8 of --size
 SLOW_FORMATS = ("csv", "jpeg", "png")
-TARGETS = {"parquet": 0.8, "npy": 0.8, "tfrecord": 0.8, "indexed_binary": 0.8, "npz": 0.7, "hdf5": 0.7}
+TARGETS = {"parquet": 0.7, "npy": 0.8, "tfrecord": 0.8, "indexed_binary": 0.8, "npz": 0.8, "hdf5": 0.8}
 ALL = ("parquet", "npy", "tfrecord", "indexed_binary", "npz", "hdf5", "csv", "jpeg", "png")
 
 
@@ -112,6 +120,7 @@ def measure(storage, spec, threads: int, repeats: int, fsync: bool, buffer: memo
     sizes = dict(generate(spec, storage, threads=threads, regenerate=True, fsync=fsync).sizes)
     storage.delete_prefix("train/")
     plain, gen, ratios, encode = [], [], [], []
+    stages: dict[str, float] = {}
     for repeat in range(repeats):
         # which goes first alternates: the second of a pair may find the device in another state
         for step in ((0, 1) if repeat % 2 == 0 else (1, 0)):
@@ -126,9 +135,22 @@ def measure(storage, spec, threads: int, repeats: int, fsync: bool, buffer: memo
         gen.append(result.mb_per_s)
         ratios.append(gen[-1] / plain[-1])
         encode.append(result.encode_seconds)
-    return {"plain": statistics.median(plain), "gen": statistics.median(gen), "ratio": statistics.median(ratios),
+        stages = result.stages
+    return {"stages": stages, "plain": statistics.median(plain), "gen": statistics.median(gen), "ratio": statistics.median(ratios),
             "ratio_min": min(ratios), "ratio_max": max(ratios), "encode": statistics.median(encode),
             "files": result.files, "seconds": statistics.median([result.bytes / g / MB for g in gen])}
+
+
+def stage_shares(stages: dict[str, float]) -> str:
+    """``random 12% format 5% write 70% ...``: each stage's share of the writer threads' time."""
+    total = sum(stages.values())
+    if total <= 0:
+        return ""
+    return " ".join(f"{name} {seconds / total:.0%}" for name, seconds in stages.items() if seconds / total >= 0.005)
+
+
+MODES = {"cache": "no fsync (writes land in the page cache: memory-copy speed, CPU is the limit)",
+         "durable": "every file fsynced on commit, both sides (the device is the limit)"}
 
 
 def speed(args) -> None:
@@ -138,19 +160,20 @@ def speed(args) -> None:
         storage = open_storage(StorageSpec("local", "posix", root=root))
         print(f"generation vs plain write of the same files with the same number of threads (thr), local files "
               f"in {root}, median of {args.repeats} (MB/s = 10^6 B/s; ratio = median of per-repeat "
-              "generation/plain)")
-        print("  durable: every file fsynced on commit, both sides (the device is the limit)")
-        print("  cache:   no fsync (writes land in the page cache: memory-copy speed, CPU is the limit)")
-        print("  cpu:     one thread, no storage (bytes dropped): the format's own CPU cost, for comparison")
-        print(f"  {'format':15s} {'MB':>6s} {'mode':7s} {'thr':>3s} {'plain MB/s':>10s} {'gen MB/s':>9s} "
-              f"{'ratio':>6s} {'(min-max)':>11s} {'target':>6s}")
-        for fmt in args.formats:
-            size = args.size // 8 if fmt in SLOW_FORMATS else args.size
-            spec = sized_spec(fmt, size, files=args.files)
-            if args.cpu:
-                print(f"  {fmt:15s} {size / MB:6,.0f} {'cpu':7s} {1:3d} {'':10s} {cpu_only(spec, args.repeats):9,.0f}",
-                      flush=True)
-            for mode in args.modes:
+              "generation/plain; stages: where the generation's writer threads spent their time)")
+        if args.cpu:
+            print("cpu: one thread, no storage (bytes dropped): each format's own CPU cost, for comparison")
+            for fmt in args.formats:
+                size = args.size // 8 if fmt in SLOW_FORMATS else args.size
+                spec = sized_spec(fmt, size, files=args.files)
+                print(f"  {fmt:15s} {size / MB:6,.0f} MB {cpu_only(spec, args.repeats):9,.0f} MB/s", flush=True)
+        for mode in args.modes:
+            print(f"{mode}: {MODES[mode]}")
+            print(f"  {'format':15s} {'MB':>6s} {'thr':>3s} {'plain MB/s':>10s} {'gen MB/s':>9s} "
+                  f"{'ratio':>6s} {'(min-max)':>11s} {'target':>6s}       stages")
+            for fmt in args.formats:
+                size = args.size // 8 if fmt in SLOW_FORMATS else args.size
+                spec = sized_spec(fmt, size, files=args.files)
                 for threads in args.threads:
                     m = measure(storage, spec, threads, args.repeats, mode == "durable", buffer)
                     target = TARGETS.get(fmt)
@@ -159,9 +182,9 @@ def speed(args) -> None:
                     if fmt in ("jpeg", "png"):
                         note = (f" encode {m['encode']:.2f} s in {m['seconds']:.2f} s ({m['files']} images, "
                                 f"{m['encode'] / m['files'] * 1e3:.1f} ms each, summed over threads)")
-                    print(f"  {fmt:15s} {size / MB:6,.0f} {mode:7s} {threads:3d} {m['plain']:10,.0f} {m['gen']:9,.0f} "
+                    print(f"  {fmt:15s} {size / MB:6,.0f} {threads:3d} {m['plain']:10,.0f} {m['gen']:9,.0f} "
                           f"{m['ratio']:6.2f} {m['ratio_min']:5.2f}-{m['ratio_max']:<5.2f} "
-                          f"{target if target else '-':>6} {verdict}{note}", flush=True)
+                          f"{target if target else '-':>6} {verdict:5s} {stage_shares(m['stages'])}{note}", flush=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -231,8 +254,9 @@ def main(argv=None) -> int:
     parser.add_argument("--formats", default=",".join(ALL))
     parser.add_argument("--size", type=byte_size, default="512MiB", help="bytes per format (default 512MiB)")
     parser.add_argument("--files", type=int, default=4)
-    parser.add_argument("--threads", default="1,2")
-    parser.add_argument("--modes", default="durable,cache", help="durable (fsync), cache (no fsync), or both")
+    parser.add_argument("--threads", default="1,2,4")
+    parser.add_argument("--modes", default="cache,durable",
+                        help="cache (no fsync, as generation runs by default), durable (fsync), or both (default)")
     parser.add_argument("--no-cpu", dest="cpu", action="store_false", help="leave out the CPU-only line")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--root", default=None, help="directory to work in (default: the temp dir)")
@@ -249,6 +273,8 @@ def main(argv=None) -> int:
     args.formats = [f for f in args.formats.split(",") if f]
     args.threads = [int(t) for t in args.threads.split(",")]
     args.modes = [m for m in args.modes.split(",") if m]
+    if any(m not in MODES for m in args.modes):
+        parser.error(f"--modes: {args.modes} has an unknown mode; valid: {', '.join(MODES)}")
     args.rss_formats = [f for f in args.rss_formats.split(",") if f]
     unknown = [f for f in args.rss_formats if f not in RSS_CASES]
     if unknown:

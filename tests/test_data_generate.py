@@ -358,6 +358,16 @@ def test_one_slow_file_holds_one_thread_while_the_others_write_the_rest(tmp_path
     assert storage.open_most == threads  # and never more files at once than threads
 
 
+@pytest.mark.parametrize("fmt", ["npy", "jpeg", "indexed_binary"])
+def test_the_result_says_where_the_writer_threads_spent_their_time(tmp_path, fmt):
+    result = generate(small(fmt), local(tmp_path), threads=2)
+    assert set(result.stages) == {"random", "format", "encode", "write", "commit", "companions"}
+    assert all(seconds >= 0 for seconds in result.stages.values())
+    assert result.stages["write"] > 0 and result.stages["commit"] > 0
+    assert (result.stages["encode"] > 0) == (fmt == "jpeg")
+    assert (result.stages["companions"] > 0) == (fmt == "indexed_binary")
+
+
 def test_bad_specs_are_rejected_before_anything_is_written(tmp_path, capsys):
     root = tmp_path / "data"
     bad = {"format": "npz", "num_files_train": -3, "record_length_bytes": 10, "record_element_type": "float32"}

@@ -85,6 +85,24 @@ def test_the_same_bytes_when_read_sizes_and_ways_change_within_a_stream(referenc
     assert head == reference[:len(head)] and tail == reference[-7:]
 
 
+@pytest.mark.parametrize("prefetch", [False, True], ids=["plain", "prefetch"])
+@pytest.mark.parametrize("size", [65536, 114244, SIZE], ids=["64KiB", "image", "large"])
+def test_a_stream_started_ahead_gives_the_same_bytes(reference, size, prefetch):
+    # generation starts the next files' streams while it writes the current one
+    stream = stream_for(10, "train", 3, limit=size, prefetch=prefetch).start()
+    assert stream.start() is stream  # a second start does nothing
+    got = stream.array(size, np.uint8).tobytes() if size < SIZE else mixed(stream, size)[0]
+    assert got == reference[:len(got)] and stream.position >= len(got)
+    assert stream.waited >= 0 and stream.generated - size < BLOCK
+
+
+def test_the_time_a_reader_waits_for_fills_is_counted():
+    stream = the_stream()
+    assert stream.waited == 0
+    stream.read(3 * MiB)
+    assert stream.waited > 0
+
+
 @pytest.mark.parametrize("staging", [BLOCK, 2 * BLOCK, 3 * BLOCK, 32 * BLOCK])
 def test_the_same_bytes_whatever_the_staging_size(reference, staging):
     stream = RandomStream(derive_seed(10, "train", 3), limit=SIZE, staging=staging)

@@ -34,8 +34,9 @@ import sys
 import threading
 import time
 import warnings
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 
@@ -132,6 +133,10 @@ class GenerateResult:
     adopted: bool = False
     #: seconds spent encoding (images), summed over files
     encode_seconds: float = 0.0
+    #: seconds of the writer threads per stage, summed over threads and ranks: random (waiting
+    #: for the random source), format (the format's own work: layout, checksums, compression,
+    #: copies), encode (images), write (the storage's write calls), commit, companions
+    stages: dict[str, float] = field(default_factory=dict)
     #: key -> size of every file of the dataset (data files and companions)
     sizes: dict[str, int] = field(default_factory=dict)
     threads: int = 1
@@ -417,8 +422,12 @@ def delete_dataset(storage: Storage, spec: DatasetSpec | None = None) -> int:
 
 
 # -- writing ---------------------------------------------------------------------------------
+#: the stages a generation's time goes to, in the writer threads (``GenerateResult.stages``)
+STAGES = ("random", "format", "encode", "write", "commit", "companions")
+
+
 class _Tally:
-    """Bytes and files done by this process, shared by its writer threads."""
+    """Bytes, files and time per stage of this process, shared by its writer threads."""
 
     def __init__(self, files_total: int, source_total: int):
         self.lock = threading.Lock()
@@ -431,6 +440,8 @@ class _Tally:
         #: the files being written: their streams and the random bytes each is expected to pull
         self.streams: dict[str, tuple[RandomStream, int]] = {}
         self.encode_seconds = 0.0
+        #: seconds of the writer threads per stage (STAGES), summed over threads
+        self.stages = dict.fromkeys(STAGES, 0.0)
         self.stop = threading.Event()
 
     def add(self, n: int) -> None:
@@ -443,32 +454,48 @@ class _Tally:
 
 
 class _TallyWriter(StreamWriter):
-    """Passes writes through, counting them, and stops a file once the run is cancelled."""
+    """Passes writes through, counting them and timing the storage's part, and stops a file once
+    the run is cancelled. Every byte of a data file passes through ``_write`` here, once, in
+    order: the one place to hook anything computed over the written bytes (a digest)."""
 
     def __init__(self, inner: StreamWriter, tally: _Tally):
         super().__init__(inner.storage, inner.key)
         self.inner = inner
         self.tally = tally
+        self.write_seconds = 0.0
+        self.commit_seconds = 0.0
 
     def _write(self, view: memoryview) -> None:
         if self.tally.stop.is_set():
             raise GenerationCancelled(f"{self.key}: generation cancelled")
+        start = time.perf_counter()
         self.inner.write(view)
+        self.write_seconds += time.perf_counter() - start
         self.tally.add(view.nbytes)
 
     def _commit(self) -> None:
+        start = time.perf_counter()
         self.inner.commit()
+        self.commit_seconds += time.perf_counter() - start
 
     def _abort(self) -> None:
         self.inner.abort()
 
 
+def file_stream(spec: DatasetSpec, split: str, index: int) -> RandomStream:
+    """The random stream of one file, sized to what its format pulls."""
+    expected = get_format(spec.format).stream_bytes(spec, split, index)
+    return stream_for(spec.seed, SPLITS[split], index, limit=expected, prefetch=True)
+
+
 def write_file(spec: DatasetSpec, storage: Storage, split: str, index: int, *, fsync: bool = False,
-               tally: _Tally | None = None, writing: threading.Semaphore | None = None) -> dict[str, int]:
+               tally: _Tally | None = None, writing: threading.Semaphore | None = None,
+               stream: RandomStream | None = None) -> dict[str, int]:
     """Write one file (and its companions); returns {key: size} of what was written.
 
     ``writing``: a slot held while the file is written and given back before its commit, so
-    that another file is written while this one's commit waits for the device."""
+    that another file is written while this one's commit waits for the device. ``stream``: the
+    file's random stream, made (and started) beforehand by the caller (``file_stream``)."""
     fmt = get_format(spec.format)
     key = spec.file_key(split, index)
     slot = _Slot(writing)
@@ -476,7 +503,8 @@ def write_file(spec: DatasetSpec, storage: Storage, split: str, index: int, *, f
         if tally is not None and tally.stop.is_set():
             raise GenerationCancelled(f"{key}: generation cancelled")
         expected = fmt.stream_bytes(spec, split, index)
-        stream = stream_for(spec.seed, SPLITS[split], index, limit=expected, prefetch=True)
+        if stream is None:
+            stream = file_stream(spec, split, index)
         inner = storage.open_writer(key, fsync=fsync)
         writer = _TallyWriter(inner, tally) if tally is not None else inner
         if tally is not None:
@@ -484,7 +512,10 @@ def write_file(spec: DatasetSpec, storage: Storage, split: str, index: int, *, f
                 tally.streams[key] = (stream, expected)
         try:
             with writer:  # commits when the block ends normally, aborts on any exception
+                start = time.perf_counter()
                 info = fmt.write(writer, spec, split, index, stream)
+                written = time.perf_counter() - start
+                waited = stream.waited
                 if tally is not None:
                     with tally.lock:
                         del tally.streams[key]
@@ -494,7 +525,9 @@ def write_file(spec: DatasetSpec, storage: Storage, split: str, index: int, *, f
                 # the companions before the data file's commit: a data file never appears without
                 # them (their sizes from the writers: a stat would cost a request per file on
                 # object stores). Not in the slot: their fsyncs wait behind the device too.
+                start = time.perf_counter()
                 sizes = fmt.write_companions(storage, key, spec, split, index, fsync=fsync)
+                companions = time.perf_counter() - start if sizes else 0.0
         finally:
             if tally is not None:
                 with tally.lock:
@@ -503,6 +536,13 @@ def write_file(spec: DatasetSpec, storage: Storage, split: str, index: int, *, f
         with tally.lock:
             tally.files_done += 1
             tally.encode_seconds += info.encode_seconds
+            stages = tally.stages
+            stages["random"] += waited
+            stages["encode"] += info.encode_seconds
+            stages["write"] += writer.write_seconds
+            stages["format"] += max(0.0, written - waited - info.encode_seconds - writer.write_seconds)
+            stages["commit"] += writer.commit_seconds
+            stages["companions"] += companions
     sizes[key] = writer.bytes_written
     return sizes
 
@@ -539,57 +579,88 @@ def _my_files(spec: DatasetSpec, rank: int, ranks: int) -> list[tuple[str, int]]
     return [f for g, f in enumerate(files) if g % ranks == rank]
 
 
+class _Files:
+    """The files still to write, handed out one at a time to the writer threads, in order, each
+    with its random stream already started: the queue keeps the next ``ahead`` files' streams
+    generating their first bytes (an image's pixels, the first 8 MiB of a large file) in a
+    helper thread while the writers encode and write the files before them. The queue, not a
+    writer, holds them: a slow file keeps no other file waiting."""
+
+    def __init__(self, spec: DatasetSpec, files: list[tuple[str, int]], stop: threading.Event, ahead: int):
+        self._spec = spec
+        self._files = iter(files)
+        self._ready: deque = deque()
+        self._ahead = ahead
+        self._lock = threading.Lock()
+        self._stop = stop
+
+    def claim(self) -> tuple[str, int, RandomStream] | None:
+        """The next file and its started stream, or None when there is none left (or the run stops)."""
+        if self._stop.is_set():
+            return None
+        with self._lock:
+            while len(self._ready) <= self._ahead:
+                item = next(self._files, None)
+                if item is None:
+                    break
+                self._ready.append((*item, file_stream(self._spec, *item).start()))
+            return self._ready.popleft() if self._ready else None
+
+
 def write_files(spec: DatasetSpec, storage: Storage, files: list[tuple[str, int]], *, threads: int = 1,
                 fsync: bool = False, progress: Callable[[Progress], None] | None = None,
-                interval: float = 1.0, rank: int = 0, ranks: int = 1) -> tuple[dict[str, int], float]:
+                interval: float = 1.0, rank: int = 0, ranks: int = 1) -> tuple[dict[str, int], float, dict]:
     """Write ``files`` ((split, index) pairs) with ``threads`` writers. At most ``threads`` files
     are being written at once; when commits wait for the device (``commits_aside``), up to
     ``threads`` more are being committed meanwhile: with every thread writing a file and then
     waiting for its fsync, the CPU idled while the device wrote and the device while the CPU
     generated (durable parquet with 2 threads: 0.64-0.69 of a plain write, 0.79-0.83 with the
-    commits aside). Returns ({key: size}, encode seconds). On the first failure the other files
-    in flight are aborted and the failure is raised."""
+    commits aside). Each writer thread takes its next file before writing the current one and
+    starts that file's random stream, so the next file's first bytes (an image's pixels) are
+    generated by a helper thread meanwhile. Returns ({key: size}, encode seconds, seconds per
+    stage). On the first failure the other files in flight are aborted and the failure is
+    raised."""
     fmt = get_format(spec.format)
     expected = sum(fmt.stream_bytes(spec, s, i) for s, i in files)
     tally = _Tally(len(files), expected)
     sizes: dict[str, int] = {}
     ticker = _Ticker(tally, progress, interval, rank, ranks) if progress is not None else None
-    pending: set[Future] = set()
-    limit = max(1, threads)
+    workers = max(1, threads)
     writing = None
     if commits_aside(storage, fsync):
-        writing = threading.Semaphore(limit)
-        limit *= 2  # the files being written, and as many being committed
-    error: BaseException | None = None
+        writing = threading.Semaphore(workers)
+        workers *= 2  # the files being written, and as many being committed
+    queue = _Files(spec, files, tally.stop, ahead=max(1, threads))
+    errors: list[BaseException] = []
 
-    def collect(done: set[Future]) -> None:
-        for future in done:
-            sizes.update(future.result())  # raises a writer's failure: the run stops
-
-    with ThreadPoolExecutor(max_workers=limit, thread_name_prefix="iobench-gen") as pool:
+    def writer_loop() -> None:
+        # one thread writes file after file: no task and future per file, no waiting in between
         try:
-            for split, index in files:
-                # a new file starts as soon as any one finishes: a slow file holds one thread only
-                while len(pending) >= limit:
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    collect(done)
-                pending.add(pool.submit(write_file, spec, storage, split, index, fsync=fsync, tally=tally,
-                                         writing=writing))
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                collect(done)
-        except BaseException as exc:  # includes KeyboardInterrupt: stop the writers in flight
-            error = exc
+            while (claimed := queue.claim()) is not None:
+                split, index, stream = claimed
+                done = write_file(spec, storage, split, index, fsync=fsync, tally=tally, writing=writing,
+                                  stream=stream)
+                with tally.lock:
+                    sizes.update(done)
+        except BaseException as exc:  # the run stops: the other writers abort their files
             tally.stop.set()
-            for future in pending:
-                future.cancel()
-            wait(pending)
+            errors.append(exc)
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="iobench-gen") as pool:
+        running = [pool.submit(writer_loop) for _ in range(min(workers, len(files)))]
+        try:
+            wait(running)
+        except BaseException as exc:  # KeyboardInterrupt: stop the writers in flight
+            tally.stop.set()
+            wait(running)
+            errors.insert(0, exc)
         finally:
             if ticker is not None:
                 ticker.stop()
-    if error is not None:
-        raise error
-    return sizes, tally.encode_seconds
+    if errors:
+        # the failure that stopped the run, not the cancellations it caused
+        raise next((e for e in errors if not isinstance(e, GenerationCancelled)), errors[0])
+    return sizes, tally.encode_seconds, dict(tally.stages)
 
 
 class _Ticker:
@@ -673,11 +744,11 @@ def generate(spec: DatasetSpec, storage: Storage, *, threads: int = 1, comm=None
     # cost no read
     checked = ChecksummingStorage(storage)
     try:
-        sizes, encode = write_files(spec, checked, _my_files(spec, rank, ranks), threads=threads, fsync=fsync,
-                                    progress=progress, interval=interval, rank=rank, ranks=ranks)
+        sizes, encode, stages = write_files(spec, checked, _my_files(spec, rank, ranks), threads=threads,
+                                            fsync=fsync, progress=progress, interval=interval, rank=rank, ranks=ranks)
     except Exception as exc:
         failure = f"rank {rank}: {type(exc).__name__}: {exc}"
-        sizes, encode = {}, 0.0
+        sizes, encode, stages = {}, 0.0, {}
         full = out_of_space(exc)
         if ranks == 1:
             if full:
@@ -686,7 +757,7 @@ def generate(spec: DatasetSpec, storage: Storage, *, threads: int = 1, comm=None
     else:
         full = False
     # every rank reports, so a failed rank does not leave the others waiting
-    gathered = comm.gather({"sizes": sizes, "encode": encode, "failure": failure,
+    gathered = comm.gather({"sizes": sizes, "encode": encode, "stages": stages, "failure": failure,
                             "checksums": checked.checksums, "full": full}, root=0)
     summary = None
     if rank == 0:
@@ -704,7 +775,8 @@ def generate(spec: DatasetSpec, storage: Storage, *, threads: int = 1, comm=None
         elif any(g["full"] for g in gathered):
             discard(storage, spec)
         summary = {"sizes": all_sizes, "encode": sum(g["encode"] for g in gathered), "seconds": seconds,
-                   "failures": failures}
+                   "failures": failures,
+                   "stages": {s: sum(g["stages"].get(s, 0.0) for g in gathered) for s in STAGES}}
     summary = comm.bcast(summary, root=0)
     if summary["failures"]:
         raise RuntimeError("generation failed: " + "; ".join(summary["failures"]))
@@ -712,7 +784,7 @@ def generate(spec: DatasetSpec, storage: Storage, *, threads: int = 1, comm=None
     return GenerateResult(files=len(spec.all_files()), bytes=sum(sizes.values()), seconds=summary["seconds"],
                           encode_seconds=summary["encode"], sizes=sizes, threads=threads, ranks=ranks,
                           digest=spec.digest(), action=decision.get("did", "generated"), why=decision.get("why", ""),
-                          verification=decision.get("verification"))
+                          verification=decision.get("verification"), stages=summary["stages"])
 
 
 class _OneRank:

@@ -11,6 +11,7 @@ there, so the bytes are the same whatever the callers' chunk sizes, thread count
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
@@ -81,6 +82,20 @@ class RandomStream:
         self._next = np.empty(staging, dtype=np.uint8) if self._prefetch else None
         self._next_end = 0
         self._pending: Future | None = None
+        #: seconds the caller waited for random bytes (fills in its thread, or a prefetch not done)
+        self.waited = 0.0
+
+    def start(self) -> "RandomStream":
+        """Begin generating the first bytes now, in a helper thread: a writer prepares its next
+        file's stream this way while it still encodes and writes the current one, so a file's
+        first fill (all of an image's pixels) is not waited for. Same bytes either way."""
+        if self._pending is None and self._asked == 0:
+            if self._next is None:
+                self._next = np.empty(len(self._stage), dtype=np.uint8)
+            self._next_end = self._fill_size()
+            self._asked += self._next_end
+            self._pending = _prefetcher().submit(self._fill, memoryview(self._next)[:self._next_end])
+        return self
 
     @property
     def generated(self) -> int:
@@ -99,6 +114,11 @@ class RandomStream:
             raise ValueError(f"random stream read past its limit of {self.limit} bytes")
 
     def _refill(self) -> None:
+        start = time.perf_counter()
+        self._refill_now()
+        self.waited += time.perf_counter() - start
+
+    def _refill_now(self) -> None:
         if self._pending is not None:
             self._pending.result()
             self._pending = None
@@ -126,7 +146,9 @@ class RandomStream:
                 if direct:
                     # Whole blocks go straight into the caller's buffer: no staging copy
                     self._asked += direct
+                    start = time.perf_counter()
                     self._fill(out[done:done + direct])
+                    self.waited += time.perf_counter() - start
                     done += direct
                     continue
                 self._refill()

@@ -103,11 +103,13 @@ class WriterSink(io.RawIOBase):
     pass straight through (after what is buffered) without a copy.
     """
 
-    def __init__(self, writer: StreamWriter, coalesce: int = 1 * MiB):
+    def __init__(self, writer: StreamWriter, coalesce: int = 1 * MiB, buffer: bytearray | None = None):
         super().__init__()
         self.writer = writer
         self.position = 0
-        self._buf = memoryview(bytearray(coalesce))
+        # ``buffer``: a gathering buffer the caller reuses from file to file (a fresh one costs
+        # its page faults again for every small file)
+        self._buf = memoryview(buffer if buffer is not None else bytearray(coalesce))
         self._used = 0
 
     def writable(self) -> bool:
