@@ -81,6 +81,38 @@ def test_compressed_npz_is_deflated_and_opens(tmp_path):
     assert x.shape == (3000, 2) and np.array_equal(samples[1], x[..., 1])
 
 
+def test_stored_npz_members_check_and_are_written_as_zipfile_writes_them(tmp_path):
+    import io
+    import zipfile
+
+    from pytest_iobench.data.formats.base import zip_member
+    from pytest_iobench.data.formats.npz import _StoredMember
+
+    spec, root, storage = make(tmp_path, {"format": "npz", "num_samples_per_file": 3, "record_length_bytes": 3 << 20,
+                                          "generation_buffer_size": 1 << 20})
+    with zipfile.ZipFile(path(root, spec.file_keys()[0])) as zf:
+        assert zf.testzip() is None  # the CRC of x.npy, written in 9 pieces, checks
+    # zipfile's own writes and ours give the same archive, zip64 member headers included
+    data = [os.urandom(n) for n in (10, 70000, 1 << 20, 3)]
+    archives = []
+
+    class Unseekable(io.BytesIO):  # as generation's sink: data descriptors after each member
+        def seek(self, *args):
+            raise OSError("not seekable")
+
+    for ours in (False, True):
+        out = Unseekable()
+        with zipfile.ZipFile(out, mode="w", allowZip64=True) as zf:
+            for name, zip64 in (("x.npy", True), ("y.npy", False)):
+                with zf.open(zip_member(name, False, 0), "w", force_zip64=zip64) as member:
+                    writer = _StoredMember(member) if ours else member
+                    assert not ours or writer._fast
+                    for piece in data:
+                        writer.write(piece)
+        archives.append(out.getvalue())
+    assert archives[0] == archives[1] and b"PK\x07\x08" in archives[0]  # a data descriptor's signature
+
+
 # -- hdf5 --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("extra, chunks, compression", [
     ({"record_dims": [6, 10, 10], "record_element_type": "float32", "hdf5": {"num_dset_per_record": 3}}, None, None),
