@@ -228,6 +228,17 @@ def positive_int(text: str) -> int:
     return values[0]
 
 
+def positive_seconds(text: str) -> float:
+    """A positive number of seconds, such as 30 or 0.5."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError("give a number of seconds, such as 120") from None
+    if not value > 0 or value == float("inf"):
+        raise ValueError("give a positive, finite number of seconds, such as 120")
+    return value
+
+
 def hidden(option: Option, text: str, is_secret: bool) -> str:
     """How the value ``text`` of a secret or masked option is shown: a secret as ``***``, a
     masked one as ``mask(text)``, or as ``****`` alone where the value is also a secret (the

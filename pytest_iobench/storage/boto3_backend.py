@@ -18,7 +18,9 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from . import deadline
 from .base import Buffer, ObjectInfo, Storage, StreamWriter, check_key
+from .deadline import Timeouts
 from .errors import StorageError, StorageNotFound
 from .s3common import (
     MAX_PARTS_IN_FLIGHT,
@@ -89,9 +91,13 @@ class _MultipartWriter(StreamWriter):
         self.futures.append(future)
 
     def _upload_part(self, number: int, body) -> dict:
-        response = self.client.upload_part(
-            Bucket=self.bucket, Key=self.name, UploadId=self.upload_id, PartNumber=number, Body=body
-        )
+        # on a daemon worker under the deadline: the pool's own threads are joined when the
+        # interpreter exits, and must not be stuck in a call to a silent endpoint then
+        response = deadline.run(
+            lambda: self.client.upload_part(Bucket=self.bucket, Key=self.name, UploadId=self.upload_id,
+                                            PartNumber=number, Body=body),
+            op="write", key=self.key, library=LIBRARY, where=self.storage.endpoint_url,
+            timeout=self.storage.timeouts.total)
         return {"PartNumber": number, "ETag": response["ETag"]}
 
     def _raise_failed_part(self) -> None:
@@ -133,10 +139,12 @@ class Boto3Storage(Storage):
     kind = "s3"
     library = LIBRARY
 
-    def __init__(self, location: S3Location):
+    def __init__(self, location: S3Location, timeouts: Timeouts = Timeouts()):
         super().__init__(location.uri())
         self.location = location
+        self.timeouts = timeouts
         ep = location.endpoint
+        self.endpoint_url = ep.url
         self.client = boto3.session.Session().client(
             "s3",
             endpoint_url=ep.url,
@@ -146,9 +154,11 @@ class Boto3Storage(Storage):
             region_name=ep.region,
             config=Config(
                 max_pool_connections=32,
-                retries={"max_attempts": 3, "mode": "standard"},
-                connect_timeout=10,
-                read_timeout=300,
+                # total_max_attempts counts the first request too; standard mode retries
+                # throttling (503 SlowDown), resets and timeouts with backoff
+                retries={"total_max_attempts": timeouts.attempts, "mode": "standard"},
+                connect_timeout=timeouts.connect,
+                read_timeout=timeouts.read,
                 s3={"addressing_style": "path"},
             ),
         )

@@ -47,6 +47,15 @@ def os_error(op: str, key: str, library: str, exc: OSError) -> StorageError:
     return StorageError(op, key, library, detail)
 
 
+class StorageTimeout(StorageError):
+    """The operation did not finish within its deadline (--iobench-op-timeout); the library's
+    call was abandoned."""
+
+
+class StorageInterrupted(StorageError):
+    """The session was interrupted (SIGINT, SIGTERM) while the operation was under way."""
+
+
 class StorageUnsupported(Exception):
     """This storage cannot run here (for example O_DIRECT on tmpfs); a reason for a skip."""
 

@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 
 from ..settings import Settings, SettingsError
 from .base import Storage, join_key
+from .deadline import DEFAULT_OP_TIMEOUT
 from .endpoint import EMBEDDED_BUCKET, EmbeddedS3, check_endpoint
 from .errors import StorageUnsupported
 from .registry import LIBRARIES, StorageSpec, library_installed, missing_reason, open_storage
@@ -179,6 +180,7 @@ class StorageFactory:
         self._bucket, self._prefix = split_s3_root(settings)
         self._open: dict[tuple[str, str, str], Storage] = {}
         self._lock = threading.Lock()
+        self._op_timeout = settings.get("op-timeout") or DEFAULT_OP_TIMEOUT
 
     # -- where things are -------------------------------------------------------------------
     def endpoint(self) -> S3Endpoint:
@@ -205,8 +207,10 @@ class StorageFactory:
         if kind == "s3":
             endpoint = self.endpoint()
             return StorageSpec(kind, library, bucket=self._bucket, prefix=join_key(self._prefix, sub),
-                               endpoint_url=endpoint.url, region=endpoint.region)
-        return StorageSpec(kind, library, root=os.path.join(self.local_root, *sub.split("/")) if sub else self.local_root)
+                               endpoint_url=endpoint.url, region=endpoint.region,
+                               op_timeout=self._op_timeout)
+        return StorageSpec(kind, library, root=os.path.join(self.local_root, *sub.split("/")) if sub else self.local_root,
+                           op_timeout=self._op_timeout)
 
     def get(self, kind: str, library: str, area: str = "scratch") -> Storage:
         """The storage for (kind, library), opened once per session and area.

@@ -32,6 +32,7 @@ from minio import Minio
 from minio.error import S3Error
 
 from .base import Buffer, ObjectInfo, Storage, StreamWriter, check_key
+from .deadline import Timeouts
 from .errors import StorageError, StorageNotFound
 from .s3common import (
     MAX_PARTS_IN_FLIGHT,
@@ -200,14 +201,16 @@ class MinioStorage(Storage):
     kind = "s3"
     library = LIBRARY
 
-    def __init__(self, location: S3Location):
+    def __init__(self, location: S3Location, timeouts: Timeouts = Timeouts()):
         super().__init__(location.uri())
         self.location = location
         ep = location.endpoint
         http = urllib3.PoolManager(
             maxsize=32,
-            timeout=urllib3.Timeout(connect=10, read=300),
-            retries=urllib3.Retry(total=3, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
+            timeout=urllib3.Timeout(connect=timeouts.connect, read=timeouts.read),
+            # Retry counts retries, not attempts; 503 is S3's SlowDown
+            retries=urllib3.Retry(total=timeouts.attempts - 1, backoff_factor=0.2,
+                                  status_forcelist=[500, 502, 503, 504]),
         )
         self.client = Minio(
             ep.netloc, access_key=ep.access_key, secret_key=ep.secret_key,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from ..settings import Option, comma_list, declare, positive_int_list, url
+from ..settings import Option, comma_list, declare, positive_int_list, positive_seconds, url
+from .deadline import DEFAULT_OP_TIMEOUT
 from .registry import ALL_LIBRARIES, STORAGE_KINDS
 
 #: the most threads a test may be parametrized with: each holds buffers and connections, and
@@ -45,4 +46,7 @@ declare(
            env=("AWS_ACCESS_KEY_ID",), masked=True, metavar="ID"),
     Option("s3-secret-key", "S3 secret key (prefer the AWS_SECRET_ACCESS_KEY environment variable)",
            env=("AWS_SECRET_ACCESS_KEY",), secret=True, metavar="KEY"),
+    Option("op-timeout", "seconds any one storage operation may take before it fails naming the operation, "
+           "key, library and endpoint; each S3 library's connect and read timeouts and retries are set "
+           "from it", default=f"{DEFAULT_OP_TIMEOUT:g}", parse=positive_seconds, metavar="SECONDS"),
 )

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 from .base import Storage
+from .deadline import DEFAULT_OP_TIMEOUT, DeadlineStorage, Timeouts
 from .s3common import S3Endpoint, S3Location
 
 STORAGE_KINDS = ("local", "direct", "s3")
@@ -50,6 +51,8 @@ class StorageSpec:
     prefix: str = ""
     endpoint_url: str = ""
     region: str = "us-east-1"
+    #: seconds one operation may take (--iobench-op-timeout)
+    op_timeout: float = DEFAULT_OP_TIMEOUT
 
     @property
     def id(self) -> str:
@@ -87,6 +90,8 @@ def open_storage(spec: StorageSpec, endpoint: S3Endpoint | None = None, environ:
         endpoint = endpoint_from_env(spec, os.environ if environ is None else environ)
     storage = _construct(spec, endpoint)
     storage.spec = spec
+    if spec.kind == "s3":  # network calls: each under its deadline (local ones: see deadline.py)
+        storage = DeadlineStorage(storage, spec.op_timeout, where=endpoint.url)
     return storage
 
 
@@ -95,17 +100,18 @@ def _construct(spec: StorageSpec, endpoint: S3Endpoint | None) -> Storage:
     # the others.
     if spec.kind == "s3":
         location = S3Location(endpoint, spec.bucket, spec.prefix)
+        timeouts = Timeouts(spec.op_timeout)
         if spec.library == "s3dlio":
             from .s3dlio_backend import S3dlioStorage
 
-            return S3dlioStorage("s3", location=location)
+            return S3dlioStorage("s3", location=location, timeouts=timeouts)
         if spec.library == "minio":
             from .minio_backend import MinioStorage
 
-            return MinioStorage(location)
+            return MinioStorage(location, timeouts)
         from .boto3_backend import Boto3Storage
 
-        return Boto3Storage(location)
+        return Boto3Storage(location, timeouts)
     if spec.library == "s3dlio":
         from .s3dlio_backend import S3dlioStorage
 

@@ -36,6 +36,7 @@ import numpy as np
 import s3dlio
 
 from .base import Buffer, ObjectInfo, Storage, StreamWriter, check_key
+from .deadline import Timeouts
 from .direct import probe_odirect
 from .errors import StorageError, StorageNotFound, os_error
 from .posix import TEMP_MARKER, drop_page_cache, fsync_dir, link_if_absent, temp_path
@@ -58,8 +59,9 @@ _configured: list[str] = []
 _configure_lock = threading.Lock()
 
 
-def configure(endpoint: S3Endpoint) -> None:
-    """Point s3dlio at ``endpoint``: once per process, before its first S3 call."""
+def configure(endpoint: S3Endpoint, timeouts: Timeouts = Timeouts()) -> None:
+    """Point s3dlio at ``endpoint``: once per process, before its first S3 call. Its timeouts
+    and retries come from its environment, read when its client is built (the first call)."""
     with _configure_lock:
         if _configured:
             if _configured[0] != endpoint.url:
@@ -72,6 +74,11 @@ def configure(endpoint: S3Endpoint) -> None:
         os.environ.update(endpoint.environ())
         # read by s3dlio at its first get: one GET per get, no cached sizes (module docstring)
         os.environ.setdefault(RANGE_OPTIMIZATION, "0")
+        os.environ.update({
+            "S3DLIO_CONNECT_TIMEOUT_SECS": f"{max(1, round(timeouts.connect))}",
+            "S3DLIO_OPERATION_TIMEOUT_SECS": f"{max(1, round(timeouts.total))}",
+            "S3DLIO_MAX_RETRY_ATTEMPTS": str(timeouts.attempts),
+        })
         s3dlio.configure_s3(endpoint_url=endpoint.url, region=endpoint.region)
         _configured.append(endpoint.url)
 
@@ -188,12 +195,13 @@ class S3dlioStorage(Storage):
     #: s3dlio's direct:// streaming writer does not open its file with O_DIRECT (0.10)
     write_is_direct = False
 
-    def __init__(self, kind: str, *, location: S3Location | None = None, root: str | None = None):
+    def __init__(self, kind: str, *, location: S3Location | None = None, root: str | None = None,
+                 timeouts: Timeouts = Timeouts()):
         self.kind = kind
         self.scheme = {"s3": "s3", "local": "file", "direct": "direct"}[kind]
         if self.scheme == "s3":
             assert location is not None
-            configure(location.endpoint)
+            configure(location.endpoint, timeouts)
             self.location = location
             super().__init__(location.uri())
             self.base = location.uri().rstrip("/") + "/"
