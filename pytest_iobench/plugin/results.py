@@ -18,6 +18,7 @@ from ..report.session import FinishedRun, RunResults
 from ..report.text import comparison_lines, gate_line, suite_tables
 from ..report.writer import WrittenRun
 from ..settings import SettingsError
+from ..storage import deadline
 from .options import get_settings
 from .records import RECORD_KEY, new_record
 
@@ -116,6 +117,11 @@ class ResultsPlugin:
         self.results = results
         self.finished: FinishedRun | None = None
         self.written: WrittenRun | str | None = None
+        #: what interrupted the session (the signal, or a KeyboardInterrupt of its own)
+        self.interrupted: str | None = None
+
+    def pytest_keyboard_interrupt(self, excinfo) -> None:
+        self.interrupted = deadline.interrupted() or "KeyboardInterrupt"
 
     def pytest_fixture_setup(self, fixturedef: pytest.FixtureDef) -> None:
         """A test that uses an iobench fixture makes this an iobench session (it gets a document)."""
@@ -151,7 +157,8 @@ class ResultsPlugin:
         if not self.results.wanted or exitstatus == pytest.ExitCode.USAGE_ERROR:
             return  # a usage error found at collection: nothing ran, nothing is written
         workers = getattr(self.config.option, "numprocesses", None)
-        self.finished = self.results.finish(int(exitstatus), xdist_workers=workers if isinstance(workers, int) else 0)
+        self.finished = self.results.finish(int(exitstatus), xdist_workers=workers if isinstance(workers, int) else 0,
+                                            interrupted=self.interrupted)
         try:
             self.written = self.results.write(self.finished)
         except OSError as exc:

@@ -2,13 +2,62 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
 import warnings
 
 import pytest
 
-from ..storage import Storage, StorageUnsupported
+from ..storage import Storage, StorageUnsupported, deadline
 from ..storage.factory import StorageFactory, StorageParam, new_run_id, plan_storages
 from .options import get_settings
+
+
+_RESTORE = pytest.StashKey[object]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """SIGINT and SIGTERM end the session promptly whatever a storage is doing: operations
+    waiting on an endpoint are released, the session's results are written and marked
+    interrupted, its scratch areas cleaned (storage/deadline.py)."""
+    deadline.reset()
+    if threading.current_thread() is threading.main_thread():
+        config.stash[_RESTORE] = deadline.install_interrupt_handlers()
+
+
+_EXIT_STATUS = pytest.StashKey[int]()
+_FACTORY = pytest.StashKey[StorageFactory]()
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    factory = config.stash.get(_FACTORY, None)
+    if factory is not None and factory.removed_stale:
+        shown = ", ".join(factory.removed_stale[:5]) + (", ..." if len(factory.removed_stale) > 5 else "")
+        terminalreporter.write_line(f"iobench: removed {len(factory.removed_stale)} leftovers of sessions that "
+                                    f"were killed: {shown}")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    session.config.stash[_EXIT_STATUS] = int(session.exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    restore = config.stash.get(_RESTORE, None)
+    if restore is not None:
+        restore()
+    signalled = deadline.signalled()
+    deadline.reset()
+    if signalled and restore is not None:
+        # The results are written and the cleanup is done. What is left are the client
+        # libraries' own finalizers, run as the interpreter exits, and one of them may wait for
+        # an endpoint that no longer answers (s3dlio's writer aborts its upload when dropped, for
+        # its own timeout): an interrupted session does not wait for them.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(config.stash.get(_EXIT_STATUS, int(pytest.ExitCode.INTERRUPTED)))
 
 
 def _explicitly_parametrized(metafunc: pytest.Metafunc, name: str) -> bool:
@@ -40,6 +89,7 @@ def storage_factory(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPa
         default_root=str(tmp_path_factory.mktemp("iobench-root")),
         run_id=new_run_id(worker),
     )
+    pytestconfig.stash[_FACTORY] = factory
     yield factory
     for problem in factory.cleanup():
         warnings.warn(problem, pytest.PytestWarning, stacklevel=1)

@@ -63,9 +63,11 @@ def build_document(
     machine: dict[str, Any] | None = None,
     software: dict[str, Any] | None = None,
     comparison: dict[str, Any] | None = None,
+    interrupted: str | None = None,
 ) -> dict[str, Any]:
     """The document (JSON types, every string redacted). ``settings``: ``Settings.describe()``;
-    ``command``: the arguments with secret values masked already."""
+    ``command``: the arguments with secret values masked already; ``interrupted``: what ended
+    the run early (``SIGINT``, ``SIGTERM``, ``KeyboardInterrupt``), None when it ran to its end."""
     document = {
         "schema": SCHEMA_NAME,
         "schema_version": SCHEMA_VERSION,
@@ -75,6 +77,7 @@ def build_document(
             "finished": timestamp(finished),
             "duration_s": max(0.0, (finished - started).total_seconds()),
             "exit_status": int(exit_status),
+            "interrupted": interrupted,
             "command": list(command),
             "rootdir": str(rootdir),
             "xdist_workers": xdist_workers,

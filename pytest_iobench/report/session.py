@@ -57,13 +57,14 @@ class RunResults:
         """Whether this session gets a document: it ran an iobench test, or one was asked for."""
         return self.collector.iobench_used or bool(self.settings.json) or self.baseline is not None
 
-    def finish(self, exit_status: int, xdist_workers: int = 0) -> FinishedRun:
+    def finish(self, exit_status: int, xdist_workers: int = 0, interrupted: str | None = None) -> FinishedRun:
         """The document; with a baseline, the comparison, and a failing exit status when gating
         finds a regression (a run that failed already keeps its status)."""
         document = build_document(
             [redacted(entry) for entry in self.collector.entries()],
             started=self.started, finished=utc_now(), exit_status=exit_status, command=self.command,
-            rootdir=self.rootdir, settings=self.settings.describe(), xdist_workers=xdist_workers)
+            rootdir=self.rootdir, settings=self.settings.describe(), xdist_workers=xdist_workers,
+            interrupted=interrupted)
         comparison = None
         if self.baseline is not None:
             comparison = compare(self.baseline, document, baseline_path=self.baseline_path,

@@ -24,6 +24,42 @@ EMBEDDED_BUCKET = "iobench"
 START_TIMEOUT = 60.0
 
 
+LOG_PREFIX = "iobench-moto-"
+
+
+def remove_stale_logs(directory: str | None = None) -> list[str]:
+    """Remove the embedded endpoint's logs (``iobench-moto-<pid>-*.log`` in the temporary
+    directory) whose session is no longer running on this host; returns the paths removed."""
+    directory = directory or tempfile.gettempdir()
+    removed = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return removed
+    for name in names:
+        if not (name.startswith(LOG_PREFIX) and name.endswith(".log")):
+            continue
+        pid = name[len(LOG_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            try:
+                os.unlink(os.path.join(directory, name))
+                removed.append(os.path.join(directory, name))
+            except OSError:
+                pass
+    return removed
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this host (one of another user counts as running)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class EndpointError(Exception):
     """The S3 endpoint cannot be used; the message is one line for the user, secrets redacted."""
 
@@ -56,7 +92,9 @@ class EmbeddedS3:
         self.region = region
         self.process: subprocess.Popen | None = None
         self.endpoint: S3Endpoint | None = None
-        self.log = tempfile.NamedTemporaryFile(prefix="iobench-moto-", suffix=".log", delete=False)
+        remove_stale_logs()
+        # the pid in the name: a later session removes the log of one that was killed
+        self.log = tempfile.NamedTemporaryFile(prefix=f"{LOG_PREFIX}{os.getpid()}-", suffix=".log", delete=False)
 
     def start(self, attempts: int = 3) -> S3Endpoint:
         # The free port is released before moto binds it, so another process (an xdist worker
@@ -74,10 +112,13 @@ class EmbeddedS3:
 
     def _start_on(self, port: int) -> S3Endpoint:
         url = f"http://127.0.0.1:{port}"
+        # A session of its own: the terminal's Ctrl-C goes to the benchmark only, which still
+        # needs the endpoint to clean up; the child ends by itself if we are killed.
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            [sys.executable, "-m", "pytest_iobench.storage._moto_child", str(os.getpid()),
+             "-H", "127.0.0.1", "-p", str(port)],
             stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True,
         )
         deadline = time.monotonic() + START_TIMEOUT
         while True:
@@ -191,3 +232,21 @@ def check_endpoint(endpoint: S3Endpoint, bucket: str, timeout: float = 5.0) -> N
         raise EndpointError(f"the S3 endpoint {endpoint.url} answered {code} for bucket {bucket!r}") from None
     except BotoCoreError as exc:
         raise EndpointError(f"the S3 endpoint {endpoint.url} cannot be used: {exc}") from None
+
+
+def open_uploads(endpoint: S3Endpoint, bucket: str, prefix: str, timeout: float = 10.0) -> list[tuple[str, str]]:
+    """(key, upload id) of the multipart uploads open under ``prefix`` in ``bucket``."""
+    client = _client(endpoint, timeout)
+    return [(upload["Key"], upload["UploadId"])
+            for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=prefix)
+            for upload in page.get("Uploads", [])]
+
+
+def abort_uploads(endpoint: S3Endpoint, bucket: str, prefix: str, timeout: float = 10.0) -> int:
+    """Abort the multipart uploads under ``prefix`` in ``bucket`` (a scratch area of ours);
+    returns how many were aborted."""
+    client = _client(endpoint, timeout)
+    uploads = open_uploads(endpoint, bucket, prefix, timeout)
+    for key, upload_id in uploads:
+        client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+    return len(uploads)

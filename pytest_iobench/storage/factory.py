@@ -20,10 +20,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 from ..settings import Settings, SettingsError
+from . import deadline, stale
 from .base import Storage, join_key
 from .deadline import DEFAULT_OP_TIMEOUT
-from .endpoint import EMBEDDED_BUCKET, EmbeddedS3, check_endpoint
-from .errors import StorageUnsupported
+from .endpoint import EMBEDDED_BUCKET, EmbeddedS3, abort_uploads, check_endpoint, open_uploads
+from .errors import StorageTimeout, StorageUnsupported
 from .registry import LIBRARIES, StorageSpec, library_installed, missing_reason, open_storage
 from .s3common import S3Endpoint
 
@@ -181,6 +182,14 @@ class StorageFactory:
         self._open: dict[tuple[str, str, str], Storage] = {}
         self._lock = threading.Lock()
         self._op_timeout = settings.get("op-timeout") or DEFAULT_OP_TIMEOUT
+        #: the roots ("local", "s3") this session has claimed its scratch area in (and looked
+        #: for what killed sessions left): the S3 root's storage that holds the owner record
+        self._claimed: dict[str, Storage | None] = {}
+        self._renewer: threading.Thread | None = None
+        self._ending = threading.Event()
+        #: what earlier sessions left and this one removed (reported in the terminal)
+        self.removed_stale: list[str] = []
+        self.problems: list[str] = []
 
     # -- where things are -------------------------------------------------------------------
     def endpoint(self) -> S3Endpoint:
@@ -221,7 +230,57 @@ class StorageFactory:
             spec = self.spec(kind, library, area)
             endpoint = self.endpoint() if kind == "s3" else None
             self._open[cache_key] = open_storage(spec, endpoint)
+            self._claim("s3" if kind == "s3" else "local", library)
         return self._open[cache_key]
+
+    # -- what killed sessions left -------------------------------------------------------------
+    def _claim(self, root_kind: str, library: str) -> None:
+        """Once per root: remove the scratch areas and temporary files of sessions that are
+        gone, and write this session's owner record (storage/stale.py). Not on the embedded
+        endpoint: nothing there outlives its session."""
+        if root_kind in self._claimed:
+            return
+        self._claimed[root_kind] = None
+        try:
+            if root_kind == "local":
+                self.removed_stale += stale.sweep_local(self.local_root, keep=self.scratch)
+                stale.claim_local(self.local_root, self.scratch)
+            elif not self.embedded:
+                endpoint, timeout = self.endpoint(), self._op_timeout
+                under = lambda prefix: join_key(self._prefix, prefix)  # noqa: E731
+
+                def upload_keys(prefix: str) -> list[str]:
+                    names = [key for key, _ in open_uploads(endpoint, self._bucket, under(prefix), timeout)]
+                    return [name[len(self._prefix) + 1:] if self._prefix else name for name in names]
+
+                root = self.root("s3", library)
+                self.removed_stale += stale.sweep_s3(
+                    root, keep=self.scratch, upload_keys=upload_keys,
+                    abort_uploads=lambda prefix: abort_uploads(endpoint, self._bucket, under(prefix), timeout))
+                root.put(self._owner_key, stale.Owner.me().to_bytes())
+                self._claimed[root_kind] = root
+        except Exception as exc:  # a failed sweep must not fail the test that opened the storage
+            self.problems.append(f"{root_kind} root: could not look for what killed sessions left: {exc}")
+        if self._renewer is None:
+            self._renewer = threading.Thread(target=self._renew, name="iobench-owner", daemon=True)
+            self._renewer.start()
+
+    @property
+    def _owner_key(self) -> str:
+        return stale.owner_name(self.scratch)
+
+    def _renew(self) -> None:
+        """Renew the owner records while the session runs: a session on another host tells a
+        running session from a dead one by their expiry."""
+        while not self._ending.wait(stale.RENEW_EVERY):
+            for root_kind, root in list(self._claimed.items()):
+                try:
+                    if root_kind == "local":
+                        stale.claim_local(self.local_root, self.scratch)
+                    elif root is not None:
+                        root.put(self._owner_key, stale.Owner.me().to_bytes())
+                except Exception:
+                    pass  # the next renewal tries again; a lapsed record only lets the area be removed
 
     def root(self, kind: str, library: str) -> Storage:
         """The storage root (--iobench-root, or the bucket and its prefix) through ``library``:
@@ -244,15 +303,34 @@ class StorageFactory:
     # -- the end ------------------------------------------------------------------------------
     def cleanup(self) -> list[str]:
         """Delete this session's scratch space; stop the embedded endpoint. Returns problems."""
-        problems = []
+        self._ending.set()
+        problems, self.problems = self.problems, []
+        s3_answers, s3_clean = True, True
         for (kind, library, area), storage in list(self._open.items()):
+            if area != "scratch" or kind != "s3" or not s3_answers:
+                continue
             try:
-                if area == "scratch" and kind == "s3":
-                    storage.delete_prefix("")
-                storage.close()
+                storage.delete_prefix("")
             except Exception as exc:  # report, keep cleaning the rest
-                problems.append(f"{kind}-{library}: cleanup failed: {exc}")
+                problems.append(f"{kind}-{library}: cleanup failed: {exc}; the next session removes the rest")
+                # an endpoint that did not answer in time is not asked again (each would wait)
+                s3_answers, s3_clean = not isinstance(exc, StorageTimeout), False
+        if self._claimed.get("s3") is not None and s3_answers:
+            try:  # our writers abort their uploads; one a writer never ended is aborted here
+                abort_uploads(self._endpoint, self._bucket, join_key(self._prefix, self.scratch) + "/",
+                              timeout=min(self._op_timeout, deadline.GRACE) if deadline.interrupted() else self._op_timeout)
+                if s3_clean:  # last: an area half removed is still known by its record
+                    self._claimed["s3"].delete(self._owner_key)
+            except Exception as exc:
+                problems.append(f"s3 scratch {self.scratch}: cleanup failed: {exc}; the next session removes the rest")
+        for storage in self._open.values():
+            try:
+                storage.close()
+            except Exception:
+                pass
         self._open.clear()
+        if "local" in self._claimed:  # writers an interrupt left open, outside the scratch area
+            stale.remove_own_temps()
         # Everything under this run's directory is this session's, including the temporary
         # files of writers that died without aborting (which list() does not show).
         scratch_dir = os.path.join(self.local_root, self.scratch)
@@ -262,6 +340,12 @@ class StorageFactory:
             pass
         except OSError as exc:
             problems.append(f"local scratch {scratch_dir}: cleanup failed: {exc.strerror or exc}")
+            scratch_dir = None
+        if scratch_dir is not None:
+            try:  # last: an area half removed is still known by its record
+                os.unlink(os.path.join(self.local_root, stale.owner_name(self.scratch)))
+            except FileNotFoundError:
+                pass
         if self._embedded is not None:
             self._embedded.stop()
         return problems

@@ -18,8 +18,13 @@ TEMP_MARKER = ".iobench-tmp."
 
 
 def temp_path(path: str) -> str:
+    """``.<name>.iobench-tmp.<host>-<pid>-<random>``: the writer's host and process in the name,
+    so that a later session can tell a file a killed writer left (storage/stale.py)."""
+    from .stale import host_id, note_temp_dir
+
     head, tail = os.path.split(path)
-    return os.path.join(head, f".{tail}{TEMP_MARKER}{uuid.uuid4().hex[:12]}")
+    note_temp_dir(head)
+    return os.path.join(head, f".{tail}{TEMP_MARKER}{host_id()}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
 
 
 def link_if_absent(path: str, data) -> bool:
