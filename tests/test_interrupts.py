@@ -73,9 +73,10 @@ class Session:
     """A pytest session of SUITE in a subprocess, in its own process group as a terminal's
     foreground job is (a Ctrl-C goes to the whole group)."""
 
-    def __init__(self, tmp_path: Path, args: list[str], env: dict[str, str] | None = None, hang: str = "sleep"):
+    def __init__(self, tmp_path: Path, args: list[str], env: dict[str, str] | None = None, hang: str = "sleep",
+                 suite: str = SUITE):
         self.dir = tmp_path
-        (tmp_path / "test_suite.py").write_text(SUITE)
+        (tmp_path / "test_suite.py").write_text(suite)
         self.ready, self.go = tmp_path / "ready", tmp_path / "go"
         self.document = tmp_path / "out.json"
         environ = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "IOBENCH_"))}
@@ -243,3 +244,42 @@ def test_what_a_sigkill_left_on_s3_the_next_session_removes(moto, tmp_path):
     assert not s3.list_multipart_uploads(Bucket="interrupts", Prefix="sigkill/iobench-run-").get("Uploads")
     assert not s3.list_objects_v2(Bucket="interrupts", Prefix="sigkill/iobench-run-").get("Contents")
     assert s3.get_object(Bucket="interrupts", Key="sigkill/unrelated/object")["Body"].read() == b"not ours"
+
+
+MPI_SUITE = '''
+import os
+from pytest_iobench.mpi.launch import launch
+
+def test_ranks(iobench_record):
+    open(os.environ["IOBENCH_TEST_READY"], "w").close()
+    launch("sleeper", [], 2, timeout=600)
+'''
+
+SLEEPER = '''
+import os, time
+with open(f"rank-pid-{os.getpid()}", "w"):
+    pass
+time.sleep(600)
+'''
+
+
+def test_sigint_during_a_multi_rank_run_ends_its_ranks(tmp_path):
+    """mpiexec and its ranks run in a session of their own (a hung run is ended as a group);
+    an interrupted session ends that group too instead of leaving the ranks running."""
+    (tmp_path / "sleeper.py").write_text(SLEEPER)
+    session = Session(tmp_path, [], suite=MPI_SUITE)
+    session.wait_ready()
+    deadline = time.monotonic() + 120
+    while len(list(tmp_path.glob("rank-pid-*"))) < 2:
+        assert time.monotonic() < deadline and session.process.poll() is None, session.text()
+        time.sleep(0.1)
+    took = session.signal_group(signal.SIGINT)
+    assert took < PROMPT, session.text()
+    assert session.result()["run"]["interrupted"] == "SIGINT"
+    pids = [int(p.name.rsplit("-", 1)[1]) for p in tmp_path.glob("rank-pid-*")]
+    time.sleep(0.5)
+    alive = [pid for pid in pids if os.path.exists(f"/proc/{pid}") and
+             Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"]
+    for pid in alive:  # ours: started by this test's session
+        os.kill(pid, signal.SIGKILL)
+    assert alive == [], f"ranks still running after the session ended: {alive}"

@@ -133,19 +133,26 @@ def launch(module: str, args: list[str], ranks: int, *, env: dict[str, str] | No
     timed_out = False
     hung: dict[int, str] = {}
     died: dict[int, str] = {}
-    while True:
-        try:
-            returncode = process.wait(timeout=WATCH_SECONDS)
-            break
-        except subprocess.TimeoutExpired:
-            pass
-        died = _gone_ranks(result_dir, ranks)
-        hung = {} if died else _silent_ranks(result_dir, ranks, heartbeat_bound)
-        if died or hung or (timeout is not None and time.monotonic() - start > timeout):
-            timed_out = not (died or hung)
-            _end_group(process)
-            returncode = process.returncode
-            break
+    try:
+        while True:
+            try:
+                returncode = process.wait(timeout=WATCH_SECONDS)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            died = _gone_ranks(result_dir, ranks)
+            hung = {} if died else _silent_ranks(result_dir, ranks, heartbeat_bound)
+            if died or hung or (timeout is not None and time.monotonic() - start > timeout):
+                timed_out = not (died or hung)
+                _end_group(process)
+                returncode = process.returncode
+                break
+    except BaseException:  # an interrupt: the ranks run in a session of their own, end them too
+        _end_group(process)
+        output.close()
+        if own_dir:
+            shutil.rmtree(result_dir, ignore_errors=True)
+        raise
     duration = time.monotonic() - start
     results = [_read_rank(result_dir, r) for r in range(ranks)]
     progress = [_read_progress(result_dir, r) for r in range(ranks)]
