@@ -129,3 +129,15 @@ def test_a_blackholed_endpoint_fails_every_library_within_the_op_timeout(moto, t
         assert "some/" in message, test
     assert elapsed < 12 * (OP_TIMEOUT + SLACK) + 60, elapsed
     assert result.returncode == 1
+
+
+@pytest.mark.parametrize("given, shown", [("0", "'0'"), ("-3", "'-3'"), ("soon", "'soon'"), ("inf", "'inf'")])
+def test_a_bad_op_timeout_is_one_line_at_start(given, shown):
+    import pytest_iobench.plugin.options  # noqa: F401  (declares every option)
+    from pytest_iobench.settings import SettingsError, resolve
+
+    assert resolve({}, {}, {}).op_timeout == 120
+    assert resolve({}, {}, {"IOBENCH_OP_TIMEOUT": "7.5"}).op_timeout == 7.5
+    with pytest.raises(SettingsError) as info:
+        resolve({"op-timeout": given}, {}, {})
+    assert str(info.value).startswith(f"--iobench-op-timeout (command line): {shown} is not valid: give a ")
