@@ -14,9 +14,9 @@ operation at once, in every thread, with ``StorageInterrupted``; operations star
 signal itself: waiting on an Event is interrupted by signals.
 
 Local files (posix, direct, s3dlio's file:// and direct://) are not run here: a handoff to a
-worker costs 30-100 us (measured on the 2-core VM under load), as much as ten 4 KiB page-cache
-reads, and a local system call either returns or is ended by the kernel (a signal interrupts it
-in the main thread).
+worker and back costs two thread wakeups, more than a 4 KiB page-cache read takes, and a local
+system call either returns or is ended by the kernel (a signal interrupts it in the main
+thread). What the handoff costs an S3 request: docs/failures.md.
 """
 
 from __future__ import annotations
