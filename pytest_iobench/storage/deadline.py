@@ -236,9 +236,13 @@ class DeadlineStorage(WrappedStorage):
         super().__init__(inner)
         self.timeout = timeout
         self.where = where
-        for name in ("location",):  # what S3 helpers read off an S3 storage
-            if hasattr(inner, name):
-                setattr(self, name, getattr(inner, name))
+
+    def __getattr__(self, name: str):
+        """What is the library's own (its ``location``, ``client``): the inner storage's. Only
+        for names this wrapper does not have; the operations above are always bounded."""
+        if name == "inner":  # not set yet (unpickling, a failed __init__)
+            raise AttributeError(name)
+        return getattr(self.inner, name)
 
     def _run(self, op: str, key: str, fn: Callable, *args, rounds: int = 1) -> Any:
         try:
