@@ -17,6 +17,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.retries import standard
+
+from .retry import COUNTS, RetryPolicy, classify_exception, classify_status
 
 from . import deadline
 from .base import Buffer, ObjectInfo, Storage, StreamWriter, check_key
@@ -27,6 +30,8 @@ from .s3common import (
     PART_BUFFERS,
     PartFiller,
     check_stream_size,
+    completed_anyway,
+    multipart_etag,
     S3Location,
     error_for_code,
     is_invalid_range,
@@ -45,6 +50,57 @@ def translate(op: str, key: str, exc: Exception) -> StorageError:
     if isinstance(exc, BotoCoreError):
         return StorageError(op, key, LIBRARY, f"{type(exc).__name__}: {exc}")
     return StorageError(op, key, LIBRARY, f"{type(exc).__name__}: {exc}")
+
+
+class _Backoff(standard.BaseRetryBackoff):
+    """botocore's retry delay from our policy (its own waits 1 s or more on throttling)."""
+
+    def __init__(self, policy: RetryPolicy):
+        self.policy = policy
+
+    def delay_amount(self, context) -> float:
+        return self.policy.delay(context.attempt_number)
+
+
+class _NoQuota:
+    """botocore's standard mode stops retrying once a token bucket of retries is spent (about
+    100 throttled requests per client): under steady throttling that fails requests the attempt
+    budget would carry. The attempt budget alone bounds retries here."""
+
+    def acquire_retry_quota(self, context) -> bool:
+        return True
+
+    def release_retry_quota(self, context, http_response, **kwargs) -> None:
+        pass
+
+
+def install_retries(client, policy: RetryPolicy, *, timeouts: bool = True) -> None:
+    """Put botocore's standard retry conditions (throttling, 500/502/503/504, resets, timeouts)
+    with our attempt budget and backoff in place of the client's handler, counting each attempt.
+    ``timeouts=False``: an attempt that timed out is not retried (the start-up check: a silent
+    endpoint is refused after one wait, not six)."""
+    handler = standard.RetryHandler(
+        retry_policy=standard.RetryPolicy(
+            retry_checker=standard.StandardRetryConditions(max_attempts=policy.attempts),
+            retry_backoff=_Backoff(policy)),
+        retry_event_adapter=standard.RetryEventAdapter(), retry_quota=_NoQuota())
+
+    def needs_retry(response=None, caught_exception=None, **kwargs):
+        if response is not None:
+            http, parsed = response
+            outcome = classify_status(http.status_code, str((parsed or {}).get("Error", {}).get("Code", "")))
+        else:
+            outcome = classify_exception(caught_exception)
+        delay = None
+        if timeouts or outcome != "timeout":
+            delay = handler.needs_retry(response=response, caught_exception=caught_exception, **kwargs)
+        COUNTS.attempt(LIBRARY, outcome, delay if delay else None)
+        return delay
+
+    events = client.meta.events
+    events.unregister("needs-retry.s3", unique_id="retry-config-s3")
+    events.register("needs-retry.s3", needs_retry, unique_id="retry-config-s3")
+    events.register("before-call.s3", lambda **_: COUNTS.add(LIBRARY, requests=1))
 
 
 class _MultipartWriter(StreamWriter):
@@ -115,9 +171,16 @@ class _MultipartWriter(StreamWriter):
             if tail:
                 self._send_part(tail)
             parts = [f.result() for f in self.futures]
-            self.client.complete_multipart_upload(
-                Bucket=self.bucket, Key=self.name, UploadId=self.upload_id, MultipartUpload={"Parts": parts}
-            )
+            try:
+                self.client.complete_multipart_upload(
+                    Bucket=self.bucket, Key=self.name, UploadId=self.upload_id, MultipartUpload={"Parts": parts}
+                )
+            except ClientError:
+                # a complete retried after its reply was lost finds the upload gone
+                head = lambda: self.client.head_object(Bucket=self.bucket, Key=self.name)  # noqa: E731
+                if not completed_anyway(lambda: head()["ContentLength"], self.bytes_written,
+                                        lambda: head()["ETag"], multipart_etag([p["ETag"] for p in parts])):
+                    raise
         except StorageError:
             raise
         except Exception as exc:
@@ -154,14 +217,14 @@ class Boto3Storage(Storage):
             region_name=ep.region,
             config=Config(
                 max_pool_connections=32,
-                # total_max_attempts counts the first request too; standard mode retries
-                # throttling (503 SlowDown), resets and timeouts with backoff
-                retries={"total_max_attempts": timeouts.attempts, "mode": "standard"},
+                # replaced by install_retries: same conditions, our budget and backoff
+                retries={"total_max_attempts": timeouts.retry.attempts, "mode": "standard"},
                 connect_timeout=timeouts.connect,
                 read_timeout=timeouts.read,
                 s3={"addressing_style": "path"},
             ),
         )
+        install_retries(self.client, timeouts.retry)
 
     def uri(self, key: str) -> str:
         return self.location.uri(key)

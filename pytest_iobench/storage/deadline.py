@@ -32,6 +32,7 @@ from typing import Any
 
 from .base import Buffer, ObjectInfo, Storage, StreamWriter
 from .errors import StorageError, StorageInterrupted, StorageTimeout
+from .retry import RetryPolicy
 from .wrapping import WrappedStorage, WrappedWriter
 
 #: --iobench-op-timeout's default: long enough for any single request of a healthy endpoint
@@ -64,6 +65,8 @@ class Timeouts:
         return self.total / ATTEMPTS
 
     attempts: int = ATTEMPTS
+    #: what every library retries, how often, and how long it waits between (retry.py)
+    retry: RetryPolicy = RetryPolicy()
 
 
 # -- interrupts -----------------------------------------------------------------------------------

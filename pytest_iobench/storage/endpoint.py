@@ -18,6 +18,7 @@ import urllib.error
 import urllib.request
 
 from .errors import redact
+from .retry import RetryPolicy
 from .s3common import S3Endpoint
 
 EMBEDDED_BUCKET = "iobench"
@@ -176,11 +177,13 @@ class EmbeddedS3:
         self.stop()
 
 
-def _client(endpoint: S3Endpoint, timeout: float):
+def _client(endpoint: S3Endpoint, timeout: float, retry: RetryPolicy | None = None):
+    """A boto3 client; without ``retry`` it makes one attempt per call. With it, throttling and
+    resets are retried, a timeout is not (the check's wait is its own ``timeout``)."""
     import boto3
     from botocore.config import Config
 
-    return boto3.session.Session().client(
+    client = boto3.session.Session().client(
         "s3",
         endpoint_url=endpoint.url,
         aws_access_key_id=endpoint.access_key,
@@ -192,14 +195,22 @@ def _client(endpoint: S3Endpoint, timeout: float):
         config=Config(connect_timeout=timeout, read_timeout=timeout, retries={"total_max_attempts": 1},
                       s3={"addressing_style": "path"}),
     )
+    if retry is not None:
+        from .boto3_backend import install_retries
+
+        install_retries(client, retry, timeouts=False)
+    return client
 
 
 def create_bucket(endpoint: S3Endpoint, bucket: str) -> None:
     _client(endpoint, 10).create_bucket(Bucket=bucket)
 
 
-def check_endpoint(endpoint: S3Endpoint, bucket: str, timeout: float = 5.0) -> None:
-    """Raise EndpointError (one line) unless ``bucket`` on ``endpoint`` can be reached."""
+def check_endpoint(endpoint: S3Endpoint, bucket: str, timeout: float = 5.0, retry: RetryPolicy = RetryPolicy()) -> None:
+    """Raise EndpointError (one line) unless ``bucket`` on ``endpoint`` can be reached. Its
+    request is retried like any other on throttling and resets (``retry``); what retries cannot
+    fix (unreachable, refused credentials, a missing bucket) fails at once, and so does an
+    endpoint that stays silent for ``timeout``."""
     if not endpoint.access_key or not endpoint.secret_key:
         raise EndpointError(
             f"no credentials for the S3 endpoint {endpoint.url}: set AWS_ACCESS_KEY_ID and "
@@ -216,7 +227,7 @@ def check_endpoint(endpoint: S3Endpoint, bucket: str, timeout: float = 5.0) -> N
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
-        _client(endpoint, timeout).head_bucket(Bucket=bucket)
+        _client(endpoint, timeout, retry).head_bucket(Bucket=bucket)
     except ClientError as exc:
         code = str(exc.response.get("Error", {}).get("Code", ""))
         headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})

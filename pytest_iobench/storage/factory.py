@@ -23,6 +23,7 @@ from ..settings import Settings, SettingsError
 from . import deadline, stale
 from .base import Storage, join_key
 from .deadline import DEFAULT_OP_TIMEOUT
+from .retry import DEFAULT_BACKOFF, DEFAULT_RETRIES, RetryPolicy
 from .endpoint import EMBEDDED_BUCKET, EmbeddedS3, abort_uploads, check_endpoint, open_uploads
 from .errors import StorageTimeout, StorageUnsupported
 from .registry import LIBRARIES, StorageSpec, library_installed, missing_reason, open_storage
@@ -154,7 +155,9 @@ def check_settings(settings: Settings) -> None:
                     f"--iobench-bucket: an S3 endpoint ({endpoint.url}) is given but no bucket; "
                     "name one with --iobench-bucket NAME or --iobench-root s3://NAME/prefix"
                 )
-            check_endpoint(endpoint, bucket)
+            retries = settings.get("retries")
+            check_endpoint(endpoint, bucket, retry=RetryPolicy(DEFAULT_RETRIES if retries is None else retries,
+                                                               settings.get("backoff") or DEFAULT_BACKOFF))
         elif bucket:
             check_new_bucket_name(bucket, _s3_root_option(settings))
     root = settings.root
@@ -182,6 +185,9 @@ class StorageFactory:
         self._open: dict[tuple[str, str, str], Storage] = {}
         self._lock = threading.Lock()
         self._op_timeout = settings.get("op-timeout") or DEFAULT_OP_TIMEOUT
+        retries = settings.get("retries")
+        self._retry = {"retries": DEFAULT_RETRIES if retries is None else retries,
+                       "backoff": settings.get("backoff") or DEFAULT_BACKOFF}
         #: the roots ("local", "s3") this session has claimed its scratch area in (and looked
         #: for what killed sessions left): the S3 root's storage that holds the owner record
         self._claimed: dict[str, Storage | None] = {}
@@ -217,7 +223,7 @@ class StorageFactory:
             endpoint = self.endpoint()
             return StorageSpec(kind, library, bucket=self._bucket, prefix=join_key(self._prefix, sub),
                                endpoint_url=endpoint.url, region=endpoint.region,
-                               op_timeout=self._op_timeout)
+                               op_timeout=self._op_timeout, **self._retry)
         return StorageSpec(kind, library, root=os.path.join(self.local_root, *sub.split("/")) if sub else self.local_root,
                            op_timeout=self._op_timeout)
 

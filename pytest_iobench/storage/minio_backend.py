@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 from collections import deque
 
 import urllib3
@@ -33,12 +34,14 @@ from minio.error import S3Error
 
 from .base import Buffer, ObjectInfo, Storage, StreamWriter, check_key
 from .deadline import Timeouts
+from .retry import COUNTS, RetryPolicy, classify_exception, classify_status
 from .errors import StorageError, StorageNotFound
 from .s3common import (
     MAX_PARTS_IN_FLIGHT,
     PART_BUDGET,
     S3Location,
     check_stream_size,
+    completed_anyway,
     error_for_code,
     is_invalid_range,
 )
@@ -65,6 +68,47 @@ def translate(op: str, key: str, exc: Exception) -> StorageError:
     if isinstance(exc, S3Error):
         return error_for_code(op, key, LIBRARY, exc.code or "", f"{exc.code}: {exc.message}")
     return StorageError(op, key, LIBRARY, f"{type(exc).__name__}: {exc}")
+
+
+class _Retry(urllib3.Retry):
+    """urllib3's Retry with our backoff, counting each failed attempt and the wait after it.
+
+    Every method is retried (``allowed_methods=None``): urllib3 leaves POST out by default, and
+    a create or complete of a multipart upload is a POST that S3 throttles like any request.
+    A complete retried after its reply was lost finds the upload gone: _StreamingPut checks
+    the object then."""
+
+    policy = RetryPolicy()
+
+    def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
+        outcome = classify_status(response.status) if response is not None else classify_exception(error)
+        if outcome in ("throttle", "reset", "timeout"):
+            COUNTS.add(LIBRARY, **{outcome + "s": 1})
+        return super().increment(method, url, response, error, _pool, _stacktrace)
+
+    def get_backoff_time(self) -> float:
+        retries = len(self.history)
+        return self.policy.delay(retries) if retries else 0.0
+
+    def sleep(self, response=None) -> None:
+        """The wait before a retry (a Retry-After the endpoint sent, or our backoff): the next
+        attempt follows it, so it is counted here (a request's first attempt: _CountingPool)."""
+        started = time.monotonic()
+        super().sleep(response)
+        COUNTS.add(LIBRARY, attempts=1, retries=1, backoff_s=time.monotonic() - started)
+
+
+def retry_for(policy: RetryPolicy) -> urllib3.Retry:
+    retry_class = type("Retry", (_Retry,), {"policy": policy})
+    return retry_class(total=policy.retries, connect=policy.retries, read=policy.retries, status=policy.retries,
+                       allowed_methods=None, status_forcelist=[500, 502, 503, 504],
+                       raise_on_status=False)  # the last answer goes to the SDK, which names the S3 error
+
+
+class _CountingPool(urllib3.PoolManager):
+    def urlopen(self, method, url, redirect=True, **kw):
+        COUNTS.add(LIBRARY, requests=1, attempts=1)
+        return super().urlopen(method, url, redirect=redirect, **kw)
 
 
 class _Aborted(Exception):
@@ -190,6 +234,9 @@ class _StreamingPut(StreamWriter):
     def _commit(self) -> None:
         self.pipe.finish()
         self.thread.join()
+        if isinstance(self.error, S3Error) and self.error.code == "NoSuchUpload" and completed_anyway(
+                lambda: self.storage.stat(self.key).size, self.bytes_written):
+            return  # the complete was retried after its reply was lost: the object is there
         self._check("commit")
 
     def _abort(self) -> None:
@@ -205,12 +252,10 @@ class MinioStorage(Storage):
         super().__init__(location.uri())
         self.location = location
         ep = location.endpoint
-        http = urllib3.PoolManager(
+        http = _CountingPool(
             maxsize=32,
             timeout=urllib3.Timeout(connect=timeouts.connect, read=timeouts.read),
-            # Retry counts retries, not attempts; 503 is S3's SlowDown
-            retries=urllib3.Retry(total=timeouts.attempts - 1, backoff_factor=0.2,
-                                  status_forcelist=[500, 502, 503, 504]),
+            retries=retry_for(timeouts.retry),
         )
         self.client = Minio(
             ep.netloc, access_key=ep.access_key, secret_key=ep.secret_key,

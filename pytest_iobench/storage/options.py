@@ -7,6 +7,22 @@ import re
 from ..settings import Option, comma_list, declare, positive_int_list, positive_seconds, url
 from .deadline import DEFAULT_OP_TIMEOUT
 from .registry import ALL_LIBRARIES, STORAGE_KINDS
+from .retry import DEFAULT_BACKOFF, DEFAULT_RETRIES
+
+#: more retries than this only hide a dead endpoint behind minutes of backoff
+MOST_RETRIES = 20
+
+
+def retry_count(text: str) -> int:
+    """A whole number of retries, 0 to MOST_RETRIES."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a whole number; give 0 to {MOST_RETRIES}, such as 5") from None
+    if not 0 <= value <= MOST_RETRIES:
+        raise ValueError(f"{value} is out of range; give 0 to {MOST_RETRIES}, such as 5")
+    return value
+
 
 #: the most threads a test may be parametrized with: each holds buffers and connections, and
 #: far beyond the cores and the storage's queue depth they measure nothing but contention
@@ -49,4 +65,10 @@ declare(
     Option("op-timeout", "seconds any one storage operation may take before it fails naming the operation, "
            "key, library and endpoint; each S3 library's connect and read timeouts and retries are set "
            "from it", default=f"{DEFAULT_OP_TIMEOUT:g}", parse=positive_seconds, metavar="SECONDS"),
+    Option("retries", "retries of an S3 request that met throttling (503 SlowDown), a 500/502/504, a "
+           "connection reset or a timeout, the same for every library (0: no retry)",
+           default=str(DEFAULT_RETRIES), parse=retry_count, metavar="N"),
+    Option("backoff", "seconds the first retry waits at most; each next one up to twice as long "
+           "(exponential backoff, full jitter, at most 5 s)", default=f"{DEFAULT_BACKOFF:g}",
+           parse=positive_seconds, metavar="SECONDS"),
 )

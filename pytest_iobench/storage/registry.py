@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from .base import Storage
 from .deadline import DEFAULT_OP_TIMEOUT, DeadlineStorage, Timeouts
 from .s3common import S3Endpoint, S3Location
+from .retry import DEFAULT_BACKOFF, DEFAULT_RETRIES, RetryPolicy
 
 STORAGE_KINDS = ("local", "direct", "s3")
 
@@ -53,6 +54,9 @@ class StorageSpec:
     region: str = "us-east-1"
     #: seconds one operation may take (--iobench-op-timeout)
     op_timeout: float = DEFAULT_OP_TIMEOUT
+    #: retries of a request and the first backoff in seconds (--iobench-retries, --iobench-backoff)
+    retries: int = DEFAULT_RETRIES
+    backoff: float = DEFAULT_BACKOFF
 
     @property
     def id(self) -> str:
@@ -100,7 +104,7 @@ def _construct(spec: StorageSpec, endpoint: S3Endpoint | None) -> Storage:
     # the others.
     if spec.kind == "s3":
         location = S3Location(endpoint, spec.bucket, spec.prefix)
-        timeouts = Timeouts(spec.op_timeout)
+        timeouts = Timeouts(spec.op_timeout, retry=RetryPolicy(spec.retries, spec.backoff))
         if spec.library == "s3dlio":
             from .s3dlio_backend import S3dlioStorage
 

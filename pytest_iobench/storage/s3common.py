@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import mmap
 import threading
 from collections.abc import Callable
@@ -294,6 +295,27 @@ def error_from_text(op: str, key: str, library: str, text: str) -> StorageError:
         if code in text:
             return StoragePermissionDenied(op, key, library, text)
     return StorageError(op, key, library, text)
+
+
+def completed_anyway(size_of: Callable[[], int], expected_size: int, etag_of: Callable[[], str] | None = None,
+                     expected_etag: str = "") -> bool:
+    """After a complete-multipart-upload failed: is the object there anyway, with the size (and
+    the ETag, when the caller knows it) the upload would have given it? A complete whose reply
+    was lost is retried by the library and finds the upload gone (NoSuchUpload) although the
+    object was made: that is a success, not a reason to fail or abort."""
+    try:
+        if size_of() != expected_size:
+            return False
+        return etag_of is None or etag_of().strip('"') == expected_etag.strip('"')
+    except Exception:
+        return False
+
+
+def multipart_etag(part_etags: list[str]) -> str:
+    """The ETag S3 gives an object completed from parts with these ETags (each the MD5 of its
+    part): the MD5 of their digests, a dash and the number of parts."""
+    digest = hashlib.md5(b"".join(bytes.fromhex(e.strip('"')) for e in part_etags), usedforsecurity=False)
+    return f"{digest.hexdigest()}-{len(part_etags)}"
 
 
 def is_invalid_range(text: str) -> bool:

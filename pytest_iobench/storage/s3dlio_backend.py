@@ -42,8 +42,10 @@ from .errors import StorageError, StorageNotFound, os_error
 from .posix import TEMP_MARKER, drop_page_cache, fsync_dir, link_if_absent, temp_path
 from .s3common import (
     MAX_PARTS_IN_FLIGHT,
+    PART_BUFFERS,
     PART_SIZE,
     PartFiller,
+    completed_anyway,
     check_stream_size,
     S3Endpoint,
     S3Location,
@@ -77,7 +79,8 @@ def configure(endpoint: S3Endpoint, timeouts: Timeouts = Timeouts()) -> None:
         os.environ.update({
             "S3DLIO_CONNECT_TIMEOUT_SECS": f"{max(1, round(timeouts.connect))}",
             "S3DLIO_OPERATION_TIMEOUT_SECS": f"{max(1, round(timeouts.total))}",
-            "S3DLIO_MAX_RETRY_ATTEMPTS": str(timeouts.attempts),
+            # s3dlio retries with the AWS SDK's standard policy; only the attempts are settable
+            "S3DLIO_MAX_RETRY_ATTEMPTS": str(timeouts.retry.attempts),
         })
         s3dlio.configure_s3(endpoint_url=endpoint.url, region=endpoint.region)
         _configured.append(endpoint.url)
@@ -103,9 +106,9 @@ class _MultipartWriter(StreamWriter):
     def __init__(self, storage: "S3dlioStorage", key: str):
         super().__init__(storage, key)
         self.uri = storage.uri(key)
-        self.mpu = s3dlio.MultipartUploadWriter.from_uri(
-            self.uri, part_size=PART_SIZE, max_in_flight=MAX_PARTS_IN_FLIGHT, abort_on_drop=True
-        )
+        #: created with the first full part: an object smaller than a part is one PUT, and
+        #: leaves no upload to abort when that fails
+        self.mpu = None
         self.filler = PartFiller(self._send_part)  # the part being filled: this writer's own, not budgeted
 
     def _write(self, view: memoryview) -> None:
@@ -113,6 +116,13 @@ class _MultipartWriter(StreamWriter):
         self.filler.write(view)
 
     def _send_part(self, part: mmap.mmap) -> None:
+        if self.mpu is None:
+            try:
+                self.mpu = s3dlio.MultipartUploadWriter.from_uri(
+                    self.uri, part_size=PART_SIZE, max_in_flight=MAX_PARTS_IN_FLIGHT, abort_on_drop=True)
+            except Exception as exc:
+                PART_BUFFERS.give(part)
+                raise translate("write", self.key, exc) from exc
         self.filler.hold()
         view = np.frombuffer(part, dtype=np.uint8)
         # Runs when s3dlio drops the view and we hold no reference to it; holds ``part``.
@@ -127,16 +137,19 @@ class _MultipartWriter(StreamWriter):
 
     def _commit(self) -> None:
         try:
-            if self.bytes_written == 0:
-                # S3 refuses a multipart upload with no parts; an empty object is a plain PUT
-                self.mpu.abort()
-                s3dlio.put_bytes(self.uri, b"")
+            if self.mpu is None:  # less than a part: one PUT (S3 refuses an upload of no parts)
+                s3dlio.put_bytes(self.uri, bytes(self.filler.tail()))
             else:
                 tail = self.filler.tail()
                 if tail.nbytes:  # smaller than a part: s3dlio copies it at once
                     self.mpu.write(tail, copy=True)
                 tail.release()
-                self.mpu.close()  # waits for every part: their tokens and buffers are back when it returns
+                try:
+                    self.mpu.close()  # waits for every part: their tokens and buffers are back when it returns
+                except Exception as exc:
+                    # a complete retried after its reply was lost finds the upload gone
+                    if not completed_anyway(lambda: self.storage.stat(self.key).size, self.bytes_written):
+                        raise
         except Exception as exc:
             raise translate("commit", self.key, exc) from exc
         finally:
@@ -144,7 +157,8 @@ class _MultipartWriter(StreamWriter):
 
     def _abort(self) -> None:
         self.filler.close()
-        self.mpu.abort()  # releases every part it holds
+        if self.mpu is not None:
+            self.mpu.abort()  # releases every part it holds
 
 
 class _FileWriter(StreamWriter):
