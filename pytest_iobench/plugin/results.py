@@ -18,7 +18,7 @@ from ..report.session import FinishedRun, RunResults
 from ..report.text import comparison_lines, gate_line, suite_tables
 from ..report.writer import WrittenRun
 from ..settings import SettingsError
-from ..storage import deadline
+from ..storage import deadline, retry
 from .options import get_settings
 from .records import RECORD_KEY, new_record
 
@@ -109,6 +109,10 @@ class XdistController:
             self.results.collector.merge(output[WORKER_OUTPUT])
 
 
+#: the S3 libraries' counts when the test's setup began
+_OPS_BEFORE = pytest.StashKey[dict]()
+
+
 class ResultsPlugin:
     """The session's RunResults, fed by pytest's hooks."""
 
@@ -128,12 +132,18 @@ class ResultsPlugin:
         if getattr(fixturedef.func, "__module__", "").startswith("pytest_iobench."):
             self.results.collector.iobench_used = True
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        item.stash[_OPS_BEFORE] = retry.COUNTS.snapshot()
+
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_teardown(self, item: pytest.Item, nextitem):
         try:
             return (yield)
         finally:  # the record is complete once the test's fixtures are torn down
             record = item.stash.get(RECORD_KEY, None) or new_record(item)
+            if _OPS_BEFORE in item.stash:  # what the S3 libraries' requests met during the test
+                record.storage_ops = {**retry.COUNTS.since(item.stash[_OPS_BEFORE]), **record.storage_ops}
             worker = getattr(item.config, "workerinput", {}).get("workerid")
             self.results.collector.add_test(record_entry(record, worker))
 

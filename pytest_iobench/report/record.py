@@ -94,6 +94,9 @@ class TestRecord:
     warnings: list[str] = field(default_factory=list)
     #: structured extras (per-rank figures, layouts); reported, never compared
     details: dict[str, Any] = field(default_factory=dict)
+    #: per S3 library, what its requests met during the test: requests, attempts, retries,
+    #: throttles, resets, timeouts, backoff_s (storage/retry.py; filled in by the plugin)
+    storage_ops: dict[str, dict[str, float]] = field(default_factory=dict)
     outcome: str = ""
     duration: float = 0.0
     repeat: int = 1
@@ -247,6 +250,7 @@ class TestRecord:
             "criteria": [c.to_dict() for c in self.criteria],
             "warnings": list(self.warnings),
             "details": jsonable(self.details),
+            **({"storage_ops": jsonable(self.storage_ops)} if self.storage_ops else {}),
         }
 
 

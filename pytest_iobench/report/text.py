@@ -123,7 +123,21 @@ def suite_tables(document: dict[str, Any]) -> list[str]:
                 for t in tests if shows_row(t)]
         if rows:
             lines.extend(table(["test", "outcome", "key metrics", "criteria", "warnings"], rows))
+        lines.extend(f"  {short_id(t['id'])}: {text}" for t in tests if (text := retries_cell(t)))
     return lines
+
+
+def retries_cell(test: dict[str, Any]) -> str:
+    """What retrying cost a test, per S3 library, when anything was retried or failed on the
+    wire ("" otherwise): a run with faults must not look like a clean one."""
+    shown = []
+    for library, ops in sorted((test.get("storage_ops") or {}).items()):
+        if not any(ops[k] for k in ("retries", "throttles", "resets", "timeouts")):
+            continue
+        shown.append(f"{library} {ops['retries']} retries of {ops['requests']} requests "
+                     f"({ops['throttles']} throttled, {ops['resets']} reset, {ops['timeouts']} timed out), "
+                     f"{ops['backoff_s']:.2f} s in backoff")
+    return "; ".join(shown)
 
 
 def _listed(items: Sequence[str], limit: int = LIST_LIMIT) -> list[str]:
