@@ -185,3 +185,27 @@ def test_a_session_counts_retries_per_test_and_starts_through_throttling(pyteste
             assert counted["throttles"] > 0 and counted["retries"] >= counted["throttles"], (library, counted)
     lines = [line for line in result.stdout.lines if " retries of " in line]
     assert len(lines) == (0 if profile == "pass" else 2), lines
+
+
+ORPHAN_TEST = """
+import boto3, os
+
+def test_leaves_an_upload_open(storage):
+    loc = storage.location
+    client = boto3.client("s3", endpoint_url=loc.endpoint.url, region_name="us-east-1")
+    client.create_multipart_upload(Bucket=loc.bucket, Key=loc.object_name("orphan"))
+"""
+
+
+def test_an_upload_left_open_is_aborted_at_the_end_and_counted(pytester, monkeypatch, moto):
+    """A real upload nobody ends, under the session's scratch area on a given endpoint: none is
+    left open after the session, and the terminal says how many were aborted."""
+    for name, value in {"AWS_ACCESS_KEY_ID": moto.access_key, "AWS_SECRET_ACCESS_KEY": moto.secret_key,
+                        "AWS_ENDPOINT_URL": "", "IOBENCH_S3_ENDPOINT": ""}.items():
+        monkeypatch.setenv(name, value)
+    pytester.makepyfile(ORPHAN_TEST)
+    result = pytester.runpytest_subprocess("--iobench-storage=s3", "--iobench-libraries=boto3",
+                                           f"--iobench-s3-endpoint={moto.url}", f"--iobench-bucket={BUCKET}/orphans")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["iobench: aborted 1 multipart upload(s) left open under this session's scratch area"])
+    assert open_uploads(moto, BUCKET, "orphans/") == []

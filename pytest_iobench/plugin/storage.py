@@ -32,6 +32,9 @@ _FACTORY = pytest.StashKey[StorageFactory]()
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     factory = config.stash.get(_FACTORY, None)
+    if factory is not None and factory.aborted_uploads:
+        terminalreporter.write_line(f"iobench: aborted {factory.aborted_uploads} multipart upload(s) left open "
+                                    "under this session's scratch area")
     if factory is not None and factory.removed_stale:
         shown = ", ".join(factory.removed_stale[:5]) + (", ..." if len(factory.removed_stale) > 5 else "")
         terminalreporter.write_line(f"iobench: removed {len(factory.removed_stale)} leftovers of sessions that "

@@ -195,6 +195,8 @@ class StorageFactory:
         self._ending = threading.Event()
         #: what earlier sessions left and this one removed (reported in the terminal)
         self.removed_stale: list[str] = []
+        #: multipart uploads of this session's scratch area left open and aborted at its end
+        self.aborted_uploads = 0
         self.problems: list[str] = []
 
     # -- where things are -------------------------------------------------------------------
@@ -323,7 +325,7 @@ class StorageFactory:
                 s3_answers, s3_clean = not isinstance(exc, StorageTimeout), False
         if self._claimed.get("s3") is not None and s3_answers:
             try:  # our writers abort their uploads; one a writer never ended is aborted here
-                abort_uploads(self._endpoint, self._bucket, join_key(self._prefix, self.scratch) + "/",
+                self.aborted_uploads += abort_uploads(self._endpoint, self._bucket, join_key(self._prefix, self.scratch) + "/",
                               timeout=min(self._op_timeout, deadline.GRACE) if deadline.interrupted() else self._op_timeout)
                 if s3_clean:  # last: an area half removed is still known by its record
                     self._claimed["s3"].delete(self._owner_key)
