@@ -259,8 +259,9 @@ _URL_EXAMPLE = "give an http:// or https:// URL, such as http://127.0.0.1:9000"
 
 
 def url(text: str) -> str:
-    """An S3 endpoint URL: http(s)://host[:port], nothing else (checked here so that no client
-    library meets a URL it cannot take)."""
+    """An S3 endpoint URL: http(s)://host[:port][/path prefix], nothing else (checked here so
+    that no client library meets a URL it cannot take; minio, which cannot take a path, is
+    refused or skipped by the storage plan)."""
     scheme, _, rest = text.partition("://")
     if scheme not in ("http", "https") or not rest:
         raise ValueError(_URL_EXAMPLE)
@@ -280,7 +281,9 @@ def url(text: str) -> str:
     port_text = host_port.rpartition(":")[2] if ":" in host_port else ""
     if ":" in host_port and not (port_text.isdigit() and 1 <= int(port_text) <= 65535):
         raise ValueError(f"the port {port_text!r} is not a number from 1 to 65535; {_URL_EXAMPLE}")
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ValueError(f"an endpoint is a scheme, a host and a port, with no path, query or fragment "
-                         f"(minio cannot take one); {_URL_EXAMPLE}")
+    if parts.query or parts.fragment:
+        raise ValueError(f"an endpoint is a scheme, a host, a port and a path prefix (such as AIStore's "
+                         f"/s3), with no query or fragment; {_URL_EXAMPLE}")
+    if "//" in parts.path:
+        raise ValueError(f"the path prefix {parts.path!r} has an empty segment; {_URL_EXAMPLE}")
     return text.rstrip("/")

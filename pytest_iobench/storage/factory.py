@@ -26,7 +26,7 @@ from .deadline import DEFAULT_OP_TIMEOUT
 from .retry import DEFAULT_BACKOFF, DEFAULT_RETRIES, RetryPolicy
 from .endpoint import EMBEDDED_BUCKET, EmbeddedS3, abort_uploads, check_endpoint, open_uploads
 from .errors import StorageTimeout, StorageUnsupported
-from .registry import LIBRARIES, StorageSpec, library_installed, missing_reason, open_storage
+from .registry import LIBRARIES, StorageSpec, endpoint_limit, library_installed, missing_reason, open_storage
 from .s3common import S3Endpoint
 
 DATASETS_AREA = "iobench-datasets"
@@ -62,7 +62,10 @@ def plan_storages(settings: Settings) -> list[StorageParam]:
                 f"valid for {kind}: {', '.join(LIBRARIES[kind])}"
             )
         for lib in libraries:
-            params.append(StorageParam(kind, lib, None if library_installed(lib) else missing_reason(lib)))
+            cannot = kind == "s3" and endpoint_limit(lib, settings.s3_endpoint)
+            if cannot and explicit:
+                raise SettingsError(f"--iobench-libraries: {cannot}")
+            params.append(StorageParam(kind, lib, cannot or (None if library_installed(lib) else missing_reason(lib))))
     unused = [lib for lib in explicit or () if not any(lib in LIBRARIES[kind] for kind in settings.storage)]
     if unused:
         serving = "; ".join(f"{kind}: {', '.join(LIBRARIES[kind])}" for kind in settings.storage)

@@ -23,6 +23,10 @@ Each request is passed on with ``Connection: close`` in its head, so a connectio
 request and a fault hits exactly the request it was drawn for; the clients reconnect (on
 loopback a connect costs well under a millisecond).
 
+``path_prefix="/s3"`` serves the upstream under that path, as AIStore serves its S3 API:
+``/s3/bucket/key`` is passed on as ``/bucket/key``, and a request outside the prefix is
+answered 404, so a client that drops the prefix fails instead of passing by luck.
+
 Bounded and self-stopping: it listens on 127.0.0.1 only and forwards only to a loopback
 upstream, holds at most ``max_connections`` connections (more are refused), and stops by itself
 after ``lifetime`` seconds if its owner never calls ``stop``; its threads are daemons.
@@ -159,8 +163,11 @@ class FaultProxy:
     point clients at ``proxy.url``. ``stats`` counts requests by fate."""
 
     def __init__(self, upstream: str, profile: Profile = PASS, *, max_connections: int = 256,
-                 lifetime: float = 3600.0, io_timeout: float = 60.0):
+                 lifetime: float = 3600.0, io_timeout: float = 60.0, path_prefix: str = ""):
         parts = urlsplit(upstream)
+        if path_prefix and (not path_prefix.startswith("/") or path_prefix.endswith("/") or "?" in path_prefix):
+            raise ValueError(f"the path prefix {path_prefix!r} is not a path such as /s3")
+        self.path_prefix = path_prefix
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError(f"the upstream {upstream!r} is not an http://host:port URL")
         if not _is_loopback(parts.hostname):
@@ -182,7 +189,8 @@ class FaultProxy:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        """Where clients point: the listening port, and the path prefix if any."""
+        return f"http://127.0.0.1:{self.port}{self.path_prefix}"
 
     @property
     def profile(self) -> Profile:
@@ -254,6 +262,14 @@ class FaultProxy:
             request, rest = _read_head(client)
             if request is None:
                 return
+            if self.path_prefix:
+                unprefixed = _strip_prefix(request, self.path_prefix)
+                if unprefixed is None:
+                    self.stats["outside-prefix"] += 1
+                    _drain_body(client, request, rest)
+                    client.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    return
+                request = unprefixed
             with self._lock:
                 n, self._count = self._count, self._count + 1
                 schedule = self._schedule
@@ -329,6 +345,23 @@ def _read_head(sock: socket.socket) -> tuple[_Request | None, bytes]:
         name, _, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
     return _Request(head + b"\r\n\r\n", lines[0].split(" ", 1)[0], headers), rest
+
+
+def _strip_prefix(request: _Request, prefix: str) -> _Request | None:
+    """The request with ``prefix`` taken off its target's path; None if it is not under it."""
+    line, _, rest = request.head.partition(b"\r\n")
+    method, _, tail = line.partition(b" ")
+    target, _, version = tail.partition(b" ")
+    raw = prefix.encode("latin-1")
+    if target == raw:
+        target = b"/"
+    elif target.startswith(raw + b"/"):
+        target = target[len(raw):]
+    elif target.startswith(raw + b"?"):
+        target = b"/" + target[len(raw):]
+    else:
+        return None
+    return _Request(b"%s %s %s\r\n%s" % (method, target, version, rest), request.method, request.headers)
 
 
 def _closing(head: bytes) -> bytes:

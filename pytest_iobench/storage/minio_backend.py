@@ -34,6 +34,7 @@ from minio.error import S3Error
 
 from .base import Buffer, ObjectInfo, Storage, StreamWriter, check_key
 from .deadline import Timeouts
+from .registry import endpoint_limit
 from .retry import COUNTS, RetryPolicy, classify_exception, classify_status
 from .errors import StorageError, StorageNotFound
 from .s3common import (
@@ -252,6 +253,9 @@ class MinioStorage(Storage):
         super().__init__(location.uri())
         self.location = location
         ep = location.endpoint
+        cannot = endpoint_limit(LIBRARY, ep.url)
+        if cannot:  # the SDK would drop the path and talk to the wrong place
+            raise StorageError("open", "", LIBRARY, cannot)
         http = _CountingPool(
             maxsize=32,
             timeout=urllib3.Timeout(connect=timeouts.connect, read=timeouts.read),

@@ -11,6 +11,7 @@ import importlib.util
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from urllib.parse import urlsplit
 
 from .base import Storage
 from .deadline import DEFAULT_OP_TIMEOUT, DeadlineStorage, Timeouts
@@ -38,6 +39,22 @@ def library_installed(library: str) -> bool:
 
 def missing_reason(library: str) -> str:
     return f"the {library} library is not installed (pip install {_MODULES[library]})"
+
+
+#: the S3 libraries that cannot reach an endpoint under a path prefix (AIStore's /s3), and why
+_NO_PATH_PREFIX = {
+    "minio": "its SDK refuses an endpoint with a path",
+    "s3dlio": "it drops the path of its endpoint URL and sends /bucket/key to the host",
+}
+
+
+def endpoint_limit(library: str, endpoint_url: str | None) -> str | None:
+    """Why ``library`` cannot reach ``endpoint_url``, or None: only boto3 keeps an endpoint's
+    path prefix in its requests (tests/test_path_prefix.py shows each case)."""
+    if library in _NO_PATH_PREFIX and endpoint_url and urlsplit(endpoint_url).path.strip("/"):
+        return (f"{library} cannot reach {endpoint_url} (an S3 API under a path prefix): "
+                f"{_NO_PATH_PREFIX[library]}; use boto3 for it")
+    return None
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ from .deadline import Timeouts
 from .direct import probe_odirect
 from .errors import StorageError, StorageNotFound, os_error
 from .posix import TEMP_MARKER, drop_page_cache, fsync_dir, link_if_absent, temp_path
+from .registry import endpoint_limit
 from .s3common import (
     MAX_PARTS_IN_FLIGHT,
     PART_BUFFERS,
@@ -215,6 +216,9 @@ class S3dlioStorage(Storage):
         self.scheme = {"s3": "s3", "local": "file", "direct": "direct"}[kind]
         if self.scheme == "s3":
             assert location is not None
+            cannot = endpoint_limit(LIBRARY, location.endpoint.url)
+            if cannot:  # it would send the requests past the prefix, to the wrong place
+                raise StorageError("open", "", LIBRARY, cannot)
             configure(location.endpoint, timeouts)
             self.location = location
             super().__init__(location.uri())
