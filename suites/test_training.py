@@ -20,7 +20,7 @@ import re
 import time
 import uuid
 
-from pytest_iobench.mpi.training import measure_training, run_training_session
+from pytest_iobench.mpi.training import measure_training, run_training_session, settle_for
 
 #: a run that takes longer than this shows rank 0's progress, at most every PROGRESS_EVERY seconds
 PROGRESS_AFTER = PROGRESS_EVERY = 2.0
@@ -51,6 +51,8 @@ def test_training(training_workload, storage, ranks, mpi_session, iobench_config
         # an adopted DLIO dataset larger than the workload asks: its first files, as DLIO reads them
         config = config.with_overrides([f"dataset.num_files_generated={dataset.spec.num_files_generated}"])
     waived = EMBEDDED_S3 if storage.kind == "s3" and storage_factory.embedded else ""
+    # a dataset this session generated: the first run waits the settle time (once per test)
+    settle = [settle_for(config, iobench_config.settle, generated=not dataset.reused)]
 
     def run():
         checkpoints = f"training-checkpoints-{uuid.uuid4().hex[:10]}"
@@ -67,7 +69,8 @@ def test_training(training_workload, storage, ranks, mpi_session, iobench_config
                 return run_training_session(
                     mpi_session, config, dataset.area, ranks=ranks, dataset_prefix=dataset.prefix,
                     output_folder=dlio_output_dir, dataset_bytes=dataset.bytes,
-                    checkpoint_storage=storage, checkpoint_prefix=checkpoints, scale=iobench_config.scale)
+                    checkpoint_storage=storage, checkpoint_prefix=checkpoints, scale=iobench_config.scale,
+                    settle_seconds=settle.pop() if settle else 0.0)
         finally:
             if config.workflow.checkpoint:
                 storage.delete_prefix(checkpoints + "/")

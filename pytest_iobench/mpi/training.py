@@ -41,6 +41,19 @@ class TrainingOutcome:
     nominal_dataset_bytes: int = 0
     #: checkpoints written during training: per checkpoint the longest rank's seconds and the bytes
     checkpoints: dict[str, Any] = field(default_factory=dict)
+    #: the settle asked for before training (0: none), and how long each rank waited for it
+    settle_seconds: float = 0.0
+    settle_waited: list[float] = field(default_factory=list)
+
+
+def settle_for(config: WorkloadConfig, option: float | None, generated: bool) -> float:
+    """Seconds to let the store settle before reading a dataset: --iobench-settle (``option``)
+    if given, else the workload's storage.post_generation_settle_seconds (the MLCommons fork's
+    key); 0 unless the dataset was ``generated`` by this session (one read from an earlier
+    run has long settled)."""
+    if not generated:
+        return 0.0
+    return float(option if option is not None else config.storage.post_generation_settle_seconds or 0)
 
 
 def training_checkpoints(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -88,11 +101,14 @@ def run_training_session(session: MPISession, config: WorkloadConfig, storage: S
                          dataset_prefix: str = "", output_folder: str | None = None,
                          opener: str | None = None, run_seed: int | None = None,
                          checkpoint_storage: Storage | None = None, checkpoint_prefix: str = "",
-                         scale: float = 1.0, dataset_bytes: int | None = None) -> TrainingOutcome:
+                         scale: float = 1.0, dataset_bytes: int | None = None,
+                         settle_seconds: float = 0.0) -> TrainingOutcome:
     """Train ``config`` on ``ranks`` ranks reading the dataset under ``dataset_prefix`` of
     ``storage``; with ``output_folder``, DLIO's output files are written there. With
     workflow.checkpoint, checkpoints (sizes times ``scale``) go to ``checkpoint_storage``.
-    ``dataset_bytes``: the dataset's size (for the page-cache warning; default: nominal)."""
+    ``dataset_bytes``: the dataset's size (for the page-cache warning; default: nominal).
+    ``settle_seconds``: rank 0 waits that long first, then every rank passes a barrier
+    (settle_for; the wait is recorded, outside every figure)."""
     if storage.spec is None:
         raise ValueError(f"{storage!r} has no spec: open it with open_storage so ranks can open it too")
     if config.workflow.checkpoint and (checkpoint_storage is None or checkpoint_storage.spec is None):
@@ -104,7 +120,8 @@ def run_training_session(session: MPISession, config: WorkloadConfig, storage: S
     run_seed = new_run_seed() if run_seed is None else run_seed
     job = training_job(config, storage.spec, dataset_prefix, run_seed=run_seed, opener=opener,
                        checkpoint_storage=checkpoint_storage.spec if checkpoint_storage is not None else None,
-                       checkpoint_prefix=checkpoint_prefix, scale=scale, seed=run_seed)
+                       checkpoint_prefix=checkpoint_prefix, scale=scale, seed=run_seed,
+                       settle_seconds=settle_seconds)
     reuse = storage if (not dataset_prefix and not (config.reader.odirect and storage.kind == "local")) else None
     run = session.run(job, ranks, storage=reuse)
     results = run.results
@@ -124,7 +141,9 @@ def run_training_session(session: MPISession, config: WorkloadConfig, storage: S
     warnings.extend(config.notes)
     warnings.extend(note for note in windows if note)
     outcome = TrainingOutcome(config, ranks, storage.id, summary, results, run, warnings,
-                              nominal_dataset_bytes=dataset_bytes, checkpoints=checkpoints)
+                              nominal_dataset_bytes=dataset_bytes, checkpoints=checkpoints,
+                              settle_seconds=settle_seconds,
+                              settle_waited=[r.get("settle_seconds", 0.0) for r in results])
     # output.folder in the workload wins over the caller's folder, as in DLIO
     output_folder = config.output.folder or output_folder
     if output_folder:
@@ -136,6 +155,14 @@ def run_training_session(session: MPISession, config: WorkloadConfig, storage: S
         outcome.dlio_files = write_training_outputs(output_folder, summary_json, results, hosts)
         outcome.dlio_files.append(write_log(os.path.join(output_folder, config.output.log_file), outcome))
     return outcome
+
+
+def _settle_record(runs: list[TrainingOutcome]) -> dict[str, Any]:
+    settled = [o for o in runs if o.settle_seconds > 0]
+    if not settled:
+        return {"seconds": 0.0}
+    return {"seconds": settled[0].settle_seconds, "run": runs.index(settled[0]),
+            "waited_seconds_per_rank": settled[0].settle_waited}
 
 
 def write_log(path: str, outcome: TrainingOutcome) -> str:
@@ -266,6 +293,8 @@ def record_training(record, outcome: TrainingOutcome, floor_waived: str = "", *,
         "slowest_phase": s["slowest_phase"],
         "dlio_files": outcome.dlio_files,
         "checkpoints": outcome.checkpoints,
+        # the wait after generation (settle_for), in whichever run made it; in no figure
+        "settle": _settle_record(runs or [outcome]),
         "per_rank": [
             {"rank": r["rank"], "host": r.get("host", {}).get("hostname"),
              "storage": "-".join(r["storage"].values()) if "storage" in r else outcome.storage_id,

@@ -11,6 +11,7 @@ environment) and what to do. ``run_rank`` returns the rank's figures.
 from __future__ import annotations
 
 import importlib
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
@@ -55,10 +56,13 @@ def storage_at(spec: StorageSpec | dict, prefix: str = "", *, odirect: bool = Fa
 
 def training_job(config: WorkloadConfig, storage: StorageSpec, dataset_prefix: str = "", *,
                  run_seed: int, opener: str | None = None, checkpoint_storage: StorageSpec | None = None,
-                 checkpoint_prefix: str = "", scale: float = 1.0, seed: int = 0) -> dict[str, Any]:
+                 checkpoint_prefix: str = "", scale: float = 1.0, seed: int = 0,
+                 settle_seconds: float = 0.0) -> dict[str, Any]:
     """The job of a training run. ``opener`` ("module:function") replaces the data layer's
     format readers: function(storage, key, dataset_spec) -> SampleFile. Checkpoints (when
-    workflow.checkpoint is set) go to ``checkpoint_storage`` under ``checkpoint_prefix``."""
+    workflow.checkpoint is set) go to ``checkpoint_storage`` under ``checkpoint_prefix``.
+    ``settle_seconds``: rank 0 waits that long before training, then every rank passes a
+    barrier (a dataset just written to an eventually consistent store)."""
     return {
         "kind": "train",
         "workload": config_payload(config),
@@ -70,7 +74,19 @@ def training_job(config: WorkloadConfig, storage: StorageSpec, dataset_prefix: s
         "checkpoint_prefix": checkpoint_prefix,
         "scale": scale,
         "seed": seed,
+        "settle_seconds": settle_seconds,
     }
+
+
+def settle(comm, seconds: float) -> float:
+    """Rank 0 waits ``seconds``, then every rank passes a barrier: no rank reads before the
+    store has had that long to settle. Returns how long this rank waited (outside every
+    training figure: it runs before the first epoch's clock starts)."""
+    started = time.perf_counter()
+    if comm.rank == 0:
+        time.sleep(seconds)
+    comm.barrier()
+    return time.perf_counter() - started
 
 
 def checkpoint_job(config: WorkloadConfig, storage: StorageSpec, prefix: str = "", *, scale: float = 1.0,
@@ -143,7 +159,9 @@ def run_rank(job: dict[str, Any], comm, progress: Callable[[str], None] | None =
 
             target = storage_at(job["checkpoint_storage"], job.get("checkpoint_prefix", ""), environ=environ)
             hook = checkpoint_hook(config, target, comm, scale=job.get("scale", 1.0), seed=job.get("seed", 0))
+        waited = settle(comm, job["settle_seconds"]) if job.get("settle_seconds") else 0.0
         result = run_training(config, data, comm, run_seed=job["run_seed"], checkpoint=hook, progress=progress)
+        result["settle_seconds"] = waited
         result["host"] = host_info()
         # what this rank read through (reader.odirect turns local into direct): the page-cache
         # warning follows it, not the key

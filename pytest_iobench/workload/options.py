@@ -79,6 +79,17 @@ def seconds(text: str) -> float:
     return value
 
 
+def settle_seconds(text: str) -> float:
+    """0 or more seconds, such as 30 or 0.5."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError("give a number of seconds, 0 or more, such as 30") from None
+    if not 0 <= value < float("inf"):
+        raise ValueError("give a number of seconds, 0 or more, such as 30")
+    return value
+
+
 declare(
     Option("workload", "workloads to run: names of the shipped workloads (pytest_iobench/workloads/) or paths of DLIO workload YAML files "
            "(comma list); default: each suite's scaled-down workloads", parse=comma_list(), metavar="NAMES"),
@@ -95,6 +106,9 @@ declare(
            "default: a local temporary directory", parse=directory, metavar="PATH"),
     Option("mpi-timeout", "seconds before a multi-rank run is ended and the ranks that did not finish are named",
            default="900", parse=seconds, metavar="SECONDS"),
+    Option("settle", "seconds rank 0 waits after a dataset is generated, before the ranks read it (all ranks "
+           "then pass a barrier; the wait is recorded, not counted in any figure); default: the workload's "
+           "storage.post_generation_settle_seconds", parse=settle_seconds, metavar="SECONDS"),
     Option("scale", "checkpoint size scale, e.g. 1/1000 (1 = the model's full size)", default="1/1000",
            parse=scale, metavar="FRACTION"),
 )

@@ -243,8 +243,9 @@ SCHEMA = Section({
         # by name (config._cross_checks)
         "storage_options": Key(None, storage_options),
         "storage_library": Key(None, optional_text, NOT_EMULATED_STORAGE + " (the MLCommons fork's key)"),
-        "post_generation_settle_seconds": Key(0, number(0), "the MLCommons fork's pause after generating "
-                                              "a dataset; nothing waits here: a dataset is read once written"),
+        # the MLCommons fork's pause after generating a dataset, for eventually consistent
+        # stores (mpi/training.settle; --iobench-settle overrides it)
+        "post_generation_settle_seconds": Key(0, number(0)),
     }),
     "reader": Section({
         "data_loader": Key("tensorflow", choice("pytorch", "tensorflow", "dali", "native_dali", "synthetic", "custom"),
