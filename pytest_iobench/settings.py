@@ -258,6 +258,26 @@ def mask(text: str) -> str:
 _URL_EXAMPLE = "give an http:// or https:// URL, such as http://127.0.0.1:9000"
 
 
+def urls(text: str) -> str:
+    """One S3 endpoint URL, or several gateways of the same store comma-separated
+    (``http://a:9000,http://b:9000``); each is checked as ``url`` checks it."""
+    items = [item.strip() for item in text.split(",")]
+    if len(items) > 1 and not all(items):
+        raise ValueError(f"an empty endpoint in the list; give URLs separated by commas, such as "
+                         "http://a:9000,http://b:9000")
+    out = []
+    for item in items:
+        try:
+            out.append(url(item))
+        except HiddenValueError:
+            raise
+        except ValueError as exc:
+            raise ValueError(f"{item!r}: {exc}" if len(items) > 1 else str(exc)) from None
+    if len(set(out)) != len(out):
+        raise ValueError("an endpoint is named twice; name each gateway once")
+    return ",".join(out)
+
+
 def url(text: str) -> str:
     """An S3 endpoint URL: http(s)://host[:port][/path prefix], nothing else (checked here so
     that no client library meets a URL it cannot take; minio, which cannot take a path, is

@@ -285,7 +285,7 @@ def test_put_is_one_request(storage, storage_factory, space):
     storage.put(key, payload(12 * MiB, 4))
     endpoint = storage_factory.endpoint()
     client = boto3.session.Session().client(
-        "s3", endpoint_url=endpoint.url, aws_access_key_id=endpoint.access_key,
+        "s3", endpoint_url=endpoint.urls[0], aws_access_key_id=endpoint.access_key,
         aws_secret_access_key=endpoint.secret_key, region_name=endpoint.region)
     etag = client.head_object(Bucket=storage.spec.bucket, Key=storage.location.object_name(key))["ETag"]
     assert "-" not in etag.strip('"'), f"{where(storage, 'put', key)}: a multipart upload (ETag {etag}), not one PUT"

@@ -307,6 +307,15 @@ def record_training(record, outcome: TrainingOutcome, floor_waived: str = "", *,
             for r in outcome.results],
         "effective_config": config.to_dict(),
     }
+    if not outcome.run.in_process:  # ranks of other processes: their endpoints' share (spread.py)
+        spread = record.details.setdefault("endpoints", {})
+        for result in (r for run in runs or [outcome] for r in run.results):
+            for url, counts in result.get("endpoints", {}).items():
+                mine = spread.setdefault(url, dict.fromkeys(counts, 0))
+                for name, value in counts.items():
+                    mine[name] += value
+        if not spread:
+            del record.details["endpoints"]
     floor = s["au_floor_percent"]
     au = record.metrics["train_au_percent"].value
     if runs is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ..report.record import KINDS, TestRecord
+from ..storage.spread import TALLY
 from .options import get_settings
 
 RECORD_KEY = pytest.StashKey[TestRecord]()
@@ -75,10 +76,18 @@ def iobench_record(request: pytest.FixtureRequest) -> TestRecord:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item):
     """A criterion that is not met fails the test, with its explanation."""
+    before = TALLY.snapshot()
     result = yield
     record = item.stash.get(RECORD_KEY, None)
     if record is None:
         return result
+    spread = TALLY.since(before, TALLY.snapshot())
+    if spread:  # several endpoints: what each served for this test (in this process)
+        record.details.setdefault("endpoints", {})
+        for url, counts in spread.items():
+            mine = record.details["endpoints"].setdefault(url, dict.fromkeys(counts, 0))
+            for name, value in counts.items():
+                mine[name] += value
     if record.kind and record.kind not in KINDS:
         pytest.fail(f"iobench_record.kind = {record.kind!r} is not a kind; valid: {', '.join(KINDS)}", pytrace=False)
     if record.failed_criteria:

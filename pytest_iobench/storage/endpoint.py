@@ -185,7 +185,7 @@ def _client(endpoint: S3Endpoint, timeout: float, retry: RetryPolicy | None = No
 
     client = boto3.session.Session().client(
         "s3",
-        endpoint_url=endpoint.url,
+        endpoint_url=endpoint.urls[0],  # gateways of one store: any of them serves the bucket
         aws_access_key_id=endpoint.access_key,
         aws_secret_access_key=endpoint.secret_key,
         aws_session_token=endpoint.session_token,
@@ -216,6 +216,10 @@ def check_endpoint(endpoint: S3Endpoint, bucket: str, timeout: float = 5.0, retr
             f"no credentials for the S3 endpoint {endpoint.url}: set AWS_ACCESS_KEY_ID and "
             "AWS_SECRET_ACCESS_KEY (or IOBENCH_S3_ACCESS_KEY / IOBENCH_S3_SECRET_KEY)"
         )
+    if len(endpoint.urls) > 1:  # every gateway must answer
+        for one in endpoint.each():
+            check_endpoint(one, bucket, timeout)
+        return
     try:  # the settings checked the URL; an endpoint made in code may still be malformed
         address = (endpoint.host, endpoint.port)
     except ValueError as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from ..settings import Option, comma_list, declare, positive_int_list, positive_seconds, url
+from ..settings import Option, comma_list, declare, positive_int_list, positive_seconds, urls
 from .deadline import DEFAULT_OP_TIMEOUT
 from .registry import ALL_LIBRARIES, STORAGE_KINDS
 from .retry import DEFAULT_BACKOFF, DEFAULT_RETRIES
@@ -53,8 +53,9 @@ declare(
            parse=thread_counts, metavar="N,N"),
     Option("root", "the directory under test, or s3://bucket/prefix for the s3 storage; "
            "default: a fresh temporary directory and the embedded endpoint's bucket", metavar="PATH"),
-    Option("s3-endpoint", "S3 endpoint URL; default: an embedded S3 server (moto) on 127.0.0.1",
-           env=("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"), parse=url, metavar="URL"),
+    Option("s3-endpoint", "S3 endpoint URL, or several gateways of one store comma-separated (requests "
+           "are spread over them by object name); default: an embedded S3 server (moto) on 127.0.0.1",
+           env=("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"), parse=urls, metavar="URL[,URL]"),
     Option("bucket", "bucket (optionally bucket/prefix) on the S3 endpoint", metavar="NAME"),
     Option("s3-region", "S3 region", default="us-east-1", env=("AWS_REGION", "AWS_DEFAULT_REGION"),
            parse=region, metavar="REGION"),

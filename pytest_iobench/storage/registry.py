@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from urllib.parse import urlsplit
 
 from .base import Storage
@@ -51,7 +51,10 @@ _NO_PATH_PREFIX = {
 def endpoint_limit(library: str, endpoint_url: str | None) -> str | None:
     """Why ``library`` cannot reach ``endpoint_url``, or None: only boto3 keeps an endpoint's
     path prefix in its requests (tests/test_path_prefix.py shows each case)."""
-    if library in _NO_PATH_PREFIX and endpoint_url and urlsplit(endpoint_url).path.strip("/"):
+    if library == "s3dlio" and endpoint_url and "," in endpoint_url:
+        return (f"s3dlio cannot spread over several endpoints ({endpoint_url}) here: its client is bound to "
+                "one endpoint per process and its MultiEndpointStore is not wired in yet; use boto3 or minio")
+    if library in _NO_PATH_PREFIX and endpoint_url and any(urlsplit(u).path.strip("/") for u in endpoint_url.split(",")):
         return (f"{library} cannot reach {endpoint_url} (an S3 API under a path prefix): "
                 f"{_NO_PATH_PREFIX[library]}; use boto3 for it")
     return None
@@ -109,7 +112,13 @@ def open_storage(spec: StorageSpec, endpoint: S3Endpoint | None = None, environ:
         )
     if spec.kind == "s3" and endpoint is None:
         endpoint = endpoint_from_env(spec, os.environ if environ is None else environ)
-    storage = _construct(spec, endpoint)
+    if spec.kind == "s3" and len(endpoint.urls) > 1:
+        from .spread import SpreadStorage
+
+        one = lambda url: _construct(spec, replace(endpoint, url=url))  # noqa: E731
+        storage = SpreadStorage(S3Location(endpoint, spec.bucket, spec.prefix), endpoint.urls, one)
+    else:
+        storage = _construct(spec, endpoint)
     storage.spec = spec
     if spec.kind == "s3":  # network calls: each under its deadline (local ones: see deadline.py)
         storage = DeadlineStorage(storage, spec.op_timeout, where=endpoint.url)

@@ -6,7 +6,7 @@ import hashlib
 import mmap
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
 from .base import join_key
@@ -207,6 +207,16 @@ class S3Endpoint:
         # the settings refuse user:password in a URL; an endpoint made in code may still carry
         # one, and its URL is in messages
         register_secret(urlsplit(self.url).password)
+
+    @property
+    def urls(self) -> list[str]:
+        """Every endpoint URL: several gateways of one store are given comma-separated
+        (spread.py spreads the requests over them)."""
+        return self.url.split(",")
+
+    def each(self) -> list["S3Endpoint"]:
+        """One S3Endpoint per URL, with the same credentials."""
+        return [replace(self, url=url) for url in self.urls]
 
     @property
     def secure(self) -> bool:

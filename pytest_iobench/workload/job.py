@@ -19,6 +19,7 @@ from typing import Any
 from ..storage import Storage, StorageSpec, open_storage
 from ..storage.base import join_key
 from ..storage.counting import CountingStorage
+from ..storage.spread import TALLY
 from .config import WorkloadConfig, build_config, masked, masked_override
 from .dlio_output import host_info
 from .loop import DatasetAccess, run_training
@@ -160,8 +161,11 @@ def run_rank(job: dict[str, Any], comm, progress: Callable[[str], None] | None =
             target = storage_at(job["checkpoint_storage"], job.get("checkpoint_prefix", ""), environ=environ)
             hook = checkpoint_hook(config, target, comm, scale=job.get("scale", 1.0), seed=job.get("seed", 0))
         waited = settle(comm, job["settle_seconds"]) if job.get("settle_seconds") else 0.0
+        before = TALLY.snapshot()
         result = run_training(config, data, comm, run_seed=job["run_seed"], checkpoint=hook, progress=progress)
         result["settle_seconds"] = waited
+        # what each endpoint served this rank (several endpoints; spread.py)
+        result["endpoints"] = TALLY.since(before, TALLY.snapshot())
         result["host"] = host_info()
         # what this rank read through (reader.odirect turns local into direct): the page-cache
         # warning follows it, not the key
