@@ -81,13 +81,15 @@ def training_job(config: WorkloadConfig, storage: StorageSpec, dataset_prefix: s
 
 def settle(comm, seconds: float) -> float:
     """Rank 0 waits ``seconds``, then every rank passes a barrier: no rank reads before the
-    store has had that long to settle. Returns how long this rank waited (outside every
-    training figure: it runs before the first epoch's clock starts)."""
-    started = time.perf_counter()
+    store has had that long to settle. Returns the seconds from rank 0's start of the wait to
+    this rank passing the barrier, on the wall clock (ranks start at different times, so a
+    rank's own wait says less): at least ``seconds`` on every rank. Outside every training
+    figure: it runs before the first epoch's clock starts."""
+    began = comm.bcast(time.time() if comm.rank == 0 else None, root=0)
     if comm.rank == 0:
         time.sleep(seconds)
     comm.barrier()
-    return time.perf_counter() - started
+    return time.time() - began
 
 
 def checkpoint_job(config: WorkloadConfig, storage: StorageSpec, prefix: str = "", *, scale: float = 1.0,
