@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import ctypes
 import re
-import threading
 
 import psutil
+
+from ..sampling import PeriodicSampler
 
 _CLEAR_REFS = "/proc/self/clear_refs"
 _STATUS = "/proc/self/status"
@@ -56,17 +57,17 @@ def high_water_mark() -> int | None:
     return int(match.group(1)) * 1024 if match else None
 
 
-class PeakRSS:
+class PeakRSS(PeriodicSampler):
+    thread_name = "iobench-rss"
+
     def __init__(self, interval: float = 0.005):
-        self.interval = interval
+        super().__init__(interval)
         self.start = 0
         self.peak = 0
         #: how the peak was measured (the document says it)
         self.method = ""
         self._reset = False
         self._process = psutil.Process()
-        self._done = threading.Event()
-        self._thread: threading.Thread | None = None
 
     @property
     def growth(self) -> int:
@@ -78,11 +79,7 @@ class PeakRSS:
         if rss > self.peak:
             self.peak = rss
 
-    def _run(self) -> None:
-        while not self._done.wait(self.interval):
-            self._sample()
-
-    def __enter__(self) -> "PeakRSS":
+    def _begin(self) -> None:
         trimmed = trim_heap()
         self._reset = reset_high_water_mark()
         self.start = self.peak = self._process.memory_info().rss
@@ -90,15 +87,9 @@ class PeakRSS:
                        else f"RSS sampled every {self.interval * 1000:g} ms")
         if trimmed:
             self.method += ", after the heap's free memory was returned (malloc_trim)"
-        self._thread = threading.Thread(target=self._run, name="iobench-rss", daemon=True)
-        self._thread.start()
-        return self
 
     def __exit__(self, *exc) -> None:
-        self._done.set()
-        if self._thread is not None:
-            self._thread.join()
-        self._sample()
+        super().__exit__(*exc)
         hwm = high_water_mark() if self._reset else None
         if hwm is not None:
             self.peak = max(self.peak, hwm)

@@ -18,10 +18,11 @@ than ``MAX_CV`` (coefficient of variation), is flagged: its figures are unfit fo
 from __future__ import annotations
 
 import statistics
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+
+from ..sampling import PeriodicSampler
 
 #: seconds between samples of the byte counter
 SAMPLE_SECONDS = 0.02
@@ -66,47 +67,37 @@ class Steady:
         return data
 
 
-class RateSampler:
+class RateSampler(PeriodicSampler):
     """Samples ``bytes_so_far()`` every SAMPLE_SECONDS from a helper thread while the block runs;
     ``samples`` starts at (0, bytes at the start) and ends with the block's end. ``progress``
     (optional) is called with the samples so far about every ``progress_every`` seconds."""
 
+    thread_name = "iobench-rate"
+
     def __init__(self, bytes_so_far: Callable[[], int], interval: float = SAMPLE_SECONDS,
                  progress: Callable[[list[Sample]], None] | None = None, progress_every: float = 2.0):
+        super().__init__(interval)
         self.bytes_so_far = bytes_so_far
-        self.interval = interval
         self.progress = progress
         self.progress_every = progress_every
         self.samples: list[Sample] = []
         self._start = 0.0
         self._base = 0
-        self._done = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._shown = 0.0
 
     def _sample(self) -> None:
         self.samples.append((time.perf_counter() - self._start, self.bytes_so_far() - self._base))
 
-    def _run(self) -> None:
-        shown = 0.0
-        while not self._done.wait(self.interval):
-            self._sample()
-            if self.progress is not None and self.samples[-1][0] - shown >= self.progress_every:
-                shown = self.samples[-1][0]
-                self.progress(list(self.samples))
+    def _tick(self) -> None:
+        self._sample()
+        if self.progress is not None and self.samples[-1][0] - self._shown >= self.progress_every:
+            self._shown = self.samples[-1][0]
+            self.progress(list(self.samples))
 
-    def __enter__(self) -> "RateSampler":
+    def _begin(self) -> None:
         self._base = self.bytes_so_far()
         self._start = time.perf_counter()
         self.samples = [(0.0, 0)]
-        self._thread = threading.Thread(target=self._run, name="iobench-rate", daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._done.set()
-        if self._thread is not None:
-            self._thread.join()
-        self._sample()
 
 
 def _bytes_at(samples: Sequence[Sample], t: float) -> float:
