@@ -62,7 +62,7 @@ def test_a_generation_that_fills_the_disk_keeps_nothing(small_tmpfs):
 
 KILLED_GENERATION = """
 import sys
-from pytest_iobench.data.generate import main
+from pytest_iobench.mpi.generate import main
 sys.exit(main(["--spec", sys.argv[1], "--root", sys.argv[2], "--threads", "1", "--quiet"]))
 """
 

@@ -15,10 +15,11 @@ import pytest
 from pytest_iobench.data.datasets import DatasetCache
 from pytest_iobench.data.formats import get_format
 from pytest_iobench.data.generate import (MANIFEST, MARKER, DatasetMismatch, ForeignData, Progress, dataset_prefix,
-                                          delete_dataset, generate, main, read_manifest)
+                                          delete_dataset, generate, read_manifest)
 from pytest_iobench.data.memory import PeakRSS
 from pytest_iobench.data.random import STAGING
 from pytest_iobench.data.spec import FORMATS, DatasetSpec, DatasetSpecError
+from pytest_iobench.mpi.generate import main
 from pytest_iobench.mpi.launch import launch
 from pytest_iobench.storage import Storage, StorageError, StorageSpec, open_storage
 from pytest_iobench.storage.wrapping import WrappedStorage, WrappedWriter
@@ -90,7 +91,7 @@ def test_same_bytes_with_1_and_2_mpi_ranks(tmp_path):
     single = local(tmp_path / "r1")
     generate(spec, single, threads=2)
     two = tmp_path / "r2"
-    run = launch("pytest_iobench.data.generate",
+    run = launch("pytest_iobench.mpi.generate",
                  ["--spec", json.dumps(spec.to_dict()), "--root", str(two), "--threads", "2", "--quiet"],
                  ranks=2, timeout=120)
     results = run.check()

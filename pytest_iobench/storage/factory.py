@@ -26,8 +26,8 @@ from .deadline import DEFAULT_OP_TIMEOUT
 from .retry import DEFAULT_BACKOFF, DEFAULT_RETRIES, RetryPolicy
 from .endpoint import EMBEDDED_BUCKET, EmbeddedS3, abort_uploads, check_endpoint, open_uploads
 from .errors import StorageTimeout, StorageUnsupported
-from .registry import LIBRARIES, StorageSpec, endpoint_limit, library_installed, missing_reason, open_storage
-from .s3common import S3Endpoint
+from .registry import LIBRARIES, StorageSpec, library_installed, missing_reason, open_storage
+from .s3common import S3Endpoint, endpoint_limit
 
 DATASETS_AREA = "iobench-datasets"
 #: where each area of a (kind, library) is: the session's scratch space, the datasets, the root

@@ -34,7 +34,6 @@ from minio.error import S3Error
 
 from .base import Buffer, ObjectInfo, Storage, StreamWriter, check_key
 from .deadline import Timeouts
-from .registry import endpoint_limit
 from .retry import COUNTS, RetryPolicy, classify_exception, classify_status
 from .errors import StorageError, StorageNotFound
 from .s3common import (
@@ -43,6 +42,7 @@ from .s3common import (
     S3Location,
     check_stream_size,
     completed_anyway,
+    endpoint_limit,
     error_for_code,
     is_invalid_range,
 )

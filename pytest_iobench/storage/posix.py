@@ -12,16 +12,12 @@ import numpy as np
 
 from .base import Buffer, ObjectInfo, Storage, StreamWriter, check_key
 from .errors import StorageError, StorageNotFound, os_error
-
-#: marks a file that is still being written; never listed, never read as a dataset file
-TEMP_MARKER = ".iobench-tmp."
+from .stale import TEMP_MARKER, host_id, note_temp_dir
 
 
 def temp_path(path: str) -> str:
     """``.<name>.iobench-tmp.<host>-<pid>-<random>``: the writer's host and process in the name,
     so that a later session can tell a file a killed writer left (storage/stale.py)."""
-    from .stale import host_id, note_temp_dir
-
     head, tail = os.path.split(path)
     note_temp_dir(head)
     return os.path.join(head, f".{tail}{TEMP_MARKER}{host_id()}-{os.getpid()}-{uuid.uuid4().hex[:8]}")

@@ -11,9 +11,8 @@ import importlib.util
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
-from urllib.parse import urlsplit
 
-from .base import Storage
+from .base import Storage, join_key
 from .deadline import DEFAULT_OP_TIMEOUT, DeadlineStorage, Timeouts
 from .s3common import S3Endpoint, S3Location
 from .retry import DEFAULT_BACKOFF, DEFAULT_RETRIES, RetryPolicy
@@ -39,25 +38,6 @@ def library_installed(library: str) -> bool:
 
 def missing_reason(library: str) -> str:
     return f"the {library} library is not installed (pip install {_MODULES[library]})"
-
-
-#: the S3 libraries that cannot reach an endpoint under a path prefix (AIStore's /s3), and why
-_NO_PATH_PREFIX = {
-    "minio": "its SDK refuses an endpoint with a path",
-    "s3dlio": "it drops the path of its endpoint URL and sends /bucket/key to the host",
-}
-
-
-def endpoint_limit(library: str, endpoint_url: str | None) -> str | None:
-    """Why ``library`` cannot reach ``endpoint_url``, or None: only boto3 keeps an endpoint's
-    path prefix in its requests (tests/test_path_prefix.py shows each case)."""
-    if library == "s3dlio" and endpoint_url and "," in endpoint_url:
-        return (f"s3dlio cannot spread over several endpoints ({endpoint_url}) here: its client is bound to "
-                "one endpoint per process and its MultiEndpointStore is not wired in yet; use boto3 or minio")
-    if library in _NO_PATH_PREFIX and endpoint_url and any(urlsplit(u).path.strip("/") for u in endpoint_url.split(",")):
-        return (f"{library} cannot reach {endpoint_url} (an S3 API under a path prefix): "
-                f"{_NO_PATH_PREFIX[library]}; use boto3 for it")
-    return None
 
 
 @dataclass(frozen=True)
@@ -153,3 +133,20 @@ def _construct(spec: StorageSpec, endpoint: S3Endpoint | None) -> Storage:
     from .posix import PosixStorage
 
     return PosixStorage(spec.root)
+
+
+def storage_at(spec: StorageSpec | dict, prefix: str = "", *, odirect: bool = False,
+               environ: Mapping[str, str] | None = None) -> Storage:
+    """Open the storage ``spec`` describes, rooted ``prefix`` further down. With ``odirect``,
+    local files are read through O_DIRECT (the direct storage of the same library). S3
+    credentials come from ``environ`` (default: this process's environment)."""
+    if isinstance(spec, dict):
+        spec = StorageSpec.from_dict(spec)
+    if prefix:
+        if spec.kind == "s3":
+            spec = replace(spec, prefix=join_key(spec.prefix, prefix))
+        else:
+            spec = replace(spec, root=spec.root.rstrip("/") + "/" + prefix.strip("/"))
+    if odirect and spec.kind == "local":
+        spec = replace(spec, kind="direct")
+    return open_storage(spec, environ=environ)

@@ -331,3 +331,22 @@ def multipart_etag(part_etags: list[str]) -> str:
 def is_invalid_range(text: str) -> bool:
     """S3 answers 416 InvalidRange for a range that starts at or past the end."""
     return "InvalidRange" in text or "not satisfiable" in text or "416" in text
+
+
+#: the S3 libraries that cannot reach an endpoint under a path prefix (AIStore's /s3), and why
+_NO_PATH_PREFIX = {
+    "minio": "its SDK refuses an endpoint with a path",
+    "s3dlio": "it drops the path of its endpoint URL and sends /bucket/key to the host",
+}
+
+
+def endpoint_limit(library: str, endpoint_url: str | None) -> str | None:
+    """Why ``library`` cannot reach ``endpoint_url``, or None: only boto3 keeps an endpoint's
+    path prefix in its requests (tests/test_path_prefix.py shows each case)."""
+    if library == "s3dlio" and endpoint_url and "," in endpoint_url:
+        return (f"s3dlio cannot spread over several endpoints ({endpoint_url}) here: its client is bound to "
+                "one endpoint per process and its MultiEndpointStore is not wired in yet; use boto3 or minio")
+    if library in _NO_PATH_PREFIX and endpoint_url and any(urlsplit(u).path.strip("/") for u in endpoint_url.split(",")):
+        return (f"{library} cannot reach {endpoint_url} (an S3 API under a path prefix): "
+                f"{_NO_PATH_PREFIX[library]}; use boto3 for it")
+    return None

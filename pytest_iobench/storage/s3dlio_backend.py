@@ -40,7 +40,6 @@ from .deadline import Timeouts
 from .direct import probe_odirect
 from .errors import StorageError, StorageNotFound, os_error
 from .posix import TEMP_MARKER, drop_page_cache, fsync_dir, link_if_absent, temp_path
-from .registry import endpoint_limit
 from .s3common import (
     MAX_PARTS_IN_FLIGHT,
     PART_BUFFERS,
@@ -48,6 +47,7 @@ from .s3common import (
     PartFiller,
     completed_anyway,
     check_stream_size,
+    endpoint_limit,
     S3Endpoint,
     S3Location,
     error_from_text,

@@ -29,6 +29,10 @@ from datetime import datetime, timezone
 
 from .base import Storage
 
+#: marks a file that is still being written; never listed, never read as a dataset file (the
+#: writer's host and process follow it: temp_path in posix.py)
+TEMP_MARKER = ".iobench-tmp."
+
 RUN_PREFIX = "iobench-run-"
 #: the owner record of area X is X + OWNER_SUFFIX, beside it
 OWNER_SUFFIX = ".iobench-owner.json"
@@ -124,8 +128,6 @@ def run_started(run_dir: str) -> float | None:
 
 def temp_owner_gone(name: str, mtime: float) -> bool:
     """Whether the temporary file ``name`` (``.x.iobench-tmp.<host>-<pid>-<random>``) is stale."""
-    from .posix import TEMP_MARKER
-
     tail = name.rsplit(TEMP_MARKER, 1)[-1]
     parts = tail.split("-")
     if len(parts) == 3 and parts[0] == host_id() and parts[1].isdigit():
@@ -145,8 +147,6 @@ def note_temp_dir(directory: str) -> None:
 def remove_own_temps() -> list[str]:
     """Remove the temporary files of this process's writers that are still there: writers an
     interrupt left open. For the end of a session, when no writer of it is running."""
-    from .posix import TEMP_MARKER
-
     mine = f"{TEMP_MARKER}{host_id()}-{os.getpid()}-"
     removed = []
     for directory in list(_temp_dirs):
@@ -168,8 +168,6 @@ def remove_own_temps() -> list[str]:
 def sweep_local(root: str, keep: str) -> list[str]:
     """Remove the stale scratch areas under the directory ``root`` (never ``keep``, this
     session's) and the stale temporary files anywhere under it; returns what was removed."""
-    from .posix import TEMP_MARKER
-
     removed = []
     try:
         entries = os.listdir(root)

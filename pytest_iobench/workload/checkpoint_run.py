@@ -24,6 +24,7 @@ from typing import Any
 
 from ..storage import Storage
 from ..storage.base import join_key
+from ..storage.registry import storage_at
 from .checkpoint_io import CheckpointError, CheckpointIO, checkpoint_name
 from .checkpoint_layout import CheckpointLayout, layout_for
 from .config import WorkloadConfig
@@ -118,7 +119,6 @@ def run_checkpoint_rank(job: dict[str, Any], config: WorkloadConfig, comm, *,
                         environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Checkpoint-only run of one rank: the writes, the cache drop, the reads."""
     from .dlio_output import host_info
-    from .job import storage_at
 
     note = progress or (lambda text: None)
     if storage is None:

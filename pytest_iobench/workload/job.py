@@ -13,11 +13,10 @@ from __future__ import annotations
 import importlib
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from typing import Any
 
-from ..storage import Storage, StorageSpec, open_storage
-from ..storage.base import join_key
+from ..storage import Storage, StorageSpec
+from ..storage.registry import storage_at
 from ..storage.counting import CountingStorage
 from ..storage.spread import TALLY
 from .config import WorkloadConfig, build_config, masked, masked_override
@@ -36,23 +35,6 @@ def config_payload(config: WorkloadConfig) -> dict[str, Any]:
 
 def config_from_payload(payload: dict[str, Any]) -> WorkloadConfig:
     return build_config(payload["raw"], payload["name"], payload["source"], list(payload["overrides"]))
-
-
-def storage_at(spec: StorageSpec | dict, prefix: str = "", *, odirect: bool = False,
-               environ: Mapping[str, str] | None = None) -> Storage:
-    """Open the storage ``spec`` describes, rooted ``prefix`` further down. With ``odirect``,
-    local files are read through O_DIRECT (the direct storage of the same library). S3
-    credentials come from ``environ`` (default: this process's environment)."""
-    if isinstance(spec, dict):
-        spec = StorageSpec.from_dict(spec)
-    if prefix:
-        if spec.kind == "s3":
-            spec = replace(spec, prefix=join_key(spec.prefix, prefix))
-        else:
-            spec = replace(spec, root=spec.root.rstrip("/") + "/" + prefix.strip("/"))
-    if odirect and spec.kind == "local":
-        spec = replace(spec, kind="direct")
-    return open_storage(spec, environ=environ)
 
 
 def training_job(config: WorkloadConfig, storage: StorageSpec, dataset_prefix: str = "", *,

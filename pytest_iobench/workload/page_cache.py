@@ -17,7 +17,7 @@ from typing import Any
 
 from ..storage import Storage, StorageError, StorageUnsupported
 from ..storage.posix import memory_file_system, resident_pages
-from .job import storage_at
+from ..storage.registry import storage_at
 
 
 #: cache states from the weakest (reads certainly or possibly from memory) to the strongest
