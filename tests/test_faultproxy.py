@@ -107,11 +107,18 @@ def test_blackhole_accepts_and_never_answers(moto):
 
 
 def test_blackout_ends(moto):
-    with FaultProxy(moto.url, parse_profile("blackout-1s")) as proxy:
-        s3 = client(moto, proxy.url, read_timeout=0.3)
-        assert outcome(lambda: s3.list_buckets()) == "timeout"
-        time.sleep(1.0)
-        assert outcome(lambda: s3.list_buckets()) == "pass"
+    """Requests in the blackout get no answer; once its seconds have passed, they pass. The
+    clients exist before the blackout starts, and the request after it waits as long as the
+    endpoint takes, so a slow machine cannot move a request to the other side of the window."""
+    with FaultProxy(moto.url) as proxy:
+        silent = client(moto, proxy.url, read_timeout=0.3)  # a blackholed request never answers
+        patient = client(moto, proxy.url, read_timeout=30)
+        started = time.monotonic()
+        proxy.set_profile(parse_profile("blackout-5s"))
+        assert outcome(lambda: silent.list_buckets()) == "timeout"
+        assert proxy.stats["blackhole"] == 1  # a blackout holds its requests as a blackhole does
+        time.sleep(max(0.0, started + 5.5 - time.monotonic()))  # the blackout's clock began after `started`
+        assert outcome(lambda: patient.list_buckets()) == "pass"
 
 
 def test_slow_delays_each_request(moto):
