@@ -78,7 +78,10 @@ class MPISession:
     def _watch(self, workdir: str, done: threading.Event) -> None:
         """Passes rank 0's progress file on when it changes (the ranks write it; launch.py)."""
         path, last = os.path.join(workdir, "rank-0.progress"), ""
-        while not done.wait(0.5):
+        finished = False
+        while not finished:
+            # one last read once the run is done: a run shorter than a poll still shows its note
+            finished = done.wait(0.5)
             try:
                 with open(path) as f:
                     text = f.read().strip()
