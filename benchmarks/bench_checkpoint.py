@@ -22,14 +22,15 @@ import sys
 import time
 from fractions import Fraction
 
+from places import storages
+
 from pytest_iobench.mpi.context import SingleRank
 from pytest_iobench.storage.base import join_key
 from pytest_iobench.workload.checkpoint_io import WRITE_BUFFER
-from pytest_iobench.workload.checkpoint_run import RankCheckpointer
-from pytest_iobench.workload.page_cache import drop_cache
 from pytest_iobench.workload.checkpoint_layout import layout_for
+from pytest_iobench.workload.checkpoint_run import RankCheckpointer
 from pytest_iobench.workload.config import load_workload
-from places import storages
+from pytest_iobench.workload.page_cache import drop_cache
 
 
 def main(argv=None) -> int:

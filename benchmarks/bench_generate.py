@@ -52,8 +52,8 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 from pytest_iobench.data.formats import get_format  # noqa: E402
 from pytest_iobench.data.generate import generate  # noqa: E402
-from pytest_iobench.data.random import stream_for  # noqa: E402
 from pytest_iobench.data.options import byte_size  # noqa: E402
+from pytest_iobench.data.random import stream_for  # noqa: E402
 from pytest_iobench.data.sizing import sized_spec  # noqa: E402
 from pytest_iobench.data.spec import DatasetSpec  # noqa: E402
 from pytest_iobench.storage import StorageSpec, StreamWriter, open_storage  # noqa: E402
@@ -213,6 +213,7 @@ def rss_child(case: str, size: int, root: str, threads: int) -> None:
     print peak RSS as JSON."""
     import numpy  # noqa: F401  (what generation loads, loaded before the baseline is taken)
     import pyarrow.parquet  # noqa: F401
+
     from pytest_iobench.data.formats import get_format
 
     fmt, record, extra = RSS_CASES[case]

@@ -35,6 +35,9 @@ import tempfile
 import threading
 import time
 
+from places import storages
+from together import run_together
+
 from pytest_iobench.data.random import stream_for
 from pytest_iobench.mpi.context import SingleRank
 from pytest_iobench.mpi.session import MPISession
@@ -43,8 +46,6 @@ from pytest_iobench.storage import StorageSpec, open_storage
 from pytest_iobench.storage.counting import CountingStorage
 from pytest_iobench.workload.config import load_mapping
 from pytest_iobench.workload.loop import DatasetAccess, run_training
-from places import storages
-from together import run_together
 
 MiB = 1 << 20
 HERE = os.path.dirname(os.path.abspath(__file__))

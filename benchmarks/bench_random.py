@@ -20,9 +20,10 @@ import time
 import numpy as np
 
 sys.path.insert(0, ".")
-from pytest_iobench.data.options import byte_size  # noqa: E402
-from pytest_iobench.data.random import stream_for  # noqa: E402
-from together import run_together  # noqa: E402
+from together import run_together
+
+from pytest_iobench.data.options import byte_size
+from pytest_iobench.data.random import stream_for
 
 GB = 1e9
 

@@ -39,12 +39,13 @@ import sys
 import time
 from collections.abc import Callable
 
+from together import run_together
+
 from pytest_iobench.data.random import stream_for
 from pytest_iobench.storage import StorageSpec, open_storage
 from pytest_iobench.storage.endpoint import EmbeddedS3
 from pytest_iobench.storage.minio_backend import put_part_size
 from pytest_iobench.storage.throughput import transfer
-from together import run_together
 
 LIBRARIES = ("s3dlio", "minio", "boto3")
 MiB = 1 << 20

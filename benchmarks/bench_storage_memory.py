@@ -36,8 +36,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from pytest_iobench.storage.endpoint import EmbeddedS3  # noqa: E402
 from together import run_together  # noqa: E402
+
+from pytest_iobench.storage.endpoint import EmbeddedS3  # noqa: E402
 
 MiB = 1 << 20
 MB = 1e6
@@ -61,8 +62,7 @@ MODES = ("now", "glibc", "no budget", "neither")
 
 def child(library: str, writers: int, size: int, mode: str) -> dict:
     """One case, in this (fresh) process: returns its figures."""
-    from pytest_iobench.storage import StorageSpec, allocator, open_storage
-    from pytest_iobench.storage import s3common
+    from pytest_iobench.storage import StorageSpec, allocator, open_storage, s3common
 
     if mode in ("no budget", "neither"):
         s3common.PART_BUDGET.resize(UNBOUNDED)

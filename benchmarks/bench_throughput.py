@@ -24,10 +24,11 @@ import statistics
 import sys
 import tempfile
 
+from together import run_together
+
 from pytest_iobench.data.random import stream_for
 from pytest_iobench.storage import StorageSpec, open_storage
 from pytest_iobench.storage.throughput import transfer
-from together import run_together
 
 
 def plain(storage, op: str, keys: list[str], payloads: list[bytes], threads: int) -> float:

@@ -45,7 +45,6 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from pytest_iobench.data.generate import adopt, generate  # noqa: E402
-from pytest_iobench.data.spec import DatasetSpec  # noqa: E402
 from pytest_iobench.mpi.session import MPISession  # noqa: E402
 from pytest_iobench.mpi.training import run_training_session  # noqa: E402
 from pytest_iobench.storage import StorageSpec, open_storage  # noqa: E402

@@ -263,7 +263,7 @@ def urls(text: str) -> str:
     (``http://a:9000,http://b:9000``); each is checked as ``url`` checks it."""
     items = [item.strip() for item in text.split(",")]
     if len(items) > 1 and not all(items):
-        raise ValueError(f"an empty endpoint in the list; give URLs separated by commas, such as "
+        raise ValueError("an empty endpoint in the list; give URLs separated by commas, such as "
                          "http://a:9000,http://b:9000")
     out = []
     for item in items:

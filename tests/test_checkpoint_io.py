@@ -28,7 +28,6 @@ from pytest_iobench.storage import StorageError, StorageSpec, open_storage
 from pytest_iobench.storage.base import Storage
 from pytest_iobench.storage.posix import memory_file_system, resident_pages
 from pytest_iobench.storage.wrapping import WrappedStorage, WrappedWriter
-from pytest_iobench.workload.page_cache import DROP_ATTEMPTS, drop_cache
 from pytest_iobench.workload.checkpoint_io import (
     MANIFEST,
     CheckpointError,
@@ -36,6 +35,7 @@ from pytest_iobench.workload.checkpoint_io import (
     CheckpointIO,
 )
 from pytest_iobench.workload.config import load_workload
+from pytest_iobench.workload.page_cache import DROP_ATTEMPTS, drop_cache
 
 SMALL = ["checkpoint.num_checkpoints_write=2", "checkpoint.num_checkpoints_read=2",
          "checkpoint.time_between_checkpoints=0"]
@@ -409,7 +409,7 @@ def test_checkpoint_fsync_takes_effect(tmp_path, library):
     assert warned is storage.write_always_syncs
 
 
-def CheckpointOutcomeFor(config, storage):  # noqa: N802  an outcome with nothing run, for its warnings
+def CheckpointOutcomeFor(config, storage):
     from pytest_iobench.mpi.checkpointing import CheckpointOutcome
     from pytest_iobench.workload.checkpoint_layout import layout_for
 
@@ -426,9 +426,10 @@ def test_subset_mode_writes_only_the_running_ranks_shards(local):
 
 
 def test_checkpoints_during_training(tmp_path):
+    from test_workload_support import HERE, RAW_OPENER, write_raw_dataset
+
     from pytest_iobench.mpi.training import run_training_session
     from pytest_iobench.workload.config import load_mapping
-    from test_workload_support import HERE, RAW_OPENER, write_raw_dataset
 
     data = open_storage(StorageSpec("local", "posix", root=str(tmp_path / "data")))
     scratch = open_storage(StorageSpec("local", "posix", root=str(tmp_path / "scratch")))

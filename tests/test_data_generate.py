@@ -14,8 +14,17 @@ import pytest
 
 from pytest_iobench.data.datasets import DatasetCache
 from pytest_iobench.data.formats import get_format
-from pytest_iobench.data.generate import (MANIFEST, MARKER, DatasetMismatch, ForeignData, Progress, dataset_prefix,
-                                          delete_dataset, generate, read_manifest)
+from pytest_iobench.data.generate import (
+    MANIFEST,
+    MARKER,
+    DatasetMismatch,
+    ForeignData,
+    Progress,
+    dataset_prefix,
+    delete_dataset,
+    generate,
+    read_manifest,
+)
 from pytest_iobench.data.memory import PeakRSS
 from pytest_iobench.data.random import STAGING
 from pytest_iobench.data.spec import FORMATS, DatasetSpec, DatasetSpecError

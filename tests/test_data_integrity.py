@@ -9,7 +9,7 @@ import hashlib
 import pytest
 
 from pytest_iobench.data.generate import MANIFEST, DatasetCorrupt, delete_dataset, generate, read_manifest
-from pytest_iobench.data.integrity import FULL_UP_TO, SAMPLE_BYTES, choose, checksum_of, checksum_text
+from pytest_iobench.data.integrity import FULL_UP_TO, SAMPLE_BYTES, checksum_of, checksum_text, choose
 from pytest_iobench.data.spec import DatasetSpec
 from pytest_iobench.mpi.generate import main
 from pytest_iobench.storage import Storage, StorageSpec, open_storage

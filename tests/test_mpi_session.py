@@ -11,6 +11,7 @@ import sys
 import time
 
 import pytest
+from test_workload_support import HERE, RAW_OPENER, write_raw_dataset
 
 from pytest_iobench.mpi import context
 from pytest_iobench.mpi.launch import MPIRunError, launch
@@ -18,7 +19,6 @@ from pytest_iobench.mpi.session import MPISession, RankFailed
 from pytest_iobench.mpi.training import run_training_session
 from pytest_iobench.storage import StorageSpec, open_storage
 from pytest_iobench.workload.config import load_mapping
-from test_workload_support import HERE, RAW_OPENER, write_raw_dataset
 
 
 def tiny(**train):

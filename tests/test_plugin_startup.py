@@ -4,7 +4,6 @@ usage error), before any test runs, and nothing is written (no result document, 
 from __future__ import annotations
 
 import http.server
-import os
 import threading
 
 import pytest

@@ -9,7 +9,7 @@ import itertools
 import json
 import math
 import statistics
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -66,7 +66,7 @@ def noisy_run(seed: int, repeats: int, slower: dict[str, float] | None = None, c
     latency = [float(v) for v in 90 * drift * np.exp(rng.normal(0, 0.15, 20 * repeats))]
     tests.append({**tests[0], "id": "suites/test_latency.py::test_get[local-posix]", "suite": "test_latency",
                   "kind": "latency", "metrics": {"latency_p50_us": metric(latency, "us", "lower")}})
-    moment = datetime(2026, 12, 2, tzinfo=timezone.utc)
+    moment = datetime(2026, 12, 2, tzinfo=UTC)
     return build_document(tests, started=moment, finished=moment, exit_status=0, command=["pytest"],
                           rootdir="/ci", settings={"repeat": f"{repeats} (command line)"}, machine=MACHINE,
                           software=SOFTWARE)

@@ -68,7 +68,7 @@ def test_plot_data_is_what_the_run_measured(pytester):
     assert sorted(panels) == ["hdf5", "npz"]  # a panel per format, a line per storage and library
     assert sorted(panels["npz"]) == ["local / posix"]
     threads, value, low, high = panels["npz"]["local / posix"][1]
-    MiB = 1024**2 / 1e6  # noqa: N806 - the plot is in MB/s
+    MiB = 1024**2 / 1e6
     assert (threads, value, low, high) == (4, 400 * MiB, 360 * MiB, 480 * MiB)
     assert au_bars(tests) == [("test_train[resnet50_small]", 60.0, 90.0, False),
                               ("test_train[unet3d_small]", 95.0, 90.0, True)]

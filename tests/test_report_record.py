@@ -119,7 +119,7 @@ def test_kind_from_suite_name(suite, kind):
     assert infer_kind(suite) == kind
 
 
-def P(outcome, wasxfail=False, message=""):  # noqa: N802 - a short constructor for the table below
+def P(outcome, wasxfail=False, message=""):
     return Phase(outcome, 0.1, wasxfail, message)
 
 

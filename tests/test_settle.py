@@ -11,12 +11,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_workload_support import HERE, RAW_OPENER, write_raw_dataset
 
 from pytest_iobench.mpi.session import MPISession
 from pytest_iobench.mpi.training import run_training_session, settle_for
 from pytest_iobench.storage import StorageSpec, open_storage
 from pytest_iobench.workload.config import load_mapping
-from test_workload_support import HERE, RAW_OPENER, write_raw_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 SETTLE = 1.5

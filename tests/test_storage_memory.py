@@ -13,8 +13,7 @@ import threading
 
 import pytest
 
-from pytest_iobench.storage import minio_backend, s3common
-from pytest_iobench.storage import allocator
+from pytest_iobench.storage import allocator, minio_backend, s3common
 from pytest_iobench.storage.errors import StorageError
 from pytest_iobench.storage.s3common import MAX_PARTS_IN_FLIGHT, PART_BUDGET, PART_BUFFERS, PART_SIZE
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from test_workload_training import assert_au_is_computed, assert_harness_costs_little
 
 from pytest_iobench.data.generate import dataset_prefix, generate
 from pytest_iobench.mpi.session import MPISession
@@ -16,7 +17,6 @@ from pytest_iobench.storage import StorageSpec, open_storage
 from pytest_iobench.workload.config import load_workload
 from pytest_iobench.workload.job import storage_at
 from pytest_iobench.workload.sampler import Sampler
-from test_workload_training import assert_au_is_computed, assert_harness_costs_little
 
 #: each file's own scale-down: fewer, smaller files, one epoch, a short compute
 SCALED = {

@@ -56,7 +56,7 @@ def open_raw(storage: Storage, key: str, spec) -> RawRecords:
 
 #: what the first read through a storage takes in addition (open_raw_slow_start)
 SLOW_START = 0.3
-_started: "weakref.WeakSet[Storage]" = weakref.WeakSet()
+_started: weakref.WeakSet[Storage] = weakref.WeakSet()
 _started_lock = threading.Lock()
 
 

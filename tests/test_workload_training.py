@@ -10,13 +10,13 @@ import statistics
 
 import numpy as np
 import pytest
+from test_workload_support import HERE, RAW_OPENER, SLOW_START, ThrottledStorage, write_raw_dataset
 
 from pytest_iobench.mpi.session import MPISession
 from pytest_iobench.mpi.training import measure_training, record_training, run_training_session
 from pytest_iobench.report.record import TestRecord as Record
 from pytest_iobench.storage import StorageSpec, open_storage
 from pytest_iobench.workload.config import load_mapping
-from test_workload_support import HERE, RAW_OPENER, SLOW_START, ThrottledStorage, write_raw_dataset
 
 KiB = 1024
 

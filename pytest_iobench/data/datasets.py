@@ -30,11 +30,22 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..storage.base import Storage
+from ..storage.errors import StorageError
 from ..storage.lease import DEFAULT_TTL, Lease
 from .formats import SampleFile, get_format
-from ..storage.errors import StorageError
-from .generate import (MARKER, GenerateResult, Progress, adopt, dataset_prefix, delete_dataset, dlio_folder, generate,
-                       interrupted_generations, nothing_to_adopt, out_of_space)
+from .generate import (
+    MARKER,
+    GenerateResult,
+    Progress,
+    adopt,
+    dataset_prefix,
+    delete_dataset,
+    dlio_folder,
+    generate,
+    interrupted_generations,
+    nothing_to_adopt,
+    out_of_space,
+)
 from .spec import DatasetSpec
 
 

@@ -28,7 +28,6 @@ From a shell or under mpiexec: ``python -m pytest_iobench.mpi.generate --spec ..
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
 import time
@@ -37,12 +36,12 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from ..storage.base import Storage, StreamWriter
 from ..storage.errors import StorageError, StorageNotFound
 from .formats import get_format
-from .integrity import MODES, ChecksummingStorage, Verification, verify
+from .integrity import ChecksummingStorage, Verification, verify
 from .random import RandomStream, stream_for
 from .spec import SPLITS, DatasetSpec, DatasetSpecError
 
@@ -290,7 +289,7 @@ def check_existing(spec: DatasetSpec, storage: Storage, verify_mode: str = "none
 def write_marker(storage: Storage, spec: DatasetSpec) -> None:
     """Claim the folder for a generation (or deletion) of ours, before touching any file."""
     marker = {"kind": MARKER_KIND, "digest": spec.digest(), "spec": spec.to_dict(),
-              "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+              "started": datetime.now(UTC).isoformat(timespec="seconds")}
     storage.put(MARKER, json.dumps(marker).encode())
 
 
@@ -306,7 +305,7 @@ def write_manifest(storage: Storage, spec: DatasetSpec, sizes: dict[str, int], *
         #: every file's CRC-32C as it was written (integrity.py): what a reuse reads back
         "checksums": dict(sorted((checksums or {}).items())),
         "bytes": sum(sizes.values()),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "generated_with": {"ranks": ranks, "threads": threads, "seconds": round(seconds, 3)},
     }
     storage.put(MANIFEST, json.dumps(manifest, indent=1).encode())
@@ -409,7 +408,7 @@ def delete_dataset(storage: Storage, spec: DatasetSpec | None = None) -> int:
                               f"tool (no {MANIFEST}, e.g. {present[0]})")
     names = our_names(storage, spec, manifest)
     marker = {"kind": MARKER_KIND, "deleting": True, "files": sorted(names),
-              "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+              "started": datetime.now(UTC).isoformat(timespec="seconds")}
     storage.put(MARKER, json.dumps(marker).encode())
     deleted, left = _clear(storage, names)
     storage.delete(MARKER)
@@ -552,7 +551,7 @@ class _Slot:
     def __init__(self, semaphore: threading.Semaphore | None):
         self.semaphore = semaphore
 
-    def __enter__(self) -> "_Slot":
+    def __enter__(self) -> _Slot:
         if self.semaphore is not None:
             self.semaphore.acquire()
         return self

@@ -52,7 +52,7 @@ def checksum_of(data: Buffer, value: int = 0) -> int:
 class ChecksummingWriter(WrappedWriter):
     """Passes every byte on, updating a CRC-32C; the checksum is recorded once committed."""
 
-    def __init__(self, storage: "ChecksummingStorage", inner: StreamWriter):
+    def __init__(self, storage: ChecksummingStorage, inner: StreamWriter):
         super().__init__(storage, inner)
         self._crc = 0
 

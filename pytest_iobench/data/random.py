@@ -14,9 +14,8 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
-import numpy as np
-
 import dgen_py
+import numpy as np
 
 #: dgen-py's determinism granularity; staging fills are multiples of it
 BLOCK = 1 << 20
@@ -85,7 +84,7 @@ class RandomStream:
         #: seconds the caller waited for random bytes (fills in its thread, or a prefetch not done)
         self.waited = 0.0
 
-    def start(self) -> "RandomStream":
+    def start(self) -> RandomStream:
         """Begin generating the first bytes now, in a helper thread: a writer prepares its next
         file's stream this way while it still encodes and writes the current one, so a file's
         first fill (all of an image's pixels) is not waited for. Same bytes either way."""

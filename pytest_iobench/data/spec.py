@@ -221,7 +221,7 @@ class DatasetSpec:
         return out
 
     @classmethod
-    def from_mapping(cls, mapping: Mapping[str, Any] | None, where: str = "dataset") -> "DatasetSpec":
+    def from_mapping(cls, mapping: Mapping[str, Any] | None, where: str = "dataset") -> DatasetSpec:
         """Validate a ``dataset`` mapping (DLIO keys) into a spec; DatasetSpecError lists every
         problem, one line each, starting with ``where.key``."""
         return _Builder(where).build(mapping or {})
@@ -262,7 +262,7 @@ class DatasetSpec:
         text = json.dumps(self.content_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
-    def with_changes(self, **changes: Any) -> "DatasetSpec":
+    def with_changes(self, **changes: Any) -> DatasetSpec:
         """A copy with some keys changed, validated again."""
         data = self.to_dict()
         data.update(changes)
@@ -869,5 +869,14 @@ class _Builder:
                 self.error("record_dims", "cannot be used with parquet.columns; give the sizes in the columns")
 
 
-__all__ = ["DatasetSpec", "DatasetSpecError", "HDF5Options", "ParquetColumn", "ParquetOptions", "FORMATS",
-           "COMPRESSIONS", "FORMAT_COMPRESSIONS", "DATA_VERSION"]
+__all__ = [
+    "COMPRESSIONS",
+    "DATA_VERSION",
+    "FORMATS",
+    "FORMAT_COMPRESSIONS",
+    "DatasetSpec",
+    "DatasetSpecError",
+    "HDF5Options",
+    "ParquetColumn",
+    "ParquetOptions",
+]

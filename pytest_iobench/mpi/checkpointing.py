@@ -25,11 +25,12 @@ from ..storage import Storage
 from ..workload.checkpoint_io import CheckpointError
 from ..workload.checkpoint_layout import layout_for
 from ..workload.checkpoint_run import planned_counts
-from ..workload.page_cache import CACHE_STATES
 from ..workload.config import WorkloadConfig
 from ..workload.job import checkpoint_job
 from ..workload.metrics import GB, GiB
+from ..workload.page_cache import CACHE_STATES
 from .session import MPISession, SessionRun
+
 
 @dataclass
 class CheckpointOutcome:

@@ -67,7 +67,7 @@ class MPISession:
         self.progress: Callable[[str], None] | None = None
 
     @contextlib.contextmanager
-    def reporting(self, progress: Callable[[str], None] | None) -> Iterator["MPISession"]:
+    def reporting(self, progress: Callable[[str], None] | None) -> Iterator[MPISession]:
         """Runs inside the block hand rank 0's progress notes to ``progress``."""
         before, self.progress = self.progress, progress
         try:

@@ -7,16 +7,16 @@ import os
 import pytest
 
 from .. import settings as settings_mod
-from ..settings import REGISTRY, Settings, SettingsError
-from ..storage.endpoint import EndpointError
-from ..report.options import check_output
-from ..storage.errors import redact
-from ..storage.factory import check_settings
 
 # Importing a layer's options module declares its options.
 from ..data import options as _data_options  # noqa: F401
 from ..report import options as _report_options  # noqa: F401
+from ..report.options import check_output
+from ..settings import REGISTRY, Settings, SettingsError
 from ..storage import options as _storage_options  # noqa: F401
+from ..storage.endpoint import EndpointError
+from ..storage.errors import redact
+from ..storage.factory import check_settings
 from ..workload import options as _workload_options  # noqa: F401
 
 SETTINGS_KEY = pytest.StashKey[Settings]()

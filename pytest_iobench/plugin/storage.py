@@ -13,7 +13,6 @@ from ..storage import Storage, StorageUnsupported, deadline
 from ..storage.factory import StorageFactory, StorageParam, new_run_id, plan_storages
 from .options import get_settings
 
-
 _RESTORE = pytest.StashKey[object]()
 
 

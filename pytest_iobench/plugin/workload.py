@@ -12,7 +12,6 @@ import re
 import pytest
 
 from ..data.generate import dlio_folder
-
 from ..mpi.session import MPISession
 from ..settings import Settings, SettingsError
 from ..workload.config import WorkloadConfig, WorkloadError, load_workload

@@ -123,7 +123,7 @@ def worse_by(baseline: float, current: float, direction: str) -> float:
 
 
 def status_of(worse: float, threshold: float | None, *, delta: float = math.inf, floor: float = 0.0,
-              spread: "Spread | None" = None, unfit: str = "") -> str:
+              spread: Spread | None = None, unfit: str = "") -> str:
     """A change's status. ``worse``: worse_by of the medians; ``delta``: the change of the medians
     in the metric's unit; ``spread``: what the repeats say (None: single values)."""
     if threshold is None:
@@ -154,7 +154,7 @@ class Spread:
     better_than_band: float
 
     @classmethod
-    def of(cls, baseline: list[float], current: list[float], direction: str) -> "Spread | None":
+    def of(cls, baseline: list[float], current: list[float], direction: str) -> Spread | None:
         old, new = stats.without_outliers(baseline), stats.without_outliers(current)
         if len(old) < stats.MIN_REPEATS or len(new) < stats.MIN_REPEATS:
             return None

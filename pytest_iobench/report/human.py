@@ -11,8 +11,18 @@ from pathlib import Path
 from typing import Any
 
 from .plots import Plot, render_plots, short_id
-from .text import (CHANGE_HEADERS, by_suite, change_rows, fmt, fmt_percent, missing_note, outcome_counts, severity,
-                   spread_note, with_unit)
+from .text import (
+    CHANGE_HEADERS,
+    by_suite,
+    change_rows,
+    fmt,
+    fmt_percent,
+    missing_note,
+    outcome_counts,
+    severity,
+    spread_note,
+    with_unit,
+)
 from .writer import write_atomic
 
 GiB = 1024**3

@@ -5,7 +5,18 @@ from .errors import StorageError, StorageNotFound, StoragePermissionDenied, Stor
 from .registry import ALL_LIBRARIES, LIBRARIES, STORAGE_KINDS, StorageSpec, open_storage
 
 __all__ = [
-    "ALL_LIBRARIES", "Buffer", "LIBRARIES", "ObjectInfo", "STORAGE_KINDS", "Storage", "StorageError",
-    "StorageNotFound", "StoragePermissionDenied", "StorageSpec", "StorageUnsupported", "StreamWriter",
-    "join_key", "open_storage",
+    "ALL_LIBRARIES",
+    "LIBRARIES",
+    "STORAGE_KINDS",
+    "Buffer",
+    "ObjectInfo",
+    "Storage",
+    "StorageError",
+    "StorageNotFound",
+    "StoragePermissionDenied",
+    "StorageSpec",
+    "StorageUnsupported",
+    "StreamWriter",
+    "join_key",
+    "open_storage",
 ]

@@ -40,7 +40,7 @@ class StreamWriter(abc.ABC):
     manager: leaving the block normally commits, leaving it with an exception aborts.
     """
 
-    def __init__(self, storage: "Storage", key: str):
+    def __init__(self, storage: Storage, key: str):
         self.storage = storage
         self.key = key
         self.bytes_written = 0
@@ -83,7 +83,7 @@ class StreamWriter(abc.ABC):
         except Exception:  # the original failure is what the caller needs to see
             pass
 
-    def __enter__(self) -> "StreamWriter":
+    def __enter__(self) -> StreamWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

@@ -19,22 +19,21 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.retries import standard
 
-from .retry import COUNTS, RetryPolicy, classify_exception, classify_status
-
 from . import deadline
 from .base import Buffer, ObjectInfo, Storage, StreamWriter, check_key
 from .deadline import Timeouts
 from .errors import StorageError, StorageNotFound
+from .retry import COUNTS, RetryPolicy, classify_exception, classify_status
 from .s3common import (
     MAX_PARTS_IN_FLIGHT,
     PART_BUFFERS,
     PartFiller,
+    S3Location,
     check_stream_size,
     completed_anyway,
-    multipart_etag,
-    S3Location,
     error_for_code,
     is_invalid_range,
+    multipart_etag,
 )
 
 LIBRARY = "boto3"
@@ -104,7 +103,7 @@ def install_retries(client, policy: RetryPolicy, *, timeouts: bool = True) -> No
 
 
 class _MultipartWriter(StreamWriter):
-    def __init__(self, storage: "Boto3Storage", key: str):
+    def __init__(self, storage: Boto3Storage, key: str):
         super().__init__(storage, key)
         self.client = storage.client
         self.bucket = storage.location.bucket

@@ -30,7 +30,7 @@ class _CountingWriter(WrappedWriter):
 class ReadTally:
     """The bytes read for one thread, and the file it is reading now (None: none)."""
 
-    __slots__ = ("bytes", "key", "__weakref__")
+    __slots__ = ("__weakref__", "bytes", "key")
 
     def __init__(self) -> None:
         self.bytes = 0
@@ -46,7 +46,7 @@ class CountingStorage(WrappedStorage):
         self.requests = 0
         self._local = threading.local()
         #: the tallies handed out, found by key for reads made in a library's own threads
-        self._tallies: "weakref.WeakSet[ReadTally]" = weakref.WeakSet()
+        self._tallies: weakref.WeakSet[ReadTally] = weakref.WeakSet()
 
     def tally(self) -> ReadTally:
         """The calling thread's ReadTally (made on first use; dropped with the thread)."""

@@ -72,7 +72,7 @@ class Timeouts:
 # -- interrupts -----------------------------------------------------------------------------------
 _interrupted: list[str] = []
 _signalled: list[str] = []
-_pending: "weakref.WeakSet[_Task]" = weakref.WeakSet()
+_pending: weakref.WeakSet[_Task] = weakref.WeakSet()
 _pending_lock = threading.Lock()
 
 
@@ -142,7 +142,7 @@ def reset() -> None:
 
 # -- the worker threads ---------------------------------------------------------------------------
 class _Task:
-    __slots__ = ("fn", "args", "done", "result", "error", "ended", "interrupted", "__weakref__")
+    __slots__ = ("__weakref__", "args", "done", "ended", "error", "fn", "interrupted", "result")
 
     def __init__(self, fn: Callable, args: tuple):
         self.fn, self.args = fn, args

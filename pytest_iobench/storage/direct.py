@@ -78,7 +78,7 @@ def direct_read(fd: int, offset: int, length: int) -> memoryview:
 
 
 class DirectWriter(StreamWriter):
-    def __init__(self, storage: "DirectStorage", key: str, fsync: bool):
+    def __init__(self, storage: DirectStorage, key: str, fsync: bool):
         super().__init__(storage, key)
         self.path = storage.path(key)
         self.fsync = fsync

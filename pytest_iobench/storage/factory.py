@@ -17,16 +17,16 @@ import shutil
 import tempfile
 import threading
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from ..settings import Settings, SettingsError
 from . import deadline, stale
 from .base import Storage, join_key
 from .deadline import DEFAULT_OP_TIMEOUT
-from .retry import DEFAULT_BACKOFF, DEFAULT_RETRIES, RetryPolicy
 from .endpoint import EMBEDDED_BUCKET, EmbeddedS3, abort_uploads, check_endpoint, open_uploads
 from .errors import StorageTimeout, StorageUnsupported
 from .registry import LIBRARIES, StorageSpec, library_installed, missing_reason, open_storage
+from .retry import DEFAULT_BACKOFF, DEFAULT_RETRIES, RetryPolicy
 from .s3common import S3Endpoint, endpoint_limit
 
 DATASETS_AREA = "iobench-datasets"
@@ -169,7 +169,7 @@ def check_settings(settings: Settings) -> None:
 
 
 def new_run_id(worker: str | None = None) -> str:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return f"{stamp}-{secrets.token_hex(3)}" + (f"-{worker}" if worker else "")
 
 
@@ -362,4 +362,4 @@ class StorageFactory:
         return problems
 
 
-__all__ = ["StorageFactory", "StorageParam", "plan_storages", "check_settings", "StorageUnsupported"]
+__all__ = ["StorageFactory", "StorageParam", "StorageUnsupported", "check_settings", "plan_storages"]

@@ -92,7 +92,7 @@ class Lease:
         return lease is not None and lease.get("owner") == self.owner
 
     # -- taking and giving back ---------------------------------------------------------------
-    def acquire(self, timeout: float | None = None) -> "Lease":
+    def acquire(self, timeout: float | None = None) -> Lease:
         """Wait until the lease is ours: while another live owner holds it, poll; take it over
         once its expiry has passed. ``timeout``: give up (TimeoutError naming the holder)."""
         start = time.monotonic()
@@ -143,7 +143,7 @@ class Lease:
         if lease is not None and lease.get("owner") == self.owner:
             self.storage.delete(self.key)
 
-    def __enter__(self) -> "Lease":
+    def __enter__(self) -> Lease:
         return self.acquire()
 
     def __exit__(self, *exc) -> None:

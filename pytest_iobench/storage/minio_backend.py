@@ -34,8 +34,8 @@ from minio.error import S3Error
 
 from .base import Buffer, ObjectInfo, Storage, StreamWriter, check_key
 from .deadline import Timeouts
-from .retry import COUNTS, RetryPolicy, classify_exception, classify_status
 from .errors import StorageError, StorageNotFound
+from .retry import COUNTS, RetryPolicy, classify_exception, classify_status
 from .s3common import (
     MAX_PARTS_IN_FLIGHT,
     PART_BUDGET,
@@ -197,7 +197,7 @@ class _Pipe:
 
 
 class _StreamingPut(StreamWriter):
-    def __init__(self, storage: "MinioStorage", key: str):
+    def __init__(self, storage: MinioStorage, key: str):
         super().__init__(storage, key)
         self.pipe = _Pipe()
         self.tokens = PART_BUDGET.take_available(MAX_PARTS_IN_FLIGHT)

@@ -168,7 +168,7 @@ def drop_page_cache(path: str) -> bool:
 class FileWriter(StreamWriter):
     """Buffered writes to a temporary file, renamed to the key on commit."""
 
-    def __init__(self, storage: "PosixStorage", key: str, fsync: bool):
+    def __init__(self, storage: PosixStorage, key: str, fsync: bool):
         super().__init__(storage, key)
         self.path = storage.path(key)
         self.fsync = fsync

@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass, replace
 
 from .base import Storage, join_key
 from .deadline import DEFAULT_OP_TIMEOUT, DeadlineStorage, Timeouts
-from .s3common import S3Endpoint, S3Location
 from .retry import DEFAULT_BACKOFF, DEFAULT_RETRIES, RetryPolicy
+from .s3common import S3Endpoint, S3Location
 
 STORAGE_KINDS = ("local", "direct", "s3")
 
@@ -66,7 +66,7 @@ class StorageSpec:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping) -> "StorageSpec":
+    def from_dict(cls, data: Mapping) -> StorageSpec:
         return cls(**data)
 
 

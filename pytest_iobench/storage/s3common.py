@@ -214,7 +214,7 @@ class S3Endpoint:
         (spread.py spreads the requests over them)."""
         return self.url.split(",")
 
-    def each(self) -> list["S3Endpoint"]:
+    def each(self) -> list[S3Endpoint]:
         """One S3Endpoint per URL, with the same credentials."""
         return [replace(self, url=url) for url in self.urls]
 

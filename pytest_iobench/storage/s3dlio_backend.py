@@ -45,11 +45,11 @@ from .s3common import (
     PART_BUFFERS,
     PART_SIZE,
     PartFiller,
-    completed_anyway,
-    check_stream_size,
-    endpoint_limit,
     S3Endpoint,
     S3Location,
+    check_stream_size,
+    completed_anyway,
+    endpoint_limit,
     error_from_text,
     is_invalid_range,
 )
@@ -104,7 +104,7 @@ class _MultipartWriter(StreamWriter):
     and the buffer back. (A memory map takes no weak reference.)
     """
 
-    def __init__(self, storage: "S3dlioStorage", key: str):
+    def __init__(self, storage: S3dlioStorage, key: str):
         super().__init__(storage, key)
         self.uri = storage.uri(key)
         #: created with the first full part: an object smaller than a part is one PUT, and
@@ -147,7 +147,7 @@ class _MultipartWriter(StreamWriter):
                 tail.release()
                 try:
                     self.mpu.close()  # waits for every part: their tokens and buffers are back when it returns
-                except Exception as exc:
+                except Exception:
                     # a complete retried after its reply was lost finds the upload gone
                     if not completed_anyway(lambda: self.storage.stat(self.key).size, self.bytes_written):
                         raise
@@ -165,7 +165,7 @@ class _MultipartWriter(StreamWriter):
 class _FileWriter(StreamWriter):
     """file:// and direct:// streaming writer: a temporary name, renamed on commit."""
 
-    def __init__(self, storage: "S3dlioStorage", key: str, fsync: bool):
+    def __init__(self, storage: S3dlioStorage, key: str, fsync: bool):
         super().__init__(storage, key)
         self.path = storage.path(key)
         self.tmp = temp_path(self.path)

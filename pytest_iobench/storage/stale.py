@@ -25,7 +25,7 @@ import shutil
 import socket
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from .base import Storage
 
@@ -84,7 +84,7 @@ class Owner:
     expires: float
 
     @classmethod
-    def me(cls) -> "Owner":
+    def me(cls) -> Owner:
         pid = os.getpid()
         return cls(host_id(), pid, process_start(pid), time.time() + LEASE)
 
@@ -93,7 +93,7 @@ class Owner:
                            "expires": self.expires}).encode()
 
     @classmethod
-    def from_bytes(cls, data) -> "Owner | None":
+    def from_bytes(cls, data) -> Owner | None:
         try:
             record = json.loads(bytes(data))
             if record.get("kind") != "iobench-owner":
@@ -121,7 +121,7 @@ def run_started(run_dir: str) -> float | None:
     """The UTC time stamp at the start of a run id (``iobench-run-20261202T055300Z-...``)."""
     stamp = run_dir[len(RUN_PREFIX):].split("-", 1)[0]
     try:
-        return datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc).timestamp()
+        return datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).timestamp()
     except ValueError:
         return None
 

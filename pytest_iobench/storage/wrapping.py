@@ -10,7 +10,7 @@ close() does not reach the inner storage: whoever opened it closes it.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from .base import Buffer, ObjectInfo, Storage, StreamWriter
 

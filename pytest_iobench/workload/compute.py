@@ -49,7 +49,7 @@ class TimeDistribution:
 
     @classmethod
     def parse(cls, value: Any, where: str, stdev: float | None = None,
-              stdev_key: str = "the sibling stdev") -> "TimeDistribution":
+              stdev_key: str = "the sibling stdev") -> TimeDistribution:
         """Read DLIO's forms; ``where`` prefixes messages (e.g. 'train.computation_time: ').
         ``stdev`` is the sibling ``stdev_key``'s value (None when not given)."""
         if isinstance(value, bool):

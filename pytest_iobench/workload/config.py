@@ -16,8 +16,8 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from dataclasses import replace
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -117,11 +117,11 @@ class WorkloadConfig:
             return ""
         return "accepted, not emulated: " + "; ".join(f"{k} ({why})" for k, why in self.not_emulated.items())
 
-    def with_overrides(self, overrides: Sequence[str]) -> "WorkloadConfig":
+    def with_overrides(self, overrides: Sequence[str]) -> WorkloadConfig:
         """The same workload with more overrides applied (validated again)."""
         return build_config(self.raw, self.name, self.source, self.overrides + list(overrides), self.spelled)
 
-    def with_defaults(self, defaults: Sequence[str]) -> "WorkloadConfig":
+    def with_defaults(self, defaults: Sequence[str]) -> WorkloadConfig:
         """The same workload with ``defaults`` applied before its own overrides (which win)."""
         return build_config(self.raw, self.name, self.source, list(defaults) + self.overrides, self.spelled)
 

@@ -24,18 +24,18 @@ import os
 import platform
 import socket
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import psutil
 
 from ..storage.errors import redact
-from .metrics import GB, GiB, MB, MiB
+from .metrics import GB, MB, GiB, MiB
 
 
 def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
 
 
 def host_info() -> dict[str, Any]:

@@ -16,8 +16,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..storage import Storage, StorageSpec
-from ..storage.registry import storage_at
 from ..storage.counting import CountingStorage
+from ..storage.registry import storage_at
 from ..storage.spread import TALLY
 from .config import WorkloadConfig, build_config, masked, masked_override
 from .dlio_output import host_info

@@ -75,7 +75,7 @@ class Batch:
 
 @dataclass
 class _Worker:
-    files: "OrderedDict[int, SampleFile]" = field(default_factory=OrderedDict)
+    files: OrderedDict[int, SampleFile] = field(default_factory=OrderedDict)
     rng: np.random.Generator | None = None
 
 
@@ -100,7 +100,7 @@ class Loader:
         self.keep_samples = keep_samples
         allocator.tune()  # freed batch buffers reused by every worker (storage/allocator.py)
 
-    def epoch(self, batches: np.ndarray, epoch: int = 0) -> "EpochReader":
+    def epoch(self, batches: np.ndarray, epoch: int = 0) -> EpochReader:
         """An iterator over the batches of ``batches`` (rows of global sample ids), in order."""
         return EpochReader(self, batches, epoch)
 
@@ -209,7 +209,7 @@ class EpochReader:
         finally:
             _close_all(state)
 
-    def __iter__(self) -> "EpochReader":
+    def __iter__(self) -> EpochReader:
         return self
 
     def __next__(self) -> Batch:
@@ -242,7 +242,7 @@ class EpochReader:
         for thread in self._threads:
             thread.join()
 
-    def __enter__(self) -> "EpochReader":
+    def __enter__(self) -> EpochReader:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -23,7 +23,7 @@ from .compute import TimeDistribution, simulate
 from .config import WorkloadConfig
 from .loader import Loader, SampleFile
 from .metrics import epoch_metrics, eval_metrics
-from .sampler import PlanError, Sampler, steps_per_epoch
+from .sampler import Sampler, steps_per_epoch
 
 #: seconds between progress notes (a note is a small file write; not one per step)
 PROGRESS_EVERY = 0.5
@@ -227,4 +227,4 @@ def plan_eval_steps(config: WorkloadConfig, ranks: int) -> int:
                            what="eval")
 
 
-__all__: Sequence[str] = ["DatasetAccess", "run_training", "plan_steps", "plan_eval_steps", "window_note"]
+__all__: Sequence[str] = ["DatasetAccess", "plan_eval_steps", "plan_steps", "run_training", "window_note"]

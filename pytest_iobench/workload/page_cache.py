@@ -19,7 +19,6 @@ from ..storage import Storage, StorageError, StorageUnsupported
 from ..storage.posix import memory_file_system, resident_pages
 from ..storage.registry import storage_at
 
-
 #: cache states from the weakest (reads certainly or possibly from memory) to the strongest
 CACHE_STATES = ("memory", "none", "odirect", "evicted", "no-client-cache")
 

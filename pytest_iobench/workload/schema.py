@@ -43,7 +43,7 @@ class Alias:
 
 @dataclass(frozen=True)
 class Section:
-    keys: Mapping[str, "Key | Alias | Section"] = field(default_factory=dict)
+    keys: Mapping[str, Key | Alias | Section] = field(default_factory=dict)
     #: the whole section is accepted but not emulated (the reason)
     emulated: bool | str = True
 

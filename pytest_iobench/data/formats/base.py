@@ -51,7 +51,7 @@ class SampleFile(abc.ABC):
         if not 0 <= index < self.num_samples:
             raise IndexError(f"sample {index} of a file with {self.num_samples} samples")
 
-    def __enter__(self) -> "SampleFile":
+    def __enter__(self) -> SampleFile:
         return self
 
     def __exit__(self, *exc) -> None:
