@@ -4,17 +4,17 @@ writer threads, and read back through the format's reader.
     pytest suites/test_generate.py --iobench-storage=local,s3 --iobench-threads=1,4
     pytest suites/test_generate.py --iobench-formats=parquet,npz --iobench-generate-size=1GiB
 
-Each case generates about --iobench-generate-size (default 32 MiB; csv, jpeg and png an eighth
-of it: text and image encoding run at tens of MB/s), shaped like the workloads that use the
-format (pytest_iobench/data/sizing.py), into a fresh folder of the session's scratch space,
-deleted after. With --iobench-warmup and --iobench-repeat it generates afresh each time (every
-run in a new folder) and records the median of the repeats with every value: MB/s (bytes
-written / seconds), files/s and the peak RSS of the process while generating; image formats
-also record the time spent encoding. The test fails when a file of any run is missing, has
-another size than generation reported, or cannot be read back. When the storage's writes are
-not what its name says (``storage.write_caveat``: direct-s3dlio writes through the page cache),
-the record carries that warning.
-"""
+Each case generates about --iobench-generate-size (default ``auto``: enough for the rate to settle
+on the case's storage, pytest_iobench/workload/case_size.py; 32 MiB with --iobench-quick; csv, jpeg
+and png an eighth of it: text and image encoding run at tens of MB/s), shaped like the workloads
+that use the format (pytest_iobench/data/sizing.py), into a fresh folder of the session's scratch
+space, deleted after. With --iobench-warmup and --iobench-repeat it generates afresh each time
+(every run in a new folder) and records the median of the repeats with every value: MB/s (bytes
+written / seconds), files/s and the peak RSS of the process while generating; image formats also
+record the time spent encoding. The test fails when a file of any run is missing, has another size
+than generation reported, or cannot be read back. When the storage's writes are not what its name
+says (``storage.write_caveat``: direct-s3dlio writes through the page cache), the record carries
+that warning."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from pytest_iobench.data.memory import PeakRSS
 from pytest_iobench.data.sizing import sized_spec
 from pytest_iobench.plugin.options import get_settings
 from pytest_iobench.workload import steady
+from pytest_iobench.workload.case_size import case_size
 
 #: the untimed warm-up of each case generates this much of the same format first
 WARMUP_BYTES = 1 << 20
@@ -57,7 +58,8 @@ def check_files(spec, space, result) -> None:
 
 
 def test_generate(fmt, storage, threads, storage_factory, iobench_config, iobench_record, generation_progress):
-    size = iobench_config.generate_size // (8 if fmt in SLOW_FORMATS else 1)
+    chosen = case_size("generate", storage.kind, iobench_config.generate_size, iobench_config.quick)
+    size = chosen.bytes // (8 if fmt in SLOW_FORMATS else 1)
     spec = sized_spec(fmt, size)
     iobench_record.kind = "generate"
     # e.g. direct-s3dlio's streaming writer is not O_DIRECT, s3dlio's file writers fsync anyway
@@ -104,7 +106,8 @@ def test_generate(fmt, storage, threads, storage_factory, iobench_config, iobenc
             values["encode_seconds"] = result.encode_seconds
         return values
 
-    units = {"steady_write_throughput": ("MB/s", "higher"), "write_throughput": ("MB/s", "higher"), "files_per_second": ("files/s", "higher"),
+    units = {"steady_write_throughput": ("MB/s", "higher"), "write_throughput": ("MB/s", "higher"),
+             "files_per_second": ("files/s", "higher"),
              "bytes_written": ("B", "none"), "peak_rss": ("MiB", "lower"), "rss_growth": ("MiB", "lower")}
     if fmt in IMAGE_FORMATS:
         units["encode_seconds"] = ("s", "lower")
@@ -119,3 +122,4 @@ def test_generate(fmt, storage, threads, storage_factory, iobench_config, iobenc
         f"before the runs, {WARMUP_BYTES >> 20} MiB of {fmt} generated untimed into its own folder: the "
         "format's libraries loaded, the storage's client and threads up, the generator's buffers touched")
     iobench_record.details["spec"] = spec.to_dict()
+    iobench_record.details["size_chosen_by"] = chosen.chosen_by

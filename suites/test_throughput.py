@@ -4,19 +4,19 @@ library x thread count x object size, objects put or got whole by ``threads`` wo
     pytest suites/test_throughput.py --iobench-storage=s3 --iobench-threads=1,8,32
     pytest suites/test_throughput.py --iobench-object-sizes=64KiB,1MiB,16MiB --iobench-throughput-bytes=1GiB
 
-A case moves --iobench-throughput-bytes (default 64 MiB) per run as objects of its size (at least
-one per thread), each with its own content from the seeded random source, generated before the
-clock starts and held in memory (so a run of 1 GiB holds 1 GiB). A put run writes every object
-under a fresh prefix (deleted after it); a get run reads back objects put once before the runs,
-from the storage, not from memory: before each get run the page cache of local objects is
-dropped and the drop verified (O_DIRECT where it did not work; tmpfs or a failed drop is a
-warning), as the checkpoint suite does before its reads; an S3 client keeps no cache.
-Recorded, with --iobench-warmup / --iobench-repeat: MB/s (bytes moved over the run's wall time,
-MB = 10^6 bytes; a get's bytes counted from what it returned), objects/s, and the latency of
-every call of the counted runs (p50, p90, p99, max in ms). Outside the timed transfers, every
-object a put run wrote (and, after the runs, every object the get runs read) is read back and
-compared with what was put: a test whose storage holds other bytes fails.
-"""
+A case moves --iobench-throughput-bytes (default ``auto``: enough for the rate to settle on the
+case's storage, pytest_iobench/workload/case_size.py; 64 MiB with --iobench-quick) per run as
+objects of its size (at least one per thread), each with its own content from the seeded random
+source, generated before the clock starts and held in memory (so a run of 1 GiB holds 1 GiB). A put
+run writes every object under a fresh prefix (deleted after it); a get run reads back objects put
+once before the runs, from the storage, not from memory: before each get run the page cache of local
+objects is dropped and the drop verified (O_DIRECT where it did not work; tmpfs or a failed drop is
+a warning), as the checkpoint suite does before its reads; an S3 client keeps no cache. Recorded,
+with --iobench-warmup / --iobench-repeat: MB/s (bytes moved over the run's wall time, MB = 10^6
+bytes; a get's bytes counted from what it returned), objects/s, and the latency of every call of the
+counted runs (p50, p90, p99, max in ms). Outside the timed transfers, every object a put run wrote
+(and, after the runs, every object the get runs read) is read back and compared with what was put: a
+test whose storage holds other bytes fails."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ from pytest_iobench.plugin.options import get_settings
 from pytest_iobench.storage.counting import CountingStorage
 from pytest_iobench.storage.throughput import transfer
 from pytest_iobench.workload import steady
+from pytest_iobench.workload.case_size import case_size
 from pytest_iobench.workload.page_cache import drop_cache
 
 SEED = 20261201
@@ -61,7 +62,9 @@ def space(storage):
 def test_throughput(operation, object_size, storage, threads, space, iobench_config, iobench_record,
                     iobench_progress):
     iobench_record.kind = "throughput"
-    count = max(threads, -(-iobench_config.throughput_bytes // object_size))
+    chosen = case_size("throughput", storage.kind, iobench_config.throughput_bytes, iobench_config.quick)
+    count = max(threads, -(-chosen.bytes // object_size))
+    iobench_record.details["size_chosen_by"] = chosen.chosen_by
     payloads = [stream_for(SEED, "throughput", object_size, i, limit=object_size).read(object_size)
                 for i in range(count)]
     # the size by its label (the plots name a panel by its text parameters), and in bytes
@@ -92,8 +95,9 @@ def test_throughput(operation, object_size, storage, threads, space, iobench_con
         counting = CountingStorage(target)
         moved = (lambda: counting.bytes_written) if operation == "put" else (lambda: counting.bytes_read)
         label = f"run {len(runs) + 1}/{total_runs}"
+        total = count * object_size
         show = None if iobench_progress is None else (
-            lambda samples: iobench_progress("throughput", f"{label}, {steady.progress_line(samples, count * object_size)}"))
+            lambda samples: iobench_progress("throughput", f"{label}, {steady.progress_line(samples, total)}"))
         with steady.RateSampler(moved, progress=show) as sampler:
             done = transfer(counting, operation, keys, threads, data)
         steadies.append(steady.steady_state(sampler.samples))
@@ -115,7 +119,8 @@ def test_throughput(operation, object_size, storage, threads, space, iobench_con
             cache = drop_cache(storage, stored)
             caches.append(cache.detail())
             done = timed(cache.reader or storage, stored)
-        assert done.bytes == count * object_size, f"{storage.id}: {done.bytes} bytes moved, expected {count * object_size}"
+        expected = count * object_size
+        assert done.bytes == expected, f"{storage.id}: {done.bytes} bytes moved, expected {expected}"
         runs.append({"seconds": done.seconds, "bytes": done.bytes, "objects": done.objects})
         calls.append(done.latencies)
         return {"steady_throughput": steadies[-1].rate / MB, "throughput": done.bytes_per_second / MB,

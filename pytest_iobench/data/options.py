@@ -26,6 +26,16 @@ def byte_size(text: str) -> int:
     return value
 
 
+def byte_size_or_auto(text: str) -> int | None:
+    """``auto`` (None: the suite picks the size for the storage, workload/case_size.py) or a size."""
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        return byte_size(text)
+    except ValueError as exc:
+        raise ValueError(f"give auto or {str(exc).removeprefix('give ')}") from None
+
+
 def _one_thread_count(text: str) -> int:
     value = positive_int(text)
     _storage_options.thread_counts(str(value))  # the same maximum as --iobench-threads
@@ -36,8 +46,12 @@ declare(
     Option("formats", "dataset formats the generation suite runs (comma list)",
            default=",".join(f for f in FORMATS if f != "mmap_indexed_binary"), parse=comma_list(FORMATS),
            metavar="FORMATS"),
-    Option("generate-size", "bytes each case of the generation suite generates (e.g. 64MiB, 2GB)",
-           default="32MiB", parse=byte_size, metavar="SIZE"),
+    Option("generate-size", "bytes each case of the generation suite generates (e.g. 64MiB, 2GB); auto: "
+           "enough for the rate to settle on the case's storage (1 GiB on local and direct, 256 MiB on s3), "
+           "32 MiB with --iobench-quick", default="auto", parse=byte_size_or_auto, metavar="SIZE"),
+    Option("quick", "small cases for a CI job: the generation and throughput suites move 32 MiB and 64 MiB "
+           "per case whatever the storage (their rates are then flagged too short to gate on)",
+           default="false", parse=boolean, metavar="BOOL"),
     Option("generate-threads", "writer threads used when a test's dataset is generated "
            f"(at most {_storage_options.MAX_THREADS})", default="2", parse=_one_thread_count, metavar="N"),
     Option("regenerate", "regenerate datasets even when a complete one with the same spec is kept "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..data.options import byte_size
+from ..data.options import byte_size, byte_size_or_auto
 from ..settings import Option, boolean, comma_list, declare, positive_int
 from .thresholds import parse_override, parse_percentage
 
@@ -63,8 +63,9 @@ declare(
            parse=positive_int, metavar="N"),
     Option("object-sizes", "object sizes of the throughput suite, each a case (comma list, e.g. 1MiB,16MiB)",
            default="1MiB", parse=byte_sizes, metavar="SIZES"),
-    Option("throughput-bytes", "bytes each case of the throughput suite puts or gets per run (e.g. 1GiB)",
-           default="64MiB", parse=byte_size, metavar="SIZE"),
+    Option("throughput-bytes", "bytes each case of the throughput suite puts or gets per run (e.g. 1GiB); "
+           "auto: enough for the rate to settle on the case's storage (1 GiB on local and direct, 256 MiB on "
+           "s3), 64 MiB with --iobench-quick", default="auto", parse=byte_size_or_auto, metavar="SIZE"),
 )
 
 
