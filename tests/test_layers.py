@@ -16,6 +16,7 @@ LAYERS = [
     {"pytest_iobench.data"},
     {"pytest_iobench.workload"},
     {"pytest_iobench.mpi"},
+    {"pytest_iobench.qualify"},
     {"pytest_iobench.report"},
     {"pytest_iobench.plugin", "pytest_iobench.__main__"},
 ]

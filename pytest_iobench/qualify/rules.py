@@ -1,0 +1,197 @@
+"""The MLPerf Storage rules a qualification run is checked against, as one table.
+
+Each rule has an id, what it checks and a check that returns its finding: the label the rule
+gives the run (CLOSED: within the rules; OPEN: allowed in the open division only; INVALID:
+not a qualification run) and the reason in words. The run's label is the worst of its rules'.
+``plan`` rules are checked before anything runs, ``result`` rules on the measured runs.
+
+The override lists are mlpstorage's (``TrainingRunRulesChecker``): keys a CLOSED submission
+may change, keys only an OPEN one may; any other key (``workflow.*`` aside) makes the run INVALID.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..workload.config import WorkloadConfig, parse_override
+from .datasize import MEMORY_FACTOR, MIN_STEPS, GiB, dataset_size
+
+CLOSED, OPEN, INVALID = "CLOSED", "OPEN", "INVALID"
+_RANK = {CLOSED: 0, OPEN: 1, INVALID: 2}
+
+#: keys a CLOSED run may override (mlpstorage's CLOSED_ALLOWED_PARAMS)
+CLOSED_ALLOWED = ("dataset.num_files_train", "dataset.num_subfolders_train", "dataset.data_folder",
+                  "reader.read_threads", "reader.computation_threads", "reader.transfer_size", "reader.odirect",
+                  "reader.prefetch_size", "checkpoint.checkpoint_folder", "storage.storage_type",
+                  "storage.storage_root")
+#: keys only an OPEN run may override (mlpstorage's OPEN_ALLOWED_PARAMS)
+OPEN_ALLOWED = ("framework", "dataset.format", "dataset.num_samples_per_file", "reader.data_loader")
+#: MLPerf Storage: one warm-up, then this many measured runs, which must agree within AGREEMENT
+MEASURED_RUNS = 5
+AGREEMENT = 0.05
+#: reader.odirect is allowed for this model only (mlpstorage's check_odirect_supported_model)
+ODIRECT_MODEL = "unet3d"
+
+
+@dataclass
+class Plan:
+    """What a run is checked against before it starts."""
+
+    config: WorkloadConfig
+    hosts: int
+    host_memory_bytes: int
+    accelerators: int
+    #: 500, or fewer on a dry-run scale
+    min_steps: int = MIN_STEPS
+
+
+@dataclass
+class Results:
+    """What the measured runs gave: per run its mean AU (%) and samples/s; warm-ups apart."""
+
+    au_floor_percent: float
+    warmups: int
+    au_percent: list[float] = field(default_factory=list)
+    samples_per_second: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Finding:
+    label: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    phase: str  # "plan" or "result"
+    checks: str
+    check: Callable[[Any], Finding]
+
+
+@dataclass(frozen=True)
+class Checked:
+    rule: Rule
+    finding: Finding
+
+    @property
+    def passed(self) -> bool:
+        return self.finding.label == CLOSED
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.rule.id, "checks": self.rule.checks, "passed": self.passed,
+                "label": self.finding.label, "reason": self.finding.reason}
+
+
+def override_key(text: str) -> str:
+    """``++workload.reader.read_threads=8`` -> ``reader.read_threads``."""
+    return ".".join(parse_override(text)[0])
+
+
+def _dataset_memory(plan: Plan) -> Finding:
+    need = dataset_size(plan.config, hosts=plan.hosts, host_memory_bytes=plan.host_memory_bytes,
+                        accelerators=plan.accelerators, min_steps=plan.min_steps)
+    files = int(plan.config.dataset.num_files_train)
+    memory = f"{plan.hosts} host{'s' if plan.hosts > 1 else ''} x {plan.host_memory_bytes / GiB:.4g} GiB"
+    if files < need.files_by_memory:
+        return Finding(INVALID, f"dataset.num_files_train {files} < {need.files_by_memory}: the dataset "
+                                f"({files * need.file_bytes / GiB:.4g} GiB) must be at least {MEMORY_FACTOR}x "
+                                f"the clients' memory ({memory}); give --iobench-set "
+                                f"dataset.num_files_train={need.num_files_train} (iobench datasize)")
+    return Finding(CLOSED, f"{files} files ({files * need.file_bytes / GiB:.4g} GiB) are at least "
+                           f"{MEMORY_FACTOR}x the clients' memory ({memory}: {need.files_by_memory} files)")
+
+
+def _steps_per_epoch(plan: Plan) -> Finding:
+    ds, batch = plan.config.dataset, int(plan.config.reader.batch_size)
+    samples = int(ds.num_files_train) * int(ds.num_samples_per_file)
+    steps = samples // batch // plan.accelerators
+    if steps < plan.min_steps:
+        need = dataset_size(plan.config, hosts=plan.hosts, host_memory_bytes=plan.host_memory_bytes,
+                            accelerators=plan.accelerators, min_steps=plan.min_steps)
+        return Finding(INVALID, f"{steps} steps per epoch < {plan.min_steps} ({samples} samples / batch {batch} / "
+                                f"{plan.accelerators} accelerators); give --iobench-set "
+                                f"dataset.num_files_train={need.num_files_train} (iobench datasize)")
+    return Finding(CLOSED, f"{steps} steps per epoch >= {plan.min_steps} on {plan.accelerators} accelerators")
+
+
+def _overrides(plan: Plan) -> Finding:
+    keys = [(override_key(t), t) for t in plan.config.overrides]
+    keys = [(k, t) for k, t in keys if not k.startswith("workflow.")]
+    invalid = [t for k, t in keys if k not in CLOSED_ALLOWED and k not in OPEN_ALLOWED]
+    opened = [t for k, t in keys if k in OPEN_ALLOWED]
+    if invalid:
+        return Finding(INVALID, f"override not allowed in CLOSED or OPEN: {', '.join(invalid)} "
+                                f"(CLOSED allows {', '.join(CLOSED_ALLOWED)}; OPEN also {', '.join(OPEN_ALLOWED)})")
+    if opened:
+        return Finding(OPEN, f"override allowed in OPEN only: {', '.join(opened)}")
+    closed = [t for _, t in keys]
+    return Finding(CLOSED, f"overrides allowed in CLOSED: {', '.join(closed)}" if closed else "no overrides")
+
+
+def _odirect(plan: Plan) -> Finding:
+    model = str(plan.config.model.name)
+    if plan.config.reader.odirect and model != ODIRECT_MODEL:
+        return Finding(INVALID, f"reader.odirect is allowed for {ODIRECT_MODEL} only, not for model {model}")
+    return Finding(CLOSED, "reader.odirect " + ("on (unet3d)" if plan.config.reader.odirect else "off"))
+
+
+def _runs(results: Results) -> Finding:
+    if results.warmups < 1 or len(results.au_percent) < MEASURED_RUNS:
+        return Finding(INVALID, f"{results.warmups} warm-up and {len(results.au_percent)} measured runs: "
+                                f"the rules ask for 1 warm-up then {MEASURED_RUNS} measured runs")
+    return Finding(CLOSED, f"{results.warmups} warm-up, then {len(results.au_percent)} measured runs")
+
+
+def _agreement(results: Results) -> Finding:
+    rates = results.samples_per_second
+    if not rates:
+        return Finding(INVALID, "no measured run")
+    mean = sum(rates) / len(rates)
+    worst = max(abs(r - mean) / mean for r in rates) if mean > 0 else float("inf")
+    shown = ", ".join(f"{r:.4g}" for r in rates)
+    if worst > AGREEMENT:
+        return Finding(INVALID, f"the runs do not agree within {AGREEMENT:.0%}: samples/s {shown}, one is "
+                                f"{worst:.1%} from their mean {mean:.4g}")
+    return Finding(CLOSED, f"the runs agree within {AGREEMENT:.0%} (at most {worst:.1%} from the mean {mean:.4g})")
+
+
+def _au_floor(results: Results) -> Finding:
+    if not results.au_percent:
+        return Finding(INVALID, "no measured run")
+    mean = sum(results.au_percent) / len(results.au_percent)
+    if mean < results.au_floor_percent:
+        return Finding(INVALID, f"mean AU {mean:.2f}% over the measured runs is below the "
+                                f"{results.au_floor_percent:g}% floor (metric.au)")
+    return Finding(CLOSED, f"mean AU {mean:.2f}% meets the {results.au_floor_percent:g}% floor (metric.au)")
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("dataset-memory", "plan", f"the dataset is at least {MEMORY_FACTOR}x the clients' total memory",
+         _dataset_memory),
+    Rule("steps-per-epoch", "plan", "at least 500 steps per epoch on the accelerators run (fewer on a dry-run scale)",
+         _steps_per_epoch),
+    Rule("overrides", "plan", "only keys mlpstorage allows are overridden: CLOSED's list, or OPEN's", _overrides),
+    Rule("odirect", "plan", f"reader.odirect only for {ODIRECT_MODEL}", _odirect),
+    Rule("measured-runs", "result", f"one warm-up, then {MEASURED_RUNS} measured runs", _runs),
+    Rule("runs-agree", "result", f"the measured runs' samples/s each within {AGREEMENT:.0%} of their mean",
+         _agreement),
+    Rule("au-floor", "result", "the measured runs' mean AU meets the workload's floor (metric.au)", _au_floor),
+)
+
+
+def check(phase: str, subject: Plan | Results, rules: Sequence[Rule] = RULES) -> list[Checked]:
+    """Every rule of ``phase`` checked on ``subject``."""
+    return [Checked(rule, rule.check(subject)) for rule in rules if rule.phase == phase]
+
+
+def label(checked: Sequence[Checked]) -> str:
+    """The run's label: the worst of its rules' (CLOSED when every rule holds)."""
+    return max((c.finding.label for c in checked), key=_RANK.__getitem__, default=CLOSED)
+
+
+def reasons(checked: Sequence[Checked]) -> list[str]:
+    """``rule: reason`` for every rule that did not give CLOSED."""
+    return [f"{c.rule.id}: {c.finding.reason}" for c in checked if not c.passed]
