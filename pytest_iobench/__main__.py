@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .qualify.cli import add_datasize
+from .qualify.cli import add_commands
 from .report.compare import compare
 from .report.human import write_reports
 from .report.options import human_formats
@@ -45,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Copy the suites shipped with the installed package into DIR, so that "
                     "`pytest DIR/ --iobench-storage=...` runs them as a checkout's suites/ does.")
     suites.add_argument("dir", metavar="DIR", nargs="?", default="suites", help="where to copy them (default: suites)")
-    add_datasize(commands)
+    add_commands(commands)
     return parser
 
 
@@ -105,7 +105,7 @@ def suites(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if getattr(args, "run", None):
-        return args.run(args)
+        return int(args.run(args))
     if args.command == "suites":
         try:
             return suites(args)

@@ -1,19 +1,37 @@
-"""``iobench datasize WORKLOAD --hosts N --host-memory GiB --accelerators N``: the dataset a
+"""The qualification steps that are not tests.
+
+``iobench datasize WORKLOAD --hosts N --host-memory GiB --accelerators N``: the dataset a
 qualification run of WORKLOAD needs on those clients (mlpstorage's formula, datasize.py),
 printed as the ``--iobench-set`` override that gives it, a number of files and bytes.
-
 Without ``--host-memory`` the memory of this host is taken. ``--set`` takes the overrides
 ``--iobench-set`` takes (a workload's batch size or record length changes what it needs).
+
+``iobench generate WORKLOAD --iobench-storage=KIND --iobench-root=...``: the workload's
+dataset alone, with progress, where the suites look for it (the storage's datasets area under
+the root, the same spec digest and manifest), so that a later ``pytest suites/`` with the same
+settings reuses it. It takes the plugin's ``--iobench-*`` options and their ``IOBENCH_*``
+environment twins (pytest's ini file is not read).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+import tempfile
 from collections.abc import Callable
 from typing import Any
 
+from ..data import options as _data_options  # noqa: F401  (declares the generation options)
+from ..data.datasets import DatasetCache
+from ..data.generate import Progress
+from ..settings import REGISTRY, SettingsError, resolve
+from ..storage import options as _storage_options  # noqa: F401
+from ..storage.errors import StorageError
+from ..storage.factory import StorageFactory, new_run_id, plan_storages
+from ..workload import options as _workload_options  # noqa: F401
 from ..workload.config import WorkloadError, load_workload
-from ..workload.options import workload_id
+from ..workload.options import overrides_for, workload_id
 from .datasize import MIN_STEPS, GiB, dataset_size
 
 
@@ -88,3 +106,83 @@ def datasize(args: argparse.Namespace) -> int:
     for line in lines:
         print(line)
     return 0
+
+
+#: the plugin's options that mean something to ``iobench generate``
+GENERATE_OPTIONS = ("storage", "libraries", "root", "s3-endpoint", "bucket", "s3-region", "s3-access-key",
+                    "s3-secret-key", "op-timeout", "retries", "backoff", "set", "generate-threads", "regenerate",
+                    "verify", "on-corrupt")
+
+
+def add_generate(commands: Any) -> None:
+    """Add the ``generate`` subcommand to ``commands`` (argparse subparsers)."""
+    parser = commands.add_parser(
+        "generate", help="generate WORKLOAD's dataset where the suites will reuse it",
+        description="Generate WORKLOAD's dataset in the storage's datasets area, as the suites do, so that "
+                    "pytest with the same --iobench-* settings reuses it. Takes the plugin's options and "
+                    "their IOBENCH_* environment twins.")
+    parser.add_argument("workload", metavar="WORKLOAD", help="a shipped workload (unet3d_h100) or a DLIO YAML file")
+    for name in GENERATE_OPTIONS:
+        option = REGISTRY.get(name)
+        if option is None:
+            continue
+        parser.add_argument(option.flag, dest=option.dest, action="append" if option.multiple else "store",
+                            metavar=option.metavar, help=option.help.replace("%", "%%"))
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    parser.set_defaults(run=generate)
+
+
+def _show(where: str, p: Progress) -> None:
+    eta = p.eta
+    left = f", ETA {eta:.0f} s" if eta is not None else ""
+    print(f"\r{where}: {p.files_done}/{p.files_total} files, {p.bytes_done / 1e6:.1f} MB, "
+          f"{p.mb_per_s:.1f} MB/s{left}", end="", file=sys.stderr, flush=True)
+
+
+def generate_dataset(args: argparse.Namespace) -> list[str]:
+    cli = {name: getattr(args, REGISTRY[name].dest, None) for name in GENERATE_OPTIONS if name in REGISTRY}
+    settings = resolve(cli, {}, os.environ)
+    if len(settings.storage) != 1:
+        raise SettingsError(f"--iobench-storage: give one storage to generate on, not {','.join(settings.storage)}")
+    kind = settings.storage[0]
+    if kind in ("local", "direct") and not (settings.root and not settings.root.startswith("s3://")):
+        raise SettingsError(f"--iobench-root: give the directory to generate under (the {kind} storage's root; "
+                            "pytest's default, a fresh temporary directory, would not be kept)")
+    if kind == "s3" and not settings.s3_endpoint:
+        raise SettingsError("--iobench-s3-endpoint: give the S3 endpoint to generate on (the embedded endpoint "
+                            "ends with this command)")
+    param = next((p for p in plan_storages(settings) if not p.skip), None)
+    if param is None:
+        raise SettingsError(f"no installed library reaches the {kind} storage")
+    config = load_workload(args.workload, overrides_for(args.workload, settings.set))
+    with tempfile.TemporaryDirectory(prefix="iobench-generate-") as scratch:
+        factory = StorageFactory(settings, default_root=scratch, run_id=new_run_id())
+        cache = DatasetCache(factory.at, threads=settings.generate_threads, regenerate=settings.regenerate,
+                             progress=None if args.quiet else _show, lock_dir=os.path.join(scratch, "locks"),
+                             verify=settings.verify, on_corrupt=settings.on_corrupt)
+        try:
+            dataset = cache.get(config.dataset, factory.get(kind, param.library, area="datasets"))
+        finally:
+            if not args.quiet:
+                print(file=sys.stderr)
+            cache.cleanup()
+            factory.cleanup()
+    r = dataset.result
+    what = "reused (complete, same spec)" if dataset.reused else f"generated in {r.seconds:.1f} s"
+    return [f"{workload_id(args.workload)}: {r.files} files, {r.bytes} bytes at {dataset.storage.uri('')}: {what}"]
+
+
+def generate(args: argparse.Namespace) -> int:
+    try:
+        lines = generate_dataset(args)
+    except (WorkloadError, SettingsError, StorageError, ValueError) as exc:
+        raise SystemExit(f"error: {exc}") from None
+    for line in lines:
+        print(line)
+    return 0
+
+
+def add_commands(commands: Any) -> None:
+    """The qualification subcommands (``datasize``, ``generate``) for ``iobench``'s parser."""
+    add_datasize(commands)
+    add_generate(commands)
