@@ -9,8 +9,9 @@
 2. the largest accelerator count that meets the AU floor is searched for, doubling then
    bisecting (each probe one run of the workload on that many ranks), between the lowest and
    the highest of --iobench-ranks (when given), else from 1 to what the dataset allows;
-3. one warm-up and 5 measured runs at that count; their mean AU against the floor and the 5%
-   agreement of their samples/s;
+3. one warm-up and 5 measured runs at that count (the rules' counts, whatever --iobench-warmup
+   and --iobench-repeat say); their mean AU against the floor and the 5% agreement of their
+   samples/s;
 4. the verdict (label, rules with reasons, the probes, the runs) in the test record's
    ``qualification`` section (docs/results.md) and in the terminal.
 

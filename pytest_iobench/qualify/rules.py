@@ -111,10 +111,12 @@ def _steps_per_epoch(plan: Plan) -> Finding:
     if steps < plan.min_steps:
         need = dataset_size(plan.config, hosts=plan.hosts, host_memory_bytes=plan.host_memory_bytes,
                             accelerators=plan.accelerators, min_steps=plan.min_steps)
+        many = "s" if plan.accelerators > 1 else ""
         return Finding(INVALID, f"{steps} steps per epoch < {plan.min_steps} ({samples} samples / batch {batch} / "
-                                f"{plan.accelerators} accelerators); give --iobench-set "
+                                f"{plan.accelerators} accelerator{many}); give --iobench-set "
                                 f"dataset.num_files_train={need.num_files_train} (iobench datasize)")
-    return Finding(CLOSED, f"{steps} steps per epoch >= {plan.min_steps} on {plan.accelerators} accelerators")
+    return Finding(CLOSED, f"{steps} steps per epoch >= {plan.min_steps} on {plan.accelerators} "
+                           f"accelerator{'s' if plan.accelerators > 1 else ''}")
 
 
 def _overrides(plan: Plan) -> Finding:
