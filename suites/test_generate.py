@@ -22,7 +22,7 @@ import uuid
 
 import pytest
 
-from pytest_iobench.data.formats import get_format
+from pytest_iobench.data.formats import FORMATS, get_format, info
 from pytest_iobench.data.generate import generate
 from pytest_iobench.data.memory import PeakRSS
 from pytest_iobench.data.sizing import sized_spec
@@ -33,9 +33,9 @@ from pytest_iobench.workload.case_size import case_size
 #: the untimed warm-up of each case generates this much of the same format first
 WARMUP_BYTES = 1 << 20
 
-#: these formats generate an eighth of --iobench-generate-size
-SLOW_FORMATS = ("csv", "jpeg", "png")
-IMAGE_FORMATS = ("jpeg", "png")
+#: these formats generate an eighth of --iobench-generate-size (each format declares it)
+SLOW_FORMATS = tuple(name for name in FORMATS if info(name).slow)
+IMAGE_FORMATS = tuple(name for name in FORMATS if info(name).image)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

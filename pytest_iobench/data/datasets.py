@@ -32,7 +32,8 @@ from typing import Any
 from ..storage.base import Storage
 from ..storage.errors import StorageError
 from ..storage.lease import DEFAULT_TTL, Lease
-from .formats import SampleFile, get_format
+from .formats import get_format
+from .formats.base import SampleFile
 from .generate import (
     MARKER,
     GenerateResult,

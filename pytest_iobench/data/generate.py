@@ -187,10 +187,7 @@ def dlio_folders(spec: DatasetSpec) -> list[str]:
     ``<data_folder>/valid`` on every training run, evaluation or not, and stops when it is
     missing), and tfrecord's ``index/train/`` and ``index/valid/``. Made empty where the storage
     has folders (Storage.make_folder; object stores need nothing)."""
-    folders = ["train/", "valid/"]
-    if spec.format == "tfrecord":
-        folders += ["index/train/", "index/valid/"]
-    return folders
+    return ["train/", "valid/", *spec.format_info.folders]
 
 
 def make_folders(spec: DatasetSpec, storage: Storage) -> None:

@@ -6,43 +6,25 @@
     with fmt.open(storage, key, spec) as f:
         f.read_sample(0)
 
-Modules are imported on first use, so a format's library (h5py, pyarrow, Pillow) is loaded
-only when that format is used.
+The formats are listed in ``registry.py``; a format's module is imported on first use, so a
+format's library (h5py, pyarrow, Pillow) is loaded only when that format is used.
 """
 
 from __future__ import annotations
 
-import importlib
+from typing import TYPE_CHECKING
 
-from ..spec import FORMATS
-from .base import FileInfo, Format, RangeFile, SampleFile, WriterSink
+from .registry import FORMATS, FormatInfo, info, register, unregister
+from .registry import load as _load
 
-#: format name -> module that defines FORMAT
-_MODULES = {
-    "npy": "npy",
-    "npz": "npz",
-    "hdf5": "hdf5",
-    "parquet": "parquet",
-    "csv": "csv",
-    "jpeg": "image",
-    "png": "image",
-    "tfrecord": "tfrecord",
-    "indexed_binary": "indexed_binary",
-    "mmap_indexed_binary": "indexed_binary",
-}
-
-_loaded: dict[str, Format] = {}
+if TYPE_CHECKING:
+    from .base import Format
 
 
 def get_format(name: str) -> Format:
     """The format called ``name`` (as in dataset.format); ValueError names the valid ones."""
-    if name not in _loaded:
-        module = _MODULES.get(name)
-        if module is None:
-            raise ValueError(f"unknown format {name!r}; valid: {', '.join(FORMATS)}")
-        mod = importlib.import_module(f"{__name__}.{module}")
-        _loaded[name] = mod.formats()[name] if hasattr(mod, "formats") else mod.FORMAT
-    return _loaded[name]
+    format: Format = _load(name)
+    return format
 
 
-__all__ = ["FileInfo", "Format", "RangeFile", "SampleFile", "WriterSink", "get_format"]
+__all__ = ["FORMATS", "FormatInfo", "get_format", "info", "register", "unregister"]

@@ -21,6 +21,7 @@ from typing import Any
 from ...storage.base import Storage, StreamWriter
 from ..random import RandomStream
 from ..spec import DatasetSpec
+from .registry import FormatInfo
 
 MiB = 1 << 20
 
@@ -59,15 +60,15 @@ class SampleFile(abc.ABC):
 
 
 class Format(abc.ABC):
-    """One file format: a streaming writer and a reader."""
+    """One file format: a streaming writer and a reader, and what it declares about itself
+    (``info``: name, extension, compressions, sizing, rules; see registry.FormatInfo)."""
 
-    #: the format's name, as in dataset.format
-    name: str = ""
+    info: FormatInfo
 
     @property
-    def extension(self) -> str:
-        """DLIO names files after the format: ``img_0_of_8.<name>``."""
-        return self.name
+    def name(self) -> str:
+        """The format's name, as in dataset.format."""
+        return self.info.name
 
     @abc.abstractmethod
     def write(self, writer: StreamWriter, spec: DatasetSpec, split: str, index: int,

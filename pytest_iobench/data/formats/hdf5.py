@@ -30,9 +30,11 @@ import h5py
 import numpy as np
 
 from ...storage.base import Storage, StreamWriter
+from ..checks import Rule
 from ..random import RandomStream
 from ..spec import DatasetSpec
 from .base import FileInfo, Format, RangeFile, SampleFile, SeekableRaw, WriterSink, copy_random
+from .registry import FormatInfo
 
 MiB = 1 << 20
 _ZEROS = memoryview(bytes(MiB))
@@ -200,8 +202,47 @@ class HDF5File(SampleFile):
         self.file.close()
 
 
+def _dataset_shape(v) -> list[int]:
+    """The dims of a dataset of the file (samples first) that hdf5.max_shape gives."""
+    h5 = v.hdf5
+    shape = (v.num_samples_per_file, v.lead // h5.num_dset_per_record, *v.dims[1:])
+    return list(shape[len(shape) - len(h5.max_shape):])
+
+
+def _max_shape_too_small(v) -> bool:
+    return any(got is not None and got < need for got, need in zip(v.hdf5.max_shape, _dataset_shape(v)))
+
+
+#: DLIO's max_shape gives the record's dimensions (maxshape = (samples, *max_shape)); the
+#: samples' axis may be given too
+RULES = (
+    Rule("hdf5.num_dset_per_record", lambda v: v.lead % v.hdf5.num_dset_per_record,
+         lambda v: f"{v.hdf5.num_dset_per_record} does not divide "
+                   f"{'record_dims[0]' if v.dims else 'the elements of a record'} ({v.lead}); give a divisor "
+                   "(DLIO splits the first dimension across the datasets)"),
+    Rule("hdf5.num_dset_per_record",
+         lambda v: v.record_length_bytes_stdev > 0 and v.hdf5.num_dset_per_record > 1 and not v.dims,
+         "cannot split records whose size varies (record_length_bytes_stdev > 0); give 1"),
+    Rule("hdf5.chunk_dims", lambda v: v.hdf5.chunk_dims and len(v.hdf5.chunk_dims) != v.sample_rank + 1,
+         lambda v: f"{list(v.hdf5.chunk_dims)} has {len(v.hdf5.chunk_dims)} dimensions; a dataset here has "
+                   f"{v.sample_rank + 1} (samples, then the record's {v.sample_rank})"),
+    Rule("hdf5.max_shape",
+         lambda v: v.hdf5.max_shape and len(v.hdf5.max_shape) not in (v.sample_rank, v.sample_rank + 1),
+         lambda v: f"{list(v.hdf5.max_shape)} has {len(v.hdf5.max_shape)} dimensions; give the record's "
+                   f"{v.sample_rank} (as DLIO), or {v.sample_rank + 1} with the samples' axis first"),
+    Rule("hdf5.max_shape",
+         lambda v: (v.hdf5.max_shape and len(v.hdf5.max_shape) in (v.sample_rank, v.sample_rank + 1)
+                    and not v.record_length_bytes_stdev and _max_shape_too_small(v)),
+         lambda v: f"{list(v.hdf5.max_shape)} is smaller than the dataset shape {_dataset_shape(v)}; give at "
+                   "least that (null for unlimited)"),
+    Rule("chunk_size",
+         lambda v: v.enable_chunking and v.chunk_size == 0 and not v.hdf5.chunk_dims and "chunk_size" in v.given,
+         "0 is not valid with enable_chunking; give the chunk size in bytes"),
+)
+
+
 class HDF5(Format):
-    name = "hdf5"
+    info = FormatInfo("hdf5", sample_bytes=1 << 20, compressions=("none", "gzip", "lzf"), rules=RULES)
 
     def write(self, writer: StreamWriter, spec: DatasetSpec, split: str, index: int,
               stream: RandomStream) -> FileInfo:

@@ -21,9 +21,11 @@ import numpy as np
 from PIL import Image
 
 from ...storage.base import Storage, StreamWriter
+from ..checks import Rule
 from ..random import RandomStream
 from ..spec import DatasetSpec
 from .base import FileInfo, Format, SampleFile, WriterSink
+from .registry import FormatInfo
 
 #: Pillow's save options per format (the image benchmark saves with the same)
 SAVE_OPTIONS = {"jpeg": {"quality": 75}, "png": {"compress_level": 0}}
@@ -61,8 +63,8 @@ class ImageFile(SampleFile):
 
 
 class ImageFormat(Format):
-    def __init__(self, name: str):
-        self.name = name
+    def __init__(self, info: FormatInfo):
+        self.info = info
 
     def write(self, writer: StreamWriter, spec: DatasetSpec, split: str, index: int,
               stream: RandomStream) -> FileInfo:
@@ -85,5 +87,29 @@ class ImageFormat(Format):
         return h * w * c
 
 
+def image_rules(fmt: str, channels: tuple[int, ...]) -> tuple[Rule, ...]:
+    """The dataset keys an image format constrains."""
+    rules = (
+        Rule("record_element_type", lambda v: v.dtype != np.uint8,
+             f"{{dtype.name}} is not valid for {fmt}: images hold uint8 pixels"),
+        Rule("record_dims",
+             lambda v: v.dims and not (len(v.dims) == 2 or (len(v.dims) == 3 and v.dims[2] in channels)),
+             f"{{dims_list}} is not an image shape for {fmt}; give [height, width] or [height, width, channels] "
+             f"with channels in {list(channels)}"),
+        Rule("num_samples_per_file", lambda v: v.num_samples_per_file != 1,
+             f"{{num_samples_per_file}} is not valid for {fmt}: an image file holds one image; give 1"),
+    )
+    if fmt == "jpeg":
+        rules += (Rule("record_dims", lambda v: v.dims and max(v.dims[:2]) > 65535,
+                       "{dims_list}: JPEG images are at most 65535 pixels wide and high"),)
+    return rules
+
+
+def _info(name: str, channels: tuple[int, ...]) -> FormatInfo:
+    # 512 x 512 pixels; one image per file, encoded at tens of MB/s
+    return FormatInfo(name, sample_bytes=256 << 10, single_sample=True, slow=True, image=True,
+                      rules=image_rules(name, channels))
+
+
 def formats() -> dict[str, Format]:
-    return {"jpeg": ImageFormat("jpeg"), "png": ImageFormat("png")}
+    return {"jpeg": ImageFormat(_info("jpeg", (1, 3))), "png": ImageFormat(_info("png", (1, 3, 4)))}

@@ -15,6 +15,7 @@ from ...storage.base import Storage, StreamWriter
 from ..random import RandomStream
 from ..spec import DatasetSpec
 from .base import FileInfo, Format, SampleFile, WriterSink, copy_random
+from .registry import FormatInfo
 
 OFFSETS = ".off.idx"
 SIZES = ".sz.idx"
@@ -42,8 +43,8 @@ class IndexedBinaryFile(SampleFile):
 
 
 class IndexedBinary(Format):
-    def __init__(self, name: str):
-        self.name = name
+    def __init__(self, info: FormatInfo):
+        self.info = info
 
     def companion_keys(self, key: str) -> list[str]:
         return [key + OFFSETS, key + SIZES]
@@ -75,5 +76,7 @@ class IndexedBinary(Format):
 
 
 def formats() -> dict[str, Format]:
-    return {"indexed_binary": IndexedBinary("indexed_binary"),
-            "mmap_indexed_binary": IndexedBinary("mmap_indexed_binary")}
+    return {"indexed_binary": IndexedBinary(FormatInfo("indexed_binary", sample_bytes=64 << 10)),
+            "mmap_indexed_binary": IndexedBinary(FormatInfo(
+                "mmap_indexed_binary", sample_bytes=64 << 10,
+                note="mmap_indexed_binary files are read with range reads through the storage (no mmap)"))}

@@ -16,6 +16,7 @@ from ...storage.base import Storage, StreamWriter
 from ..random import RandomStream
 from ..spec import DatasetSpec
 from .base import FileInfo, Format, RangeFile, SampleFile, WriterSink, copy_random
+from .registry import FormatInfo
 
 #: bytes fetched to parse a header (npy headers are padded to 64 bytes; 4 KiB covers any we meet)
 HEADER_READ = 4096
@@ -97,7 +98,7 @@ class NpyFile(SampleFile):
 
 
 class Npy(Format):
-    name = "npy"
+    info = FormatInfo("npy", sample_bytes=1 << 20)  # unet3d-like arrays
 
     def write(self, writer: StreamWriter, spec: DatasetSpec, split: str, index: int,
               stream: RandomStream) -> FileInfo:

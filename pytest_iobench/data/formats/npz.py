@@ -24,6 +24,7 @@ from ..random import RandomStream
 from ..spec import DatasetSpec
 from .base import FileInfo, FixedPieces, Format, RangeFile, SampleFile, WriterSink, zip_member
 from .npy import HEADER_READ, SampleArray, npy_header, write_samples_array
+from .registry import FormatInfo
 
 _LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")
 
@@ -91,7 +92,7 @@ class _StoredMember:
 
 
 class Npz(Format):
-    name = "npz"
+    info = FormatInfo("npz", sample_bytes=1 << 20, compressions=("none", "zip"))  # unet3d-like arrays
 
     def write(self, writer: StreamWriter, spec: DatasetSpec, split: str, index: int,
               stream: RandomStream) -> FileInfo:

@@ -45,9 +45,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ...storage.base import Storage, StreamWriter
+from ..checks import Rule
 from ..random import RandomStream
 from ..spec import DatasetSpec
 from .base import FileInfo, Format, RangeFile, SampleFile, WriterSink
+from .registry import FormatInfo
 
 #: pyarrow's compression names for ours
 _CODECS = {"none": "NONE", "snappy": "SNAPPY", "zstd": "ZSTD", "gzip": "GZIP", "lz4": "LZ4", "brotli": "BROTLI"}
@@ -300,8 +302,40 @@ def _row_group_bytes(stream: RandomStream, sizes: list[int]) -> Iterator[np.ndar
             FILL_AHEAD.release()
 
 
+def _fixed(v) -> int:
+    return sum(c.fixed_bytes() or 0 for c in v.parquet.columns)
+
+
+def _sized(v) -> bool:
+    """parquet.columns are given and each has its size: they make the row."""
+    return bool(v.parquet.columns) and all(c.size is not None for c in v.parquet.columns)
+
+
+def _derive(v, replaced: list[tuple[str, str]]) -> None:
+    """DLIO (the MLCommons fork) builds rows from the columns alone."""
+    if _sized(v):
+        if "record_length_bytes" in v.given and v.record_length_bytes != _fixed(v):
+            replaced.append(("record_length_bytes", f"{v.record_length_bytes} is replaced by the {_fixed(v)} "
+                             "bytes of parquet.columns (the columns make the row, as in DLIO)"))
+        v.fields["record_length_bytes"] = _fixed(v)
+
+
+RULES = (
+    Rule("record_length_bytes_stdev", lambda v: _sized(v) and v.record_length_bytes_stdev > 0,
+         "needs a binary parquet column without a size to vary"),
+    Rule("parquet.columns",
+         lambda v: v.parquet.columns and not _sized(v) and _fixed(v) >= v.record_length_bytes,
+         lambda v: f"the sized columns take {_fixed(v)} bytes, leaving nothing of record_length_bytes "
+                   f"{v.record_length_bytes} for the column without a size"),
+    Rule("record_dims", lambda v: v.parquet.columns and v.dims,
+         "cannot be used with parquet.columns; give the sizes in the columns"),
+)
+
+
 class Parquet(Format):
-    name = "parquet"
+    # rows of a few KiB to 64 KiB
+    info = FormatInfo("parquet", sample_bytes=64 << 10,
+                      compressions=("none", "snappy", "zstd", "gzip", "lz4", "brotli"), derive=_derive, rules=RULES)
 
     def write(self, writer: StreamWriter, spec: DatasetSpec, split: str, index: int,
               stream: RandomStream) -> FileInfo:
