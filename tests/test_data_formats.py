@@ -53,7 +53,8 @@ def path(root, key):
 @pytest.mark.parametrize("dims, dtype", [([32, 48], "float32"), ([], "uint8")], ids=["dims-f32", "flat-u8"])
 def test_numpy_formats_open_with_np_load(tmp_path, fmt, dims, dtype):
     size = {"record_dims": dims} if dims else {"record_length_bytes": 5000}
-    spec, root, storage = make(tmp_path, {"format": fmt, "num_samples_per_file": 3, "record_element_type": dtype, **size})
+    spec, root, storage = make(tmp_path, {"format": fmt, "num_samples_per_file": 3, "record_element_type": dtype,
+                                          **size})
     for i, key in enumerate(spec.file_keys()):
         loaded = np.load(path(root, key))
         x = loaded["x"] if fmt == "npz" else loaded
@@ -88,7 +89,7 @@ def test_stored_npz_members_check_and_are_written_as_zipfile_writes_them(tmp_pat
     from pytest_iobench.data.formats.base import zip_member
     from pytest_iobench.data.formats.npz import _StoredMember
 
-    spec, root, storage = make(tmp_path, {"format": "npz", "num_samples_per_file": 3, "record_length_bytes": 3 << 20,
+    spec, root, _storage = make(tmp_path, {"format": "npz", "num_samples_per_file": 3, "record_length_bytes": 3 << 20,
                                           "generation_buffer_size": 1 << 20})
     with zipfile.ZipFile(path(root, spec.file_keys()[0])) as zf:
         assert zf.testzip() is None  # the CRC of x.npy, written in 9 pieces, checks
@@ -146,13 +147,14 @@ def test_hdf5_opens_with_h5py(tmp_path, extra, chunks, compression):
 @pytest.mark.parametrize("compression", ["none", "gzip"])
 def test_hdf5_max_shape_as_dlio_gives_it(tmp_path, compression):
     # DLIO: maxshape = (samples, *hdf5.max_shape); the record's dimensions, split across datasets
-    spec, root, storage = make(tmp_path, {"format": "hdf5", "num_samples_per_file": 4, "record_dims": [20, 30],
+    spec, root, _storage = make(tmp_path, {"format": "hdf5", "num_samples_per_file": 4, "record_dims": [20, 30],
                                           "compression": compression, "hdf5": {"max_shape": [None, 30],
                                                                                 "num_dset_per_record": 2}})
     with h5py.File(path(root, spec.file_keys()[0]), "r") as f:
         assert [f[f"records_{j}"].maxshape for j in (0, 1)] == [(4, None, 30)] * 2
         assert f["records_1"].shape == (4, 10, 30)
-    with pytest.raises(DatasetSpecError, match=r"hdf5.max_shape: \[5, 30\] is smaller than the dataset shape \[10, 30\]"):
+    with pytest.raises(DatasetSpecError,
+                       match=r"hdf5.max_shape: \[5, 30\] is smaller than the dataset shape \[10, 30\]"):
         spec.with_changes(hdf5={"max_shape": [5, 30], "num_dset_per_record": 2})
     with pytest.raises(DatasetSpecError, match=r"has 1 dimensions; give the record's 2 \(as DLIO\), or 3"):
         spec.with_changes(hdf5={"max_shape": [30]})
@@ -251,7 +253,7 @@ def test_parquet_layouts_the_mlcommons_fork_reads(tmp_path, element, layout, arr
 
 def test_parquet_fast_layout_has_no_dictionary_page(tmp_path):
     """'fast': fixed_size_binary, no dictionary (the fork's readers fail on its None offset)."""
-    fast, root, storage = make(tmp_path / "fast", {"format": "parquet", "num_samples_per_file": 10,
+    fast, root, _storage = make(tmp_path / "fast", {"format": "parquet", "num_samples_per_file": 10,
                                                    "record_length_bytes": 4096, "parquet": {"layout": "fast"}})
     pf = pq.ParquetFile(path(root, fast.file_keys()[0]))
     assert str(pf.schema_arrow.field("data").type) == "fixed_size_binary[4096]"
@@ -284,9 +286,10 @@ def test_parquet_bytes_do_not_depend_on_filling_row_groups_ahead(tmp_path):
 
 
 def test_parquet_reader_projects_columns_and_caches_row_groups(tmp_path):
-    spec, root, storage = make(tmp_path, {"format": "parquet", "num_samples_per_file": 64, "record_length_bytes": 16392,
-                                          "parquet": {"row_group_size": 16, "columns": [
-                                              {"name": "label", "dtype": "int64"}, {"name": "data", "dtype": "binary"}]}})
+    spec, _root, storage = make(tmp_path, {
+        "format": "parquet", "num_samples_per_file": 64, "record_length_bytes": 16392,
+        "parquet": {"row_group_size": 16, "columns": [{"name": "label", "dtype": "int64"},
+                                                      {"name": "data", "dtype": "binary"}]}})
     counting = CountingStorage(storage)
     f = get_format("parquet").open(counting, spec.file_keys()[0], spec, columns=["label"])
     f.read_sample(0)
@@ -313,7 +316,8 @@ def test_parquet_row_groups_are_read_once_in_any_order_by_any_number_of_handles(
     from pytest_iobench.data.formats.parquet import ParquetFile, RowGroups
 
     spec, root, storage = make(tmp_path, {"format": "parquet", "num_files_train": 1, "num_samples_per_file": 600,
-                                          "record_length_bytes": 1000, "parquet": {"layout": "fast", "row_group_size": 50}})
+                                          "record_length_bytes": 1000,
+                                          "parquet": {"layout": "fast", "row_group_size": 50}})
     key = spec.file_keys()[0]
     file_bytes = os.path.getsize(path(root, key))
     groups_bytes = _row_group_bytes(path(root, key))
@@ -336,8 +340,9 @@ def test_parquet_row_groups_are_read_once_in_any_order_by_any_number_of_handles(
 def test_parquet_row_groups_past_the_budget_are_read_again_and_counted(tmp_path):
     from pytest_iobench.data.formats.parquet import ParquetFile, RowGroups
 
-    spec, root, storage = make(tmp_path, {"format": "parquet", "num_files_train": 1, "num_samples_per_file": 400,
-                                          "record_length_bytes": 1000, "parquet": {"layout": "fast", "row_group_size": 100}})
+    spec, _root, storage = make(tmp_path, {"format": "parquet", "num_files_train": 1, "num_samples_per_file": 400,
+                                          "record_length_bytes": 1000,
+                                          "parquet": {"layout": "fast", "row_group_size": 100}})
     key = spec.file_keys()[0]
     shared = RowGroups(budget=150_000)  # one row group of 100 KB held at a time
     counting = CountingStorage(storage)
@@ -556,7 +561,7 @@ def read_tfrecords(raw: bytes) -> list[dict]:
         features = {}
         ((field, _, feats),) = _message(data)  # Example.features
         assert field == 1
-        for field, _, entry in _message(feats):  # map entries
+        for _field, _, entry in _message(feats):  # map entries
             parts = dict((f, v) for f, _, v in _message(entry))
             name = parts[1].decode()
             ((kind, _, values),) = _message(parts[2])
@@ -575,8 +580,8 @@ def read_tfrecords(raw: bytes) -> list[dict]:
 
 
 def test_tfrecord_framing_crcs_and_examples(tmp_path):
-    spec, root, storage = make(tmp_path, {"format": "tfrecord", "num_samples_per_file": 7, "record_length_bytes": 114660,
-                                          "record_length_bytes_stdev": 20000})
+    spec, root, storage = make(tmp_path, {"format": "tfrecord", "num_samples_per_file": 7,
+                                          "record_length_bytes": 114660, "record_length_bytes_stdev": 20000})
     for i, key in enumerate(spec.file_keys()):
         raw = open(path(root, key), "rb").read()
         examples = read_tfrecords(raw)
@@ -591,7 +596,7 @@ def test_tfrecord_framing_crcs_and_examples(tmp_path):
 def test_tfrecord_files_have_dalis_index_where_dlio_puts_it(tmp_path):
     # DLIO runs DALI's tfrecord2idx after each file: index/<train|valid>/<name>.idx, a line
     # "<offset> <framed size>" per record
-    spec, root, storage = make(tmp_path, {"format": "tfrecord", "num_samples_per_file": 5, "record_length_bytes": 3000,
+    spec, root, _storage = make(tmp_path, {"format": "tfrecord", "num_samples_per_file": 5, "record_length_bytes": 3000,
                                           "num_files_eval": 1, "num_subfolders_train": 2})
     for key in [*spec.file_keys("train"), *spec.file_keys("eval")]:
         raw = open(path(root, key), "rb").read()
@@ -642,7 +647,7 @@ def test_get_format_names_the_valid_formats():
 @pytest.mark.parametrize("fmt", ["hdf5", "parquet", "npz", "tfrecord", "indexed_binary"])
 def test_readers_work_through_s3_range_reads(tmp_path, storage_factory, fmt):
     mapping = {"format": fmt, "num_files_train": 1, "num_samples_per_file": 6, "record_length_bytes": 70000}
-    spec, root, storage = make(tmp_path, mapping)
+    spec, _root, storage = make(tmp_path, mapping)
     s3 = storage_factory.at(storage_factory.get("s3", "s3dlio"), f"read-{fmt}-{tmp_path.name}")
     try:
         generate(spec, s3)
@@ -681,7 +686,7 @@ def test_read_ahead_stops_at_the_end_of_a_larger_file(tmp_path):
     key = spec.file_keys()[0]
     size = os.path.getsize(path(root, key))
     counting = CountingStorage(storage)
-    samples, moved = our_samples(counting, spec, key)
+    _samples, moved = our_samples(counting, spec, key)
     # the zip directory and the npy header (4 KiB each, within the file), then each sample once
     assert size > 64 << 10 and moved <= 4 * 40000 + 2 * 4096 and counting.bytes_read <= size + 2 * 4096
 

@@ -5,6 +5,7 @@ bad specs rejected before anything is written; progress; memory bounded by a slo
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import threading
 import time
@@ -169,8 +170,8 @@ def test_files_this_tool_did_not_write_are_refused_and_left_untouched(tmp_path, 
     with get_format("npz").open(local(root), "train/img_1_of_2.npz", DatasetSpec.from_mapping(json.loads(spec))) as f:
         assert f.num_samples == 2 and f.read_sample(1).tolist() == [1] * 100
     other = DatasetSpec.from_mapping({**json.loads(spec), "num_files_train": 3})
-    with pytest.raises(ForeignData, match="cannot adopt the files there for this spec .3 of the spec's files are "
-                       "missing, e.g. train/img_0_of_3.npz"):
+    with pytest.raises(ForeignData, match=r"cannot adopt the files there for this spec .3 of the spec's files are "
+                       r"missing, e.g. train/img_0_of_3.npz"):
         generate(other, local(root), adopt=True)
     assert hashes(local(root)) == before
     with pytest.raises(ForeignData, match="not deleted: its 2 files were not written by this tool"):
@@ -387,7 +388,7 @@ def test_bad_specs_are_rejected_before_anything_is_written(tmp_path, capsys):
     assert not root.exists()
     cache = DatasetCache(lambda area, prefix: area, threads=1)
     storage = local(tmp_path / "area")
-    with pytest.raises(DatasetSpecError, match="dataset.compression: 'gzip' is not available for npy"):
+    with pytest.raises(DatasetSpecError, match=r"dataset.compression: 'gzip' is not available for npy"):
         cache.get({"format": "npy", "compression": "gzip"}, storage)
     assert storage.list("") == []
 
@@ -406,7 +407,7 @@ def test_progress_reports_files_bytes_rate_and_eta(tmp_path):
     result = generate(spec, local(tmp_path), threads=2, progress=seen.append, interval=0.01)
     last = seen[-1]
     assert (last.files_done, last.files_total, last.bytes_done) == (14, 14, result.bytes)
-    assert all(a.bytes_done <= b.bytes_done for a, b in zip(seen, seen[1:]))
+    assert all(a.bytes_done <= b.bytes_done for a, b in itertools.pairwise(seen))
     assert "14/14 files" in last.line() and "MB/s" in last.line() and "ETA 0 s" in last.line()
 
 

@@ -64,7 +64,7 @@ def test_a_dead_owners_lease_is_taken_over_once_expired_not_before(area):
     dead = {"kind": LEASE_KIND, "owner": "elsewhere:4242:dead", "host": "elsewhere", "pid": 4242,
             "what": "generating", "ttl": 3.0, "expires": time.time() + 3.0}
     area.put("iobench-lease.json", json.dumps(dead).encode())
-    with pytest.raises(TimeoutError, match="held by elsewhere:4242:dead .generating."):
+    with pytest.raises(TimeoutError, match=r"held by elsewhere:4242:dead .generating."):
         Lease(area, "iobench-lease.json", poll=0.05).acquire(timeout=0.3)
     lease = Lease(area, "iobench-lease.json", poll=0.05).acquire(timeout=30)
     try:
@@ -124,8 +124,8 @@ def run_two_sessions(tmp_path, args: list[str], env: dict[str, str]) -> list[dic
 
 def test_two_sessions_on_one_local_root_generate_once(tmp_path):
     root = tmp_path / "root"
-    done = run_two_sessions(tmp_path, ["--iobench-storage=local", "--iobench-libraries=posix", f"--iobench-root={root}"],
-                            {})
+    done = run_two_sessions(tmp_path, ["--iobench-storage=local", "--iobench-libraries=posix",
+                                       f"--iobench-root={root}"], {})
     assert sorted(d["action"] for d in done) == ["generated", "reused"], done
     assert len({d["where"] for d in done}) == 1
     reused = next(d for d in done if d["action"] == "reused")

@@ -31,7 +31,8 @@ def test_first(dataset):
 def test_second_gets_the_same(dataset):
     assert dataset is SEEN[0]
 
-@pytest.mark.parametrize("dataset", [{"format": "npy", "num_files_train": 2, "record_length_bytes": 512}], indirect=True)
+@pytest.mark.parametrize("dataset", [{"format": "npy", "num_files_train": 2, "record_length_bytes": 512}],
+                         indirect=True)
 def test_indirect(dataset):
     assert dataset.spec.format == "npy" and dataset.storage.list("train/") == dataset.keys()
 

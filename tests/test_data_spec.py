@@ -13,8 +13,10 @@ def test_defaults_are_dlios():
     spec = DatasetSpec.from_mapping({})
     d = DatasetSpec.defaults()
     assert (spec.format, spec.num_files_train, spec.num_files_eval, spec.num_samples_per_file) == ("tfrecord", 8, 0, 1)
-    assert (spec.record_length_bytes, spec.record_element_type, spec.file_prefix, spec.compression) == (65536, "uint8", "img", "none")
-    assert (d["compression_level"], d["keep_files"], d["data_folder"], d["hdf5"]["num_dset_per_record"]) == (4, True, "./data/", 1)
+    assert (spec.record_length_bytes, spec.record_element_type, spec.file_prefix, spec.compression) == (
+        65536, "uint8", "img", "none")
+    assert (d["compression_level"], d["keep_files"], d["data_folder"], d["hdf5"]["num_dset_per_record"]) == (
+        4, True, "./data/", 1)
     assert d["generation_buffer_size"] == 2 << 30 and d["parquet"]["row_group_size"] == 1024
     for key in ("record_length_bytes_stdev", "record_dims", "num_subfolders_eval", "hdf5.chunk_dims",
                 "parquet.columns", "seed", "enable_chunking", "chunk_size"):
@@ -24,7 +26,8 @@ def test_defaults_are_dlios():
 def test_round_trip_through_to_dict():
     spec = DatasetSpec.from_mapping({
         "format": "parquet", "num_files_train": 3, "record_length_bytes": 4104,
-        "parquet": {"columns": [{"name": "label", "dtype": "int64"}, {"name": "data", "dtype": "binary"}], "row_group_size": 7,
+        "parquet": {"columns": [{"name": "label", "dtype": "int64"}, {"name": "data", "dtype": "binary"}],
+                    "row_group_size": 7,
                     "compression": "zstd", "compression_level": 3}})
     again = DatasetSpec.from_mapping(spec.to_dict())
     assert again == spec and again.digest() == spec.digest()
@@ -80,7 +83,8 @@ def test_keys_without_effect_are_reported():
     spec = DatasetSpec.from_mapping({"format": "npz", "record_length_bytes_resize": 2097152, "chunk_size": 10,
                                      "data_gen_method": "numpy"})
     assert set(spec.not_emulated) == {"record_length_bytes_resize", "chunk_size", "data_gen_method"}
-    big_rows = DatasetSpec.from_mapping({"format": "parquet", "num_samples_per_file": 4096, "record_length_bytes": 1 << 20})
+    big_rows = DatasetSpec.from_mapping({"format": "parquet", "num_samples_per_file": 4096,
+                                         "record_length_bytes": 1 << 20})
     assert big_rows.row_group_rows == 16 and "row groups of 16 rows" in big_rows.notes[0]
 
 
@@ -95,20 +99,25 @@ def test_record_dims_and_parquet_columns_take_priority_as_in_dlio_and_say_so():
     assert "record_length_bytes" not in agreeing.not_emulated
     # parquet columns as in DLIO: dtype float32 and size 1 when left out; the columns make the row
     columns = DatasetSpec.from_mapping({"format": "parquet", "record_length_bytes": 4096,
-                                        "parquet": {"columns": [{"name": "f"}, {"name": "g", "dtype": "int64", "size": 2}]}})
+                                        "parquet": {"columns": [{"name": "f"},
+                                                                {"name": "g", "dtype": "int64", "size": 2}]}})
     assert columns.parquet_columns(columns.record_length_bytes) == [("f", "float32", 1), ("g", "int64", 2)]
-    assert columns.record_length_bytes == 20 and "4096 is replaced by the 20 bytes" in columns.not_emulated["record_length_bytes"]
-    silent = DatasetSpec.from_mapping({"format": "parquet", "parquet": {"columns": [{"name": "f", "dtype": "float32"}]}})
+    assert columns.record_length_bytes == 20
+    assert "4096 is replaced by the 20 bytes" in columns.not_emulated["record_length_bytes"]
+    silent = DatasetSpec.from_mapping({"format": "parquet",
+                                       "parquet": {"columns": [{"name": "f", "dtype": "float32"}]}})
     assert silent.record_length_bytes == 4 and "a row is 4 bytes, the columns' sizes" in silent.notes[0]
 
 
 def test_hdf5_chunk_size_without_effect_is_reported():
     hdf5 = {"format": "hdf5", "record_dims": [8, 8]}
-    assert "enable_chunking: true only" in DatasetSpec.from_mapping({**hdf5, "chunk_size": 64}).not_emulated["chunk_size"]
+    chunk_size_alone = DatasetSpec.from_mapping({**hdf5, "chunk_size": 64}).not_emulated
+    assert "enable_chunking: true only" in chunk_size_alone["chunk_size"]
     with_dims = DatasetSpec.from_mapping({**hdf5, "enable_chunking": True, "chunk_size": 64,
                                           "hdf5": {"chunk_dims": [1, 4, 4]}}).not_emulated
     assert with_dims["chunk_size"] == with_dims["enable_chunking"] == "hdf5.chunk_dims [1, 4, 4] decide the chunks"
-    assert "chunk_size" not in DatasetSpec.from_mapping({**hdf5, "enable_chunking": True, "chunk_size": 64}).not_emulated
+    chunking = DatasetSpec.from_mapping({**hdf5, "enable_chunking": True, "chunk_size": 64}).not_emulated
+    assert "chunk_size" not in chunking
 
 
 @pytest.mark.parametrize("mapping, expected", [
@@ -124,26 +133,32 @@ def test_hdf5_chunk_size_without_effect_is_reported():
      "dataset.hdf5.max_shape: [4] has 1 dimensions; give the record's 2 (as DLIO), or 3 with the samples' axis first"),
     ({"record_element_type": "float32", "record_length_bytes": 6},
      "dataset.record_length_bytes: 6 bytes cannot be divided into whole float32 elements (4 bytes each)"),
-    ({"record_dims": [8, 8], "record_length_bytes_stdev": 5}, "dataset.record_length_bytes_stdev: cannot be used with record_dims"),
+    ({"record_dims": [8, 8], "record_length_bytes_stdev": 5},
+     "dataset.record_length_bytes_stdev: cannot be used with record_dims"),
     ({"record_element_type": "str"}, "dataset.record_element_type: 'str' is not a numeric element type"),
     ({"record_element_type": "bool"}, "dataset.record_element_type: 'bool' is not a numeric element type (valid: "
      "numpy integer and float types such as uint8"),
     ({"record_element_type": "longdouble"}, "is not a numeric element type (valid: numpy integer and float types"),
     ({"compression": "gzp"}, "dataset.compression: 'gzp' is not a known compression; did you mean gzip?"),
-    ({"format": "npy", "compression": "gzip"}, "dataset.compression: 'gzip' is not available for npy (valid for npy: none)"),
-    ({"format": "hdf5", "compression": "gzip", "compression_level": 12}, "dataset.compression_level: 12 is not valid for gzip; give 0 to 9"),
+    ({"format": "npy", "compression": "gzip"},
+     "dataset.compression: 'gzip' is not available for npy (valid for npy: none)"),
+    ({"format": "hdf5", "compression": "gzip", "compression_level": 12},
+     "dataset.compression_level: 12 is not valid for gzip; give 0 to 9"),
     ({"format": "jpeg", "num_samples_per_file": 2}, "dataset.num_samples_per_file: 2 is not valid for jpeg"),
     ({"format": "png", "record_element_type": "float32"}, "dataset.record_element_type: float32 is not valid for png"),
     ({"format": "hdf5", "record_length_bytes": 100, "hdf5": {"num_dset_per_record": 3}},
      "dataset.hdf5.num_dset_per_record: 3 does not divide the elements of a record (100)"),
     ({"hdf5": {"chunk_dim": [1]}}, "dataset.hdf5.chunk_dim: unknown key; did you mean dataset.hdf5.chunk_dims?"),
-    ({"format": "hdf5", "record_dims": [4, 4], "hdf5": {"chunk_dims": [1, 4]}}, "dataset.hdf5.chunk_dims: [1, 4] has 2 dimensions; a dataset here has 3"),
+    ({"format": "hdf5", "record_dims": [4, 4], "hdf5": {"chunk_dims": [1, 4]}},
+     "dataset.hdf5.chunk_dims: [1, 4] has 2 dimensions; a dataset here has 3"),
     ({"format": "parquet", "parquet": {"columns": [{"name": "a", "dtype": "int32"}, {"name": "a"}]}},
      "dataset.parquet.columns[1].name: 'a' is used by two columns"),
     ({"format": "parquet", "parquet": {"columns": [{"name": "a", "dtype": "complex"}]}},
      "dataset.parquet.columns[0].dtype: 'complex' is not a known parquet column type"),
-    ({"format": "parquet", "parquet": {"partition_by": "day"}}, "dataset.parquet.partition_by: 'day': Hive partitioning is not supported"),
-    ({"format": "parquet", "compression": "zstd", "compression_level": 40}, "dataset.compression_level: 40 is not valid for zstd; give 1 to 22"),
+    ({"format": "parquet", "parquet": {"partition_by": "day"}},
+     "dataset.parquet.partition_by: 'day': Hive partitioning is not supported"),
+    ({"format": "parquet", "compression": "zstd", "compression_level": 40},
+     "dataset.compression_level: 40 is not valid for zstd; give 1 to 22"),
     ({"record_element_bytes": 4}, "dataset.record_element_bytes: 4 does not match record_element_type uint8 (1 bytes)"),
     ({"file_prefix": "a/b"}, "dataset.file_prefix: 'a/b' is not valid; a file name prefix has no '/'"),
 ])
@@ -213,7 +228,8 @@ def test_keys_no_dlio_reads_or_the_fork_reads_for_what_is_not_emulated_are_repor
     assert any(line.startswith("dataset.format: 'arrow' (the MLCommons fork's Arrow IPC files) is not supported")
                for line in lines)
     assert "dataset.skip_listing: 'yes' is not valid; give true or false" in lines
-    assert any(line.startswith("dataset.arrow.colums: unknown key; did you mean dataset.arrow.columns?") for line in lines)
+    assert any(line.startswith("dataset.arrow.colums: unknown key; did you mean dataset.arrow.columns?")
+               for line in lines)
     assert any(line.startswith("dataset.eval_num_samples_per_file: 0 is not valid") for line in lines)
 
 

@@ -49,7 +49,7 @@ def byte_count(minimum: float) -> Check:
         if (isinstance(value, bool) or not isinstance(value, (int, float))
                 or (isinstance(value, float) and not math.isfinite(value)) or value < minimum):
             raise Invalid(f"{value!r} is not valid; give a number of bytes >= {minimum:g}")
-        return int(round(value))
+        return round(value)
 
     return check
 
@@ -90,7 +90,7 @@ def optional(check: Check, none: Any = None) -> Check:
 def dims(allow_none: bool = False) -> Check:
     """A list of positive whole numbers (``allow_none``: null entries for unlimited ones)."""
 
-    def check(value: Any) -> tuple:
+    def check(value: Any) -> tuple[int | None, ...]:
         if value is None:
             return ()
         if not isinstance(value, (list, tuple)):

@@ -122,7 +122,8 @@ def _format(value: Any) -> str:
     if isinstance(value, str) and value.lower() == "synthetic":
         raise Invalid("'synthetic' is not supported: DLIO's synthetic format reads no files, so "
                       f"there is no storage to test (valid: {', '.join(registry.names())})")
-    return checks.choice(registry.names, "format")(value)
+    name: str = checks.choice(registry.names, "format")(value)
+    return name
 
 
 def _file_prefix(value: Any) -> str:
@@ -146,7 +147,8 @@ def _column_list(item: Any) -> Any:
 
 def _write_chunk(value: Any) -> int:
     """DLIO's generation_buffer_size caps the pieces handed to the storage."""
-    return max(1 << 16, min(WRITE_CHUNK, checks.integer(1)(value)))
+    size: int = checks.integer(1)(value)
+    return max(1 << 16, min(WRITE_CHUNK, size))
 
 
 _COMPRESSION = checks.choice(COMPRESSIONS, "compression")
@@ -204,7 +206,7 @@ ARROW_KEYS: dict[str, Key] = {
 }
 _COLUMN_KEYS = ("name", "dtype", "size")
 #: defaults of the sub-section keys kept nowhere, as a workload file gives them
-_SECTION_DEFAULTS = {"parquet": {"partition_by": None, "use_s3dlio_gen": False},
+_SECTION_DEFAULTS: dict[str, dict[str, Any]] = {"parquet": {"partition_by": None, "use_s3dlio_gen": False},
                      "arrow": {"columns": [], "generation_batch_size": 0}}
 
 #: keys DLIO accepts that are checked here but kept nowhere (derived, or not emulated), with
@@ -271,11 +273,13 @@ class Values:
 
     @property
     def dtype(self) -> np.dtype:
-        return np.dtype(self.fields["record_element_type"])
+        dtype: np.dtype = np.dtype(self.fields["record_element_type"])
+        return dtype
 
     @property
     def dims(self) -> tuple[int, ...]:
-        return self.fields["record_dims"]
+        dims: tuple[int, ...] = self.fields["record_dims"]
+        return dims
 
     @property
     def dims_list(self) -> list[int]:
@@ -306,7 +310,8 @@ class Values:
 
     @property
     def comp(self) -> str:
-        return self.fields["parquet"].compression if self.own_compression else self.fields["compression"]
+        comp: str = self.fields["parquet"].compression if self.own_compression else self.fields["compression"]
+        return comp
 
     @property
     def level_key(self) -> str:
@@ -315,9 +320,9 @@ class Values:
 
     @property
     def level(self) -> int:
-        if self.level_key == "compression_level":
-            return self.fields["compression_level"]
-        return self.fields["parquet"].compression_level
+        own = self.level_key != "compression_level"
+        level: int = self.fields["parquet"].compression_level if own else self.fields["compression_level"]
+        return level
 
     @property
     def span(self) -> tuple[int, int] | None:

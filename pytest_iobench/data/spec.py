@@ -86,17 +86,17 @@ class DatasetSpec:
     #: the MLCommons fork's: the files were generated as N files (names ``_of_N``), of which the
     #: first num_files_train are read; 0: num_files_train
     num_files_generated: int = 0
-    hdf5: HDF5Options = HDF5Options()
-    parquet: ParquetOptions = ParquetOptions()
+    hdf5: HDF5Options = field(default_factory=HDF5Options)
+    parquet: ParquetOptions = field(default_factory=ParquetOptions)
     seed: int = DEFAULT_SEED
     #: the size of the pieces handed to the storage (DLIO's generation_buffer_size caps it)
     write_chunk_bytes: int = WRITE_CHUNK
     #: keys given explicitly (for notes); not part of the spec's identity
-    given: frozenset = field(default=frozenset(), compare=False, repr=False)
+    given: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
     #: keys whose given value another key replaced (DLIO's priorities), with why
-    replaced: tuple = field(default=(), compare=False, repr=False)
+    replaced: tuple[tuple[str, str], ...] = field(default=(), compare=False, repr=False)
     #: (name given, name it was read as) of the older names used (ALIASES)
-    aliased: tuple = field(default=(), compare=False, repr=False)
+    aliased: tuple[tuple[str, str], ...] = field(default=(), compare=False, repr=False)
 
     # -- the accepted keys -----------------------------------------------------------------
     @classmethod
@@ -120,7 +120,8 @@ class DatasetSpec:
     def from_mapping(cls, mapping: Mapping[str, Any] | None, where: str = "dataset") -> DatasetSpec:
         """Validate a ``dataset`` mapping (DLIO keys) into a spec; DatasetSpecError lists every
         problem, one line each, starting with ``where.key``."""
-        defaults = {f.name: getattr(_DEFAULT, f.name) for f in fields(cls) if f.name not in ("given", "replaced", "aliased")}
+        defaults = {f.name: getattr(_DEFAULT, f.name) for f in fields(cls)
+                    if f.name not in ("given", "replaced", "aliased")}
         checked = schema.validate(mapping or {}, where, defaults)
         return DatasetSpec(**checked.fields, given=frozenset(checked.given), replaced=tuple(checked.replaced),
                            aliased=tuple(checked.aliased))
@@ -284,7 +285,7 @@ class DatasetSpec:
 
     def all_files(self) -> list[tuple[str, int, str]]:
         """(split, index, key) of every file: train files, then eval files."""
-        out = []
+        out: list[tuple[str, int, str]] = []
         for split in ("train", "eval"):
             out.extend((split, i, key) for i, key in enumerate(self.file_keys(split)))
         return out

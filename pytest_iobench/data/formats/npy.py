@@ -73,7 +73,8 @@ class SampleArray:
         if self.fortran:
             data = self.rf.read_at(self.data_at + index * self.sample_bytes, self.sample_bytes)
             if len(data) != self.sample_bytes:
-                raise ValueError(f"{self.rf.key}: sample {index} is cut short ({len(data)} of {self.sample_bytes} bytes)")
+                raise ValueError(f"{self.rf.key}: sample {index} is cut short "
+                                 f"({len(data)} of {self.sample_bytes} bytes)")
             return np.frombuffer(data, dtype=self.dtype).reshape(self.sample_shape, order="F")
         # C order (files from other writers): a sample is strided, read the array once
         if self._whole is None:

@@ -69,8 +69,8 @@ class NpzFile(SampleFile):
 
 class _StoredMember:
     """Writes the data of a stored zip member opened by zipfile (``zf.open(..., "w")``) straight
-    to the archive with zlib-ng's CRC-32: zipfile's own, zlib's, ran at 2-4 GB/s here, as much
-    CPU as the page cache's copy of the same bytes (zlib-ng's: ~50 GB/s). The member's size and
+    to the archive with zlib-ng's CRC-32: zipfile's own, zlib's, costs as much CPU as the page
+    cache's copy of the same bytes, zlib-ng's a fraction of it (figures in docs/data.md). The member's size and
     CRC are kept where zipfile's writer keeps them, so zipfile writes the data descriptor and
     the directory as it always does: the same bytes. Where that writer is not as expected (a
     compressor, another Python's internals), writes go through it unchanged."""
@@ -110,7 +110,8 @@ class Npz(Format):
                 if pieces is not None:
                     pieces.finish()
             labels = np.zeros(n, dtype=np.int64)
-            with zf.open(zip_member("y.npy", compressed, level), "w", force_zip64=labels.nbytes > zipfile.ZIP64_LIMIT) as member:
+            big = labels.nbytes > zipfile.ZIP64_LIMIT
+            with zf.open(zip_member("y.npy", compressed, level), "w", force_zip64=big) as member:
                 member.write(npy_header(labels.dtype, labels.shape, fortran_order=False))
                 member.write(labels)
         sink.finish()

@@ -9,7 +9,8 @@ several elements fixed_size_list columns. Three layouts (dataset.parquet.layout)
   fork's parquet readers read it: what they need is each column chunk's dictionary page.
 - ``list``: the fork's own column type, a fixed_size_list of the element type
   (``fixed_size_list<uint8>[record bytes]``), dictionary and statistics on. pyarrow encodes a
-  list of uint8 one value per byte, some 20x slower than a binary column.
+  list of uint8 one value per byte, many times slower than a binary column (figures in
+  docs/data.md, "Measured").
 - ``fast``: fixed_size_binary with dictionary encoding and statistics off (random values gain
   nothing from them). The fork's parquet readers cannot read it: they take each column chunk's
   dictionary page offset, None without a dictionary (``TypeError: '>' not supported between

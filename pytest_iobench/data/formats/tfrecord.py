@@ -66,7 +66,8 @@ def example_parts(image_size: int, size_value: int) -> tuple[bytes, bytes]:
     bytes_list_len = len(_field(1, image_size)) + image_size
     feature_image_len = len(_field(1, bytes_list_len)) + bytes_list_len
     key_image = b"image"
-    entry_image_len = len(_field(1, len(key_image))) + len(key_image) + len(_field(2, feature_image_len)) + feature_image_len
+    entry_image_len = (len(_field(1, len(key_image))) + len(key_image) + len(_field(2, feature_image_len))
+                       + feature_image_len)
     # Feature{int64_list: Int64List{value: [size]}} (packed)
     packed = varint(size_value)
     int64_list = _field(1, len(packed)) + packed
@@ -150,7 +151,7 @@ def _only(fields, number: int, what: str):
 
 
 def _feature(view, at: int, length: int):
-    for number, wire, (l_at, l_len) in parse_fields(view, at, at + length):
+    for number, _wire, (l_at, l_len) in parse_fields(view, at, at + length):
         values: list = []
         for _, vwire, item in parse_fields(view, l_at, l_at + l_len):
             if number == 1:
