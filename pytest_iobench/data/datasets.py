@@ -79,7 +79,7 @@ class Dataset:
     def reused(self) -> bool:
         return self.result.reused
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         """What was done for this dataset, for the result document: where, generated / reused /
         regenerated / adopted and why, the reuse check's reading (integrity.Verification), and
         how long generation took (0 when reused)."""
@@ -146,9 +146,9 @@ class DatasetCache:
         self.progress = progress
         self.lock_dir = lock_dir
         #: the first Dataset of each (location, prefix): the one generated (or adopted)
-        self._generated: dict[tuple, Dataset] = {}
+        self._generated: dict[tuple[Any, ...], Dataset] = {}
         #: every library's Dataset of each (location, prefix)
-        self._datasets: dict[tuple, Dataset] = {}
+        self._datasets: dict[tuple[Any, ...], Dataset] = {}
         self._lock = threading.Lock()
 
     def get(self, spec: DatasetSpec | Mapping[str, Any], area: Storage) -> Dataset:
@@ -177,7 +177,7 @@ class DatasetCache:
         the root: data_folder '.')."""
         return self.open_at(area, prefix) if prefix else area
 
-    def _generate(self, spec: DatasetSpec, area: Storage, prefix: str, place: tuple) -> Dataset:
+    def _generate(self, spec: DatasetSpec, area: Storage, prefix: str, place: tuple[Any, ...]) -> Dataset:
         if self.adopt:
             if not area.list(f"{prefix}/" if prefix else ""):  # before opening it: nothing is created
                 raise nothing_to_adopt(spec, area.uri(prefix))
@@ -188,7 +188,8 @@ class DatasetCache:
             return Dataset(spec, area, prefix, storage, result)
         storage = self._at(area, prefix)
         where = storage.uri("")
-        report = (lambda p: self.progress(where, p)) if self.progress is not None else None
+        progress = self.progress
+        report = (lambda p: progress(where, p)) if progress is not None else None
         marker = self._regenerated_marker(place)
         lease = Lease(storage, LEASE, ttl=self.lease_ttl, what=f"generating {where}")
         with lease:
@@ -206,7 +207,7 @@ class DatasetCache:
             result.why += f"; took over the generation lease of {lease.took_over} (expired: its owner died or hung)"
         return Dataset(spec, area, prefix, storage, result)
 
-    def _regenerated_marker(self, place: tuple) -> str | None:
+    def _regenerated_marker(self, place: tuple[Any, ...]) -> str | None:
         """The path of the dataset's 'regenerated in this run' note (None without a lock directory)."""
         if not self.lock_dir:
             return None
@@ -214,7 +215,7 @@ class DatasetCache:
         name = hashlib.sha256("|".join(place).encode()).hexdigest()[:24]
         return os.path.join(self.lock_dir, f"dataset-{name}.regenerated")
 
-    def records(self) -> list[dict]:
+    def records(self) -> list[dict[str, Any]]:
         """``Dataset.describe()`` of each dataset this process generated or reused."""
         return [dataset.describe() for dataset in self._generated.values()]
 

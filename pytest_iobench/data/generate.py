@@ -37,6 +37,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Any
 
 from ..storage.base import Storage, StreamWriter
 from ..storage.errors import StorageError, StorageNotFound
@@ -146,7 +147,7 @@ class GenerateResult:
     why: str = ""
     #: the reuse check's reading of the files (integrity.Verification.to_dict()); None when
     #: nothing was reused
-    verification: dict | None = None
+    verification: dict[str, Any] | None = None
     #: seconds this process waited for another's generation (the lease) before it could start
     waited: float = 0.0
     #: an adopted DLIO dataset of more training files than the spec reads (names ``_of_N``): N,
@@ -163,7 +164,7 @@ class GenerateResult:
     def files_per_s(self) -> float:
         return self.files / self.seconds if self.seconds > 0 else 0.0
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -206,7 +207,7 @@ def all_keys(spec: DatasetSpec) -> list[str]:
 
 
 # -- the manifest ----------------------------------------------------------------------------
-def read_manifest(storage: Storage) -> dict | None:
+def read_manifest(storage: Storage) -> dict[str, Any] | None:
     """The manifest at the root of ``storage``, or None when there is none (or it is unreadable)."""
     try:
         data = storage.get(MANIFEST)
@@ -219,7 +220,7 @@ def read_manifest(storage: Storage) -> dict | None:
     return manifest if isinstance(manifest, dict) and manifest.get("kind") == MANIFEST_KIND else None
 
 
-def spec_differences(old: dict, new: dict) -> list[str]:
+def spec_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """``key: old -> new`` for every content key that differs."""
     out = []
     for key in sorted(set(old) | set(new)):
@@ -241,7 +242,7 @@ def _has(storage: Storage, key: str) -> bool:
 
 
 def check_existing(spec: DatasetSpec, storage: Storage, verify_mode: str = "none",
-                   verified: list[Verification] | None = None) -> tuple[str, str, dict | None]:
+                   verified: list[Verification] | None = None) -> tuple[str, str, dict[str, Any] | None]:
     """('complete' | 'absent' | 'incomplete' | 'corrupt' | 'interrupted' | 'foreign' | 'mismatch',
     why, manifest).
 
@@ -264,8 +265,8 @@ def check_existing(spec: DatasetSpec, storage: Storage, verify_mode: str = "none
     expected = all_keys(spec)
     if sorted(sizes) != sorted(expected):
         return "incomplete", "the manifest does not list the spec's files", manifest
-    present = set(_listed(storage))
-    missing = [k for k in expected if k not in present]
+    listed = set(_listed(storage))
+    missing = [k for k in expected if k not in listed]
     if missing:
         return "incomplete", f"{len(missing)} files are missing, e.g. {missing[0]}", manifest
     step = max(1, len(expected) // STAT_ALL_UP_TO)
@@ -291,7 +292,7 @@ def write_marker(storage: Storage, spec: DatasetSpec) -> None:
 
 
 def write_manifest(storage: Storage, spec: DatasetSpec, sizes: dict[str, int], *, ranks: int, threads: int,
-                   seconds: float, checksums: dict[str, str] | None = None) -> dict:
+                   seconds: float, checksums: dict[str, str] | None = None) -> dict[str, Any]:
     manifest = {
         "kind": MANIFEST_KIND,
         "version": 1,
@@ -310,7 +311,7 @@ def write_manifest(storage: Storage, spec: DatasetSpec, sizes: dict[str, int], *
     return manifest
 
 
-def _read_marker(storage: Storage) -> dict | None:
+def _read_marker(storage: Storage) -> dict[str, Any] | None:
     try:
         marker = json.loads(bytes(storage.get(MARKER)))
     except (StorageNotFound, ValueError):
@@ -318,7 +319,7 @@ def _read_marker(storage: Storage) -> dict | None:
     return marker if isinstance(marker, dict) and marker.get("kind") == MARKER_KIND else None
 
 
-def our_names(storage: Storage, spec: DatasetSpec | None = None, manifest: dict | None = None) -> set[str]:
+def our_names(storage: Storage, spec: DatasetSpec | None = None, manifest: dict[str, Any] | None = None) -> set[str]:
     """The names this tool writes in a dataset folder: the files ``spec`` defines, those the
     manifest lists, those of the spec the manifest or the in-progress marker was written for."""
     names: set[str] = set(all_keys(spec)) if spec is not None else set()
@@ -352,13 +353,14 @@ def out_of_space(exc: BaseException) -> bool:
     import errno
 
     seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if getattr(cause, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
             return True
-        if "No space left on device" in str(exc) or "Disk quota exceeded" in str(exc):
+        if "No space left on device" in str(cause) or "Disk quota exceeded" in str(cause):
             return True
-        exc = exc.__cause__ or exc.__context__
+        cause = cause.__cause__ or cause.__context__
     return False
 
 
@@ -528,6 +530,7 @@ def write_file(spec: DatasetSpec, storage: Storage, split: str, index: int, *, f
                 with tally.lock:
                     tally.streams.pop(key, None)
     if tally is not None:
+        assert isinstance(writer, _TallyWriter)  # what a tally writes through
         with tally.lock:
             tally.files_done += 1
             tally.encode_seconds += info.encode_seconds
@@ -558,7 +561,7 @@ class _Slot:
         if semaphore is not None:
             semaphore.release()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.release()
 
 
@@ -591,7 +594,7 @@ class _Files:
         self._spec = spec
         self._format = get_format(spec.format)
         self._files = iter(files)
-        self._ready: deque = deque()
+        self._ready: deque[Any] = deque()
         self._ahead = ahead
         self._lock = threading.Lock()
         self._stop = stop
@@ -614,7 +617,7 @@ class _Files:
 
 def write_files(spec: DatasetSpec, storage: Storage, files: list[tuple[str, int]], *, threads: int = 1,
                 fsync: bool = False, progress: Callable[[Progress], None] | None = None,
-                interval: float = 1.0, rank: int = 0, ranks: int = 1) -> tuple[dict[str, int], float, dict]:
+                interval: float = 1.0, rank: int = 0, ranks: int = 1) -> tuple[dict[str, int], float, dict[str, Any]]:
     """Write ``files`` ((split, index) pairs) with ``threads`` writers. At most ``threads`` files
     are being written at once; when commits wait for the device (``commits_aside``), up to
     ``threads`` more are being committed meanwhile: with every thread writing a file and then
@@ -703,7 +706,7 @@ class _Ticker:
 
 
 # -- the whole dataset -------------------------------------------------------------------------
-def generate(spec: DatasetSpec, storage: Storage, *, threads: int = 1, comm=None, regenerate: bool = False,
+def generate(spec: DatasetSpec, storage: Storage, *, threads: int = 1, comm: Any = None, regenerate: bool = False,
              fsync: bool = False, progress: Callable[[Progress], None] | None = None,
              interval: float = 1.0, adopt: bool = False, verify: str = "sample",
              on_corrupt: str = "fail") -> GenerateResult:
@@ -796,10 +799,10 @@ class _OneRank:
 
     rank, size = 0, 1
 
-    def bcast(self, obj, root: int = 0):
+    def bcast(self, obj: Any, root: int = 0) -> Any:
         return obj
 
-    def gather(self, obj, root: int = 0):
+    def gather(self, obj: Any, root: int = 0) -> Any:
         return [obj]
 
     def barrier(self) -> None:
@@ -810,12 +813,13 @@ _WHY = {"absent": "no dataset there", "interrupted": "an earlier generation did 
 
 
 def _decide(spec: DatasetSpec, storage: Storage, regenerate: bool, adopt: bool = False, verify_mode: str = "none",
-            on_corrupt: str = "fail") -> dict:
+            on_corrupt: str = "fail") -> dict[str, Any]:
     checked: list[Verification] = []
     # nothing is read back when it is to be replaced anyway
     state, why, manifest = check_existing(spec, storage, "none" if regenerate else verify_mode, checked)
     verification = checked[0].to_dict() if checked else None
     if state == "complete" and not regenerate:
+        assert manifest is not None  # a complete dataset has its manifest
         return {"action": "reuse", "sizes": manifest["files"], "verification": verification,
                 "why": checked[0].describe() if checked else ""}
     how = ("ask for regeneration (--iobench-regenerate under pytest, --regenerate on the command line, "
@@ -873,7 +877,7 @@ def _generated_count(spec: DatasetSpec, present: set[str]) -> int:
     return total if total > spec.num_files_train else 0
 
 
-def _adopted_subset(decision: dict, warn: bool) -> dict:
+def _adopted_subset(decision: dict[str, Any], warn: bool) -> dict[str, Any]:
     """The GenerateResult fields of an adopted subset, warning once (rank 0) as DLIO does."""
     generated = decision.get("num_files_generated", 0)
     if not generated:
@@ -883,7 +887,7 @@ def _adopted_subset(decision: dict, warn: bool) -> dict:
     return {"num_files_generated": generated, "warnings": [decision["warning"]]}
 
 
-def _adopt(spec: DatasetSpec, storage: Storage) -> dict:
+def _adopt(spec: DatasetSpec, storage: Storage) -> dict[str, Any]:
     """Use another tool's files as they are when they are the spec's files (DLIO's names):
     their sizes, read from the storage; nothing is written. A DLIO dataset of more training
     files than the spec reads (names ``_of_N``, N > num_files_train) is adopted as DLIO uses it:
@@ -911,7 +915,7 @@ def _adopt(spec: DatasetSpec, storage: Storage) -> dict:
             "generated with (file_prefix, num_files_*, num_subfolders_*, format, compression), or regenerate")}
     with ThreadPoolExecutor(max_workers=16, thread_name_prefix="iobench-stat") as pool:
         sizes = dict(zip(expected, pool.map(lambda key: storage.stat(key).size, expected)))
-    decision = {"action": "adopt", "sizes": sizes}
+    decision: dict[str, Any] = {"action": "adopt", "sizes": sizes}
     if generated:
         decision["num_files_generated"] = generated
         decision["warning"] = (
@@ -932,8 +936,9 @@ def adopt(spec: DatasetSpec, storage: Storage) -> GenerateResult:
     dataset of ours. NothingToAdopt when there is none; ForeignData or DatasetMismatch when
     the files there are not the spec's."""
     state, why, manifest = check_existing(spec, storage)
-    decision: dict = {}
+    decision: dict[str, Any] = {}
     if state == "complete":
+        assert manifest is not None  # a complete dataset has its manifest
         sizes = manifest["files"]
     elif state == "foreign":
         decision = _adopt(spec, storage)

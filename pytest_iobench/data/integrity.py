@@ -25,6 +25,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import crc32c as _crc32c
 
@@ -54,6 +55,7 @@ class ChecksummingWriter(WrappedWriter):
 
     def __init__(self, storage: ChecksummingStorage, inner: StreamWriter):
         super().__init__(storage, inner)
+        self._checksums = storage
         self._crc = 0
 
     def _write(self, view: memoryview) -> None:
@@ -62,7 +64,7 @@ class ChecksummingWriter(WrappedWriter):
 
     def _commit(self) -> None:
         self.inner.commit()
-        self.storage.record(self.key, self._crc)
+        self._checksums.record(self.key, self._crc)
 
 
 class ChecksummingStorage(WrappedStorage):
@@ -122,7 +124,7 @@ class Verification:
         what = f"crc32c of {self.files} of {self.of_files} files ({self.bytes / 1e6:,.1f} MB, {self.seconds:.2f} s)"
         return what + (f": {self.mismatch}" if self.mismatch else ": all match")
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"mode": self.mode, "files": self.files, "of_files": self.of_files, "bytes": self.bytes,
                 "seconds": round(self.seconds, 3), "mismatch": self.mismatch, "unrecorded": self.unrecorded}
 

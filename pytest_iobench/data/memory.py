@@ -88,7 +88,7 @@ class PeakRSS(PeriodicSampler):
         if trimmed:
             self.method += ", after the heap's free memory was returned (malloc_trim)"
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         super().__exit__(*exc)
         hwm = high_water_mark() if self._reset else None
         if hwm is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 import dgen_py
 import numpy as np
@@ -71,7 +72,7 @@ class RandomStream:
         self._gen = dgen_py.Generator(size=self.limit, seed=seed)
         self._asked = 0  # bytes asked of the generator so far (filled, or being filled)
         self._stage = np.empty(staging, dtype=np.uint8)
-        self._view = memoryview(self._stage)
+        self._view = self._stage.data
         self._pos = self._end = 0  # the staged bytes are _view[_pos:_end]
         self.position = 0
         # Prefetch: the next staging buffer is filled by a helper thread while the caller works
@@ -80,7 +81,7 @@ class RandomStream:
         self._prefetch = prefetch and self._wanted > staging
         self._next = np.empty(staging, dtype=np.uint8) if self._prefetch else None
         self._next_end = 0
-        self._pending: Future | None = None
+        self._pending: Future[None] | None = None
         #: seconds the caller waited for random bytes (fills in its thread, or a prefetch not done)
         self.waited = 0.0
 
@@ -93,7 +94,7 @@ class RandomStream:
                 self._next = np.empty(len(self._stage), dtype=np.uint8)
             self._next_end = self._fill_size()
             self._asked += self._next_end
-            self._pending = _prefetcher().submit(self._fill, memoryview(self._next)[:self._next_end])
+            self._pending = _prefetcher().submit(self._fill, self._next.data[:self._next_end])
         return self
 
     @property
@@ -107,7 +108,7 @@ class RandomStream:
         left = self._wanted - self._asked
         return min(len(self._stage), -(-left // BLOCK) * BLOCK) if left > 0 else len(self._stage)
 
-    def _fill(self, view) -> None:
+    def _fill(self, view: memoryview) -> None:
         filled = self._gen.fill_chunk(view)
         if filled != len(view):
             raise ValueError(f"random stream read past its limit of {self.limit} bytes")
@@ -121,8 +122,10 @@ class RandomStream:
         if self._pending is not None:
             self._pending.result()
             self._pending = None
-            self._stage, self._next = self._next, self._stage
-            self._view = memoryview(self._stage)
+            filled = self._next
+            assert filled is not None  # a prefetch fills _next
+            self._stage, self._next = filled, self._stage
+            self._view = self._stage.data
             self._end = self._next_end
         else:
             self._end = self._fill_size()
@@ -130,11 +133,12 @@ class RandomStream:
             self._fill(self._view[:self._end])
         self._pos = 0
         if self._prefetch and self._asked < self._wanted:  # the caller will read the next bytes too
+            assert self._next is not None  # made with the stream when it prefetches
             self._next_end = self._fill_size()
             self._asked += self._next_end
-            self._pending = _prefetcher().submit(self._fill, memoryview(self._next)[:self._next_end])
+            self._pending = _prefetcher().submit(self._fill, self._next.data[:self._next_end])
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: Any) -> int:
         """Fill ``buffer`` (any writable bytes-like object) completely; returns its size."""
         out = memoryview(buffer).cast("B")
         done = 0
@@ -178,7 +182,7 @@ class RandomStream:
         self.readinto(buf)
         return bytes(buf)
 
-    def array(self, shape, dtype) -> np.ndarray:
+    def array(self, shape: int | tuple[int, ...], dtype: Any) -> np.ndarray:
         """A new array of ``shape`` and ``dtype`` filled with the next bytes of the stream."""
         arr = np.empty(shape, dtype=dtype)
         self.readinto(arr.reshape(-1).view(np.uint8))

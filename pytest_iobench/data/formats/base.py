@@ -55,7 +55,7 @@ class SampleFile(abc.ABC):
     def __enter__(self) -> SampleFile:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
@@ -122,7 +122,7 @@ class WriterSink(io.RawIOBase):
     def tell(self) -> int:
         return self.position
 
-    def write(self, data) -> int:
+    def write(self, data: Any) -> int:
         view = memoryview(data).cast("B")
         n = view.nbytes
         self.position += n
@@ -161,7 +161,8 @@ class WriterSink(io.RawIOBase):
         super().close()
 
 
-def copy_random(stream: RandomStream, sink, nbytes: int, chunk: int, on_piece=None) -> None:
+def copy_random(stream: RandomStream, sink: Any, nbytes: int, chunk: int,
+                on_piece: Callable[[memoryview], Any] | None = None) -> None:
     """Move ``nbytes`` of ``stream`` into ``sink.write`` in pieces of up to ``chunk`` bytes,
     without a copy (the pieces are views of the stream's own buffer)."""
     left = nbytes
@@ -187,7 +188,7 @@ class FixedPieces:
         self._buf = memoryview(bytearray(size))
         self._used = 0
 
-    def write(self, data) -> int:
+    def write(self, data: Any) -> int:
         view = memoryview(data).cast("B")
         n = view.nbytes
         while view.nbytes:
@@ -220,7 +221,7 @@ def zip_member(name: str, compressed: bool, level: int) -> zipfile.ZipInfo:
     info.compress_type = zipfile.ZIP_DEFLATED if compressed else zipfile.ZIP_STORED
     info.external_attr = 0o600 << 16  # what np.savez's members get
     if compressed:
-        info._compresslevel = level  # a slot in every version (3.13 adds a compress_level property over it)
+        info._compresslevel = level  # type: ignore[attr-defined]  # a slot in every version (3.13 adds a compress_level property over it)
     return info
 
 
@@ -292,7 +293,7 @@ class RangeFile(SeekableRaw):
             return memoryview(self._block)[start:start + length]
         return None
 
-    def read_at(self, offset: int, length: int) -> bytes | memoryview:
+    def read_at(self, offset: int, length: int) -> bytes | bytearray | memoryview:
         """Up to ``length`` bytes at ``offset`` (shorter at the end of the file)."""
         length = max(0, min(length, self.size - offset))
         if not length:
@@ -312,7 +313,7 @@ class RangeFile(SeekableRaw):
         self._block_at = start
         return memoryview(self._block)[offset - start:offset - start + length]
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: Any) -> int:
         out = memoryview(buffer).cast("B")
         data = self.read_at(self.pos, out.nbytes)
         n = len(data)

@@ -23,6 +23,8 @@ import io
 import lzma
 import zipfile
 import zlib
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -42,7 +44,7 @@ STEP_BYTES = 1 << 20
 _MAX_VALUE_CHARS = 26
 
 
-def _compressor(name: str, level: int):
+def _compressor(name: str, level: int) -> Any:
     if name == "gzip":
         return zlib.compressobj(level, zlib.DEFLATED, 31)  # wbits 31: a gzip stream
     if name == "bz2":
@@ -52,7 +54,7 @@ def _compressor(name: str, level: int):
     return None
 
 
-def _decompress(name: str, data) -> bytes:
+def _decompress(name: str, data: Any) -> bytes:
     if name.endswith(".gz"):
         return gzip.decompress(data)
     if name.endswith(".bz2"):
@@ -151,7 +153,8 @@ class CSV(Format):
         sink.finish()
         return FileInfo(sink.position, n)
 
-    def _output(self, sink: WriterSink, spec: DatasetSpec, split: str, index: int, elements: int, n: int):
+    def _output(self, sink: WriterSink, spec: DatasetSpec, split: str, index: int, elements: int,
+                n: int) -> tuple[Callable[[Any], Any], Callable[[], None]]:
         """(write, finish) of the file's text: straight into ``sink``, or through the compressor."""
         compression, level = spec.compression, spec.compression_level
         if compression == "none":

@@ -25,6 +25,8 @@ import math
 import os
 import re
 import tempfile
+from collections.abc import Iterator
+from typing import Any
 
 import h5py
 import numpy as np
@@ -78,7 +80,7 @@ def chunk_shape(spec: DatasetSpec, shape: tuple[int, ...]) -> tuple[int, ...] | 
     return (1, *fit_chunk(shape[1:], spec.dtype.itemsize, target))
 
 
-def max_shape(spec: DatasetSpec, shape: tuple[int, ...], unlimited=None):
+def max_shape(spec: DatasetSpec, shape: tuple[int, ...], unlimited: Any = None) -> tuple[Any, ...] | None:
     """The dataset's maxshape from hdf5.max_shape, or None. DLIO's form gives the record's
     dimensions (maxshape = (samples, *max_shape)); ours may give the samples' axis too. None
     entries (unlimited) become ``unlimited``."""
@@ -90,7 +92,8 @@ def max_shape(spec: DatasetSpec, shape: tuple[int, ...], unlimited=None):
     return tuple(unlimited if m is None else m for m in given)
 
 
-def slabs(shape: tuple[int, ...], chunks: tuple[int, ...], itemsize: int, limit: int = SLAB_BYTES):
+def slabs(shape: tuple[int, ...], chunks: tuple[int, ...], itemsize: int,
+          limit: int = SLAB_BYTES) -> Iterator[tuple[slice, ...]]:
     """Selections (tuples of slices) covering ``shape`` in C order, each made of whole chunks
     (edge chunks to the edge) and at most ``limit`` bytes unless one chunk is larger: chunks
     along the leading dimensions, whole trailing dimensions, and at dimension k as many chunks
@@ -109,7 +112,7 @@ def slabs(shape: tuple[int, ...], chunks: tuple[int, ...], itemsize: int, limit:
 class _MetadataCapture(SeekableRaw):
     """A file object for h5py that keeps what is written (metadata only, here) in memory."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.extents: dict[int, bytearray] = {}
         self.end = 0
@@ -123,7 +126,7 @@ class _MetadataCapture(SeekableRaw):
     def writable(self) -> bool:
         return True
 
-    def write(self, data) -> int:
+    def write(self, data: Any) -> int:
         data = bytes(memoryview(data).cast("B"))
         lo, hi = self.pos, self.pos + len(data)
         # merge with the extents it touches, the new bytes on top
@@ -140,7 +143,7 @@ class _MetadataCapture(SeekableRaw):
         self.end = max(self.end, hi)
         return len(data)
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: Any) -> int:
         out = memoryview(buffer).cast("B")
         n = max(0, min(out.nbytes, self.end - self.pos))
         out[:n] = bytes(n)
@@ -159,7 +162,8 @@ class _MetadataCapture(SeekableRaw):
         pass
 
 
-def _create_empty(group: h5py.Group, name: str, shape, dtype, chunks, maxshape) -> h5py.h5d.DatasetID:
+def _create_empty(group: h5py.Group, name: str, shape: tuple[int, ...], dtype: Any, chunks: Any,
+                  maxshape: Any) -> h5py.h5d.DatasetID:
     """A dataset whose space is allocated now and never filled (its bytes are ours to write)."""
     dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
     dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
@@ -192,7 +196,7 @@ class HDF5File(SampleFile):
         self.datasets = [self.file[n] for n in names]
         self.num_samples = self.datasets[0].shape[0]
 
-    def read_sample(self, index: int):
+    def read_sample(self, index: int) -> Any:
         """The sample's array (a list of arrays when the record spans several datasets)."""
         self.check_index(index)
         parts = [ds[index] for ds in self.datasets]
@@ -202,14 +206,14 @@ class HDF5File(SampleFile):
         self.file.close()
 
 
-def _dataset_shape(v) -> list[int]:
+def _dataset_shape(v: Any) -> list[int]:
     """The dims of a dataset of the file (samples first) that hdf5.max_shape gives."""
     h5 = v.hdf5
     shape = (v.num_samples_per_file, v.lead // h5.num_dset_per_record, *v.dims[1:])
     return list(shape[len(shape) - len(h5.max_shape):])
 
 
-def _max_shape_too_small(v) -> bool:
+def _max_shape_too_small(v: Any) -> bool:
     return any(got is not None and got < need for got, need in zip(v.hdf5.max_shape, _dataset_shape(v)))
 
 
@@ -249,7 +253,7 @@ class HDF5(Format):
         if spec.compression != "none":
             return self._write_filtered(writer, spec, split, index, stream)
         capture = _MetadataCapture()
-        regions = []
+        regions: list[tuple[int, int, Any]] = []
         with h5py.File(capture, "w") as f:
             for j, shape in enumerate(dataset_shapes(spec, split, index)):
                 chunks = chunk_shape(spec, shape)
@@ -277,7 +281,7 @@ class HDF5(Format):
 
     def _write_filtered(self, writer: StreamWriter, spec: DatasetSpec, split: str, index: int,
                         stream: RandomStream) -> FileInfo:
-        options = {"compression": spec.compression}
+        options: dict[str, Any] = {"compression": spec.compression}
         if spec.compression == "gzip":
             options["compression_opts"] = spec.compression_level
         fd, path = tempfile.mkstemp(prefix="iobench-hdf5-", suffix=".h5")
@@ -287,6 +291,7 @@ class HDF5(Format):
                 buffer = None
                 for j, shape in enumerate(dataset_shapes(spec, split, index)):
                     chunks = chunk_shape(spec, shape)
+                    assert chunks is not None  # a compressed dataset is always chunked
                     ds = f.create_dataset(f"records_{j}", shape, dtype=spec.dtype, chunks=chunks,
                                           maxshape=max_shape(spec, shape), track_times=False, **options)
                     for selection in slabs(shape, chunks, spec.dtype.itemsize):
@@ -318,7 +323,7 @@ class HDF5(Format):
         return HDF5File(storage, key)
 
 
-def _zeros(sink, n: int) -> None:
+def _zeros(sink: WriterSink, n: int) -> None:
     while n > 0:
         take = min(n, len(_ZEROS))
         sink.write(_ZEROS[:take])

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import IO, cast
 
 import numpy as np
 from PIL import Image
@@ -57,7 +58,7 @@ class ImageFile(SampleFile):
         self.storage = storage
         self.key = key
 
-    def read_sample(self, index: int):
+    def read_sample(self, index: int) -> object:
         self.check_index(index)
         return self.storage.get(self.key)
 
@@ -74,7 +75,7 @@ class ImageFormat(Format):
         sink = WriterSink(writer, buffer=_gathering_buffer())
         start = time.perf_counter()
         # the sink gathers what Pillow writes (an image is a few MiB at most): this is encoding
-        image.save(sink, format=_PIL_FORMAT[self.name], **SAVE_OPTIONS[self.name])
+        image.save(cast(IO[bytes], sink), format=_PIL_FORMAT[self.name], **SAVE_OPTIONS[self.name])
         encode = time.perf_counter() - start
         sink.finish()
         return FileInfo(sink.position, 1, encode_seconds=encode)
@@ -89,7 +90,7 @@ class ImageFormat(Format):
 
 def image_rules(fmt: str, channels: tuple[int, ...]) -> tuple[Rule, ...]:
     """The dataset keys an image format constrains."""
-    rules = (
+    rules: tuple[Rule, ...] = (
         Rule("record_element_type", lambda v: v.dtype != np.uint8,
              f"{{dtype.name}} is not valid for {fmt}: images hold uint8 pixels"),
         Rule("record_dims",

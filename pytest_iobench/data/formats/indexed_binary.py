@@ -9,6 +9,8 @@ fetches both index files when it opens a file, then one range read per sample.
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 
 from ...storage.base import Storage, StreamWriter
@@ -33,7 +35,7 @@ class IndexedBinaryFile(SampleFile):
             raise ValueError(f"{key}: {len(self.offsets)} offsets but {len(self.sizes)} sizes in its index files")
         self.num_samples = len(self.offsets)
 
-    def read_sample(self, index: int):
+    def read_sample(self, index: int) -> object:
         self.check_index(index)
         size = int(self.sizes[index])
         data = self.storage.get_range(self.key, int(self.offsets[index]), size)
@@ -58,7 +60,8 @@ class IndexedBinary(Format):
                                (SIZES, lambda lo, hi: np.full(hi - lo, size, dtype="<u8"))):
             with storage.open_writer(key + suffix, fsync=fsync) as writer:
                 for lo in range(0, n, _INDEX_STEP):
-                    writer.write(values(lo, min(n, lo + _INDEX_STEP)))
+                    # an array is a buffer; the stubs do not say so
+                    writer.write(cast(bytes, values(lo, min(n, lo + _INDEX_STEP))))
             sizes[key + suffix] = writer.bytes_written
         return sizes
 

@@ -9,6 +9,8 @@ reader fetches sample i with one range read after the header.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -34,7 +36,7 @@ def npy_header(dtype: np.dtype, shape: tuple[int, ...], fortran_order: bool = Tr
     return buf.getvalue()
 
 
-def read_npy_header(fp) -> tuple[tuple[int, ...], bool, np.dtype]:
+def read_npy_header(fp: Any) -> tuple[tuple[int, ...], bool, np.dtype]:
     """(shape, fortran_order, dtype) from a file object positioned at an .npy header; leaves
     it positioned at the data."""
     version = np.lib.format.read_magic(fp)
@@ -43,7 +45,7 @@ def read_npy_header(fp) -> tuple[tuple[int, ...], bool, np.dtype]:
     return np.lib.format.read_array_header_2_0(fp)
 
 
-def write_samples_array(sink, spec: DatasetSpec, split: str, index: int, stream: RandomStream) -> int:
+def write_samples_array(sink: Any, spec: DatasetSpec, split: str, index: int, stream: RandomStream) -> int:
     """Header then samples, as an .npy stream into ``sink``; returns the bytes written."""
     shape = spec.sample_shape(split, index)
     n = spec.num_samples_per_file
@@ -58,7 +60,7 @@ class SampleArray:
     """Samples of an .npy array that starts at ``base`` in a file, read with range reads when
     samples are contiguous (Fortran order), else from the whole array read once."""
 
-    def __init__(self, rf: RangeFile, base: int, load_whole):
+    def __init__(self, rf: RangeFile, base: int, load_whole: Callable[[], np.ndarray]):
         rf.seek(base)
         self.shape, self.fortran, self.dtype = read_npy_header(rf)
         self.data_at = rf.tell()
@@ -67,9 +69,9 @@ class SampleArray:
         self.num_samples = self.shape[-1] if self.shape else 1
         self.sample_bytes = int(np.prod(self.sample_shape)) * self.dtype.itemsize
         self._load_whole = load_whole
-        self._whole = None
+        self._whole: np.ndarray | None = None
 
-    def read(self, index: int):
+    def read(self, index: int) -> np.ndarray:
         if self.fortran:
             data = self.rf.read_at(self.data_at + index * self.sample_bytes, self.sample_bytes)
             if len(data) != self.sample_bytes:
@@ -77,9 +79,10 @@ class SampleArray:
                                  f"({len(data)} of {self.sample_bytes} bytes)")
             return np.frombuffer(data, dtype=self.dtype).reshape(self.sample_shape, order="F")
         # C order (files from other writers): a sample is strided, read the array once
-        if self._whole is None:
-            self._whole = self._load_whole()
-        return self._whole[..., index]
+        whole = self._whole
+        if whole is None:
+            whole = self._whole = self._load_whole()
+        return whole[..., index]
 
 
 class NpyFile(SampleFile):
@@ -90,7 +93,7 @@ class NpyFile(SampleFile):
         self.array = SampleArray(self.rf, 0, lambda: np.load(io.BytesIO(self.rf.read_at(0, self.rf.size))))
         self.num_samples = self.array.num_samples
 
-    def read_sample(self, index: int):
+    def read_sample(self, index: int) -> np.ndarray:
         self.check_index(index)
         return self.array.read(index)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import struct
 import zipfile
+from typing import Any, cast
 
 import numpy as np
 from zlib_ng.zlib_ng import crc32
@@ -37,7 +38,7 @@ class NpzFile(SampleFile):
         with zipfile.ZipFile(self.rf) as zf:
             info = zf.getinfo("x.npy")
         self.array = None
-        self._whole = None
+        self._whole: np.ndarray | None = None
         if info.compress_type == zipfile.ZIP_STORED:
             local = bytes(self.rf.read_at(info.header_offset, _LOCAL_HEADER.size))
             fields = _LOCAL_HEADER.unpack(local)
@@ -49,13 +50,14 @@ class NpzFile(SampleFile):
 
     def _load(self) -> np.ndarray:
         """x read whole (deflated members cannot be read in part)."""
-        if self._whole is None:
+        whole = self._whole
+        if whole is None:
             # through rf: a small file it holds already is not fetched again
             with np.load(io.BytesIO(self.rf.read_at(0, self.rf.size))) as data:
-                self._whole = data["x"]
-        return self._whole
+                whole = self._whole = data["x"]
+        return whole
 
-    def read_sample(self, index: int):
+    def read_sample(self, index: int) -> np.ndarray:
         self.check_index(index)
         if self.array is not None:
             return self.array.read(index)
@@ -75,14 +77,15 @@ class _StoredMember:
     the directory as it always does: the same bytes. Where that writer is not as expected (a
     compressor, another Python's internals), writes go through it unchanged."""
 
-    def __init__(self, member):
+    def __init__(self, member: Any) -> None:
         self.member = member
         fast = member._compressor is None if hasattr(member, "_compressor") else False
         self._fast = fast and all(hasattr(member, name) for name in ("_crc", "_file_size", "_fileobj"))
 
-    def write(self, data) -> int:
+    def write(self, data: Any) -> int:
         if not self._fast:
-            return self.member.write(data)
+            written: int = self.member.write(data)
+            return written
         view = memoryview(data).cast("B")
         member = self.member
         member._crc = crc32(view, member._crc)
@@ -113,7 +116,7 @@ class Npz(Format):
             big = labels.nbytes > zipfile.ZIP64_LIMIT
             with zf.open(zip_member("y.npy", compressed, level), "w", force_zip64=big) as member:
                 member.write(npy_header(labels.dtype, labels.shape, fortran_order=False))
-                member.write(labels)
+                member.write(cast(bytes, labels))  # an array is a buffer; the stubs do not say so
         sink.finish()
         return FileInfo(sink.position, n)
 

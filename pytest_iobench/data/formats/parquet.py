@@ -37,9 +37,10 @@ import os
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Generator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -108,7 +109,7 @@ class _OpenFile:
         self.opening = threading.Lock()
         self.size: int | None = None
         self.metadata: pq.FileMetaData | None = None
-        self.groups: dict[tuple, _Group] = {}
+        self.groups: dict[tuple[Any, ...], _Group] = {}
 
 
 class RowGroups:
@@ -128,7 +129,7 @@ class RowGroups:
         self._lock = threading.Lock()
         self._files: dict[tuple[int, str], _OpenFile] = {}
         #: held row groups, least recently used first: (file, group key) -> bytes
-        self._held: OrderedDict[tuple[_OpenFile, tuple], int] = OrderedDict()
+        self._held: OrderedDict[tuple[_OpenFile, tuple[Any, ...]], int] = OrderedDict()
         self._bytes = 0
 
     @property
@@ -152,19 +153,20 @@ class RowGroups:
             for group_key in list(entry.groups):
                 self._drop(entry, group_key)
 
-    def _drop(self, entry: _OpenFile, group_key: tuple) -> None:
+    def _drop(self, entry: _OpenFile, group_key: tuple[Any, ...]) -> None:
         """Forget a row group (lock held)."""
         group = entry.groups.pop(group_key, None)
         if group is not None:
             self._bytes -= self._held.pop((entry, group_key), 0)
 
-    def row(self, entry: _OpenFile, group_key: tuple, rows: int, row: int, read) -> pa.Table:
+    def row(self, entry: _OpenFile, group_key: tuple[Any, ...], rows: int, row: int,
+            read: Callable[[], pa.Table]) -> pa.Table:
         """The table of a row group for reading row ``row`` of it: held, or read with ``read()``
         (one thread reads it, the others asking for it wait)."""
         with self._lock:
             group = entry.groups.get(group_key)
             owner = group is None
-            if owner:
+            if group is None:
                 group = entry.groups[group_key] = _Group(rows)
         if owner:
             try:
@@ -248,7 +250,7 @@ class ParquetFile(SampleFile):
         return self._shared.row(self._file, (index, self._columns_key), self._rows[index], row,
                                 lambda: self.pf.read_row_group(index, columns=self.columns))
 
-    def read_sample(self, index: int):
+    def read_sample(self, index: int) -> Any:
         """The row: its only column's value (bytes view or array), or {column: value}."""
         self.check_index(index)
         group = bisect.bisect_right(self._starts, index) - 1
@@ -263,7 +265,7 @@ class ParquetFile(SampleFile):
             self._detach()
 
 
-def _value(column: pa.ChunkedArray, row: int):
+def _value(column: pa.ChunkedArray, row: int) -> Any:
     for chunk in column.chunks:
         if row < len(chunk):
             break
@@ -278,7 +280,7 @@ def _value(column: pa.ChunkedArray, row: int):
     return chunk[row].as_py()
 
 
-def _row_group_bytes(stream: RandomStream, sizes: list[int]) -> Iterator[np.ndarray]:
+def _row_group_bytes(stream: RandomStream, sizes: list[int]) -> Generator[np.ndarray, None, None]:
     """The bytes of each row group in turn, from ``stream``; each is valid until the next is
     asked for. Where a core may be idle for it (FILL_AHEAD), a helper thread fills the next
     one's buffer while the caller encodes this one; otherwise one buffer is filled in turn.
@@ -287,7 +289,7 @@ def _row_group_bytes(stream: RandomStream, sizes: list[int]) -> Iterator[np.ndar
     buffers = [np.empty(max(sizes), dtype=np.uint8) for _ in range(2 if ahead else 1)]
     filler = ThreadPoolExecutor(max_workers=1, thread_name_prefix="iobench-parquet-fill") if ahead else None
     try:
-        pending: Future | None = None
+        pending: Future[Any] | None = None
         for g, size in enumerate(sizes):
             view = buffers[g % len(buffers)][:size]
             if pending is None:
@@ -303,16 +305,16 @@ def _row_group_bytes(stream: RandomStream, sizes: list[int]) -> Iterator[np.ndar
             FILL_AHEAD.release()
 
 
-def _fixed(v) -> int:
+def _fixed(v: Any) -> int:
     return sum(c.fixed_bytes() or 0 for c in v.parquet.columns)
 
 
-def _sized(v) -> bool:
+def _sized(v: Any) -> bool:
     """parquet.columns are given and each has its size: they make the row."""
     return bool(v.parquet.columns) and all(c.size is not None for c in v.parquet.columns)
 
 
-def _derive(v, replaced: list[tuple[str, str]]) -> None:
+def _derive(v: Any, replaced: list[tuple[str, str]]) -> None:
     """DLIO (the MLCommons fork) builds rows from the columns alone."""
     if _sized(v):
         if "record_length_bytes" in v.given and v.record_length_bytes != _fixed(v):

@@ -20,6 +20,8 @@ differ in length (other writers) are indexed by walking the 12-byte headers.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import crc32c as _crc32c
 
@@ -37,7 +39,7 @@ def masked_crc(crc: int) -> int:
     return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
 
 
-def crc32c(data, value: int = 0) -> int:
+def crc32c(data: Any, value: int = 0) -> int:
     return _crc32c.crc32c(data, value)
 
 
@@ -86,7 +88,7 @@ def example_parts(image_size: int, size_value: int) -> tuple[bytes, bytes]:
     return prefix, suffix
 
 
-def parse_fields(data, start: int = 0, end: int | None = None):
+def parse_fields(data: Any, start: int = 0, end: int | None = None) -> Iterator[tuple[int, int, Any]]:
     """Yield (field number, wire type, value) of a protobuf message; length-delimited values
     are (offset, length) into ``data``."""
     view = memoryview(data)
@@ -94,6 +96,7 @@ def parse_fields(data, start: int = 0, end: int | None = None):
     while pos < end:
         tag, pos = _read_varint(view, pos)
         number, wire = tag >> 3, tag & 7
+        value: Any
         if wire == 0:
             value, pos = _read_varint(view, pos)
         elif wire == 2:
@@ -111,7 +114,7 @@ def parse_fields(data, start: int = 0, end: int | None = None):
         yield number, wire, value
 
 
-def _read_varint(view, pos: int) -> tuple[int, int]:
+def _read_varint(view: Any, pos: int) -> tuple[int, int]:
     result = shift = 0
     while True:
         if pos >= len(view):
@@ -124,11 +127,11 @@ def _read_varint(view, pos: int) -> tuple[int, int]:
         shift += 7
 
 
-def example_features(data) -> dict[str, tuple[str, object]]:
+def example_features(data: Any) -> dict[str, tuple[str, Any]]:
     """{name: (kind, value)} of a serialized Example: bytes_list -> list of memoryviews,
     int64_list -> list of ints, float_list -> list of floats."""
     view = memoryview(data)
-    out: dict[str, tuple[str, object]] = {}
+    out: dict[str, tuple[str, Any]] = {}
     for number, _, (f_at, f_len) in _only(parse_fields(view), 1, "Example.features"):
         for _, _, (e_at, e_len) in _only(parse_fields(view, f_at, f_at + f_len), 1, "Features.feature"):
             key = value = None
@@ -143,16 +146,16 @@ def example_features(data) -> dict[str, tuple[str, object]]:
     return out
 
 
-def _only(fields, number: int, what: str):
+def _only(fields: Iterable[tuple[int, int, Any]], number: int, what: str) -> Iterator[tuple[int, int, Any]]:
     for item in fields:
         if item[0] != number or item[1] != 2:
             raise ValueError(f"{what}: unexpected field {item[0]}")
         yield item
 
 
-def _feature(view, at: int, length: int):
+def _feature(view: Any, at: int, length: int) -> tuple[str, list[Any]]:
     for number, _wire, (l_at, l_len) in parse_fields(view, at, at + length):
-        values: list = []
+        values: list[Any] = []
         for _, vwire, item in parse_fields(view, l_at, l_at + l_len):
             if number == 1:
                 values.append(view[item[0]:item[0] + item[1]])
@@ -210,7 +213,7 @@ class TFRecordFile(SampleFile):
         (length,), (crc,) = struct.unpack("<Q", head[:8]), struct.unpack("<I", head[8:])
         if masked_crc(crc32c(head[:8])) != crc:
             raise TFRecordError(f"{self.key}: length CRC of the record at {offset} does not match")
-        return length
+        return int(length)
 
     def _build_index(self) -> None:
         offsets, pos = [], 0
@@ -249,9 +252,9 @@ class TFRecordFile(SampleFile):
             raise TFRecordError(f"{self.key}: data CRC of record {index} does not match")
         return data
 
-    def read_sample(self, index: int):
+    def read_sample(self, index: int) -> Any:
         features = example_features(self.read_record(index))
-        kind, values = features.get("image", (None, None))
+        kind, values = features.get("image", ("", []))
         if kind != "bytes_list" or len(values) != 1:
             raise TFRecordError(f"{self.key}: record {index} has no 'image' bytes feature")
         return values[0]
