@@ -22,7 +22,7 @@ import uuid
 
 import pytest
 
-from pytest_iobench.data.formats import FORMATS, get_format, info
+from pytest_iobench.data.formats import FormatsWith, get_format
 from pytest_iobench.data.generate import generate
 from pytest_iobench.data.memory import PeakRSS
 from pytest_iobench.data.sizing import sized_spec
@@ -34,8 +34,8 @@ from pytest_iobench.workload.case_size import case_size
 WARMUP_BYTES = 1 << 20
 
 #: these formats generate an eighth of --iobench-generate-size (each format declares it)
-SLOW_FORMATS = tuple(name for name in FORMATS if info(name).slow)
-IMAGE_FORMATS = tuple(name for name in FORMATS if info(name).image)
+SLOW_FORMATS = FormatsWith("slow")
+IMAGE_FORMATS = FormatsWith("image")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

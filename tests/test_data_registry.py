@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pytest_iobench.data.checks import Rule
-from pytest_iobench.data.formats import FORMATS, get_format, info, register, unregister
+from pytest_iobench.data.formats import FORMATS, FormatsWith, get_format, info, register, unregister
 from pytest_iobench.data.formats.base import FileInfo, Format, SampleFile, WriterSink, copy_random
 from pytest_iobench.data.formats.registry import FormatInfo
 from pytest_iobench.data.generate import generate
@@ -99,6 +99,13 @@ def test_an_unregistered_format_is_an_unknown_one(toy):
         DatasetSpec.from_mapping({"format": "toy"})
     with pytest.raises(ValueError, match="unknown format 'toy'; valid: npz, npy"):
         get_format("toy")
+
+
+def test_formats_are_found_by_what_they_declare(toy):
+    slow, images = FormatsWith("slow"), FormatsWith("image")
+    assert [f for f in FORMATS if f in slow] == ["csv", "jpeg", "png"]
+    assert [f for f in FORMATS if f in images] == ["jpeg", "png"]
+    assert "toy" not in slow and "toy" not in images
 
 
 def test_every_format_of_the_package_declares_itself():

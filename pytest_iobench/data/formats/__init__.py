@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .registry import FORMATS, FormatInfo, info, register, unregister
+from .registry import FORMATS, FormatInfo, FormatsWith, info, register, unregister
 from .registry import load as _load
 
 if TYPE_CHECKING:
@@ -27,4 +27,4 @@ def get_format(name: str) -> Format:
     return format
 
 
-__all__ = ["FORMATS", "FormatInfo", "get_format", "info", "register", "unregister"]
+__all__ = ["FORMATS", "FormatInfo", "FormatsWith", "get_format", "info", "register", "unregister"]

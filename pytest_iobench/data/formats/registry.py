@@ -72,6 +72,17 @@ class FormatInfo:
         return (self.extension or self.name) + self.suffixes.get(compression, "")
 
 
+class FormatsWith:
+    """The formats whose FormatInfo has ``flag`` set (``slow``, ``image``...), as a container:
+    ``name in it`` loads only that format's module, so a suite can name them at import."""
+
+    def __init__(self, flag: str):
+        self.flag = flag
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and bool(getattr(info(name), self.flag))
+
+
 def names() -> tuple[str, ...]:
     """Every format known: the package's, then those registered."""
     return FORMATS + tuple(name for name in _extra if name not in MODULES)
@@ -108,4 +119,4 @@ def info(name: str) -> FormatInfo:
     return found
 
 
-__all__ = ["FORMATS", "MODULES", "FormatInfo", "info", "load", "names", "register", "unregister"]
+__all__ = ["FORMATS", "MODULES", "FormatInfo", "FormatsWith", "info", "load", "names", "register", "unregister"]
