@@ -16,9 +16,12 @@ key and the library, with the client's own exception chained.
 from __future__ import annotations
 
 import abc
+import builtins
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
 
 from . import allocator
 from .errors import StorageError, os_error
@@ -86,7 +89,8 @@ class StreamWriter(abc.ABC):
     def __enter__(self) -> StreamWriter:
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         if exc_type is None:
             self.commit()
         elif not self._closed:
@@ -111,8 +115,10 @@ class Storage(abc.ABC):
     kind: str = ""
     #: the client library: "posix", "s3dlio", "minio", "boto3"
     library: str = ""
-    #: how to open this storage again in another process (set by registry.open_storage)
-    spec = None
+    #: how to open this storage again in another process: the registry.StorageSpec that
+    #: registry.open_storage opened it from, None otherwise (Any: the registry imports this
+    #: module, so this one cannot name the class)
+    spec: Any = None
     #: True when the streaming writer (``open_writer``, what the write-measuring suites use)
     #: writes through O_DIRECT, so write figures are the device's, not the page cache's. Only
     #: the direct storage claims it, and only where the library really opens its files so.
@@ -202,7 +208,7 @@ class Storage(abc.ABC):
         cannot make it atomic (the lease then writes and reads back)."""
         raise NotImplementedError
 
-    def get_many(self, keys: Sequence[str], max_in_flight: int = 16) -> list[Buffer]:
+    def get_many(self, keys: Sequence[str], max_in_flight: int = 16) -> builtins.list[Buffer]:
         """The objects for ``keys``, in the same order, fetched concurrently."""
         if not keys:
             return []
@@ -216,7 +222,7 @@ class Storage(abc.ABC):
             self.delete(key)
         return len(keys)
 
-    def make_folder(self, prefix: str) -> None:
+    def make_folder(self, prefix: str) -> None:  # noqa: B027 - a default, not abstract: no folders
         """Make an empty folder ``prefix`` exist where the storage has folders (a directory on
         files), because other tools list it (DLIO lists ``<data_folder>/valid`` on every run and
         stops when a directory is missing). Object stores have no folders: a prefix with nothing
@@ -230,7 +236,7 @@ class Storage(abc.ABC):
         """
         return True
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - a default, not abstract: nothing to release
         """Release connections and pools."""
 
 

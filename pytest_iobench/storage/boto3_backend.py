@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import mmap
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -39,7 +40,7 @@ from .s3common import (
 LIBRARY = "boto3"
 
 
-def translate(op: str, key: str, exc: Exception) -> StorageError:
+def translate(op: str, key: str, exc: BaseException) -> StorageError:
     if isinstance(exc, StorageError):
         return exc
     if isinstance(exc, ClientError):
@@ -51,13 +52,14 @@ def translate(op: str, key: str, exc: Exception) -> StorageError:
     return StorageError(op, key, LIBRARY, f"{type(exc).__name__}: {exc}")
 
 
-class _Backoff(standard.BaseRetryBackoff):
-    """botocore's retry delay from our policy (its own waits 1 s or more on throttling)."""
+class _Backoff:
+    """botocore's retry delay from our policy (its own waits 1 s or more on throttling); what
+    botocore's ``BaseRetryBackoff`` asks of a backoff: ``delay_amount``."""
 
     def __init__(self, policy: RetryPolicy):
         self.policy = policy
 
-    def delay_amount(self, context) -> float:
+    def delay_amount(self, context: Any) -> float:
         return self.policy.delay(context.attempt_number)
 
 
@@ -66,14 +68,14 @@ class _NoQuota:
     100 throttled requests per client): under steady throttling that fails requests the attempt
     budget would carry. The attempt budget alone bounds retries here."""
 
-    def acquire_retry_quota(self, context) -> bool:
+    def acquire_retry_quota(self, context: Any) -> bool:
         return True
 
-    def release_retry_quota(self, context, http_response, **kwargs) -> None:
+    def release_retry_quota(self, context: Any, http_response: Any, **kwargs: Any) -> None:
         pass
 
 
-def install_retries(client, policy: RetryPolicy, *, timeouts: bool = True) -> None:
+def install_retries(client: Any, policy: RetryPolicy, *, timeouts: bool = True) -> None:
     """Put botocore's standard retry conditions (throttling, 500/502/503/504, resets, timeouts)
     with our attempt budget and backoff in place of the client's handler, counting each attempt.
     ``timeouts=False``: an attempt that timed out is not retried (the start-up check: a silent
@@ -84,13 +86,14 @@ def install_retries(client, policy: RetryPolicy, *, timeouts: bool = True) -> No
             retry_backoff=_Backoff(policy)),
         retry_event_adapter=standard.RetryEventAdapter(), retry_quota=_NoQuota())
 
-    def needs_retry(response=None, caught_exception=None, **kwargs):
+    def needs_retry(response: Any = None, caught_exception: BaseException | None = None,
+                    **kwargs: Any) -> float | None:
         if response is not None:
             http, parsed = response
             outcome = classify_status(http.status_code, str((parsed or {}).get("Error", {}).get("Code", "")))
         else:
             outcome = classify_exception(caught_exception)
-        delay = None
+        delay: float | None = None
         if timeouts or outcome != "timeout":
             delay = handler.needs_retry(response=response, caught_exception=caught_exception, **kwargs)
         COUNTS.attempt(LIBRARY, outcome, delay if delay else None)
@@ -105,11 +108,12 @@ def install_retries(client, policy: RetryPolicy, *, timeouts: bool = True) -> No
 class _MultipartWriter(StreamWriter):
     def __init__(self, storage: Boto3Storage, key: str):
         super().__init__(storage, key)
+        self.s3 = storage
         self.client = storage.client
         self.bucket = storage.location.bucket
         self.name = storage.location.object_name(key)
         self.upload_id: str | None = None
-        self.futures: list[Future] = []
+        self.futures: list[Future[dict[str, Any]]] = []
         self.pool: ThreadPoolExecutor | None = None
         self.filler = PartFiller(self._send_part)  # the part being filled: this writer's own, not budgeted
 
@@ -117,7 +121,7 @@ class _MultipartWriter(StreamWriter):
         check_stream_size(self.key, LIBRARY, self.bytes_written, view.nbytes)
         self.filler.write(view)
 
-    def _send_part(self, part) -> None:
+    def _send_part(self, part: Buffer | mmap.mmap) -> None:
         """Upload ``part`` (a buffer of PART_BUFFERS, a memory map botocore reads as a file with a
         length, or the copied tail) once a token is free."""
         try:
@@ -126,7 +130,9 @@ class _MultipartWriter(StreamWriter):
                     self.upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=self.name)["UploadId"]
                 except Exception as exc:
                     raise translate("write", self.key, exc) from exc
+            if self.pool is None:
                 self.pool = ThreadPoolExecutor(MAX_PARTS_IN_FLIGHT, thread_name_prefix="boto3-part")
+            pool = self.pool
             self._raise_failed_part()
         except BaseException:
             PART_BUFFERS.give(part)
@@ -138,27 +144,27 @@ class _MultipartWriter(StreamWriter):
             part.seek(0)
         number = len(self.futures) + 1
         try:
-            future = self.pool.submit(self._upload_part, number, part)
+            future = pool.submit(self._upload_part, number, part)
         except BaseException:
             self.filler.done(part)
             raise
         future.add_done_callback(lambda _future: self.filler.done(part))  # uploaded, failed or cancelled
         self.futures.append(future)
 
-    def _upload_part(self, number: int, body) -> dict:
+    def _upload_part(self, number: int, body: Buffer | mmap.mmap) -> dict[str, Any]:
         # on a daemon worker under the deadline: the pool's own threads are joined when the
         # interpreter exits, and must not be stuck in a call to a silent endpoint then
         response = deadline.run(
             lambda: self.client.upload_part(Bucket=self.bucket, Key=self.name, UploadId=self.upload_id,
                                             PartNumber=number, Body=body),
-            op="write", key=self.key, library=LIBRARY, where=self.storage.endpoint_url,
-            timeout=self.storage.timeouts.total)
+            op="write", key=self.key, library=LIBRARY, where=self.s3.endpoint_url,
+            timeout=self.s3.timeouts.total)
         return {"PartNumber": number, "ETag": response["ETag"]}
 
     def _raise_failed_part(self) -> None:
         for future in self.futures:
-            if future.done() and not future.cancelled() and future.exception() is not None:
-                exc = future.exception()
+            exc = future.exception() if future.done() and not future.cancelled() else None
+            if exc is not None:
                 raise translate("write", self.key, exc) from exc
 
     def _commit(self) -> None:
@@ -176,7 +182,9 @@ class _MultipartWriter(StreamWriter):
                 )
             except ClientError:
                 # a complete retried after its reply was lost finds the upload gone
-                head = lambda: self.client.head_object(Bucket=self.bucket, Key=self.name)  # noqa: E731
+                def head() -> Any:
+                    return self.client.head_object(Bucket=self.bucket, Key=self.name)
+
                 if not completed_anyway(lambda: head()["ContentLength"], self.bytes_written,
                                         lambda: head()["ETag"], multipart_etag([p["ETag"] for p in parts])):
                     raise
@@ -261,7 +269,8 @@ class Boto3Storage(Storage):
     def get(self, key: str) -> Buffer:
         name = self._name("get", key)
         try:
-            return self.client.get_object(Bucket=self.location.bucket, Key=name)["Body"].read()
+            data: bytes = self.client.get_object(Bucket=self.location.bucket, Key=name)["Body"].read()
+            return data
         except Exception as exc:
             raise translate("get", key, exc) from exc
 
@@ -276,7 +285,8 @@ class Boto3Storage(Storage):
             response = self.client.get_object(
                 Bucket=self.location.bucket, Key=name, Range=f"bytes={offset}-{offset + length - 1}"
             )
-            return response["Body"].read()
+            data: bytes = response["Body"].read()
+            return data
         except Exception as exc:
             if is_invalid_range(str(exc)):
                 self.stat(key)
@@ -284,7 +294,7 @@ class Boto3Storage(Storage):
             raise translate("get_range", key, exc) from exc
 
     def list(self, prefix: str = "") -> list[str]:
-        keys = []
+        keys: list[str] = []
         try:
             pages = self.client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.location.bucket, Prefix=self.location.list_prefix(prefix)

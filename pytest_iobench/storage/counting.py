@@ -16,15 +16,20 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Iterable
 
 from .base import Buffer, Storage, StreamWriter
 from .wrapping import WrappedStorage, WrappedWriter
 
 
 class _CountingWriter(WrappedWriter):
+    def __init__(self, storage: CountingStorage, inner: StreamWriter):
+        super().__init__(storage, inner)
+        self.counting = storage
+
     def _write(self, view: memoryview) -> None:
         self.inner.write(view)
-        self.storage._add_written(view.nbytes)
+        self.counting._add_written(view.nbytes)
 
 
 class ReadTally:
@@ -95,7 +100,7 @@ class CountingStorage(WrappedStorage):
         self._add_read(key, memoryview(data).nbytes)
         return data
 
-    def get_many(self, keys, max_in_flight: int = 16) -> list[Buffer]:
+    def get_many(self, keys: Iterable[str], max_in_flight: int = 16) -> list[Buffer]:
         keys = list(keys)
         blobs = self.inner.get_many(keys, max_in_flight)
         for key, blob in zip(keys, blobs):

@@ -26,9 +26,10 @@ import re
 import signal
 import threading
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from types import FrameType
+from typing import Any, TypeVar, cast
 
 from .base import Buffer, ObjectInfo, Storage, StreamWriter
 from .errors import StorageError, StorageInterrupted, StorageTimeout
@@ -101,9 +102,9 @@ def install_interrupt_handlers() -> Callable[[], None]:
     pytest turns into an interrupted session (its results written, its fixtures torn down).
     SIGTERM, what CI sends to cancel a job, would otherwise end the process on the spot. Returns
     a function that puts the previous handlers back. Only from the main thread."""
-    previous = {}
+    previous: dict[signal.Signals, Any] = {}
 
-    def handler(signum, frame):
+    def handler(signum: int, frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
         if not _signalled:
             _signalled.append(name)
@@ -144,7 +145,7 @@ def reset() -> None:
 class _Task:
     __slots__ = ("__weakref__", "args", "done", "ended", "error", "fn", "interrupted", "result")
 
-    def __init__(self, fn: Callable, args: tuple):
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...]):
         self.fn, self.args = fn, args
         self.done = threading.Event()
         self.result: Any = None
@@ -158,7 +159,7 @@ class _Workers:
     """Daemon threads taking tasks from one queue; one is started when none is idle, and an
     idle one ends after IDLE_EXIT seconds."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._tasks: queue.SimpleQueue[_Task] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._idle = 0
@@ -175,6 +176,7 @@ class _Workers:
 
     def _run(self) -> None:
         while True:
+            task: _Task | None
             try:
                 task = self._tasks.get(timeout=IDLE_EXIT)
             except queue.Empty:
@@ -196,9 +198,10 @@ class _Workers:
 
 
 _WORKERS = _Workers()
+T = TypeVar("T")
 
 
-def run(fn: Callable, *args, op: str, key: str, library: str, where: str, timeout: float) -> Any:
+def run(fn: Callable[..., T], *args: Any, op: str, key: str, library: str, where: str, timeout: float) -> T:
     """``fn(*args)`` on a worker, waiting at most ``timeout`` seconds (GRACE after an interrupt).
     Raises StorageTimeout when it has not finished by then, StorageInterrupted when an interrupt
     came first, and whatever ``fn`` raised otherwise."""
@@ -220,7 +223,7 @@ def run(fn: Callable, *args, op: str, key: str, library: str, where: str, timeou
                              "(--iobench-op-timeout); the call is abandoned")
     if task.error is not None:
         raise task.error
-    return task.result
+    return cast(T, task.result)
 
 
 #: how the libraries say they gave up waiting (botocore, urllib3, s3dlio)
@@ -240,14 +243,14 @@ class DeadlineStorage(WrappedStorage):
         self.timeout = timeout
         self.where = where
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         """What is the library's own (its ``location``, ``client``): the inner storage's. Only
         for names this wrapper does not have; the operations above are always bounded."""
         if name == "inner":  # not set yet (unpickling, a failed __init__)
             raise AttributeError(name)
         return getattr(self.inner, name)
 
-    def _run(self, op: str, key: str, fn: Callable, *args, rounds: int = 1) -> Any:
+    def _run(self, op: str, key: str, fn: Callable[..., T], *args: Any, rounds: int = 1) -> T:
         try:
             return run(fn, *args, op=op, key=key, library=self.library, where=self.where,
                        timeout=self.timeout * rounds)
@@ -277,7 +280,7 @@ class DeadlineStorage(WrappedStorage):
     def get_range(self, key: str, offset: int, length: int) -> Buffer:
         return self._run("get_range", key, self.inner.get_range, key, offset, length)
 
-    def get_many(self, keys, max_in_flight: int = 16) -> list[Buffer]:
+    def get_many(self, keys: Sequence[str], max_in_flight: int = 16) -> list[Buffer]:
         if not keys:
             return []
         rounds = -(-len(keys) // max(1, max_in_flight))
@@ -308,11 +311,15 @@ class DeadlineStorage(WrappedStorage):
 class DeadlineWriter(WrappedWriter):
     """A streaming writer whose every call is bounded like the storage's operations."""
 
+    def __init__(self, storage: DeadlineStorage, inner: StreamWriter):
+        super().__init__(storage, inner)
+        self.bounded = storage
+
     def _write(self, view: memoryview) -> None:
-        self.storage._run("write", self.key, self.inner.write, view)
+        self.bounded._run("write", self.key, self.inner.write, view)
 
     def _commit(self) -> None:
-        self.storage._run("commit", self.key, self.inner.commit)
+        self.bounded._run("commit", self.key, self.inner.commit)
 
     def _abort(self) -> None:
-        self.storage._run("abort", self.key, self.inner.abort)
+        self.bounded._run("abort", self.key, self.inner.abort)

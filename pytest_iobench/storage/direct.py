@@ -12,6 +12,7 @@ import errno
 import fcntl
 import mmap
 import os
+from collections.abc import Iterable
 
 from .base import Buffer, StreamWriter, check_key
 from .errors import StorageError, StorageUnsupported
@@ -85,14 +86,20 @@ class DirectWriter(StreamWriter):
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         self.tmp = temp_path(self.path)
         self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_DIRECT, 0o644)
-        self.buf = mmap.mmap(-1, WRITE_BUFFER)
-        self.view = memoryview(self.buf)
+        self.buf: mmap.mmap | None = mmap.mmap(-1, WRITE_BUFFER)
+        self.view: memoryview | None = memoryview(self.buf)
         self.fill = 0
+
+    def _buffer(self) -> memoryview:
+        """The aligned write buffer; gone once the file is closed."""
+        if self.view is None:
+            raise ValueError(f"{self.path}: the writer is closed")
+        return self.view
 
     def _write(self, view: memoryview) -> None:
         while view.nbytes:
             n = min(view.nbytes, WRITE_BUFFER - self.fill)
-            self.view[self.fill:self.fill + n] = view[:n]
+            self._buffer()[self.fill:self.fill + n] = view[:n]
             self.fill += n
             view = view[n:]
             if self.fill == WRITE_BUFFER:
@@ -101,7 +108,7 @@ class DirectWriter(StreamWriter):
     def _flush(self, n: int) -> None:
         done = 0
         while done < n:
-            done += os.write(self.fd, self.view[done:n])
+            done += os.write(self.fd, self._buffer()[done:n])
         self.fill = 0
 
     def _commit(self) -> None:
@@ -114,7 +121,7 @@ class DirectWriter(StreamWriter):
                 # The last partial block cannot go through O_DIRECT: switch it off for it.
                 flags = fcntl.fcntl(self.fd, fcntl.F_GETFL)
                 fcntl.fcntl(self.fd, fcntl.F_SETFL, flags & ~os.O_DIRECT)
-                rest = self.view[whole:whole + tail]
+                rest = self._buffer()[whole:whole + tail]
                 while rest.nbytes:
                     rest = rest[os.write(self.fd, rest):]
             if self.fsync or tail:
@@ -179,5 +186,5 @@ class DirectStorage(PosixStorage):
             raise StorageError("get_range", key, self.library, f"offset {offset} and length {length} must be >= 0")
         return self._read("get_range", key, offset, length)
 
-    def evict_cache(self, keys) -> bool:
+    def evict_cache(self, keys: Iterable[str]) -> bool:
         return True  # O_DIRECT reads do not go through the page cache

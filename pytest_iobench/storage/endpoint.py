@@ -16,6 +16,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from typing import Any
 
 from .errors import redact
 from .retry import RetryPolicy
@@ -32,7 +33,7 @@ def remove_stale_logs(directory: str | None = None) -> list[str]:
     """Remove the embedded endpoint's logs (``iobench-moto-<pid>-*.log`` in the temporary
     directory) whose session is no longer running on this host; returns the paths removed."""
     directory = directory or tempfile.gettempdir()
-    removed = []
+    removed: list[str] = []
     try:
         names = os.listdir(directory)
     except OSError:
@@ -82,7 +83,8 @@ def _tail(path: str, size: int = 4096) -> bytes:
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 class EmbeddedS3:
@@ -91,7 +93,7 @@ class EmbeddedS3:
     def __init__(self, bucket: str = EMBEDDED_BUCKET, region: str = "us-east-1"):
         self.bucket = bucket
         self.region = region
-        self.process: subprocess.Popen | None = None
+        self.process: subprocess.Popen[bytes] | None = None
         self.endpoint: S3Endpoint | None = None
         remove_stale_logs()
         # the pid in the name: a later session removes the log of one that was killed
@@ -136,7 +138,8 @@ class EmbeddedS3:
             except (urllib.error.URLError, ConnectionError, OSError):
                 if time.monotonic() > deadline:
                     self.stop()
-                    raise EndpointError(f"the embedded S3 endpoint did not answer on {url} within {START_TIMEOUT:.0f} s")
+                    raise EndpointError(f"the embedded S3 endpoint did not answer on {url} "
+                                        f"within {START_TIMEOUT:.0f} s") from None
                 time.sleep(0.1)
         self.endpoint = S3Endpoint(
             url=url, access_key="iobench-embedded", secret_key=secrets.token_hex(20), region=self.region
@@ -173,11 +176,11 @@ class EmbeddedS3:
     def __enter__(self) -> S3Endpoint:
         return self.start()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
 
-def _client(endpoint: S3Endpoint, timeout: float, retry: RetryPolicy | None = None):
+def _client(endpoint: S3Endpoint, timeout: float, retry: RetryPolicy | None = None) -> Any:
     """A boto3 client; without ``retry`` it makes one attempt per call. With it, throttling and
     resets are retried, a timeout is not (the check's wait is its own ``timeout``)."""
     import boto3
@@ -241,9 +244,11 @@ def check_endpoint(endpoint: S3Endpoint, bucket: str, timeout: float = 5.0, retr
             raise EndpointError(f"{endpoint.url} does not answer as an S3 endpoint ({server} answered {code or '?'} "
                                 "with no S3 headers); give the URL of the S3 service") from None
         if code in ("404", "NoSuchBucket"):
-            raise EndpointError(f"the bucket {bucket!r} does not exist on {endpoint.url}; create it or name another with --iobench-bucket") from None
+            raise EndpointError(f"the bucket {bucket!r} does not exist on {endpoint.url}; "
+                                "create it or name another with --iobench-bucket") from None
         if code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
-            raise EndpointError(f"the S3 endpoint {endpoint.url} refused the credentials for bucket {bucket!r} ({code})") from None
+            raise EndpointError(f"the S3 endpoint {endpoint.url} refused the credentials "
+                                f"for bucket {bucket!r} ({code})") from None
         raise EndpointError(f"the S3 endpoint {endpoint.url} answered {code} for bucket {bucket!r}") from None
     except BotoCoreError as exc:
         raise EndpointError(f"the S3 endpoint {endpoint.url} cannot be used: {exc}") from None

@@ -25,7 +25,8 @@ class StorageError(Exception):
             message += f": {self.detail}"
         super().__init__(message)
 
-    def __reduce__(self):  # picklable across xdist/MPI boundaries
+    # picklable across xdist/MPI boundaries
+    def __reduce__(self) -> tuple[type[StorageError], tuple[str, str, str, str]]:
         return (type(self), (self.op, self.key, self.library, self.detail))
 
 
@@ -76,7 +77,7 @@ _known_secrets: set[str] = set()
 WHOLE_WORD_BELOW = 16
 #: characters that continue a name: a short secret next to one is part of a name, not a value
 _NAME_CHARS = r"\w\-./"
-_short_patterns: dict[str, re.Pattern] = {}
+_short_patterns: dict[str, re.Pattern[str]] = {}
 
 
 def register_secret(value: str | None) -> None:

@@ -189,8 +189,8 @@ class StorageFactory:
         self._lock = threading.Lock()
         self._op_timeout = settings.get("op-timeout") or DEFAULT_OP_TIMEOUT
         retries = settings.get("retries")
-        self._retry = {"retries": DEFAULT_RETRIES if retries is None else retries,
-                       "backoff": settings.get("backoff") or DEFAULT_BACKOFF}
+        self._retries: int = DEFAULT_RETRIES if retries is None else int(retries)
+        self._backoff: float = float(settings.get("backoff") or DEFAULT_BACKOFF)
         #: the roots ("local", "s3") this session has claimed its scratch area in (and looked
         #: for what killed sessions left): the S3 root's storage that holds the owner record
         self._claimed: dict[str, Storage | None] = {}
@@ -228,9 +228,9 @@ class StorageFactory:
             endpoint = self.endpoint()
             return StorageSpec(kind, library, bucket=self._bucket, prefix=join_key(self._prefix, sub),
                                endpoint_url=endpoint.url, region=endpoint.region,
-                               op_timeout=self._op_timeout, **self._retry)
-        return StorageSpec(kind, library, root=os.path.join(self.local_root, *sub.split("/")) if sub else self.local_root,
-                           op_timeout=self._op_timeout)
+                               op_timeout=self._op_timeout, retries=self._retries, backoff=self._backoff)
+        root = os.path.join(self.local_root, *sub.split("/")) if sub else self.local_root
+        return StorageSpec(kind, library, root=root, op_timeout=self._op_timeout)
 
     def get(self, kind: str, library: str, area: str = "scratch") -> Storage:
         """The storage for (kind, library), opened once per session and area.
@@ -258,7 +258,9 @@ class StorageFactory:
                 stale.claim_local(self.local_root, self.scratch)
             elif not self.embedded:
                 endpoint, timeout = self.endpoint(), self._op_timeout
-                under = lambda prefix: join_key(self._prefix, prefix)  # noqa: E731
+
+                def under(prefix: str) -> str:
+                    return join_key(self._prefix, prefix)
 
                 def upload_keys(prefix: str) -> list[str]:
                     names = [key for key, _ in open_uploads(endpoint, self._bucket, under(prefix), timeout)]
@@ -301,6 +303,8 @@ class StorageFactory:
     def at(self, storage: Storage, prefix: str) -> Storage:
         """Another storage of the same kind and library rooted at ``prefix`` under ``storage``."""
         spec = storage.spec
+        if not isinstance(spec, StorageSpec):
+            raise ValueError(f"{storage.uri('')} was not opened by this session's storages")
         if spec.kind == "s3":
             spec = replace(spec, prefix=join_key(spec.prefix, prefix))
         else:
@@ -326,12 +330,14 @@ class StorageFactory:
                 problems.append(f"{kind}-{library}: cleanup failed: {exc}; the next session removes the rest")
                 # an endpoint that did not answer in time is not asked again (each would wait)
                 s3_answers, s3_clean = not isinstance(exc, StorageTimeout), False
-        if self._claimed.get("s3") is not None and s3_answers:
+        claimed_s3 = self._claimed.get("s3")
+        if claimed_s3 is not None and self._endpoint is not None and s3_answers:
             try:  # our writers abort their uploads; one a writer never ended is aborted here
-                self.aborted_uploads += abort_uploads(self._endpoint, self._bucket, join_key(self._prefix, self.scratch) + "/",
-                              timeout=min(self._op_timeout, deadline.GRACE) if deadline.interrupted() else self._op_timeout)
+                timeout = min(self._op_timeout, deadline.GRACE) if deadline.interrupted() else self._op_timeout
+                self.aborted_uploads += abort_uploads(self._endpoint, self._bucket,
+                                                      join_key(self._prefix, self.scratch) + "/", timeout=timeout)
                 if s3_clean:  # last: an area half removed is still known by its record
-                    self._claimed["s3"].delete(self._owner_key)
+                    claimed_s3.delete(self._owner_key)
             except Exception as exc:
                 problems.append(f"s3 scratch {self.scratch}: cleanup failed: {exc}; the next session removes the rest")
         for storage in self._open.values():
@@ -344,9 +350,9 @@ class StorageFactory:
             stale.remove_own_temps()
         # Everything under this run's directory is this session's, including the temporary
         # files of writers that died without aborting (which list() does not show).
-        scratch_dir = os.path.join(self.local_root, self.scratch)
+        scratch_dir: str | None = os.path.join(self.local_root, self.scratch)
         try:
-            shutil.rmtree(scratch_dir)
+            shutil.rmtree(os.path.join(self.local_root, self.scratch))
         except FileNotFoundError:
             pass
         except OSError as exc:

@@ -74,7 +74,7 @@ class Profile:
     after: int = 0
     seed: int = 0
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for name in ("throttle", "reset", "blackhole"):
             rate = getattr(self, name)
             if not 0.0 <= rate <= 1.0:
@@ -99,7 +99,9 @@ _ITEM = re.compile(r"^(throttle|reset|blackhole)(?:-(\d+(?:\.\d+)?)%)?$|^slow-(\
 def parse_profile(text: str) -> Profile:
     """``throttle-N%``, ``reset-N%``, ``blackhole[-N%]``, ``slow-Nms``, ``blackout-Ns``,
     ``after-N``, ``seed-N`` or ``pass``, joined by commas."""
-    values: dict = {}
+    rates: dict[str, float] = {}
+    values: dict[str, float] = {}
+    counts: dict[str, int] = {}
     for item in (part.strip() for part in text.split(",")):
         match = _ITEM.match(item)
         if not match:
@@ -107,16 +109,19 @@ def parse_profile(text: str) -> Profile:
                              "slow-Nms, blackout-Ns, after-N, seed-N, pass")
         name, rate, slow, blackout, after, seed = match.groups()
         if name:
-            values[name] = float(rate) / 100 if rate else 1.0
+            rates[name] = float(rate) / 100 if rate else 1.0
         elif slow:
             values["delay_ms"] = float(slow)
         elif blackout:
             values["blackout_s"] = float(blackout)
         elif after:
-            values["after"] = int(after)
+            counts["after"] = int(after)
         elif seed:
-            values["seed"] = int(seed)
-    return Profile(**values)
+            counts["seed"] = int(seed)
+    return Profile(throttle=rates.get("throttle", 0.0), reset=rates.get("reset", 0.0),
+                   blackhole=rates.get("blackhole", 0.0), delay_ms=values.get("delay_ms", 0.0),
+                   blackout_s=values.get("blackout_s", 0.0), after=counts.get("after", 0),
+                   seed=counts.get("seed", 0))
 
 
 def _is_loopback(host: str) -> bool:
@@ -228,12 +233,14 @@ class FaultProxy:
     def __enter__(self) -> FaultProxy:
         return self.start()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     def _accept_loop(self) -> None:
         deadline = time.monotonic() + self.lifetime
         listener = self._listener
+        if listener is None:
+            return
         try:
             while not self._stopped.is_set() and time.monotonic() < deadline:
                 try:
@@ -367,7 +374,7 @@ def _strip_prefix(request: _Request, prefix: str) -> _Request | None:
 def _closing(head: bytes) -> bytes:
     """The request head with ``Connection: close``: one request per connection."""
     lines = [line for line in head[:-4].split(b"\r\n") if not line.lower().startswith(b"connection:")]
-    return b"\r\n".join(lines + [b"Connection: close"]) + b"\r\n\r\n"
+    return b"\r\n".join([*lines, b"Connection: close"]) + b"\r\n\r\n"
 
 
 def _drain_body(sock: socket.socket, request: _Request, rest: bytes) -> None:

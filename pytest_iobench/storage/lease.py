@@ -22,6 +22,7 @@ import socket
 import threading
 import time
 import uuid
+from typing import Any
 
 from .base import Storage
 from .errors import StorageError, StorageNotFound
@@ -66,7 +67,7 @@ class Lease:
                            "pid": os.getpid(), "what": self.what, "ttl": self.ttl,
                            "expires": time.time() + self.ttl}).encode()
 
-    def read(self) -> tuple[dict | None, bytes | None]:
+    def read(self) -> tuple[dict[str, Any] | None, bytes | None]:
         """The lease there (None when there is none; an unreadable one counts as expired)."""
         try:
             raw = bytes(self.storage.get(self.key))
@@ -105,7 +106,7 @@ class Lease:
             if lease.get("expires", 0) < time.time():
                 # a dead (or hung) owner's: delete it only while it is still that same stale
                 # object, then contend for it like anyone else
-                again, raw_again = self.read()
+                _, raw_again = self.read()
                 if raw_again == raw:
                     self.storage.delete(self.key)
                     if self._create():
@@ -146,5 +147,5 @@ class Lease:
     def __enter__(self) -> Lease:
         return self.acquire()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.release()

@@ -27,10 +27,14 @@ import io
 import threading
 import time
 from collections import deque
+from types import TracebackType
+from typing import Any, BinaryIO, Self, cast
 
 import urllib3
 from minio import Minio
 from minio.error import S3Error
+from urllib3.connectionpool import ConnectionPool
+from urllib3.response import BaseHTTPResponse
 
 from .base import Buffer, ObjectInfo, Storage, StreamWriter, check_key
 from .deadline import Timeouts
@@ -63,7 +67,7 @@ def put_part_size(length: int) -> int:
     return max(PART_SIZE, length) if length <= MAX_SINGLE_PUT else 0
 
 
-def translate(op: str, key: str, exc: Exception) -> StorageError:
+def translate(op: str, key: str, exc: BaseException) -> StorageError:
     if isinstance(exc, StorageError):
         return exc
     if isinstance(exc, S3Error):
@@ -81,7 +85,9 @@ class _Retry(urllib3.Retry):
 
     policy = RetryPolicy()
 
-    def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
+    def increment(self, method: str | None = None, url: str | None = None, response: BaseHTTPResponse | None = None,
+                  error: Exception | None = None, _pool: ConnectionPool | None = None,
+                  _stacktrace: TracebackType | None = None) -> Self:
         outcome = classify_status(response.status) if response is not None else classify_exception(error)
         if outcome in ("throttle", "reset", "timeout"):
             COUNTS.add(LIBRARY, **{outcome + "s": 1})
@@ -91,7 +97,7 @@ class _Retry(urllib3.Retry):
         retries = len(self.history)
         return self.policy.delay(retries) if retries else 0.0
 
-    def sleep(self, response=None) -> None:
+    def sleep(self, response: BaseHTTPResponse | None = None) -> None:
         """The wait before a retry (a Retry-After the endpoint sent, or our backoff): the next
         attempt follows it, so it is counted here (a request's first attempt: _CountingPool)."""
         started = time.monotonic()
@@ -101,13 +107,16 @@ class _Retry(urllib3.Retry):
 
 def retry_for(policy: RetryPolicy) -> urllib3.Retry:
     retry_class = type("Retry", (_Retry,), {"policy": policy})
-    return retry_class(total=policy.retries, connect=policy.retries, read=policy.retries, status=policy.retries,
-                       allowed_methods=None, status_forcelist=[500, 502, 503, 504],
-                       raise_on_status=False)  # the last answer goes to the SDK, which names the S3 error
+    # raise_on_status=False: the last answer goes to the SDK, which names the S3 error
+    retry: urllib3.Retry = retry_class(total=policy.retries, connect=policy.retries, read=policy.retries,
+                                       status=policy.retries, allowed_methods=None,
+                                       status_forcelist=[500, 502, 503, 504], raise_on_status=False)
+    return retry
 
 
 class _CountingPool(urllib3.PoolManager):
-    def urlopen(self, method, url, redirect=True, **kw):
+    # PoolManager's own signature, which urllib3 declares with the same ignore
+    def urlopen(self, method: str, url: str, redirect: bool = True, **kw: Any) -> BaseHTTPResponse:  # type: ignore[override]
         COUNTS.add(LIBRARY, requests=1, attempts=1)
         return super().urlopen(method, url, redirect=redirect, **kw)
 
@@ -191,14 +200,16 @@ class _Pipe:
                 taken += take
             self.buffered -= taken
             self.cond.notify_all()
-        if len(parts) == 1 and parts[0].nbytes == len(parts[0].obj):
-            return parts[0].obj  # a whole piece: its copy as it is
+        whole = parts[0].obj if len(parts) == 1 else None
+        if isinstance(whole, bytes) and parts[0].nbytes == len(whole):
+            return whole  # a whole piece: its copy as it is
         return b"".join(parts)  # the SDK wants bytes
 
 
 class _StreamingPut(StreamWriter):
     def __init__(self, storage: MinioStorage, key: str):
         super().__init__(storage, key)
+        self.minio = storage
         self.pipe = _Pipe()
         self.tokens = PART_BUDGET.take_available(MAX_PARTS_IN_FLIGHT)
         if self.tokens < 2:  # one part at a time: the SDK thread's own part, no pool
@@ -209,10 +220,11 @@ class _StreamingPut(StreamWriter):
         self.thread.start()
 
     def _upload(self) -> None:
-        storage: MinioStorage = self.storage
+        storage = self.minio
         try:
             storage.client.put_object(
-                storage.location.bucket, storage.location.object_name(self.key), self.pipe,
+                # the SDK only reads() it: a file as far as it is concerned
+                storage.location.bucket, storage.location.object_name(self.key), cast(BinaryIO, self.pipe),
                 length=-1, part_size=PART_SIZE, num_parallel_uploads=max(1, self.tokens),
             )
         except BaseException as exc:  # handed to the caller by _check / _commit
@@ -347,9 +359,12 @@ class MinioStorage(Storage):
     def stat(self, key: str) -> ObjectInfo:
         name = self._name("stat", key)
         try:
-            return ObjectInfo(key, self.client.stat_object(self.location.bucket, name).size)
+            size = self.client.stat_object(self.location.bucket, name).size
         except Exception as exc:
             raise translate("stat", key, exc) from exc
+        if size is None:
+            raise StorageError("stat", key, LIBRARY, "the endpoint answered without the object's size")
+        return ObjectInfo(key, size)
 
     def delete(self, key: str) -> None:
         name = self._name("delete", key)

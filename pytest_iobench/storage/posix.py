@@ -7,6 +7,7 @@ import functools
 import mmap
 import os
 import uuid
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -23,7 +24,7 @@ def temp_path(path: str) -> str:
     return os.path.join(head, f".{tail}{TEMP_MARKER}{host_id()}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
 
 
-def link_if_absent(path: str, data) -> bool:
+def link_if_absent(path: str, data: Buffer) -> bool:
     """Write ``data`` to a temporary file and hard-link it as ``path`` unless ``path`` exists:
     atomic like O_EXCL, and the file never appears half written."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -112,7 +113,8 @@ def memory_file_system(path: str) -> str | None:
     path = os.path.abspath(path)
     while not os.path.exists(path) and os.path.dirname(path) != path:
         path = os.path.dirname(path)
-    return MEMORY_FILE_SYSTEMS.get(file_system_type(path))
+    kind = file_system_type(path)
+    return MEMORY_FILE_SYSTEMS.get(kind) if kind is not None else None
 
 
 #: mincore over windows of at most this many bytes (the mapping of a huge file stays small)
@@ -140,7 +142,7 @@ def resident_pages(path: str) -> tuple[int, int]:
                 if libc.mincore(addr, length, vec) != 0:
                     err = ctypes.get_errno()
                     raise OSError(err, f"mincore of {path}: {os.strerror(err)}")
-                resident += int((np.frombuffer(vec, dtype=np.uint8) & 1).sum())
+                resident += int((np.frombuffer(memoryview(vec), dtype=np.uint8) & 1).sum())
                 total += pages
             finally:
                 libc.munmap(addr, length)
@@ -316,5 +318,5 @@ class PosixStorage(Storage):
                 return
             parts.pop()
 
-    def evict_cache(self, keys) -> bool:
+    def evict_cache(self, keys: Iterable[str]) -> bool:
         return all([drop_page_cache(self.path(k)) for k in keys])

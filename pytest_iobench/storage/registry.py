@@ -11,6 +11,7 @@ import importlib.util
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 from .base import Storage, join_key
 from .deadline import DEFAULT_OP_TIMEOUT, DeadlineStorage, Timeouts
@@ -62,11 +63,11 @@ class StorageSpec:
     def id(self) -> str:
         return f"{self.kind}-{self.library}"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping) -> StorageSpec:
+    def from_dict(cls, data: Mapping[str, Any]) -> StorageSpec:
         return cls(**data)
 
 
@@ -80,7 +81,8 @@ def endpoint_from_env(spec: StorageSpec, environ: Mapping[str, str]) -> S3Endpoi
     )
 
 
-def open_storage(spec: StorageSpec, endpoint: S3Endpoint | None = None, environ: Mapping[str, str] | None = None) -> Storage:
+def open_storage(spec: StorageSpec, endpoint: S3Endpoint | None = None,
+                 environ: Mapping[str, str] | None = None) -> Storage:
     """Open the storage ``spec`` describes. For S3, ``endpoint`` carries the credentials;
     without it they are read from ``environ`` (default: this process's environment)."""
     if spec.kind not in LIBRARIES:
@@ -90,25 +92,29 @@ def open_storage(spec: StorageSpec, endpoint: S3Endpoint | None = None, environ:
             f"library {spec.library!r} does not serve the {spec.kind} storage; "
             f"valid: {', '.join(LIBRARIES[spec.kind])}"
         )
-    if spec.kind == "s3" and endpoint is None:
-        endpoint = endpoint_from_env(spec, os.environ if environ is None else environ)
-    if spec.kind == "s3" and len(endpoint.urls) > 1:
+    if spec.kind != "s3":
+        storage = _construct(spec, None)
+        storage.spec = spec
+        return storage
+    s3 = endpoint if endpoint is not None else endpoint_from_env(spec, os.environ if environ is None else environ)
+    if len(s3.urls) > 1:
         from .spread import SpreadStorage
 
-        one = lambda url: _construct(spec, replace(endpoint, url=url))  # noqa: E731
-        storage = SpreadStorage(S3Location(endpoint, spec.bucket, spec.prefix), endpoint.urls, one)
+        one = lambda url: _construct(spec, replace(s3, url=url))  # noqa: E731
+        storage = SpreadStorage(S3Location(s3, spec.bucket, spec.prefix), s3.urls, one)
     else:
-        storage = _construct(spec, endpoint)
+        storage = _construct(spec, s3)
     storage.spec = spec
-    if spec.kind == "s3":  # network calls: each under its deadline (local ones: see deadline.py)
-        storage = DeadlineStorage(storage, spec.op_timeout, where=endpoint.url)
-    return storage
+    # network calls: each under its deadline (local ones: see deadline.py)
+    return DeadlineStorage(storage, spec.op_timeout, where=s3.url)
 
 
 def _construct(spec: StorageSpec, endpoint: S3Endpoint | None) -> Storage:
     # Client libraries are imported only when used: a missing optional one must not break
     # the others.
     if spec.kind == "s3":
+        if endpoint is None:
+            raise ValueError(f"{spec.id}: an S3 storage needs an endpoint")
         location = S3Location(endpoint, spec.bucket, spec.prefix)
         timeouts = Timeouts(spec.op_timeout, retry=RetryPolicy(spec.retries, spec.backoff))
         if spec.library == "s3dlio":
@@ -135,7 +141,7 @@ def _construct(spec: StorageSpec, endpoint: S3Endpoint | None) -> Storage:
     return PosixStorage(spec.root)
 
 
-def storage_at(spec: StorageSpec | dict, prefix: str = "", *, odirect: bool = False,
+def storage_at(spec: StorageSpec | dict[str, Any], prefix: str = "", *, odirect: bool = False,
                environ: Mapping[str, str] | None = None) -> Storage:
     """Open the storage ``spec`` describes, rooted ``prefix`` further down. With ``odirect``,
     local files are read through O_DIRECT (the direct storage of the same library). S3

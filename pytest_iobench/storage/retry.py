@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import random
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 #: --iobench-retries's default: 6 attempts make a request fail at 10 % throttling once in a
@@ -38,16 +39,16 @@ class RetryPolicy:
     def attempts(self) -> int:
         return self.retries + 1
 
-    def delay(self, retry: int, rand=random.random) -> float:
+    def delay(self, retry: int, rand: Callable[[], float] = random.random) -> float:
         """Seconds to wait before retry number ``retry`` (1 for the first): full jitter over an
         exponential ceiling, so that throttled clients do not come back together."""
-        return rand() * min(MAX_BACKOFF, self.backoff * 2 ** (retry - 1))
+        return rand() * min(MAX_BACKOFF, self.backoff * 2.0 ** (retry - 1))
 
 
 class Counts:
     """Per library, what its attempts met; thread-safe, process-wide (``COUNTS``)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_library: dict[str, dict[str, float]] = {}
 
@@ -61,7 +62,7 @@ class Counts:
         """One attempt ended: ``outcome`` is None (answered), "throttle", "reset", "timeout" or
         "error" (another retryable error); ``delay`` is the backoff before the retry the library
         decided on, None when it does not retry."""
-        amounts = {"attempts": 1}
+        amounts: dict[str, float] = {"attempts": 1}
         if outcome in ("throttle", "reset", "timeout"):
             amounts[outcome + "s"] = 1
         if delay is not None:
@@ -76,7 +77,7 @@ class Counts:
     def since(self, before: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
         """What was counted after ``before`` (a snapshot), per library that did anything."""
         now = self.snapshot()
-        out = {}
+        out: dict[str, dict[str, float]] = {}
         for lib, counts in now.items():
             old = before.get(lib, {})
             diff = {name: counts[name] - old.get(name, 0) for name in FIELDS}

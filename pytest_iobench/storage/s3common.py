@@ -118,7 +118,7 @@ class PartBuffers:
             self.made += 1
         return mmap.mmap(-1, PART_SIZE)
 
-    def give(self, buffer) -> None:
+    def give(self, buffer: object) -> None:
         """Take back a buffer from ``take`` (anything else, such as a copied tail, is dropped)."""
         if not isinstance(buffer, mmap.mmap) or len(buffer) != PART_SIZE:
             return
@@ -162,7 +162,7 @@ class PartFiller:
         self.slots.acquire()  # this writer's own limit ...
         PART_BUDGET.acquire()  # ... and the process's
 
-    def done(self, part) -> None:
+    def done(self, part: object) -> None:
         """A part held is uploaded, failed or dropped: its buffer and tokens go back."""
         PART_BUFFERS.give(part)
         PART_BUDGET.release()
@@ -201,7 +201,7 @@ class S3Endpoint:
     region: str = "us-east-1"
     session_token: str | None = field(default=None, repr=False)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         register_secret(self.secret_key)
         register_secret(self.session_token)
         # the settings refuse user:password in a URL; an endpoint made in code may still carry
@@ -346,7 +346,8 @@ def endpoint_limit(library: str, endpoint_url: str | None) -> str | None:
     if library == "s3dlio" and endpoint_url and "," in endpoint_url:
         return (f"s3dlio cannot spread over several endpoints ({endpoint_url}) here: its client is bound to "
                 "one endpoint per process and its MultiEndpointStore is not wired in yet; use boto3 or minio")
-    if library in _NO_PATH_PREFIX and endpoint_url and any(urlsplit(u).path.strip("/") for u in endpoint_url.split(",")):
+    prefixed = endpoint_url and any(urlsplit(u).path.strip("/") for u in endpoint_url.split(","))
+    if library in _NO_PATH_PREFIX and prefixed:
         return (f"{library} cannot reach {endpoint_url} (an S3 API under a path prefix): "
                 f"{_NO_PATH_PREFIX[library]}; use boto3 for it")
     return None

@@ -24,10 +24,11 @@ import os
 import shutil
 import socket
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from .base import Storage
+from .base import Buffer, Storage
 
 #: marks a file that is still being written; never listed, never read as a dataset file (the
 #: writer's host and process follow it: temp_path in posix.py)
@@ -93,7 +94,7 @@ class Owner:
                            "expires": self.expires}).encode()
 
     @classmethod
-    def from_bytes(cls, data) -> Owner | None:
+    def from_bytes(cls, data: Buffer) -> Owner | None:
         try:
             record = json.loads(bytes(data))
             if record.get("kind") != "iobench-owner":
@@ -168,7 +169,7 @@ def remove_own_temps() -> list[str]:
 def sweep_local(root: str, keep: str) -> list[str]:
     """Remove the stale scratch areas under the directory ``root`` (never ``keep``, this
     session's) and the stale temporary files anywhere under it; returns what was removed."""
-    removed = []
+    removed: list[str] = []
     try:
         entries = os.listdir(root)
     except OSError:
@@ -216,7 +217,8 @@ def claim_local(root: str, run_dir: str) -> None:
 
 
 # -- S3 roots ---------------------------------------------------------------------------------------
-def sweep_s3(root: Storage, keep: str, upload_keys, abort_uploads) -> list[str]:
+def sweep_s3(root: Storage, keep: str, upload_keys: Callable[[str], Iterable[str]],
+             abort_uploads: Callable[[str], object]) -> list[str]:
     """Remove the stale scratch areas under an S3 ``root`` storage (never ``keep``) and abort
     their multipart uploads; ``upload_keys(prefix)`` lists the keys of the uploads open under a
     prefix of the root and ``abort_uploads(prefix)`` aborts them (the caller knows the endpoint).
@@ -226,7 +228,7 @@ def sweep_s3(root: Storage, keep: str, upload_keys, abort_uploads) -> list[str]:
         runs.setdefault(key.split("/", 1)[0].removesuffix(OWNER_SUFFIX), []).append(key)
     for key in upload_keys(RUN_PREFIX):  # an area may hold nothing but an upload under way
         runs.setdefault(key.split("/", 1)[0], [])
-    removed = []
+    removed: list[str] = []
     for run_dir, run_keys in runs.items():
         if run_dir == keep:
             continue

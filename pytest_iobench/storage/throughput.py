@@ -51,6 +51,7 @@ def transfer(storage: Storage, operation: str, keys: Sequence[str], threads: int
     if operation == "put" and (payloads is None or len(payloads) != len(keys)):
         raise ValueError("a put needs one payload per key")
     count = len(keys)
+    data: Sequence[Buffer] = payloads if payloads is not None else ()
     latencies = [0.0] * count
     moved = [0] * count
     failures: list[BaseException] = []
@@ -69,8 +70,8 @@ def transfer(storage: Storage, operation: str, keys: Sequence[str], threads: int
             start = time.perf_counter()
             try:
                 if operation == "put":
-                    storage.put(keys[i], payloads[i])
-                    size = memoryview(payloads[i]).nbytes
+                    storage.put(keys[i], data[i])
+                    size = memoryview(data[i]).nbytes
                 else:
                     size = memoryview(storage.get(keys[i])).nbytes
             except BaseException as exc:  # raised by the caller, once every worker has stopped
