@@ -27,13 +27,16 @@ import io
 import threading
 import time
 from collections import deque
+from http.client import RemoteDisconnected
 from types import TracebackType
 from typing import Any, BinaryIO, Self, cast
 
 import urllib3
 from minio import Minio
 from minio.error import S3Error
-from urllib3.connectionpool import ConnectionPool
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import ConnectionPool, HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ProtocolError
 from urllib3.response import BaseHTTPResponse
 
 from .base import Buffer, ObjectInfo, Storage, StreamWriter, check_key
@@ -84,10 +87,21 @@ class _Retry(urllib3.Retry):
     the object then."""
 
     policy = RetryPolicy()
+    #: set on the copy that retries a stale pooled connection: no backoff, nothing counted
+    _at_once = False
+    #: stale pooled connections met by this request so far
+    _stale = 0
 
     def increment(self, method: str | None = None, url: str | None = None, response: BaseHTTPResponse | None = None,
                   error: Exception | None = None, _pool: ConnectionPool | None = None,
                   _stacktrace: TracebackType | None = None) -> Self:
+        if response is None and self._stale < MAX_STALE_RETRIES and _stale_connection(error):
+            # the endpoint closed a kept-alive connection as we reused it: not a fault of the
+            # endpoint's, nothing was processed; again at once on another connection
+            again = self.new()
+            again._stale, again._at_once = self._stale + 1, True
+            COUNTS.stale_connection(LIBRARY)
+            return again
         outcome = classify_status(response.status) if response is not None else classify_exception(error)
         if outcome in ("throttle", "reset", "timeout"):
             COUNTS.add(LIBRARY, **{outcome + "s": 1})
@@ -100,6 +114,8 @@ class _Retry(urllib3.Retry):
     def sleep(self, response: BaseHTTPResponse | None = None) -> None:
         """The wait before a retry (a Retry-After the endpoint sent, or our backoff): the next
         attempt follows it, so it is counted here (a request's first attempt: _CountingPool)."""
+        if self._at_once:
+            return
         started = time.monotonic()
         super().sleep(response)
         COUNTS.add(LIBRARY, attempts=1, retries=1, backoff_s=time.monotonic() - started)
@@ -114,7 +130,60 @@ def retry_for(policy: RetryPolicy) -> urllib3.Retry:
     return retry
 
 
+#: a request meets at most this many stale pooled connections (then a reset counts as one):
+#: each is discarded, so more than the pool's size would mean the endpoint closes new ones too
+MAX_STALE_RETRIES = 33
+_wire = threading.local()
+
+
+def _stale_connection(error: Exception | None) -> bool:
+    """Did this attempt fail because a pooled connection it reused had been closed by the
+    endpoint (the request went out on it, no byte of an answer came back)?"""
+    cause = error.args[1] if isinstance(error, ProtocolError) and len(error.args) > 1 else error
+    reused = getattr(_wire, "reused", False)
+    _wire.reused = False
+    return reused and isinstance(cause, (RemoteDisconnected, ConnectionResetError, BrokenPipeError,
+                                         ConnectionAbortedError))
+
+
+class _Connection(HTTPConnection):
+    """A connection that notes, per thread, whether the request it sends goes out on a socket
+    that has already carried an answered request (a kept-alive one, which the endpoint may have
+    closed meanwhile)."""
+
+    _answered = 0
+
+    def connect(self) -> None:
+        super().connect()
+        self._answered = 0
+
+    def request(self, *args: Any, **kw: Any) -> None:
+        _wire.reused = self.sock is not None and self._answered > 0
+        super().request(*args, **kw)
+
+    def getresponse(self, *args: Any, **kw: Any) -> Any:
+        response = super().getresponse(*args, **kw)
+        self._answered += 1
+        return response
+
+
+class _TLSConnection(_Connection, HTTPSConnection):
+    pass
+
+
+class _Pool(HTTPConnectionPool):
+    ConnectionCls = _Connection
+
+
+class _TLSPool(HTTPSConnectionPool):
+    ConnectionCls = _TLSConnection
+
+
 class _CountingPool(urllib3.PoolManager):
+    def __init__(self, **kw: Any):
+        super().__init__(**kw)
+        self.pool_classes_by_scheme = {"http": _Pool, "https": _TLSPool}
+
     # PoolManager's own signature, which urllib3 declares with the same ignore
     def urlopen(self, method: str, url: str, redirect: bool = True, **kw: Any) -> BaseHTTPResponse:  # type: ignore[override]
         COUNTS.add(LIBRARY, requests=1, attempts=1)

@@ -51,6 +51,7 @@ class Counts:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_library: dict[str, dict[str, float]] = {}
+        self._stale: dict[str, int] = {}
 
     def add(self, library: str, **amounts: float) -> None:
         with self._lock:
@@ -69,6 +70,17 @@ class Counts:
             amounts["retries"] = 1
             amounts["backoff_s"] = delay
         self.add(library, **amounts)
+
+    def stale_connection(self, library: str) -> None:
+        """A kept-alive connection the endpoint had closed was reused, and the request sent
+        again at once on another: no fault, no retry, no backoff; counted apart (not in the
+        document)."""
+        with self._lock:
+            self._stale[library] = self._stale.get(library, 0) + 1
+
+    def stale_connections(self, library: str) -> int:
+        with self._lock:
+            return self._stale.get(library, 0)
 
     def snapshot(self) -> dict[str, dict[str, float]]:
         with self._lock:
