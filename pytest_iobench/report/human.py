@@ -90,8 +90,8 @@ def _comparison_blocks(comparison: dict[str, Any]) -> list[Block]:
         blocks.append(Block("table", headers=["", "baseline", "this run"],
                             rows=[[d["field"], str(d["baseline"]), str(d["current"])] for d in rows]))
     changes = comparison["changes"]
-    if spread_note(comparison):
-        blocks.append(Block("paragraph", spread_note(comparison)[:1].upper() + spread_note(comparison)[1:] + ".", css="note"))
+    if note := spread_note(comparison):
+        blocks.append(Block("paragraph", note[:1].upper() + note[1:] + ".", css="note"))
     for status, title in (("regression", "Regressions"), ("improvement", "Improvements")):
         selected = sorted((c for c in changes if c["status"] == status), key=severity, reverse=status == "improvement")
         blocks.append(_heading(f"{title} ({len(selected)})", 3))
@@ -147,11 +147,31 @@ def _results_blocks(tests: Sequence[dict[str, Any]]) -> list[Block]:
         problems += [f"{short_id(t['id'])}: skipped: {t['message']}" for t in suite_tests
                      if t["outcome"] == "skipped" and t["message"]]
         warnings = [f"{short_id(t['id'])}: {w}" for t in suite_tests for w in t["warnings"]]
+        blocks += _storage_ops_blocks(suite_tests)
         if problems:
             blocks += [Block("paragraph", "Failures and skips:"), Block("list", items=problems)]
         if warnings:
             blocks += [Block("paragraph", "Warnings (diagnostics, not results):"), Block("list", items=warnings)]
     return blocks
+
+
+#: what storage_ops shows beside the requests; a test is listed when one of these is not zero
+_OPS_SHOWN = ("retries", "throttles", "resets", "timeouts", "backoff_s")
+
+
+def _storage_ops_blocks(tests: Sequence[dict[str, Any]]) -> list[Block]:
+    """What retrying cost, per test and S3 library, for the tests whose requests met faults:
+    a run with faults must not read like a clean one (docs/resilience.md)."""
+    rows = [[short_id(t["id"]), library, str(ops["requests"]), str(ops["attempts"]),
+             *(str(ops[k]) for k in _OPS_SHOWN[:-1]), fmt(ops["backoff_s"])]
+            for t in tests for library, ops in sorted((t.get("storage_ops") or {}).items())
+            if any(ops.get(k) for k in _OPS_SHOWN)]
+    if not rows:
+        return []
+    return [Block("paragraph", "Storage operations that were retried (backoff seconds are inside the figures' "
+                               "wall time):"),
+            Block("table", headers=["test", "library", "requests", "attempts", "retries", "throttles", "resets",
+                                    "timeouts", "backoff s"], rows=rows)]
 
 
 def report_blocks(document: dict[str, Any], plots: Sequence[Plot]) -> list[Block]:
@@ -254,5 +274,6 @@ def write_reports(document: dict[str, Any], base: str | Path, formats: Sequence[
         text = to_markdown(blocks, lambda plot: f"{base.name}-{plot.name}.png")
         written.append(write_atomic(base.with_name(base.name + ".md"), text))
     if "html" in formats:
-        written.append(write_atomic(base.with_name(base.name + ".html"), to_html(blocks, f"pytest-iobench {document['run']['id']}")))
+        page = to_html(blocks, f"pytest-iobench {document['run']['id']}")
+        written.append(write_atomic(base.with_name(base.name + ".html"), page))
     return written
