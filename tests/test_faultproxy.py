@@ -42,7 +42,8 @@ def outcome(call) -> str:
 
 
 def test_profiles_parse_as_resilience_suites_name_them():
-    assert parse_profile("throttle-10%,reset-5%,slow-20ms,seed-7") == Profile(throttle=0.1, reset=0.05, delay_ms=20, seed=7)
+    assert parse_profile("throttle-10%,reset-5%,slow-20ms,seed-7") == Profile(throttle=0.1, reset=0.05, delay_ms=20,
+                                                                               seed=7)
     assert parse_profile("blackout-3s") == Profile(blackout_s=3)
     assert parse_profile("blackhole,after-2") == Profile(blackhole=1.0, after=2)
     assert parse_profile("pass") == Profile()
@@ -74,7 +75,7 @@ def test_rates_are_exact_and_reproducible(moto):
     for seed in (1, 1, 2):
         with FaultProxy(moto.url, Profile(throttle=0.1, reset=0.05, seed=seed)) as proxy:
             s3 = client(moto, proxy.url)
-            runs.append([outcome(lambda: s3.head_object(Bucket="proxied", Key="small")) for _ in range(BLOCK)])
+            runs.append([outcome(lambda s3=s3: s3.head_object(Bucket="proxied", Key="small")) for _ in range(BLOCK)])
         assert proxy.stats["throttle"] == 10 and proxy.stats["reset"] == 5 and proxy.stats["pass"] == 85
     first, again, other = runs
     assert first.count("503") == 10 and first.count("reset") == 5 and first.count("pass") == 85, first
@@ -138,3 +139,52 @@ def test_stop_closes_held_connections_and_the_lifetime_stops_it(moto):
     held.close()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", proxy.port), timeout=2).close()
+
+
+# -- a reply lost on the way back: the write took effect, the client saw a reset ------------------
+def _storage_through(moto, proxy: FaultProxy, library: str, prefix: str):
+    from pytest_iobench.storage.registry import StorageSpec, open_storage
+    from pytest_iobench.storage.s3common import S3Endpoint
+
+    pytest.importorskip(library)
+    spec = StorageSpec("s3", library, bucket="proxied", prefix=prefix, endpoint_url=proxy.url, op_timeout=30.0)
+    return open_storage(spec, S3Endpoint(proxy.url, moto.access_key, moto.secret_key, moto.region))
+
+
+def test_lost_parses_and_takes_its_share():
+    assert parse_profile("lost-5%").counts()["lost"] == 5
+    assert parse_profile("lost").lost == 1.0
+    with pytest.raises(ValueError, match="add up to more than 100"):
+        parse_profile("lost-60%,throttle-50%")
+
+
+@pytest.mark.parametrize("library", ["boto3", "minio"])
+def test_a_put_whose_reply_was_lost_is_retried_and_stored_once(moto, library):
+    from pytest_iobench.storage.endpoint import open_uploads
+
+    data = bytes(range(256)) * 40
+    with FaultProxy(moto.url) as proxy:
+        storage = _storage_through(moto, proxy, library, f"lost-put-{library}")
+        proxy.lose_next("PUT", "/small")
+        storage.put("small", data)
+        assert proxy.stats["lost"] == 1  # the fault really happened: the PUT arrived, its reply did not
+        assert bytes(storage.get("small")) == data
+        assert open_uploads(moto, "proxied", f"lost-put-{library}/") == []
+        storage.close()
+
+
+@pytest.mark.parametrize("library", ["boto3", "minio"])
+def test_a_complete_whose_reply_was_lost_leaves_the_object_and_no_upload(moto, library):
+    from pytest_iobench.storage.endpoint import open_uploads
+
+    data = (bytes(range(251)) * ((9 << 20) // 251 + 1))[:(9 << 20) + 123]  # two parts with every library
+    with FaultProxy(moto.url) as proxy:
+        storage = _storage_through(moto, proxy, library, f"lost-complete-{library}")
+        proxy.lose_next("POST", "uploadId=")
+        with storage.open_writer("big") as writer:
+            writer.write(data)
+        assert proxy.stats["lost"] == 1
+        assert storage.stat("big").size == len(data)
+        assert bytes(storage.get("big")) == data
+        assert open_uploads(moto, "proxied", f"lost-complete-{library}/") == []
+        storage.close()

@@ -8,6 +8,10 @@ libraries: requests pass through unchanged, or get a fault chosen by a ``Profile
 - ``reset``: the connection is reset (TCP RST) once the request's head has arrived;
 - ``blackhole``: the connection is accepted and never answered (what a silent endpoint, a dead
   load balancer or a lost route looks like to a client);
+- ``lost``: the request is passed on whole and the endpoint answers it (it took effect), but
+  the answer is dropped and the client's connection reset: a reply lost on the way back, the
+  case a retry must handle idempotently (a PUT or a complete-multipart-upload done twice);
+  ``lose_next`` makes it hit one chosen request;
 - ``slow``: every request waits ``delay_ms`` before it is passed on;
 - ``blackout``: for ``seconds`` from when the profile is set, every request is blackholed;
   afterwards requests pass.
@@ -49,7 +53,9 @@ from urllib.parse import urlsplit
 BLOCK = 100
 #: the most bytes of a request head read before the request is refused as malformed
 MAX_HEAD = 64 << 10
-FAULTS = ("throttle", "reset", "blackhole", "slow", "blackout")
+FAULTS = ("throttle", "reset", "blackhole", "lost", "slow", "blackout")
+#: the faults given as rates, in the order a block's positions are drawn for them
+_RATED = ("throttle", "reset", "blackhole", "lost")
 
 SLOW_DOWN_BODY = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -66,6 +72,7 @@ class Profile:
     throttle: float = 0.0
     reset: float = 0.0
     blackhole: float = 0.0
+    lost: float = 0.0
     #: every passed request waits this long first
     delay_ms: float = 0.0
     #: every request is blackholed for this many seconds from when the profile is set
@@ -75,29 +82,29 @@ class Profile:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("throttle", "reset", "blackhole"):
+        for name in _RATED:
             rate = getattr(self, name)
             if not 0.0 <= rate <= 1.0:
                 raise ValueError(f"the {name} rate {rate!r} is not a fraction from 0 to 1")
-        if self.throttle + self.reset + self.blackhole > 1.0 + 1e-9:
-            raise ValueError("throttle, reset and blackhole rates add up to more than 100 %")
+        if self.throttle + self.reset + self.blackhole + self.lost > 1.0 + 1e-9:
+            raise ValueError("throttle, reset, blackhole and lost rates add up to more than 100 %")
         if self.delay_ms < 0 or self.blackout_s < 0 or self.after < 0:
             raise ValueError("delay, blackout and after are not negative")
 
     def counts(self) -> dict[str, int]:
         """Faulted requests per BLOCK requests, per fault: exact."""
-        return {name: round(getattr(self, name) * BLOCK) for name in ("throttle", "reset", "blackhole")}
+        return {name: round(getattr(self, name) * BLOCK) for name in _RATED}
 
 
 PASS = Profile()
 BLACKHOLE = Profile(blackhole=1.0)
 
-_ITEM = re.compile(r"^(throttle|reset|blackhole)(?:-(\d+(?:\.\d+)?)%)?$|^slow-(\d+(?:\.\d+)?)ms$|"
+_ITEM = re.compile(r"^(throttle|reset|blackhole|lost)(?:-(\d+(?:\.\d+)?)%)?$|^slow-(\d+(?:\.\d+)?)ms$|"
                    r"^blackout-(\d+(?:\.\d+)?)s$|^after-(\d+)$|^seed-(\d+)$|^pass$")
 
 
 def parse_profile(text: str) -> Profile:
-    """``throttle-N%``, ``reset-N%``, ``blackhole[-N%]``, ``slow-Nms``, ``blackout-Ns``,
+    """``throttle-N%``, ``reset-N%``, ``blackhole[-N%]``, ``lost[-N%]``, ``slow-Nms``, ``blackout-Ns``,
     ``after-N``, ``seed-N`` or ``pass``, joined by commas."""
     rates: dict[str, float] = {}
     values: dict[str, float] = {}
@@ -105,7 +112,7 @@ def parse_profile(text: str) -> Profile:
     for item in (part.strip() for part in text.split(",")):
         match = _ITEM.match(item)
         if not match:
-            raise ValueError(f"{item!r} is not a fault; valid: throttle-N%, reset-N%, blackhole[-N%], "
+            raise ValueError(f"{item!r} is not a fault; valid: throttle-N%, reset-N%, blackhole[-N%], lost[-N%], "
                              "slow-Nms, blackout-Ns, after-N, seed-N, pass")
         name, rate, slow, blackout, after, seed = match.groups()
         if name:
@@ -119,9 +126,9 @@ def parse_profile(text: str) -> Profile:
         elif seed:
             counts["seed"] = int(seed)
     return Profile(throttle=rates.get("throttle", 0.0), reset=rates.get("reset", 0.0),
-                   blackhole=rates.get("blackhole", 0.0), delay_ms=values.get("delay_ms", 0.0),
-                   blackout_s=values.get("blackout_s", 0.0), after=counts.get("after", 0),
-                   seed=counts.get("seed", 0))
+                   blackhole=rates.get("blackhole", 0.0), lost=rates.get("lost", 0.0),
+                   delay_ms=values.get("delay_ms", 0.0), blackout_s=values.get("blackout_s", 0.0),
+                   after=counts.get("after", 0), seed=counts.get("seed", 0))
 
 
 def _is_loopback(host: str) -> bool:
@@ -186,6 +193,8 @@ class FaultProxy:
         self._lock = threading.Lock()
         self._schedule = _Schedule(profile)
         self._count = 0
+        #: (method, text in the request target) of requests whose replies are to be lost
+        self._lose: list[tuple[str, str]] = []
         self._sockets: set[socket.socket] = set()
         self._stopped = threading.Event()
         self._listener: socket.socket | None = None
@@ -207,6 +216,22 @@ class FaultProxy:
         with self._lock:
             self._schedule = _Schedule(profile)
             self._count = 0
+
+    def lose_next(self, method: str, target_contains: str = "") -> None:
+        """Lose the reply to the next ``method`` request whose target contains
+        ``target_contains`` (``"POST", "uploadId="``: a complete-multipart-upload), once,
+        whatever the profile says."""
+        with self._lock:
+            self._lose.append((method.upper(), target_contains))
+
+    def _lost_by_request(self, request: _Request) -> bool:
+        target = request.head.split(b"\r\n", 1)[0].decode("latin-1").split(" ")[1:2]
+        with self._lock:
+            for i, (method, text) in enumerate(self._lose):
+                if request.method == method and target and text in target[0]:
+                    del self._lose[i]
+                    return True
+        return False
 
     # -- life ---------------------------------------------------------------------------------
     def start(self) -> FaultProxy:
@@ -280,7 +305,7 @@ class FaultProxy:
             with self._lock:
                 n, self._count = self._count, self._count + 1
                 schedule = self._schedule
-            fate = schedule.fate(n)
+            fate = "lost" if self._lost_by_request(request) else schedule.fate(n)
             self.stats["requests"] += 1
             self.stats[fate] += 1
             if fate == "blackhole":
@@ -296,7 +321,7 @@ class FaultProxy:
                 with self._lock:
                     self._sockets.add(upstream)
                 upstream.sendall(_closing(request.head) + rest)
-                _pump_both(client, upstream)
+                _pump_both(client, upstream, lose_answer=fate == "lost")
         except OSError:
             pass  # a client or upstream that went away: nothing to report to anyone
         finally:
@@ -394,8 +419,10 @@ def _drain_body(sock: socket.socket, request: _Request, rest: bytes) -> None:
         remaining -= len(chunk)
 
 
-def _pump_both(client: socket.socket, upstream: socket.socket) -> None:
-    """Copy bytes both ways until the upstream's answer ends (it closes: Connection: close)."""
+def _pump_both(client: socket.socket, upstream: socket.socket, *, lose_answer: bool = False) -> None:
+    """Copy bytes both ways until the upstream's answer ends (it closes: Connection: close).
+    ``lose_answer``: the upstream's answer is read whole and dropped (an interim ``100
+    Continue`` still reaches the client, which sends its body only after it)."""
 
     def pump(source: socket.socket, sink: socket.socket) -> None:
         try:
@@ -408,7 +435,31 @@ def _pump_both(client: socket.socket, upstream: socket.socket) -> None:
         except OSError:
             pass
 
+    def drop(source: socket.socket, sink: socket.socket) -> None:
+        seen: bytes | None = b""
+        try:
+            while chunk := source.recv(1 << 16):
+                if seen is not None:
+                    seen += chunk
+                    while seen.startswith(b"HTTP/1.1 100") and b"\r\n\r\n" in seen:
+                        interim, seen = seen.split(b"\r\n\r\n", 1)
+                        sink.sendall(interim + b"\r\n\r\n")
+                    if len(seen) >= 12 and not seen.startswith(b"HTTP/1.1 100"):
+                        seen = None  # the final answer: dropped to its end
+        except OSError:
+            pass
+
     upward = threading.Thread(target=pump, args=(client, upstream), name="faultproxy-up", daemon=True)
     upward.start()
-    pump(upstream, client)
+    if lose_answer:
+        drop(upstream, client)
+        # closed with a reset once the thread reading the client lets go of the socket
+        # (a close while another thread is in recv() on it sends nothing)
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        try:
+            client.shutdown(socket.SHUT_RD)
+        except OSError:
+            pass
+    else:
+        pump(upstream, client)
     upward.join(timeout=1)
