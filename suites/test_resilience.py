@@ -40,6 +40,11 @@ PROFILES = {
 }
 #: profiles at which every step of every library must complete
 MUST_COMPLETE = ("throttle-10", "reset-5")
+#: the steps a profile runs, where not every one: a delay and a blackout act on time, not on
+#: which request comes, so one read step and one write step (a multipart upload) show what they
+#: do; per-request faults (throttling, resets) run every step, each of its requests a target
+TIME_PROFILE_STEPS = {"slow-200ms": ("training-read", "checkpoint-write"),
+                      "blackout-5s": ("training-read", "checkpoint-write")}
 LIBRARIES = ("s3dlio", "minio", "boto3")
 #: the steps' own deadline per operation: a silent request is retried after OP_TIMEOUT / 3
 OP_TIMEOUT = 9.0
@@ -155,9 +160,12 @@ def clean_runs(endpoint, proxies):
     return clean
 
 
-@pytest.mark.parametrize("step", STEPS)
-@pytest.mark.parametrize("library", LIBRARIES)
-@pytest.mark.parametrize("profile", list(PROFILES))
+CASES = [pytest.param(profile, library, step, id=f"{profile}-{library}-{step}")
+         for profile in PROFILES for library in LIBRARIES
+         for step in TIME_PROFILE_STEPS.get(profile, STEPS)]
+
+
+@pytest.mark.parametrize(("profile", "library", "step"), CASES)
 def test_resilience(profile, library, step, endpoint, proxies, clean_runs, iobench_record):
     iobench_record.kind = "read" if step.endswith("read") else "checkpoint" if "checkpoint" in step else "generate"
     pytest.importorskip(library)
