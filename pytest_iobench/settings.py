@@ -101,8 +101,7 @@ class Settings:
     backoff: float
     # data layer
     formats: list[str]
-    generate_size: int | None  # None: auto, the suite picks the size for the storage
-    quick: bool
+    generate_size: int
     generate_threads: int
     regenerate: bool
     adopt: bool
@@ -119,7 +118,7 @@ class Settings:
     fail_regression_overrides: list[Any]
     latency_rounds: int
     object_sizes: tuple[int, ...]
-    throughput_bytes: int | None  # None: auto
+    throughput_bytes: int
     # workload and mpi layers
     workload: list[str] | None
     set: list[str]
