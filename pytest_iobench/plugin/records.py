@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
-from typing import Any
-
 import pytest
 
 from ..report.record import KINDS, TestRecord
 from ..storage.spread import TALLY
-from .options import get_settings, is_worker
+from .options import get_settings
 
 RECORD_KEY = pytest.StashKey[TestRecord]()
 
@@ -18,9 +15,9 @@ def suite_of(item: pytest.Item) -> str:
     return item.path.stem if item.path is not None else ""
 
 
-def params_of(item: pytest.Item) -> dict[str, Any]:
+def params_of(item: pytest.Item) -> dict:
     """Parameters known from the test id: storage, library, threads and the test's own."""
-    params: dict[str, Any] = {}
+    params = {}
     callspec = getattr(item, "callspec", None)
     if callspec is None:
         return params
@@ -43,13 +40,13 @@ PROGRESS_AFTER = 2.0
 
 
 @pytest.fixture
-def iobench_progress(request: pytest.FixtureRequest) -> Callable[[str, str], None] | None:
+def iobench_progress(request: pytest.FixtureRequest):
     """Writes a progress line of this test to the terminal, past pytest's capture, as generation
     does (``iobench <what> <test>: ...``); None where there is no terminal (xdist workers).
     Callers report only what runs longer than PROGRESS_AFTER seconds."""
     config = request.config
     reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if is_worker(config) or reporter is None:
+    if hasattr(config, "workerinput") or reporter is None:
         return None
     capture = config.pluginmanager.get_plugin("capturemanager")
     name = request.node.nodeid.split("::", 1)[-1]
@@ -77,7 +74,7 @@ def iobench_record(request: pytest.FixtureRequest) -> TestRecord:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
+def pytest_runtest_call(item: pytest.Item):
     """A criterion that is not met fails the test, with its explanation."""
     before = TALLY.snapshot()
     result = yield
