@@ -104,8 +104,9 @@ def suites(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if getattr(args, "run", None):
-        return int(args.run(args))
+    handler = getattr(args, "run", None)  # `report` names its RUN.json argument `run` too
+    if callable(handler):
+        return int(handler(args))
     if args.command == "suites":
         try:
             return suites(args)
