@@ -36,7 +36,13 @@ def test_the_suites_reuse_what_generate_wrote(tmp_path, pytester, capsys):
     (["--iobench-storage=s3"], "--iobench-s3-endpoint: give the S3 endpoint"),
     (["--iobench-storage=tape"], "--iobench-storage (command line): 'tape' is not valid"),
 ])
-def test_bad_settings_are_one_error_line(argv, message):
+def test_bad_settings_are_one_error_line(argv, message, monkeypatch):
+    # only the command line counts: an endpoint another test left in the environment would be used
+    from pytest_iobench.settings import REGISTRY
+
+    for option in REGISTRY.values():
+        for name in option.env_names:
+            monkeypatch.delenv(name, raising=False)
     with pytest.raises(SystemExit) as exc:
         main(["generate", "unet3d_small", *argv])
     assert message in str(exc.value.code) and "\n" not in str(exc.value.code)
