@@ -62,5 +62,8 @@ def test_quick_generation_records_how_its_size_was_chosen(pytester):
     (record,) = json.loads(sorted((pytester.path / "reports").glob("iobench-*.json"))[-1].read_text())["tests"]
     assert record["details"]["size_chosen_by"] == "--iobench-quick"
     assert record["params"]["bytes_asked"] == 32 * MiB
-    # 32 MiB is over before its rate settles, and the figure says so
-    assert "too short" in record["metrics"]["steady_write_throughput"]["unfit"]
+    # 32 MiB is mostly over before its rate settles, and the figure says so (whether it is
+    # depends on the machine's speed: the flag must follow from the run it records)
+    steady = record["metrics"]["steady_write_throughput"]
+    (run,) = steady["steady"]["runs"]
+    assert ("too short" in steady.get("unfit", "")) == (run["slices"] < steady["steady"]["min_slices"])

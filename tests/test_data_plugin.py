@@ -120,10 +120,13 @@ def test_generation_suite_generates_afresh_for_each_warmup_and_repeat(pytester):
     runs = record["details"]["runs"]
     assert len(runs) == 3 and len({r["folder"] for r in runs}) == 3  # each in a new folder
     assert [r["bytes"] for r in runs] == [record["metrics"]["bytes_written"]["value"]] * 3
-    # the steady state beside the whole-run rate; 1 MiB is over too soon to trust, and says so
+    # the steady state beside the whole-run rate; 1 MiB is (on any machine that writes it in
+    # under 0.6 s) over too soon to trust, and says so
     steady = record["metrics"]["steady_write_throughput"]
     assert len(steady["repeats"]) == 2 and len(steady["steady"]["runs"]) == 2
-    assert "too short" in steady["unfit"] and throughput["unfit"] == steady["unfit"]
+    short = [run["slices"] < steady["steady"]["min_slices"] for run in steady["steady"]["runs"]]
+    assert ("too short" in steady.get("unfit", "")) == any(short)
+    assert throughput.get("unfit") == steady.get("unfit")
     assert "untimed" in record["details"]["warmup_excluded"]
 
 

@@ -69,6 +69,13 @@ def moto():
         yield endpoint
 
 
+def _interruptible() -> None:
+    """In the child before exec: SIGINT back to its default, as a terminal's foreground job has
+    it. A test run started in the background (``&``, nohup, some CI runners) inherits SIGINT
+    ignored, and a Python started so rightly ignores Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Session:
     """A pytest session of SUITE in a subprocess, in its own process group as a terminal's
     foreground job is (a Ctrl-C goes to the whole group)."""
@@ -86,7 +93,8 @@ class Session:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly", "-v", "test_suite.py",
              f"--iobench-json={self.document}", *args],
-            cwd=tmp_path, env=environ, stdout=self.output, stderr=subprocess.STDOUT, start_new_session=True)
+            cwd=tmp_path, env=environ, stdout=self.output, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=_interruptible)
 
     def wait_ready(self, timeout: float = 300) -> None:
         deadline = time.monotonic() + timeout

@@ -51,15 +51,25 @@ def test_every_storage_library_size_and_thread_count(throughput_suite):
         states = [c["state"] for c in details["cache_before_get"]]
         expected = {"local": "evicted", "direct": "odirect", "s3": "no-client-cache"}[storage.split("-")[0]]
         assert states == ([expected] * 3 if op == "get" else []), test["id"]
-        # 2 MiB a run is over in milliseconds (or, on the embedded S3 server, lurches along):
-        # every rate is flagged unfit to gate on
+        # 2 MiB a run is mostly over in milliseconds (or, on the embedded S3 server, lurches
+        # along), so most rates are flagged unfit to gate on; whether one is depends on the
+        # machine's speed, so the check is that the flag follows from the runs it records
         steady = test["metrics"]["steady_throughput"]
-        assert len(steady["repeats"]) == 2 and len(steady["steady"]["runs"]) == 2
-        assert re.match(r"run [12] of 2: (too short|unsteady): ", steady["unfit"]), steady["unfit"]
-        assert rate["unfit"] == steady["unfit"]
+        runs = steady["steady"]["runs"]
+        assert len(steady["repeats"]) == 2 and len(runs) == 2
+        for run in runs:
+            short = run["slices"] < steady["steady"]["min_slices"]
+            assert run["flag"].startswith("too short: ") == short, run
+        unfit = steady.get("unfit", "")
+        assert unfit == steady["steady"]["flag"] == rate.get("unfit", "")
+        if any(run["flag"] for run in runs):
+            assert re.match(r"run [12] of 2: (too short|unsteady): ", unfit), unfit
+        elif unfit:
+            assert re.match(r"unsteady: the steady rate varies by \d+% across the 2 runs", unfit), unfit
         timed = ["steady_throughput", "throughput", "objects_per_second",
                  *(f"op_latency_{p}_ms" for p in ("p50", "p90", "p99", "max"))]
-        assert test["warnings"] == [f"{name} unfit for gating: {steady['unfit']}" for name in timed]
+        expected = [f"{name} unfit for gating: {unfit}" for name in timed] if unfit else []
+        assert [w for w in test["warnings"] if "unfit for gating" in w] == expected
         assert "warmup_excluded" in details
 
 
