@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .qualify.cli import add_commands
 from .report.compare import compare
+from .report.gate_rules import REPORT_NAMES, gate_problems
 from .report.human import write_reports
 from .report.options import human_formats
 from .report.schema import DocumentError, load_document
@@ -30,7 +33,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Render RUN's Markdown and HTML report (plots included); with BASELINE, the report "
                     "includes the comparison of RUN with BASELINE (BASELINE is the earlier run).")
     report.add_argument("run", metavar="RUN.json", help="a result document (e.g. reports/latest.json)")
-    report.add_argument("baseline", metavar="BASELINE.json", nargs="?", help="an earlier result document to compare with")
+    report.add_argument("baseline", metavar="BASELINE.json", nargs="?",
+                        help="an earlier result document to compare with")
     report.add_argument("--out", metavar="DIR", help="where to write the reports (default: next to RUN.json)")
     report.add_argument("--format", default="md,html", type=_argtype(human_formats), metavar="FORMATS",
                         help="md, html (comma list) or none (default: md,html)")
@@ -39,7 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--fail-missing", action="store_true",
                         help="with --fail-regression, also exit 1 when a gated metric of BASELINE is missing from RUN")
     report.add_argument("--override", action="append", default=[], type=_argtype(parse_override),
-                        metavar="METRIC=PCT", help="a per-metric threshold (METRIC may be a glob; PCT or off); repeatable")
+                        metavar="METRIC=PCT",
+                        help="a per-metric threshold (METRIC may be a glob; PCT or off); repeatable")
     suites = commands.add_parser(
         "suites", help="copy the shipped suites into DIR (default ./suites) to run them with pytest",
         description="Copy the suites shipped with the installed package into DIR, so that "
@@ -49,10 +54,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _argtype(parse):
+def _argtype(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     """An argparse type from one of our parsers: their ValueError text says what is valid."""
 
-    def convert(text: str):
+    def convert(text: str) -> Any:
         try:
             return parse(text)
         except ValueError as exc:
@@ -64,9 +69,11 @@ def _argtype(parse):
 
 def report(args: argparse.Namespace) -> int:
     run_path = Path(args.run)
+    problems = gate_problems(baseline=args.baseline, threshold=args.fail_regression,
+                             fail_missing=args.fail_missing, names=REPORT_NAMES)
+    if problems:
+        raise DocumentError("; ".join(problems))
     document = load_document(run_path)
-    if args.fail_missing and args.fail_regression is None:
-        raise DocumentError("--fail-missing needs --fail-regression (it is part of the gate)")
     if args.baseline:
         baseline = load_document(args.baseline)
         comparison = compare(baseline, document, baseline_path=args.baseline,
@@ -76,8 +83,6 @@ def report(args: argparse.Namespace) -> int:
         base = f"{run_path.stem}-vs-{Path(args.baseline).stem}"
     else:
         comparison = None
-        if args.fail_regression is not None:
-            raise DocumentError("--fail-regression needs a BASELINE.json to compare with")
         base = run_path.stem
     out = Path(args.out) if args.out else run_path.parent
     for line in suite_tables(document):
@@ -102,17 +107,7 @@ def suites(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    handler = getattr(args, "run", None)  # `report` names its RUN.json argument `run` too
-    if callable(handler):
-        return int(handler(args))
-    if args.command == "suites":
-        try:
-            return suites(args)
-        except OSError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+def run_report(args: argparse.Namespace) -> int:
     try:
         return report(args)
     except DocumentError as exc:
@@ -121,6 +116,27 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"error: cannot write the report: {exc}", file=sys.stderr)
         return 2
+
+
+def run_suites(args: argparse.Namespace) -> int:
+    try:
+        return suites(args)
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+#: each subcommand's function: it takes the parsed arguments and returns the exit code (the
+#: commands qualify.cli.add_commands adds name theirs with set_defaults(run=...))
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {"report": run_report, "suites": run_suites}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    command = COMMANDS.get(args.command)
+    if command is None:
+        return int(args.run(args))
+    return command(args)
 
 
 if __name__ == "__main__":

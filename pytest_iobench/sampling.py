@@ -5,6 +5,7 @@ this way, with the block's end always sampled last."""
 from __future__ import annotations
 
 import threading
+from typing import Self
 
 
 class PeriodicSampler:
@@ -32,13 +33,13 @@ class PeriodicSampler:
         while not self._done.wait(self.interval):
             self._tick()
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         self._begin()
         self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
         self._thread.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._done.set()
         if self._thread is not None:
             self._thread.join()

@@ -12,7 +12,8 @@ settings without a pytest session.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -75,19 +76,78 @@ def declare(*options: Option) -> None:
         REGISTRY[option.name] = option
 
 
-@dataclass
 class Settings:
-    """The resolved value of every declared option, and where each value came from."""
+    """The resolved value of every declared option, and where each value came from.
 
-    values: dict[str, Any] = field(default_factory=dict)
-    sources: dict[str, str] = field(default_factory=dict)
+    Each option is an attribute named as the option with ``_`` for ``-``
+    (``settings.generate_size``), typed below; the object is frozen once ``resolve`` built it.
+    ``values`` and ``sources`` map option names to the same values and to where each came from
+    ("command line", "ini iobench_...", "env ...", "default"). An option declared without an
+    annotation here is still an attribute (tests/test_settings_typed.py asks for one).
+    """
 
-    def __getattr__(self, name: str) -> Any:
-        key = name.replace("_", "-")
-        try:
-            return self.__dict__["values"][key]
-        except KeyError:
-            raise AttributeError(f"no iobench setting {key!r}") from None
+    # storage layer
+    storage: list[str]
+    libraries: list[str] | None
+    threads: list[int]
+    root: str | None
+    s3_endpoint: str | None
+    bucket: str | None
+    s3_region: str
+    s3_access_key: str | None
+    s3_secret_key: str | None
+    op_timeout: float
+    retries: int
+    backoff: float
+    # data layer
+    formats: list[str]
+    generate_size: int
+    generate_threads: int
+    regenerate: bool
+    adopt: bool
+    verify: str
+    on_corrupt: str
+    # report layer (thresholds' Percentage and Override: a type of a layer below this module)
+    json: str | None
+    report: tuple[str, ...]
+    repeat: int
+    warmup: int
+    compare: str | None
+    fail_regression: Any
+    fail_missing: bool
+    fail_regression_overrides: list[Any]
+    latency_rounds: int
+    object_sizes: tuple[int, ...]
+    throughput_bytes: int
+    # workload and mpi layers
+    workload: list[str] | None
+    set: list[str]
+    ranks: list[int]
+    hosts: list[str] | None
+    hostfile: str | None
+    mpi_dir: str | None
+    mpi_timeout: float
+    settle: float | None
+    scale: float
+
+    values: Mapping[str, Any]
+    sources: Mapping[str, str]
+
+    def __init__(self, values: Mapping[str, Any] | None = None, sources: Mapping[str, str] | None = None) -> None:
+        values = dict(values or {})
+        object.__setattr__(self, "values", MappingProxyType(values))
+        object.__setattr__(self, "sources", MappingProxyType(dict(sources or {})))
+        for name, value in values.items():
+            object.__setattr__(self, attribute_name(name), value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"iobench settings are frozen: {name} cannot be set")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"iobench settings are frozen: {name} cannot be deleted")
+
+    def __repr__(self) -> str:
+        return f"Settings({dict(self.describe())!r})"
 
     def get(self, name: str, default: Any = None) -> Any:
         return self.values.get(name, default)
@@ -117,7 +177,8 @@ def resolve(
     environ: Mapping[str, str],
 ) -> Settings:
     """Resolve every declared option. ``cli``/``ini`` map option names to raw values or None."""
-    settings = Settings()
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
     for name, option in REGISTRY.items():
         raw, source = _pick(option, cli.get(name), ini.get(name), environ)
         try:
@@ -132,12 +193,17 @@ def resolve(
             else:
                 shown = repr(raw)
             raise SettingsError(f"{option.flag} ({source}): {shown} is not valid: {exc}") from None
-        settings.values[name] = value
-        settings.sources[name] = source
-    return settings
+        values[name] = value
+        sources[name] = source
+    return Settings(values, sources)
 
 
-def _pick(option: Option, cli_value, ini_value, environ) -> tuple[Any, str]:
+def attribute_name(option_name: str) -> str:
+    """The ``Settings`` attribute of an option: ``generate-size`` -> ``generate_size``."""
+    return option_name.replace("-", "_")
+
+
+def _pick(option: Option, cli_value: Any, ini_value: Any, environ: Mapping[str, str]) -> tuple[Any, str]:
     if cli_value == "" and option.default is not None and option.parse is not str:
         # given empty on the command line (--iobench-storage=): the option's own error, not its
         # default silently; an option with no default given empty is unset

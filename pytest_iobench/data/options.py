@@ -6,9 +6,7 @@ import re
 
 from ..settings import Option, boolean, comma_list, declare, one_of, positive_int
 from ..storage import options as _storage_options  # the storage options come first in --help
-from .generate import ON_CORRUPT
-from .integrity import MODES
-from .spec import FORMATS
+from .names import FORMATS, MODES, ON_CORRUPT
 
 _UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
           "t": 10**12, "tb": 10**12, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}

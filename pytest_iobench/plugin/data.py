@@ -19,27 +19,32 @@ The work is in pytest_iobench.data (datasets.py, generate.py); this module only 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ..data.datasets import Dataset, DatasetCache
-from ..data.generate import Progress
-from ..data.spec import DatasetSpec
 from ..storage import Storage
-from ..storage.factory import StorageFactory, plan_storages
-from .options import get_settings
+from .options import get_settings, is_worker
 from .records import RECORD_KEY, new_record
+
+if TYPE_CHECKING:
+    from ..data.datasets import Dataset, DatasetCache
+    from ..data.generate import Progress
+    from ..data.spec import DatasetSpec
+    from ..storage.factory import StorageFactory
+
+#: a progress reporter of generation: ``(where, Progress)``
+Reporter = Callable[[str, "Progress"], None]
 
 #: generation that runs longer than this shows progress lines
 PROGRESS_AFTER = 2.0
 
 
-def terminal_progress(config: pytest.Config) -> Callable[[str, Progress], None] | None:
+def terminal_progress(config: pytest.Config) -> Reporter | None:
     """A reporter writing progress lines to the terminal, past pytest's capture; None where
     there is no terminal (xdist workers)."""
-    if hasattr(config, "workerinput"):
+    if is_worker(config):
         return None
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     capture = config.pluginmanager.get_plugin("capturemanager")
@@ -60,7 +65,7 @@ def terminal_progress(config: pytest.Config) -> Callable[[str, Progress], None] 
 
 
 @pytest.fixture(scope="session")
-def generation_progress(pytestconfig: pytest.Config):
+def generation_progress(pytestconfig: pytest.Config) -> Reporter | None:
     """Shows a generation's progress (files, bytes, MB/s, ETA) in the terminal: a callable
     ``(where, Progress)``, or None where nothing can be shown."""
     return terminal_progress(pytestconfig)
@@ -69,12 +74,15 @@ def generation_progress(pytestconfig: pytest.Config):
 def _lock_dir(factory: pytest.TempPathFactory, config: pytest.Config) -> str:
     base = factory.getbasetemp()
     # xdist workers' base temp dirs sit in the controller's: the run's processes share it
-    return str((base.parent if hasattr(config, "workerinput") else base) / "iobench-dataset-locks")
+    return str((base.parent if is_worker(config) else base) / "iobench-dataset-locks")
 
 
 @pytest.fixture(scope="session")
 def _dataset_cache(pytestconfig: pytest.Config, storage_factory: StorageFactory,
-                   tmp_path_factory: pytest.TempPathFactory, generation_progress):
+                   tmp_path_factory: pytest.TempPathFactory,
+                   generation_progress: Reporter | None) -> Iterator[DatasetCache]:
+    from ..data.datasets import DatasetCache
+
     settings = get_settings(pytestconfig)
     cache = DatasetCache(storage_factory.at, threads=settings.generate_threads, regenerate=settings.regenerate,
                          progress=generation_progress, lock_dir=_lock_dir(tmp_path_factory, pytestconfig),
@@ -85,10 +93,13 @@ def _dataset_cache(pytestconfig: pytest.Config, storage_factory: StorageFactory,
 
 
 @pytest.fixture(scope="session")
-def dataset_factory(pytestconfig: pytest.Config, storage_factory: StorageFactory, _dataset_cache: DatasetCache):
+def dataset_factory(pytestconfig: pytest.Config, storage_factory: StorageFactory,
+                    _dataset_cache: DatasetCache) -> Callable[..., Dataset]:
     """``dataset_factory(spec_or_mapping, storage=None) -> Dataset``: generated once per
     session per (spec, location), kept in the datasets area for later runs, read through the
     storage's library (with --iobench-adopt: DLIO's, read where DLIO wrote it)."""
+    from ..storage.factory import plan_storages
+
     settings = get_settings(pytestconfig)
 
     def area_for(kind: str, library: str) -> Storage:
@@ -116,7 +127,7 @@ _RUNNING = pytest.StashKey[pytest.Item]()
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_protocol(item: pytest.Item, nextitem):
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
     item.config.stash[_RUNNING] = item
     try:
         return (yield)
@@ -147,7 +158,9 @@ def dataset_spec() -> DatasetSpec | Mapping[str, Any]:
 
 
 @pytest.fixture
-def dataset(request: pytest.FixtureRequest, storage: Storage, dataset_factory, dataset_spec) -> Dataset:
+def dataset(request: pytest.FixtureRequest, storage: Storage, dataset_factory: Callable[..., Dataset],
+            dataset_spec: DatasetSpec | Mapping[str, Any]) -> Dataset:
     """The Dataset of this test's spec on this test's storage (generated once per session)."""
     spec = getattr(request, "param", dataset_spec)
-    return dataset_factory(spec, storage)
+    found: Dataset = dataset_factory(spec, storage)
+    return found

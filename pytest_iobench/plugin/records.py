@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Generator
+from typing import Any
+
 import pytest
 
 from ..report.record import KINDS, TestRecord
 from ..storage.spread import TALLY
-from .options import get_settings
+from .options import get_settings, is_worker
 
 RECORD_KEY = pytest.StashKey[TestRecord]()
 
@@ -15,9 +18,9 @@ def suite_of(item: pytest.Item) -> str:
     return item.path.stem if item.path is not None else ""
 
 
-def params_of(item: pytest.Item) -> dict:
+def params_of(item: pytest.Item) -> dict[str, Any]:
     """Parameters known from the test id: storage, library, threads and the test's own."""
-    params = {}
+    params: dict[str, Any] = {}
     callspec = getattr(item, "callspec", None)
     if callspec is None:
         return params
@@ -40,13 +43,13 @@ PROGRESS_AFTER = 2.0
 
 
 @pytest.fixture
-def iobench_progress(request: pytest.FixtureRequest):
+def iobench_progress(request: pytest.FixtureRequest) -> Callable[[str, str], None] | None:
     """Writes a progress line of this test to the terminal, past pytest's capture, as generation
     does (``iobench <what> <test>: ...``); None where there is no terminal (xdist workers).
     Callers report only what runs longer than PROGRESS_AFTER seconds."""
     config = request.config
     reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if hasattr(config, "workerinput") or reporter is None:
+    if is_worker(config) or reporter is None:
         return None
     capture = config.pluginmanager.get_plugin("capturemanager")
     name = request.node.nodeid.split("::", 1)[-1]
@@ -74,7 +77,7 @@ def iobench_record(request: pytest.FixtureRequest) -> TestRecord:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item: pytest.Item):
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
     """A criterion that is not met fails the test, with its explanation."""
     before = TALLY.snapshot()
     result = yield

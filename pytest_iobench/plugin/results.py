@@ -7,86 +7,49 @@ The work is in pytest_iobench.report (session.py and the modules it uses); this 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ..report.collect import Phase, add_to_benchmark_json, record_entry
+from ..report.collect import Phase, ResultCollector, add_to_benchmark_json, record_entry
 from ..report.redaction import redact_in_place
-from ..report.schema import DocumentError, load_document
-from ..report.session import FinishedRun, RunResults
-from ..report.text import comparison_lines, gate_line, suite_tables
-from ..report.writer import WrittenRun
-from ..settings import SettingsError
 from ..storage import deadline, retry
-from .options import get_settings
+from .options import BASELINE_KEY, get_settings, is_worker, worker_id
 from .records import RECORD_KEY, new_record
 
-BASELINE_KEY = pytest.StashKey[dict]()
+if TYPE_CHECKING:
+    from ..report.session import FinishedRun, RunResults
+    from ..report.writer import WrittenRun
+
 WORKER_OUTPUT = "iobench"
 STARTED_KEY = "iobench_started"
-
-
-def _is_worker(config: pytest.Config) -> bool:
-    return hasattr(config, "workerinput")
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_cmdline_main(config: pytest.Config):
-    """A baseline that cannot be used is a usage error before anything runs."""
-    if config.option.help or config.option.version or _is_worker(config):
-        return None
-    try:
-        settings = get_settings(config)
-    except SettingsError:
-        return None  # the options plugin reports it
-    path = settings.compare
-    source = settings.sources.get("fail-regression", "default")
-    if not path and settings.fail_regression is not None and not source.startswith(("ini", "default")):
-        # A job that asks for a gate must not pass because nothing was compared. An ini value is
-        # a project default for the runs that do compare, so it alone is no error.
-        raise pytest.UsageError(f"--iobench-fail-regression ({source}) needs a baseline to compare with: "
-                                "give --iobench-compare PATH (an earlier result document)")
-    missing_source = settings.sources.get("fail-missing", "default")
-    if settings.fail_missing and not missing_source.startswith(("ini", "default")) and (
-            not path or settings.fail_regression is None):
-        raise pytest.UsageError(f"--iobench-fail-missing ({missing_source}) is part of the gate: give "
-                                "--iobench-compare PATH and --iobench-fail-regression PCT too")
-    if path:
-        try:
-            config.stash[BASELINE_KEY] = load_document(config.invocation_params.dir / path)
-        except DocumentError as exc:
-            raise pytest.UsageError(f"--iobench-compare: {exc}") from None
-    return None
 
 
 def pytest_configure(config: pytest.Config) -> None:
     if config.option.help or config.option.version:
         return
-    settings = get_settings(config)
-    results = RunResults(
-        settings, rootdir=config.rootpath, invocation_dir=config.invocation_params.dir,
-        command=["pytest", *config.invocation_params.args],
-        baseline=config.stash.get(BASELINE_KEY, None), baseline_path=settings.compare or "")
     started = getattr(config, "workerinput", {}).get(STARTED_KEY)
-    if started:  # an xdist worker's files go under the controller's run
-        results.started = datetime.fromisoformat(started)
-    config.pluginmanager.register(ResultsPlugin(config, results), "iobench-results")
-    if not _is_worker(config) and hasattr(config.hook, "pytest_testnodedown"):
-        config.pluginmanager.register(XdistController(results), "iobench-xdist-controller")
+    # an xdist worker's files go under the controller's run
+    plugin = ResultsPlugin(config, datetime.fromisoformat(started) if started else datetime.now(UTC))
+    config.pluginmanager.register(plugin, "iobench-results")
+    if not is_worker(config) and hasattr(config.hook, "pytest_testnodedown"):
+        config.pluginmanager.register(XdistController(plugin), "iobench-xdist-controller")
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call):
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     return _redacted_report((yield))
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_make_collect_report(collector: pytest.Collector):
+def pytest_make_collect_report(collector: pytest.Collector) -> Any:
     return _redacted_report((yield))
 
 
-def _redacted_report(report):
+def _redacted_report(report: Any) -> Any:
     """The report with secrets out of what pytest prints and xdist ships (failure, captured output)."""
     report.longrepr = redact_in_place(report.longrepr)
     report.sections = redact_in_place(report.sections)
@@ -96,75 +59,97 @@ def _redacted_report(report):
 class XdistController:
     """Takes each worker's tests when it finishes (registered only when xdist is loaded)."""
 
-    def __init__(self, results: RunResults):
-        self.results = results
+    def __init__(self, plugin: ResultsPlugin):
+        self.plugin = plugin
 
-    def pytest_configure_node(self, node) -> None:
+    def pytest_configure_node(self, node: Any) -> None:
         """Workers take the controller's start: one run, one folder of DLIO output."""
-        node.workerinput[STARTED_KEY] = self.results.started.isoformat()
+        node.workerinput[STARTED_KEY] = self.plugin.started.isoformat()
 
-    def pytest_testnodedown(self, node, error) -> None:
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
         output = getattr(node, "workeroutput", None) or {}
         if WORKER_OUTPUT in output:
-            self.results.collector.merge(output[WORKER_OUTPUT])
+            self.plugin.collector.merge(output[WORKER_OUTPUT])
 
 
 #: the S3 libraries' counts when the test's setup began
-_OPS_BEFORE = pytest.StashKey[dict]()
+_OPS_BEFORE = pytest.StashKey[dict[str, Any]]()
 
 
 class ResultsPlugin:
-    """The session's RunResults, fed by pytest's hooks."""
+    """The session's RunResults, fed by pytest's hooks. The tests are gathered by a
+    ResultCollector from the start; the RunResults (the document, its schema, the reports)
+    is made when it is first needed, so a session that runs no iobench test never imports
+    the report layer's heavy modules."""
 
-    def __init__(self, config: pytest.Config, results: RunResults):
+    def __init__(self, config: pytest.Config, started: datetime):
         self.config = config
-        self.results = results
+        self.started = started
+        self.collector = ResultCollector()
         self.finished: FinishedRun | None = None
         self.written: WrittenRun | str | None = None
         #: what interrupted the session (the signal, or a KeyboardInterrupt of its own)
         self.interrupted: str | None = None
 
-    def pytest_keyboard_interrupt(self, excinfo) -> None:
+    @cached_property
+    def results(self) -> RunResults:
+        from ..report.session import RunResults
+
+        settings = get_settings(self.config)
+        results = RunResults(
+            settings, rootdir=self.config.rootpath, invocation_dir=self.config.invocation_params.dir,
+            command=["pytest", *self.config.invocation_params.args],
+            baseline=self.config.stash.get(BASELINE_KEY, None), baseline_path=settings.compare or "")
+        results.collector = self.collector
+        results.started = self.started
+        return results
+
+    @property
+    def wanted(self) -> bool:
+        """Whether this session writes a document (RunResults.wanted, known without it)."""
+        settings = get_settings(self.config)
+        return self.collector.iobench_used or bool(settings.json) or BASELINE_KEY in self.config.stash
+
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
         self.interrupted = deadline.interrupted() or "KeyboardInterrupt"
 
-    def pytest_fixture_setup(self, fixturedef: pytest.FixtureDef) -> None:
+    def pytest_fixture_setup(self, fixturedef: pytest.FixtureDef[Any]) -> None:
         """A test that uses an iobench fixture makes this an iobench session (it gets a document)."""
         if getattr(fixturedef.func, "__module__", "").startswith("pytest_iobench."):
-            self.results.collector.iobench_used = True
+            self.collector.iobench_used = True
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         item.stash[_OPS_BEFORE] = retry.COUNTS.snapshot()
 
     @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_teardown(self, item: pytest.Item, nextitem):
+    def pytest_runtest_teardown(self, item: pytest.Item, nextitem: pytest.Item | None) -> Any:
         try:
             return (yield)
         finally:  # the record is complete once the test's fixtures are torn down
             record = item.stash.get(RECORD_KEY, None) or new_record(item)
             if _OPS_BEFORE in item.stash:  # what the S3 libraries' requests met during the test
                 record.storage_ops = {**retry.COUNTS.since(item.stash[_OPS_BEFORE]), **record.storage_ops}
-            worker = getattr(item.config, "workerinput", {}).get("workerid")
-            self.results.collector.add_test(record_entry(record, worker))
+            self.collector.add_test(record_entry(record, worker_id(item.config)))
 
     @pytest.hookimpl(optionalhook=True)  # pytest-benchmark's hook: absent when it is not installed
-    def pytest_benchmark_update_json(self, config, benchmarks, output_json) -> None:
+    def pytest_benchmark_update_json(self, config: pytest.Config, benchmarks: Any, output_json: dict[str, Any]) -> None:
         """pytest-benchmark's JSON (--benchmark-json, --benchmark-save) gets our metrics of every
         test: each benchmark's ``extra_info["iobench"]``, and ``iobench.tests`` for all of them
         (throughput tests have no benchmark entry of their own)."""
-        add_to_benchmark_json(output_json, self.results.collector.entries())
+        add_to_benchmark_json(output_json, self.collector.entries())
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        self.results.collector.add_phase(report.nodeid, report.when, Phase(
+        self.collector.add_phase(report.nodeid, report.when, Phase(
             report.outcome, report.duration, hasattr(report, "wasxfail"), _message(report)))
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self.config.option.collectonly:
             return
-        if _is_worker(self.config):
-            self.config.workeroutput[WORKER_OUTPUT] = self.results.collector.export()
+        if is_worker(self.config):
+            self.config.workeroutput[WORKER_OUTPUT] = self.collector.export()  # type: ignore[attr-defined]
             return
-        if not self.results.wanted or exitstatus == pytest.ExitCode.USAGE_ERROR:
+        if not self.wanted or exitstatus == pytest.ExitCode.USAGE_ERROR:
             return  # a usage error found at collection: nothing ran, nothing is written
         workers = getattr(self.config.option, "numprocesses", None)
         self.finished = self.results.finish(int(exitstatus), xdist_workers=workers if isinstance(workers, int) else 0,
@@ -176,9 +161,11 @@ class ResultsPlugin:
             self.finished.exit_status = self.finished.exit_status or int(pytest.ExitCode.INTERNAL_ERROR)
         session.exitstatus = self.finished.exit_status
 
-    def pytest_terminal_summary(self, terminalreporter) -> None:
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.finished is None:
             return
+        from ..report.text import comparison_lines, suite_tables
+
         tr, document = terminalreporter, self.finished.document
         tr.write_sep("-", "iobench results")
         for line in suite_tables(document):
@@ -202,13 +189,15 @@ class ResultsPlugin:
         after any other plugin's tables (pytest-benchmark's), where CI logs are read first."""
         comparison = self.finished.comparison if self.finished is not None else None
         reporter = config.pluginmanager.get_plugin("terminalreporter")
-        if comparison is None or not comparison.gating or reporter is None:
+        if self.finished is None or comparison is None or not comparison.gating or reporter is None:
             return
+        from ..report.text import gate_line
+
         failed = comparison.failed
         reporter.write_line(gate_line(self.finished.document["comparison"], failed),
                             red=failed, green=not failed, bold=True)
 
-    def _shown(self, path) -> str:
+    def _shown(self, path: Path) -> str:
         try:
             return str(path.relative_to(self.config.invocation_params.dir))
         except ValueError:

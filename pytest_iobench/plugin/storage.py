@@ -6,14 +6,19 @@ import os
 import sys
 import threading
 import warnings
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from ..storage import Storage, StorageUnsupported, deadline
-from ..storage.factory import StorageFactory, StorageParam, new_run_id, plan_storages
-from .options import get_settings
+from .options import get_settings, worker_id
 
-_RESTORE = pytest.StashKey[object]()
+if TYPE_CHECKING:
+    from ..storage.factory import StorageFactory, StorageParam
+    from ..storage.s3common import S3Endpoint
+
+_RESTORE = pytest.StashKey[Any]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -26,10 +31,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 _EXIT_STATUS = pytest.StashKey[int]()
-_FACTORY = pytest.StashKey[StorageFactory]()
+_FACTORY = pytest.StashKey["StorageFactory"]()
 
 
-def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     factory = config.stash.get(_FACTORY, None)
     if factory is not None and factory.aborted_uploads:
         terminalreporter.write_line(f"iobench: aborted {factory.aborted_uploads} multipart upload(s) left open "
@@ -75,6 +80,8 @@ def _explicitly_parametrized(metafunc: pytest.Metafunc, name: str) -> bool:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     settings = get_settings(metafunc.config)
     if "storage" in metafunc.fixturenames and not _explicitly_parametrized(metafunc, "storage"):
+        from ..storage.factory import plan_storages
+
         params = plan_storages(settings)
         metafunc.parametrize("storage", params, ids=[p.id for p in params], indirect=True, scope="session")
     if "threads" in metafunc.fixturenames and not _explicitly_parametrized(metafunc, "threads"):
@@ -82,10 +89,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture(scope="session")
-def storage_factory(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory):
+def storage_factory(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory
+                    ) -> Iterator[StorageFactory]:
     """Opens the session's storages (starting the embedded S3 endpoint when needed) and
     deletes what the session wrote at the end."""
-    worker = getattr(pytestconfig, "workerinput", {}).get("workerid")
+    from ..storage.factory import StorageFactory, new_run_id
+
+    worker = worker_id(pytestconfig)
     factory = StorageFactory(
         get_settings(pytestconfig),
         default_root=str(tmp_path_factory.mktemp("iobench-root")),
@@ -100,9 +110,10 @@ def storage_factory(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPa
 @pytest.fixture(scope="session")
 def storage(request: pytest.FixtureRequest, storage_factory: StorageFactory) -> Storage:
     """The storage under test, one per (storage, library) parameter, e.g. ``s3-s3dlio``."""
-    param: StorageParam = getattr(request, "param", None)
+    param: StorageParam | None = getattr(request, "param", None)
     if param is None:
-        raise pytest.UsageError("the storage fixture is parametrized by the iobench plugin; do not request it indirectly without a StorageParam")
+        raise pytest.UsageError("the storage fixture is parametrized by the iobench plugin; "
+                                "do not request it indirectly without a StorageParam")
     if param.skip:
         pytest.skip(param.skip)
     try:
@@ -114,10 +125,10 @@ def storage(request: pytest.FixtureRequest, storage_factory: StorageFactory) -> 
 @pytest.fixture
 def threads(request: pytest.FixtureRequest) -> int:
     """The thread count of this test (from --iobench-threads)."""
-    return getattr(request, "param", get_settings(request.config).threads[0])
+    return int(getattr(request, "param", get_settings(request.config).threads[0]))
 
 
 @pytest.fixture(scope="session")
-def s3_endpoint(storage_factory: StorageFactory):
+def s3_endpoint(storage_factory: StorageFactory) -> S3Endpoint:
     """The S3 endpoint of the session (the embedded one is started on first use)."""
     return storage_factory.endpoint()

@@ -1,45 +1,36 @@
 """Workload fixtures and parametrization: workloads, rank counts, MPI sessions.
 
-Every workload the session will run is loaded and validated in ``pytest_cmdline_main``,
-before collection: a bad key or value is one usage error listing every problem.
+When a workload option is given, every workload the session will run is loaded and validated
+by the start-up check (startup.py), before collection: a bad key or value is one usage error
+listing every problem. Otherwise the shipped workloads are loaded when a suite runs them.
 """
 
 from __future__ import annotations
 
-import os
 import re
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ..data.generate import dlio_folder
-from ..mpi.session import MPISession
-from ..settings import Settings, SettingsError
-from ..workload.config import WorkloadConfig, WorkloadError, load_workload
-from ..workload.options import check_mpi_settings, override_problems, overrides_for, workload_id
-from .options import get_settings
+from ..workload.options import overrides_for, workload_id
+from .options import WORKLOADS_KEY, get_settings, is_worker
+from .startup import CHECKPOINT_WORKLOADS, TRAINING_WORKLOADS, workload_kind
 from .storage import _explicitly_parametrized
 
-#: what the training suite runs when --iobench-workload is not given: seconds each
-TRAINING_WORKLOADS = ("unet3d_small", "resnet50_small", "cosmoflow_small", "dlrm_parquet_small")
-#: what the checkpoint suite runs when --iobench-workload is not given (at --iobench-scale)
-CHECKPOINT_WORKLOADS = ("llama3-8b",)
-
-_CACHE_KEY = pytest.StashKey[dict]()
-
+if TYPE_CHECKING:
+    from ..mpi.session import MPISession
+    from ..storage.factory import StorageFactory
+    from ..workload.config import WorkloadConfig
 
 def _load(config: pytest.Config, name: str) -> WorkloadConfig:
-    cache = config.stash.setdefault(_CACHE_KEY, {})
+    """The workload ``name`` with its --iobench-set overrides (loaded once per session; the
+    start-up check loaded those it checked)."""
+    cache: dict[str, WorkloadConfig] = config.stash.setdefault(WORKLOADS_KEY, {})
     if name not in cache:
+        from ..workload.config import load_workload
+
         cache[name] = load_workload(name, overrides_for(name, get_settings(config).set))
     return cache[name]
-
-
-def workload_kind(workload: WorkloadConfig) -> str:
-    """'train' for a workload that trains (checkpoints during training included), 'checkpoint'
-    for a checkpoint-only workload (workflow.train False, workflow.checkpoint True)."""
-    if workload.workflow.train:
-        return "train"
-    return "checkpoint" if workload.workflow.checkpoint else "none"
 
 
 def selected(config: pytest.Config, kind: str) -> list[str]:
@@ -49,68 +40,12 @@ def selected(config: pytest.Config, kind: str) -> list[str]:
     return [name for name in settings.workload if workload_kind(_load(config, name)) == kind]
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_cmdline_main(config: pytest.Config):
-    """Load and check every workload this session may run, before anything runs."""
-    if config.option.help or config.option.version:
-        return None
-    try:
-        settings: Settings = get_settings(config)
-    except SettingsError:
-        return None  # the options plugin reports it
-    try:
-        check_mpi_settings(settings)
-    except SettingsError as exc:
-        raise pytest.UsageError(str(exc)) from None
-    names = settings.workload or (TRAINING_WORKLOADS + CHECKPOINT_WORKLOADS)
-    problems = override_problems(settings.set, names)
-    for name in names:
-        try:
-            workload = _load(config, name)
-        except WorkloadError as exc:
-            problems.append(str(exc))
-            continue
-        if settings.workload and workload_kind(workload) == "none":
-            problems.append(f"workload {name}: workflow.train and workflow.checkpoint are both False: "
-                            "nothing to run")
-    if problems:
-        where = " (with --iobench-set " + " ".join(settings.set) + ")" if settings.set else ""
-        raise pytest.UsageError("\n".join(problems) + where)
-    if settings.adopt:
-        # the workloads given: their data folders; else (tests with their own specs) any file
-        trained = [_load(config, n).dataset for n in settings.workload or ()
-                   if workload_kind(_load(config, n)) == "train"]
-        try:
-            check_adoptable(settings, trained)
-        except SettingsError as exc:
-            raise pytest.UsageError(str(exc)) from None
-    return None
-
-
-def check_adoptable(settings: Settings, specs: list) -> None:
-    """--iobench-adopt reads DLIO's datasets under --iobench-root: on local files, at least one
-    of the workloads' data folders must hold files (an S3 root is found out by its tests)."""
-    root = settings.root or ""
-    if root.startswith("s3://") or not {"local", "direct"} & set(settings.storage):
-        return
-    if not root:
-        raise SettingsError("--iobench-adopt reads the datasets DLIO wrote under --iobench-root; give "
-                            "--iobench-root DIR (the directory DLIO's data_folder is relative to)")
-    looked = [os.path.join(root, dlio_folder(spec), "train") for spec in specs]
-    if looked and not any(os.path.isdir(p) and any(os.scandir(p)) for p in looked):
-        raise SettingsError(f"--iobench-adopt: no dataset to adopt under {root}: looked for files in "
-                            f"{', '.join(looked)}; generate them with DLIO first, or drop --iobench-adopt")
-    if not looked and not any(files for _, _, files in os.walk(root)):
-        raise SettingsError(f"--iobench-adopt: no dataset to adopt under {root}: it holds no files; give the "
-                            "directory DLIO wrote its datasets under, or drop --iobench-adopt")
-
-
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     """A workload given with --iobench-workload that no collected test runs (a checkpoint
     workload on the training suite) is a usage error, not a session of skips."""
     given = get_settings(config).workload
-    if not given or hasattr(config, "workerinput"):
+    if not given or is_worker(config):
         return  # xdist workers each collect: an error there is no usage error of the session
     fixtures = ("training_workload", "checkpoint_workload")
     takers = [item for item in items if any(f in getattr(item, "fixturenames", ()) for f in fixtures)]
@@ -140,7 +75,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture
 def ranks(request: pytest.FixtureRequest) -> int:
     """The rank count of this test (from --iobench-ranks): simulated accelerators."""
-    return getattr(request, "param", get_settings(request.config).ranks[0])
+    return int(getattr(request, "param", get_settings(request.config).ranks[0]))
 
 
 @pytest.fixture
@@ -156,11 +91,13 @@ def checkpoint_workload(request: pytest.FixtureRequest) -> WorkloadConfig:
 
 
 @pytest.fixture(scope="session")
-def mpi_session(pytestconfig: pytest.Config, storage_factory) -> MPISession:
+def mpi_session(pytestconfig: pytest.Config, storage_factory: StorageFactory) -> MPISession:
     """Runs jobs on N ranks: in-process for one rank, ``mpiexec -n N`` otherwise, with the
     S3 credentials passed through the environment, --iobench-hosts / --iobench-hostfile
     passed to mpiexec, jobs and results exchanged in --iobench-mpi-dir and
     --iobench-mpi-timeout ending a hung run."""
+    from ..mpi.session import MPISession
+
     settings = get_settings(pytestconfig)
     return MPISession(env=storage_factory.environ, hosts=settings.hosts, hostfile=settings.hostfile,
                       timeout=settings.mpi_timeout, shared_dir=settings.mpi_dir)
@@ -172,5 +109,6 @@ def dlio_output_dir(request: pytest.FixtureRequest) -> str:
     reports/dlio/<run's UTC start>/<test id>/ under the rootdir, so that a later run does not
     overwrite the files an earlier run's document names."""
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid.split("::", 1)[-1]).strip("_")
-    stamp = request.config.pluginmanager.get_plugin("iobench-results").results.run_stamp
+    results: Any = request.config.pluginmanager.get_plugin("iobench-results")
+    stamp = results.results.run_stamp
     return str(request.config.rootpath / "reports" / "dlio" / stamp / safe)
