@@ -1,4 +1,5 @@
 import hashlib
+import importlib
 import os
 import tempfile
 from pathlib import Path
@@ -6,6 +7,15 @@ from pathlib import Path
 import pytest
 
 pytest_plugins = ["pytester"]
+
+# The plugin imports the layers when a session uses them, not when it loads. pytester's in-process
+# runs (runpytest) restore sys.modules when they end, dropping what an inner session imported while
+# its objects stay in use (psutil then fails to find itself in sys.modules): the layers the plugin
+# imports lazily are imported here first, as the plugin's import did before it became lazy.
+for _module in ("pytest_iobench.plugin.startup", "pytest_iobench.report.session", "pytest_iobench.report.text",
+                "pytest_iobench.storage.factory", "pytest_iobench.data.datasets", "pytest_iobench.workload.config",
+                "pytest_iobench.mpi.session", "psutil"):
+    importlib.import_module(_module)
 
 # Settings a pytest run reads from the environment. s3dlio takes its credentials from the
 # process environment, so once a test in this session has used the embedded endpoint through
@@ -32,5 +42,6 @@ def pytest_cmdline_main(config):
             or config.getini("iobench_json")):
         return None
     checkout = hashlib.sha1(str(config.rootpath).encode()).hexdigest()[:10]
-    config.option.iobench_json = str(Path(tempfile.gettempdir()) / f"iobench-tests-{os.getuid()}" / checkout / "tests.json")
+    config.option.iobench_json = str(Path(tempfile.gettempdir()) / f"iobench-tests-{os.getuid()}" / checkout
+                                     / "tests.json")
     return None
