@@ -5,6 +5,7 @@ used). Target: under 50 ms more than bare pytest.
     python benchmarks/bench_import.py            # 7 runs of each, medians
     python benchmarks/bench_import.py --runs 15
     PYTHONPATH=/path/to/other/checkout python benchmarks/bench_import.py   # another version
+
 Two figures, each the median of --runs fresh processes run from an empty directory (no
 conftest.py, no pytest.ini), the two kinds taking turns:
 - ``-X importtime``: the cumulative import time of everything ``import pytest`` plus
@@ -12,8 +13,10 @@ conftest.py, no pytest.ini), the two kinds taking turns:
   imports) load, against ``import pytest`` alone; and, in the same process, the cumulative
   time of pytest_iobench's own top-level entries (what the plugin adds to an interpreter that
   has pytest already: the figure that noise on a loaded machine disturbs least);
-- ``pytest --version`` as a whole process, with the plugin and with ``-p no:pytest_iobench.plugin``
-  (pytest does not import a blocked entry point's module).
+- a whole pytest process that collects nothing (``pytest --collect-only -q`` in the empty
+  directory: the plugin's load, its start-up check and its configure hooks), with the plugin
+  and with ``-p no:pytest_iobench.plugin`` (pytest does not import a blocked entry point's
+  module). A single ``pytest --version`` loads no plugin at all, so it would show nothing.
 It also lists the heavy libraries a plugin import pulls in (there should be none).
 """
 
@@ -30,6 +33,8 @@ import time
 PLUGIN = "pytest_iobench.plugin"
 HEAVY = ("numpy", "pyarrow", "h5py", "yaml", "jsonschema", "boto3", "botocore", "moto", "matplotlib", "minio",
          "s3dlio", "dgen_py")
+#: pytest's exit code when it collected no tests
+NO_TESTS = 5
 IMPORT_PLUGIN = f"import pytest, {PLUGIN}; [__import__(m) for m in {PLUGIN}.pytest_plugins]"
 
 
@@ -47,8 +52,12 @@ def importtime_ms(code: str, cwd: str, prefix: str = "") -> float:
 
 
 def process_ms(args: list[str], cwd: str) -> float:
+    """Wall time (ms) of ``pytest --collect-only -q ARGS`` in ``cwd``, which holds no tests (exit 5)."""
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "pytest", *args], cwd=cwd, capture_output=True, check=True)
+    done = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *args],
+                          cwd=cwd, capture_output=True, text=True)
+    if done.returncode != NO_TESTS:
+        raise SystemExit(f"pytest exited {done.returncode}: {done.stdout}{done.stderr}")
     return (time.perf_counter() - start) * 1000
 
 
@@ -68,15 +77,15 @@ def main() -> int:
             bare_import.append(importtime_ms("import pytest", cwd))
             plugin_import.append(importtime_ms(IMPORT_PLUGIN, cwd))
             own.append(importtime_ms(IMPORT_PLUGIN, cwd, prefix="pytest_iobench"))
-            bare_run.append(process_ms(["--version", "-p", f"no:{PLUGIN}"], cwd))
-            plugin_run.append(process_ms(["--version"], cwd))
+            bare_run.append(process_ms(["-p", f"no:{PLUGIN}"], cwd))
+            plugin_run.append(process_ms([], cwd))
         heavy = heavy_imported(cwd)
     m = statistics.median
     print(f"runs: {args.runs} of each, medians (ms)")
     print(f"-X importtime  import pytest: {m(bare_import):7.1f}   + plugin: {m(plugin_import):7.1f}   "
           f"plugin adds {m(plugin_import) - m(bare_import):6.1f}")
     print(f"-X importtime  pytest_iobench's own modules after pytest (cumulative): {m(own):7.1f}")
-    print(f"process        pytest --version -p no:plugin: {m(bare_run):7.1f}   with plugin: {m(plugin_run):7.1f}   "
+    print(f"process        pytest --co -p no:plugin: {m(bare_run):7.1f}   with plugin: {m(plugin_run):7.1f}   "
           f"plugin adds {m(plugin_run) - m(bare_run):6.1f}")
     print("heavy libraries imported by the plugin: " + (", ".join(heavy) or "none"))
     return 0
