@@ -101,7 +101,8 @@ class Settings:
     backoff: float
     # data layer
     formats: list[str]
-    generate_size: int
+    generate_size: int | None  # None: auto, the suite picks the size for the storage
+    quick: bool
     generate_threads: int
     regenerate: bool
     adopt: bool
@@ -118,7 +119,7 @@ class Settings:
     fail_regression_overrides: list[Any]
     latency_rounds: int
     object_sizes: tuple[int, ...]
-    throughput_bytes: int
+    throughput_bytes: int | None  # None: auto
     # workload and mpi layers
     workload: list[str] | None
     set: list[str]
