@@ -18,6 +18,7 @@ from .. import settings as settings_mod
 # Importing a layer's options module declares its options.
 from ..data import options as _data_options  # noqa: F401
 from ..report import options as _report_options  # noqa: F401
+from ..report.redaction import register_session_secrets
 from ..settings import REGISTRY, Settings, SettingsError
 from ..storage import options as _storage_options  # noqa: F401
 from ..storage.errors import redact
@@ -74,9 +75,12 @@ def resolve_settings(config: pytest.Config) -> Settings:
 
 
 def get_settings(config: pytest.Config) -> Settings:
-    """The session's effective settings (resolved once)."""
+    """The session's effective settings (resolved once). Their secrets are registered with
+    ``redact`` here, as they are resolved: see report/redaction.py for why this is the place."""
     if SETTINGS_KEY not in config.stash:
-        config.stash[SETTINGS_KEY] = resolve_settings(config)
+        settings = resolve_settings(config)
+        register_session_secrets(settings)
+        config.stash[SETTINGS_KEY] = settings
     return config.stash[SETTINGS_KEY]
 
 

@@ -1,8 +1,22 @@
 """Keeping secrets out of result documents, reports and the terminal.
 
-Every string that goes into a document passes through the storage layer's ``redact`` (registered
-secrets and secret-looking values become ``***``); the secret settings of the session are
-registered first, so a secret key given on the command line is known wherever it turns up.
+The guarantee: no secret the session knows of reaches the terminal, a document or a report.
+It rests on two things, both here:
+
+- *Registered before anything is printed.* ``register_session_secrets`` makes ``redact`` know
+  the secret settings and secret environment variables. The plugin calls it where the settings
+  are resolved (``plugin.options.get_settings``), which every pytest process (the controller and
+  each xdist worker) does in ``pytest_cmdline_main``: before the report header, before the first
+  test, whether or not the report layer is ever imported. A workload's credentials are
+  registered as their override or file is parsed (``workload.config.register_credentials``),
+  the S3 client's as it is made (``storage.s3common``).
+- *Every way out goes through ``redact``*: ``redacted`` for document entries (in the process
+  that ran the test), ``redact_in_place`` for pytest's failure reports (traceback, assertion
+  message, captured output, hence the short summary too) before they are printed or shipped to
+  the xdist controller, ``masked_command`` for the command line, ``redact`` for the header.
+
+Registering is idempotent, so code that builds a session without the plugin (``RunResults``)
+calls it again.
 """
 
 from __future__ import annotations
