@@ -44,7 +44,7 @@ def main() -> None:
         for op in ("get", "put"):
             ratios, with_us, without_us = [], [], []
             for r in range(args.repeats + 1):  # the first pair warms up
-                def run(storage):
+                def run(storage, op=op):
                     if op == "get":
                         return per_call(lambda i: storage.get(f"k{i}"), args.calls)
                     return per_call(lambda i: storage.put(f"k{i}", payload), args.calls)

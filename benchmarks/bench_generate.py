@@ -136,8 +136,9 @@ def measure(storage, spec, threads: int, repeats: int, fsync: bool, buffer: memo
         ratios.append(gen[-1] / plain[-1])
         encode.append(result.encode_seconds)
         stages = result.stages
-    return {"stages": stages, "plain": statistics.median(plain), "gen": statistics.median(gen), "ratio": statistics.median(ratios),
-            "ratio_min": min(ratios), "ratio_max": max(ratios), "encode": statistics.median(encode),
+    return {"stages": stages, "plain": statistics.median(plain), "gen": statistics.median(gen),
+            "ratio": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
+            "encode": statistics.median(encode),
             "files": result.files, "seconds": statistics.median([result.bytes / g / MB for g in gen])}
 
 

@@ -1,7 +1,7 @@
 """JPEG and PNG generation against a plain Pillow loop writing the same images, and against
 DLIO upstream's image generator loop, in the same run, taking turns.
 
-    python benchmarks/bench_images.py                               # jpeg and png, 256 images of 64 KiB, 1 and 2 threads
+    python benchmarks/bench_images.py     # jpeg and png, 256 images of 64 KiB, 1 and 2 threads
     python benchmarks/bench_images.py --formats jpeg --size 262144 --count 128 --threads 1 --repeats 7
 
 Per repeat, in rotating order, each into a fresh folder of local files, no fsync:

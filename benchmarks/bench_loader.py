@@ -225,8 +225,8 @@ def read_ratio(storage, files: int, file_kib: int, threads: int, repeats: int, c
         pooled.append(pool())
     return {"sequential": statistics.median(seq), "loader": statistics.median(load),
             "pool": statistics.median(pooled),
-            "ratio": statistics.median(l / s for l, s in zip(load, seq)),
-            "pool_ratio": statistics.median(l / p for l, p in zip(load, pooled))}
+            "ratio": statistics.median(lo / s for lo, s in zip(load, seq)),
+            "pool_ratio": statistics.median(lo / p for lo, p in zip(load, pooled))}
 
 
 def main(argv=None) -> int:
@@ -281,7 +281,7 @@ def reads(args) -> None:
     libraries = (args.libraries or ("s3dlio,minio,boto3" if args.storage == "s3" else "posix")).split(",")
     with storages(args.storage, libraries) as found:
         for what, cold in cases:
-            for lib, storage in found.items():
+            for storage in found.values():
                 r = read_ratio(storage, args.files, args.file_kib, args.threads, args.repeats, cold)
                 verdict = "ok" if r["ratio"] >= 0.8 else "UNDER TARGET"
                 print(f"read throughput, {storage.id} ({args.files} x {args.file_kib} KiB) {what}: loader with "

@@ -159,7 +159,8 @@ def run_group(op, threads, libraries, storages, raws, keys, payloads, total, ser
             put_keys = [f"put/{k}" for k in keys]
             put_names = [storage.location.object_name(k) for k in put_keys]
             cases[lib, "raw"] = lambda raw=raw, n=put_names: plain(lambda i: raw.put(n[i], payloads[i]), count, threads)
-            cases[lib, "backend"] = lambda s=storage, k=put_keys: plain(lambda i: s.put(k[i], payloads[i]), count, threads)
+            cases[lib, "backend"] = lambda s=storage, k=put_keys: plain(
+                lambda i: s.put(k[i], payloads[i]), count, threads)
             cases[lib, "engine"] = lambda s=storage, k=put_keys: transfer(s, "put", k, threads, payloads).seconds
     speed: dict = {c: [] for c in cases}
     client_cpu: dict = {c: [] for c in cases}

@@ -194,8 +194,9 @@ def main(argv=None) -> int:
                     runs.append(run_case(endpoint, library, 0, size, "now", case))
                 med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
                 verdict = "ok" if med["peak_mib"] < 256 else "OVER 256 MiB"
-                print(f"  {library:8} peak RSS {med['peak_mib']:.0f} MiB (before generating {med['before_mib']:.0f} MiB; "
-                      f"{med['mb_s']:.0f} MB/s) {verdict} (max {max(r['peak_mib'] for r in runs):.0f})", flush=True)
+                print(f"  {library:8} peak RSS {med['peak_mib']:.0f} MiB "
+                      f"(before generating {med['before_mib']:.0f} MiB; {med['mb_s']:.0f} MB/s) {verdict} "
+                      f"(max {max(r['peak_mib'] for r in runs):.0f})", flush=True)
     return 0
 
 

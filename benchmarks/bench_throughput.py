@@ -91,7 +91,8 @@ def main(argv=None) -> int:
             storage.put(key, payload)
         cases = [("get", 1, False, "from the page cache"), ("get", 1, True, "from the device (cache dropped)"),
                  ("put", 1, False, "into the page cache"),
-                 ("get", args.threads, False, "from the page cache"), ("put", args.threads, False, "into the page cache")]
+                 ("get", args.threads, False, "from the page cache"),
+                 ("put", args.threads, False, "into the page cache")]
         print(f"transfer() against a plain loop, {args.objects} x {args.size_kib} KiB local files, median of "
               f"{args.repeats} (MB = 10^6 B); target >= 0.9")
         for op, threads, cold, what in cases:

@@ -103,7 +103,8 @@ class Dlio:
     def workload(self, fmt: str, folder: Path, *, generate_data: bool) -> dict:
         samples = 1 if fmt in ("jpeg", "png") else SAMPLES
         dataset = {"data_folder": str(folder), "format": fmt, "num_files_train": FILES, "num_files_eval": 0,
-                   "num_samples_per_file": samples, ("record_length_bytes" if self.current_keys else "record_length"): RECORD}
+                   "num_samples_per_file": samples,
+                   ("record_length_bytes" if self.current_keys else "record_length"): RECORD}
         return {"model": {"name": "interop"} if self.current_keys else "interop", "framework": "pytorch",
                 "workflow": {"generate_data": generate_data, "train": not generate_data, "evaluation": False},
                 "dataset": dataset,
@@ -219,7 +220,8 @@ def main(argv=None) -> int:
                     try:
                         row[direction] = check(dlio, fmt, case)
                     except Exception as exc:
-                        row[direction] = (False, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+                        first_line = str(exc).splitlines()[0] if str(exc) else ""
+                        row[direction] = (False, f"{type(exc).__name__}: {first_line}")
                         traceback.print_exc()
                     log(f"{dlio.label} {fmt} {direction}: {'pass' if row[direction][0] else 'FAIL'} "
                         f"({row[direction][1]})")

@@ -188,7 +188,8 @@ def test_delete_and_not_found(storage, space):
         with pytest.raises(StorageNotFound) as info:
             getattr(storage, op)(key)
         err = info.value
-        assert (err.op, err.key, err.library) == (op, key, storage.library), f"{where(storage, op, key)}: error names {err.op!r}, {err.key!r}, {err.library!r}"
+        assert (err.op, err.key, err.library) == (op, key, storage.library), (
+            f"{where(storage, op, key)}: error names {err.op!r}, {err.key!r}, {err.library!r}")
         assert storage.library in str(err) and key in str(err), f"{where(storage, op, key)}: message {err}"
         assert err.__cause__ is not None, f"{where(storage, op, key)}: the client's own error is not chained"
     storage.delete(key)  # deleting a missing key is not an error, as on S3
@@ -381,4 +382,5 @@ def test_parts_in_flight_stay_within_the_process_budget(storage, space):
         for n in range(per_thread):
             key = f"{space}/budget-{t}-{n}"
             got = storage.get(key)
-            assert len(got) == size and zlib.crc32(got) == crcs[t][n], f"{where(storage, 'get', key)}: not what was streamed"
+            assert len(got) == size and zlib.crc32(got) == crcs[t][n], (
+                f"{where(storage, 'get', key)}: not what was streamed")

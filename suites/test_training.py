@@ -10,8 +10,8 @@ median of the measured runs. A run whose (median) mean AU is below ``metric.au``
 floor and the slowest phase; the metrics are recorded either way, and DLIO's output files of the
 last run are written to reports/dlio/<run start>/<test id>/.
 On the embedded S3 endpoint the floor is not applied (the results say why): it stands in for
-an S3 storage, far slower than one. Datasets are generated once in the storage's datasets area and reused by later tests and runs
-(a manifest records what was generated).
+an S3 storage, far slower than one. Datasets are generated once in the storage's datasets area
+and reused by later tests and runs (a manifest records what was generated).
 """
 
 from __future__ import annotations

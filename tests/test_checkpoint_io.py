@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -292,7 +293,8 @@ def test_a_failed_read_keeps_the_write_figures(local):
     # the suite's path: measure the runs; the second checkpoint read back finds a corrupted shard
     faulty = Faulty(local, target="step2/zero_pp_rank_3_mp_rank_00_optim_states.pt", fault="corrupt")
     record = Record("t")
-    with pytest.raises(CheckpointReadFailed, match="zero_pp_rank_3_mp_rank_00_optim_states.pt is corrupted") as caught:
+    corrupted = re.escape("zero_pp_rank_3_mp_rank_00_optim_states.pt is corrupted")
+    with pytest.raises(CheckpointReadFailed, match=corrupted) as caught:
         measure_checkpoints(record, lambda: run_checkpoint_session(MPISession(), llama(), faulty, ranks=1,
                                                                    scale=SCALE), llama())
     written = caught.value.outcome
@@ -308,13 +310,13 @@ def test_a_failed_read_keeps_the_write_figures(local):
 
 def test_a_failed_write_leaves_no_complete_looking_checkpoint(local):
     faulty = Faulty(local, target="zero_pp_rank_5_mp_rank_00_optim_states.pt", fault="fail_write")
-    with pytest.raises(StorageError, match="zero_pp_rank_5_mp_rank_00_optim_states.pt.*No space left"):
+    with pytest.raises(StorageError, match=r"zero_pp_rank_5_mp_rank_00_optim_states\.pt.*No space left"):
         run_checkpoint_session(MPISession(), llama(), faulty, ranks=1, scale=SCALE)
     folder = "checkpoints/llama_8b/global_epoch1_step1"
     keys = local.list(folder + "/")
     assert keys and f"{folder}/{MANIFEST}" not in keys
     assert not any("zero_pp_rank_5_mp_rank_00_optim" in k for k in keys)
-    with pytest.raises(CheckpointIncomplete, match="has no manifest.json: its write did not complete"):
+    with pytest.raises(CheckpointIncomplete, match=re.escape("has no manifest.json: its write did not complete")):
         CheckpointIO(local, seed=0, fsync=False).read_manifest(folder)
 
 
@@ -336,9 +338,10 @@ def test_a_failed_rank_write_under_mpi_leaves_no_manifest(local, tmp_path):
     os.makedirs(tmp_path / "ckpt" / "checkpoints" / "llama_8b" / "global_epoch1_step1", exist_ok=True)
     from pytest_iobench.mpi.session import RankFailed
 
-    blocker = tmp_path / "ckpt" / "checkpoints" / "llama_8b" / "global_epoch1_step1" / "zero_pp_rank_1_mp_rank_00_model_states.pt"
+    step = tmp_path / "ckpt" / "checkpoints" / "llama_8b" / "global_epoch1_step1"
+    blocker = step / "zero_pp_rank_1_mp_rank_00_model_states.pt"
     blocker.mkdir()
-    with pytest.raises(RankFailed, match="rank 1 of 2 failed: .*zero_pp_rank_1_mp_rank_00_model_states.pt"):
+    with pytest.raises(RankFailed, match=r"rank 1 of 2 failed: .*zero_pp_rank_1_mp_rank_00_model_states\.pt"):
         run_checkpoint_session(MPISession(timeout=60), llama(), local, ranks=2, scale=SCALE)
     assert f"checkpoints/llama_8b/global_epoch1_step1/{MANIFEST}" not in local.list("checkpoints/")
 
@@ -352,8 +355,10 @@ def test_randomize_tensor_and_time_between_checkpoints_take_effect(local, tmp_pa
     same = run_checkpoint_session(MPISession(), llama("checkpoint.randomize_tensor=False"), local, ranks=1,
                                   scale=SCALE, prefix="same")
     assert [w["paused_before"] for w in same.results[0]["writes"]] == [0, 0], "no pause: none slept"
-    crcs = lambda prefix: [{e["name"]: e["crc32c"] for e in m["shards"]}  # noqa: E731
-                           for m in manifests(open_storage(StorageSpec("local", "posix", root=os.path.join(local.root, prefix))))]
+    def crcs(prefix: str) -> list[dict[str, int]]:
+        storage = open_storage(StorageSpec("local", "posix", root=os.path.join(local.root, prefix)))
+        return [{e["name"]: e["crc32c"] for e in m["shards"]} for m in manifests(storage)]
+
     first, second = crcs("varied")
     assert all(first[n] != second[n] for n in first), "new random content for every checkpoint"
     first, second = crcs("same")
@@ -447,7 +452,8 @@ def test_checkpoints_during_training(tmp_path):
     ckpts = outcome.results[0]["checkpoints"]
     assert [(c["epoch"], c["step"]) for c in ckpts] == [(1, 6), (2, 12)]  # 8 steps per epoch on 2 ranks
     found = sorted(k for k in scratch.list("checkpoints/unet3d/") if k.endswith(MANIFEST))
-    assert found == [f"checkpoints/unet3d/global_epoch1_step6/{MANIFEST}", f"checkpoints/unet3d/global_epoch2_step12/{MANIFEST}"]
+    assert found == [f"checkpoints/unet3d/global_epoch1_step6/{MANIFEST}",
+                     f"checkpoints/unet3d/global_epoch2_step12/{MANIFEST}"]
     assert scratch.stat("checkpoints/unet3d/global_epoch1_step6/model_states-0.pt").size == 4 << 20
     capped = run_training_session(MPISession(), config.with_overrides(["checkpoint.num_checkpoints_write=1"]), data,
                                   ranks=1, opener=RAW_OPENER, checkpoint_storage=scratch,

@@ -25,7 +25,8 @@ def test_parameter_count_is_dlios_formula():
     # P = 2VH + L(2H + H(H + 2 dkv) + H^2 + 3HF) + H with dkv = H / heads * kv
     V, H, F, L, heads, kv = 128256, 25872, 98304, 128, 192, 32
     dkv = H * kv // heads
-    assert transformer_parameters(V, H, F, L, heads, kv) == 2 * V * H + L * (2 * H + H * (H + 2 * dkv) + H * H + 3 * H * F) + H
+    per_layer = 2 * H + H * (H + 2 * dkv) + H * H + 3 * H * F
+    assert transformer_parameters(V, H, F, L, heads, kv) == 2 * V * H + L * per_layer + H
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCE))

@@ -47,7 +47,8 @@ def test_an_installed_wheel_runs_a_suite_outside_the_checkout(wheel, tmp_path):
     # The dependencies come from this environment's site-packages (a .pth line adds it to the
     # path, so its own .pth files, the checkout's editable finder among them, are not run);
     # the package itself only from the wheel.
-    fresh_site = Path(subprocess.run([str(bin_dir / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+    purelib = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    fresh_site = Path(subprocess.run([str(bin_dir / "python"), "-c", purelib],
                                      check=True, capture_output=True, text=True).stdout.strip())
     (fresh_site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     subprocess.run([str(bin_dir / "python"), "-m", "pip", "install", "-q", "--no-deps", str(wheel)],

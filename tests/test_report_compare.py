@@ -55,7 +55,8 @@ def changed(document, test_name, metric, factor):
 
 def test_baseline_20_percent_better_fails_at_10_percent(pytester, first_run):
     baseline = save(pytester, changed(first_run, "test_read", "read_MB_per_second", 1.20))
-    result = pytester.runpytest(f"--iobench-compare={baseline}", "--iobench-fail-regression=10%", "--iobench-report=none")
+    result = pytester.runpytest(f"--iobench-compare={baseline}", "--iobench-fail-regression=10%",
+                                "--iobench-report=none")
     result.assert_outcomes(passed=3)
     assert result.ret == 1, "a regression fails the session though every test passed"
     result.stdout.fnmatch_lines([
@@ -75,7 +76,8 @@ def test_baseline_20_percent_better_fails_at_10_percent(pytester, first_run):
 
 def test_lower_is_better_metric_20_percent_better_in_the_baseline_fails(pytester, first_run):
     baseline = save(pytester, changed(first_run, "test_latency", "latency_p50_us", 1 / 1.20))
-    result = pytester.runpytest(f"--iobench-compare={baseline}", "--iobench-fail-regression=10%", "--iobench-report=none")
+    result = pytester.runpytest(f"--iobench-compare={baseline}", "--iobench-fail-regression=10%",
+                                "--iobench-report=none")
     assert result.ret == 1
     result.stdout.fnmatch_lines(["*test_latency*latency_p50_us*83.3 us*100 us*-20.0%*10.0%*"])
 
@@ -100,17 +102,20 @@ def test_without_fail_regression_the_comparison_is_shown_but_does_not_fail(pytes
     baseline = save(pytester, changed(first_run, "test_read", "read_MB_per_second", 2.0))
     result = pytester.runpytest(f"--iobench-compare={baseline}", "--iobench-report=none")
     assert result.ret == 0
-    result.stdout.fnmatch_lines(["*not gating: no --iobench-fail-regression*", "*regressions beyond the threshold and the noise (1):"])
+    result.stdout.fnmatch_lines(["*not gating: no --iobench-fail-regression*",
+                                 "*regressions beyond the threshold and the noise (1):"])
 
 
 def test_ini_override_loosens_one_metric(pytester, first_run):
     baseline = save(pytester, changed(first_run, "test_train", "train_au_percent", 1.20))
     pytester.makeini("[pytest]\niobench_fail_regression_overrides =\n    train_au_percent=25%\n    latency_*=off\n")
-    result = pytester.runpytest(f"--iobench-compare={baseline}", "--iobench-fail-regression=10%", "--iobench-report=none")
+    result = pytester.runpytest(f"--iobench-compare={baseline}", "--iobench-fail-regression=10%",
+                                "--iobench-report=none")
     assert result.ret == 0, result.stdout.str()
     result.stdout.fnmatch_lines(["*overrides train_au_percent=25%, latency_*=off*"])
     pytester.makeini("[pytest]\niobench_fail_regression_overrides = train_au_percent=2%\n")
-    result = pytester.runpytest(f"--iobench-compare={baseline}", "--iobench-fail-regression=50%", "--iobench-report=none")
+    result = pytester.runpytest(f"--iobench-compare={baseline}", "--iobench-fail-regression=50%",
+                                "--iobench-report=none")
     assert result.ret == 1, "a tighter override gates a metric the default threshold would let through"
     result.stdout.fnmatch_lines(["*test_train*train_au_percent*114%*95%*2.0%*"])
 
@@ -172,7 +177,8 @@ def test_missing_baseline_metrics_are_shown_and_fail_only_when_asked(pytester, f
     result.stdout.fnmatch_lines([
         "*baseline metrics missing (2): they fail the gate (fail-missing)*",
         "iobench gate: FAILED (3 metrics, 0 regressions; 2 baseline metrics missing "
-        "(failing the gate): test_read_minio read_MB_per_second, test_latency latency_p99_us); no spread: threshold only",
+        "(failing the gate): test_read_minio read_MB_per_second, test_latency latency_p99_us); "
+        "no spread: threshold only",
     ])
     document = load_document(pytester.path / "reports" / "latest.json")
     assert document["comparison"]["fail_missing"] is True and document["run"]["exit_status"] == 1
@@ -203,7 +209,8 @@ def test_missing_baseline_is_a_usage_error(pytester):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--iobench-fail-regression=ten"], "--iobench-fail-regression (command line): 'ten' is not valid: give a percentage such as 10%"),
+    (["--iobench-fail-regression=ten"],
+     "--iobench-fail-regression (command line): 'ten' is not valid: give a percentage such as 10%"),
     (["--iobench-fail-regression=10"], "'10' is not valid: give a percentage such as 10%"),
     (["--iobench-fail-regression-overrides=train_au_percent"], "give METRIC=PCT or METRIC=off"),
     (["--iobench-fail-regression-overrides=au=lots"], "'lots' is not a percentage"),
@@ -277,7 +284,8 @@ def test_fail_missing_without_a_gate_stops_at_start(pytester, first_run, args):
                                  "--iobench-compare PATH and --iobench-fail-regression PCT too"])
     result = pytester.runpytest("--iobench-fail-missing=maybe", "--iobench-report=none")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: --iobench-fail-missing (command line): 'maybe' is not valid: give true or false*"])
+    result.stderr.fnmatch_lines(
+        ["ERROR: --iobench-fail-missing (command line): 'maybe' is not valid: give true or false*"])
     # in the ini file it is the project's default for the runs that gate
     pytester.makeini("[pytest]\niobench_fail_missing = true\n")
     assert pytester.runpytest("--iobench-report=none").ret == 0

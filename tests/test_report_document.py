@@ -102,11 +102,13 @@ def test_terminal_table_per_suite(pytester):
         "test_synthetic.py (read, train): 8 passed, 1 failed, 1 skipped",
         "*test*outcome*key metrics*criteria*warnings*",
         "*test_read[[]npz-t4[]]*passed*read_MB_per_second 400 MB/s*-*0",
-        "*test_train*passed*train_au_percent 95%, batch_read_p50_seconds 0.01 s, batch_read_p99_seconds 0.03 s*1/1 met*1",
+        "*test_train*passed*train_au_percent 95%, batch_read_p50_seconds 0.01 s, "
+        "batch_read_p99_seconds 0.03 s*1/1 met*1",
         "*test_below_floor*failed*train_au_percent 50%*0/1 met: FAIL*0",
         "iobench: results in reports*iobench-*.json, reports*latest.json",
     ])
-    assert "test_plain_param" not in result.stdout.str().split("iobench results")[1], "tests without results are counted, not listed"
+    assert "test_plain_param" not in result.stdout.str().split("iobench results")[1], (
+        "tests without results are counted, not listed")
 
 
 def test_repeat_and_warmup_settings_reach_the_record(pytester):
@@ -143,7 +145,8 @@ def test_unknown_kind_fails_the_test_naming_the_valid_ones(pytester):
     pytester.makepyfile(test_kind="def test_a(iobench_record):\n    iobench_record.kind = 'benchmark'\n")
     result = pytester.runpytest("--iobench-report=none")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*iobench_record.kind = 'benchmark' is not a kind; valid: conformance, generate, read,*"])
+    result.stdout.fnmatch_lines(
+        ["*iobench_record.kind = 'benchmark' is not a kind; valid: conformance, generate, read,*"])
     test = load_document(pytester.path / "reports" / "latest.json")["tests"][0]  # valid all the same
     assert test["kind"] is None and test["outcome"] == "failed" and "'benchmark' is not a kind" in test["message"]
 
@@ -243,7 +246,8 @@ def test_interrupted_run_still_writes_what_ran(pytester):
     assert result.ret == pytest.ExitCode.INTERRUPTED
     document = load_document(pytester.path / "reports" / "latest.json")
     assert document["run"]["exit_status"] == 2
-    assert [(t["id"].split("::")[1], t["outcome"]) for t in document["tests"]] == [("test_a", "passed"), ("test_b", "incomplete")]
+    outcomes = [(t["id"].split("::")[1], t["outcome"]) for t in document["tests"]]
+    assert outcomes == [("test_a", "passed"), ("test_b", "incomplete")]
     assert not list((pytester.path / "reports").glob(".*.tmp")), "no temporary file is left behind"
 
 

@@ -83,7 +83,8 @@ def test_the_same_code_compared_with_itself_passes_at_10_percent_with_5_repeats(
         stalled = {t["id"]: t["details"].get("stalled_repeats", 0) for t in current["tests"]}
         if result.regressions:
             failed.append(seed)
-            assert all(stalled[c.id] >= 3 for c in result.regressions), [(c.id, c.metric, c.change) for c in result.regressions]
+            assert all(stalled[c.id] >= 3 for c in result.regressions), [
+                (c.id, c.metric, c.change) for c in result.regressions]
         else:
             assert gate_line(result.to_dict(), result.failed) == "iobench gate: passed (241 metrics, 0 regressions)"
     assert len(failed) <= 1, failed
@@ -103,7 +104,8 @@ def test_single_values_of_the_same_runs_trip_the_threshold_and_say_they_have_no_
         single = compare(noisy_run(seed, 1), noisy_run(seed, 1), threshold=0.10)
         single.changes = [c for c in single.changes if c.spread == "none"]
         assert any("no spread measured" in line for line in comparison_lines(single.to_dict()))
-        assert gate_line(single.to_dict(), False) == "iobench gate: passed (240 metrics, 0 regressions); no spread: threshold only"
+        assert gate_line(single.to_dict(), False) == (
+            "iobench gate: passed (240 metrics, 0 regressions); no spread: threshold only")
     assert tripped > 5
 
 
@@ -221,7 +223,8 @@ def test_a_real_20_percent_slowdown_is_caught_with_5_repeats_and_the_verdict_is_
                               "--iobench-fail-regression=10%")
     slow.assert_outcomes(passed=1)
     assert slow.ret == 1
-    assert slow.outlines[-1].startswith("iobench gate: FAILED, 1 regression (worst: test_get[local-posix] throughput -"), slow.outlines[-1]
+    assert slow.outlines[-1].startswith(
+        "iobench gate: FAILED, 1 regression (worst: test_get[local-posix] throughput -"), slow.outlines[-1]
     change = json.loads((pytester.path / "slow.json").read_text())["comparison"]["changes"][0]
     assert change["spread"] == "repeats" and change["baseline_repeats"] == change["current_repeats"] == 5
     assert change["change"] == pytest.approx(-0.2, abs=0.1) and change["p_value"] <= 0.05

@@ -23,7 +23,8 @@ import pytest
 @pytest.mark.parametrize("fmt", ["npz", "hdf5"])
 def test_read(fmt, threads, storage, iobench_record):
     iobench_record.kind = "read"
-    iobench_record.metric("read_MiB_per_second", 100.0 * threads, "MiB/s", "higher", repeats=[90.0 * threads, 100.0 * threads, 120.0 * threads])
+    iobench_record.metric("read_MiB_per_second", 100.0 * threads, "MiB/s", "higher",
+                          repeats=[90.0 * threads, 100.0 * threads, 120.0 * threads])
 
 @pytest.mark.parametrize("workload", ["unet3d_small", "resnet50_small"])
 def test_train(workload, iobench_record):
@@ -73,12 +74,14 @@ def test_plot_data_is_what_the_run_measured(pytester):
     assert au_bars(tests) == [("test_train[resnet50_small]", 60.0, 90.0, False),
                               ("test_train[unet3d_small]", 95.0, 90.0, True)]
     rows = latency_rows(tests)
-    assert [label for label, _ in rows] == ["test_train[resnet50_small] batch_read", "test_train[unet3d_small] batch_read"]
+    assert [label for label, _ in rows] == ["test_train[resnet50_small] batch_read",
+                                            "test_train[unet3d_small] batch_read"]
     assert set(rows[0][1]) == {"p50", "p90", "p99", "max"} and rows[0][1]["max"] == 20.0
 
 
 def test_no_empty_plots_when_a_run_has_no_such_data(pytester):
-    pytester.makepyfile(test_plain="def test_a(iobench_record):\n    iobench_record.metric('files', 3, 'files', 'none')\n")
+    pytester.makepyfile(
+        test_plain="def test_a(iobench_record):\n    iobench_record.metric('files', 3, 'files', 'none')\n")
     pytester.runpytest().assert_outcomes(passed=1)
     reports = pytester.path / "reports"
     assert not list(reports.glob("*.png"))
@@ -118,7 +121,8 @@ def test_report_command_compares_and_gates(pytester, tmp_path, capsys):
     markdown = (out / f"{path.stem}-vs-baseline.md").read_text()
     assert "## Comparison with the baseline" in markdown and "### Regressions (1)" in markdown
     assert (out / f"{path.stem}-vs-baseline-comparison.png").read_bytes().startswith(PNG_MAGIC)
-    assert main(["report", str(path), str(path), "--out", str(out), "--fail-regression", "10%", "--format", "none"]) == 0
+    assert main(["report", str(path), str(path), "--out", str(out), "--fail-regression", "10%",
+                 "--format", "none"]) == 0
     # a baseline test this run lacks: shown, and failing only with --fail-missing
     extra = copy.deepcopy(next(t for t in baseline["tests"] if t["metrics"]))
     extra["id"] = extra["id"].replace("test_read", "test_read_gone")
@@ -137,10 +141,12 @@ def test_report_command_bad_input_is_one_line(tmp_path):
     bad.write_text('{"schema": "something-else"}')
     done = subprocess.run([sys.executable, "-m", "pytest_iobench", "report", str(bad)], capture_output=True, text=True)
     assert done.returncode == 2
-    assert done.stderr.strip() == f"error: {bad}: not a pytest-iobench result document (no \"schema\": \"iobench-result\" at the top level)"
+    assert done.stderr.strip() == (
+        f"error: {bad}: not a pytest-iobench result document (no \"schema\": \"iobench-result\" at the top level)")
     done = subprocess.run([sys.executable, "-m", "pytest_iobench", "report", str(bad), "--fail-regression", "ten"],
                           capture_output=True, text=True)
-    assert done.returncode == 2 and "argument --fail-regression: 'ten' is not valid: give a percentage such as 10%" in done.stderr
+    assert done.returncode == 2
+    assert "argument --fail-regression: 'ten' is not valid: give a percentage such as 10%" in done.stderr
 
 
 def test_comparison_stored_in_the_document_is_rendered_again(pytester, tmp_path):
@@ -148,8 +154,10 @@ def test_comparison_stored_in_the_document_is_rendered_again(pytester, tmp_path)
     document = load_document(path)
     baseline = copy.deepcopy(document)
     (tmp_path / "b.json").write_text(json.dumps(baseline))
-    result = pytester.runpytest("--iobench-threads=1,4", "--iobench-libraries=posix", f"--iobench-compare={tmp_path / 'b.json'}",
+    result = pytester.runpytest("--iobench-threads=1,4", "--iobench-libraries=posix",
+                                f"--iobench-compare={tmp_path / 'b.json'}",
                                 "--iobench-json=compared.json", "--iobench-report=none")
     assert result.ret == 1  # test_train[resnet50_small] misses its floor; the comparison itself is clean
-    assert main(["report", str(pytester.path / "compared.json"), "--out", str(tmp_path / "again"), "--format", "md"]) == 0
+    assert main(["report", str(pytester.path / "compared.json"), "--out", str(tmp_path / "again"),
+                 "--format", "md"]) == 0
     assert "## Comparison with the baseline" in (tmp_path / "again" / "compared.md").read_text()

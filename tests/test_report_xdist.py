@@ -75,5 +75,6 @@ def test_embedded_s3_secret_stays_out_under_xdist(pytester):
     document = load_document(pytester.path / "reports" / "latest.json")
     assert document["tests"][0]["details"]["environment"]["AWS_SECRET_ACCESS_KEY"] == "***"
     assert document["tests"][1]["message"] == "AssertionError: refused with ***"
-    assert secret not in result.stdout.str() + result.stderr.str(), "the output (pytest's failure report included) shows no secret"
+    assert secret not in result.stdout.str() + result.stderr.str(), (
+        "the output (pytest's failure report included) shows no secret")
     result.stdout.fnmatch_lines(["*AssertionError: refused with [*][*][*]*"])

@@ -121,7 +121,7 @@ def test_a_blackholed_endpoint_fails_every_library_within_the_op_timeout(moto, t
     tests = document["tests"]
     assert len(tests) == 12, result.stdout[-3000:]
     for test in tests:
-        library, op = test["params"]["library"], test["params"]["op"]
+        library, _op = test["params"]["library"], test["params"]["op"]
         assert test["outcome"] == "failed", test
         assert test["duration_s"] < OP_TIMEOUT + SLACK, test
         message = test["message"]

@@ -38,14 +38,18 @@ def test_minio_codes_map_to_the_family():
 
 
 def test_s3dlio_messages_map_to_the_family():
-    assert isinstance(s3dlio_backend.translate("get", "k", RuntimeError("service error: NoSuchKey (x)")), StorageNotFound)
-    assert isinstance(s3dlio_backend.translate("get", "k", RuntimeError("File not found: /x")), StorageNotFound)
-    assert isinstance(s3dlio_backend.translate("put", "k", RuntimeError("service error: AccessDenied")), StoragePermissionDenied)
+    def translated(op: str, message: str) -> Exception:
+        return s3dlio_backend.translate(op, "k", RuntimeError(message))
+
+    assert isinstance(translated("get", "service error: NoSuchKey (x)"), StorageNotFound)
+    assert isinstance(translated("get", "File not found: /x"), StorageNotFound)
+    assert isinstance(translated("put", "service error: AccessDenied"), StoragePermissionDenied)
 
 
 def test_secrets_are_redacted_from_messages():
     endpoint = S3Endpoint("http://127.0.0.1:1", "AKIAABCDEFGHIJKLMNOP", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
-    text = f"signature failed for {endpoint.access_key} with {endpoint.secret_key}; X-Amz-Signature=abcdef0123&x=1 password=hunter2"
+    text = (f"signature failed for {endpoint.access_key} with {endpoint.secret_key}; "
+            "X-Amz-Signature=abcdef0123&x=1 password=hunter2")
     clean = redact(text)
     for secret in (endpoint.secret_key, "AKIAABCDEFGHIJKLMNOP", "abcdef0123", "hunter2"):
         assert secret not in clean
@@ -91,7 +95,8 @@ def test_a_file_writer_that_runs_out_of_room_raises_the_family_and_leaves_nothin
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-c", FULL_DISK, str(tmp_path)], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([sys.executable, "-c", FULL_DISK, str(tmp_path)],
+                         capture_output=True, text=True, check=True).stdout
     first, files = out.splitlines()
     name, op, key, library, cause = first.split()
     assert (name, key, library, cause) == ("StorageError", "dir/big.bin", "posix", "OSError")

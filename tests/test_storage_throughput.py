@@ -88,7 +88,7 @@ def test_the_first_failure_stops_the_workers_and_is_raised(local):
     for key in keys:
         local.put(key, b"y")
     watched = Watched(local, delay=0.005, fail="k3")
-    with pytest.raises(StorageError, match="get.*k3.*connection reset"):
+    with pytest.raises(StorageError, match=r"get.*k3.*connection reset"):
         transfer(watched, "get", keys, 2)
     assert watched.calls < 50, "the other worker stopped after the call it was in"
 

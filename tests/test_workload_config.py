@@ -120,7 +120,7 @@ def test_overrides_apply_and_are_validated():
 def test_parse_override_forms():
     assert parse_override("reader.batch_size=8") == (["reader", "batch_size"], 8)
     assert parse_override("++workload.workflow.train=False") == (["workflow", "train"], False)
-    with pytest.raises(WorkloadError, match="section.key=value"):
+    with pytest.raises(WorkloadError, match=re.escape("section.key=value")):
         parse_override("reader.batch_size")
 
 
@@ -149,7 +149,8 @@ def test_unknown_key_in_an_override_is_an_error():
     ({"reader": {"file_shuffle": "yes"}}, "reader.file_shuffle: 'yes' is not valid; give one of off, seed, random"),
     ({"metric": {"au": 90}}, "metric.au: 90 is not valid; give a fraction between 0 and 1"),
     ({"train": {"computation_time": {"type": "lognormal", "mean": 1}}},
-     "train.computation_time: unknown distribution type 'lognormal'; valid: normal, uniform, gamma, exponential, poisson"),
+     "train.computation_time: unknown distribution type 'lognormal'; "
+     "valid: normal, uniform, gamma, exponential, poisson"),
     ({"train": {"computation_time": {"type": "gamma", "shape": 2}}},
      "train.computation_time: a gamma distribution takes shape, scale; missing scale"),
     ({"train": {"computation_time": -1}}, "train.computation_time: the time must be a number >= 0"),
@@ -308,7 +309,8 @@ def test_epochs_between_evals_0_loads_with_evaluation_off_only():
                                             r"False only .*; give 1 or more"):
         load_mapping({"workflow": {"evaluation": True}, "dataset": {"num_files_eval": 2},
                       "evaluation": {"epochs_between_evals": 0}})
-    with pytest.raises(WorkloadError, match=r"evaluation.epochs_between_evals: -1 is not valid; give a whole number >= 0"):
+    with pytest.raises(WorkloadError,
+                       match=r"evaluation.epochs_between_evals: -1 is not valid; give a whole number >= 0"):
         load_mapping({"evaluation": {"epochs_between_evals": -1}})
 
 
@@ -321,7 +323,8 @@ def test_a_training_run_without_evaluation_generates_no_eval_file():
     assert config.dataset.digest() == load_mapping({"dataset": {"num_files_train": 256}}).dataset.digest()
     evaluating = load_mapping({"workflow": {"evaluation": True}, "dataset": {"num_files_eval": 8}})
     assert evaluating.dataset.num_files_eval == 8
-    generate_only = load_mapping({"workflow": {"generate_data": True, "train": False}, "dataset": {"num_files_eval": 8}})
+    generate_only = load_mapping({"workflow": {"generate_data": True, "train": False},
+                                  "dataset": {"num_files_eval": 8}})
     assert generate_only.dataset.num_files_eval == 8  # generated for a later run, which may evaluate
 
 
@@ -336,7 +339,8 @@ def test_keys_dlio_ships_but_reads_under_other_names_or_not_at_all():
     # older DLIO read the model's layout under checkpoint (its megatron_deepspeed.yaml)
     config = load_mapping({"checkpoint": {"num_layers": 44, "optimization_groups": [1, 2], "tensor_parallelism": 2,
                                           "layer_parameters": [3, 4], "pipeline_parallelism": 2}})
-    assert (config.model.num_layers, config.model.optimization_groups, config.model.layer_parameters) == (44, [1, 2], [3, 4])
+    model = config.model
+    assert (model.num_layers, model.optimization_groups, model.layer_parameters) == (44, [1, 2], [3, 4])
     assert (config.model.parallelism.tensor, config.model.parallelism.pipeline) == (2, 2)
     assert any("checkpoint.num_layers" in n and "model.num_layers" in n for n in config.notes)
     # the MLCommons fork's keys
@@ -364,7 +368,8 @@ def test_prefetch_size_0_is_said_to_read_one_batch_per_thread_ahead():
     config = load_mapping({"reader": {"prefetch_size": 0, "read_threads": 4}})
     assert any(n.startswith("reader.prefetch_size: 0 is read as 1 batch per read thread (4 read ahead)")
                for n in config.notes)
-    assert not any("prefetch_size" in n for n in load_mapping({"reader": {"prefetch_size": 0, "read_threads": 0}}).notes)
+    no_prefetch = load_mapping({"reader": {"prefetch_size": 0, "read_threads": 0}})
+    assert not any("prefetch_size" in n for n in no_prefetch.notes)
 
 
 def test_keys_this_kind_of_run_does_not_use_are_reported_by_name():
@@ -407,7 +412,8 @@ def test_an_override_can_name_the_workload_it_applies_to(pytester):
                         "    print('W', training_workload.name, training_workload.dataset.num_files_train,"
                         " training_workload.train.epochs)\n")
     result = pytester.runpytest("-s", "--iobench-workload=unet3d_h100,cosmoflow_h100",
-                                "--iobench-set", "unet3d_h100:dataset.num_files_train=8", "--iobench-set", "train.epochs=2")
+                                "--iobench-set", "unet3d_h100:dataset.num_files_train=8",
+                                "--iobench-set", "train.epochs=2")
     result.stdout.fnmatch_lines(["*W unet3d_h100 8 2*", "*W cosmoflow_h100 524288 2*"])
     bad = pytester.runpytest("--iobench-workload=unet3d_h100", "--iobench-set", "unet3d_h10:dataset.num_files_train=8")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR

@@ -128,7 +128,8 @@ def test_read_throughput_is_measured_over_the_au_window(session, local, tmp_path
                       reader={"read_threads": 1, "prefetch_size": 1},
                       train={"epochs": 1, "computation_time": 0.005})
     write_raw_dataset(local, config)
-    outcome = run_training_session(session, config, local, ranks=ranks, opener="test_workload_support:open_raw_slow_start",
+    outcome = run_training_session(session, config, local, ranks=ranks,
+                                   opener="test_workload_support:open_raw_slow_start",
                                    output_folder=str(tmp_path / "dlio"))
     s = outcome.summary
     for r in outcome.results:
@@ -263,7 +264,8 @@ def test_a_dataset_too_small_is_said_before_any_rank_starts(session, local):
     from pytest_iobench.workload.sampler import PlanError
 
     config = workload(dataset={"num_files_train": 13}, reader={"batch_size": 7})
-    with pytest.raises(PlanError, match="13 files x 1 samples = 13 samples cannot make one batch of 7 on each of 2 ranks"):
+    with pytest.raises(PlanError,
+                       match="13 files x 1 samples = 13 samples cannot make one batch of 7 on each of 2 ranks"):
         train(session, config, local, 2)
     with pytest.raises(PlanError, match=r"eval: 4 files x 1 samples = 4 samples cannot make one batch of 8"):
         config = workload(dataset={"num_files_eval": 4}, workflow={"evaluation": True}, reader={"batch_size_eval": 8})
@@ -273,8 +275,9 @@ def test_a_dataset_too_small_is_said_before_any_rank_starts(session, local):
 def test_one_step_epochs_run_as_dlio_runs_them(session, local):
     """1 step per epoch (and per evaluation): DLIO runs it; excluding the first step would leave
     nothing, so every step is measured and the run says so."""
-    config = workload(dataset={"num_files_train": 4, "num_files_eval": 4}, reader={"batch_size": 2, "batch_size_eval": 2},
-                      workflow={"evaluation": True}, train={"epochs": 2, "computation_time": 0.01})
+    config = workload(dataset={"num_files_train": 4, "num_files_eval": 4},
+                      reader={"batch_size": 2, "batch_size_eval": 2}, workflow={"evaluation": True},
+                      train={"epochs": 2, "computation_time": 0.01})
     write_raw_dataset(local, config)
     outcome = train(session, config, local, 2)  # 1 eval step per rank too
     s = outcome.summary

@@ -177,7 +177,8 @@ def _cache_warnings(outcome: CheckpointOutcome) -> list[str]:
     return []
 
 
-def measure_checkpoints(record, run: Callable[[], CheckpointOutcome], config: WorkloadConfig) -> list[CheckpointOutcome]:
+def measure_checkpoints(record, run: Callable[[], CheckpointOutcome],
+                        config: WorkloadConfig) -> list[CheckpointOutcome]:
     """Measure checkpoint runs through ``record.measure`` (TestRecord): --iobench-warmup runs
     (recorded, not counted), then --iobench-repeat runs, each a whole write + read session
     (``run``); then ``record_checkpoint``. A run whose read fails (CheckpointReadFailed) still

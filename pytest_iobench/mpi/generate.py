@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--regenerate", action="store_true",
                         help="replace a dataset of another spec, or files this tool did not write")
     parser.add_argument("--adopt", action="store_true",
-                        help="use files another tool wrote (a DLIO dataset) as they are when their names are the spec's")
+                        help="use files another tool wrote (a DLIO dataset) as they are "
+                             "when their names are the spec's")
     parser.add_argument("--fsync", action="store_true")
     parser.add_argument("--verify", choices=MODES, default="sample",
                         help="how much of a kept dataset is read back and checked against its manifest's checksums")

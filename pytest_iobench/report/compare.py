@@ -17,8 +17,9 @@ floor) alone, and the comparison says so. A figure flagged unfit for gating in e
 
 A gated metric of the baseline that this run does not have (its test did not run, or did not
 record it: a library not installed, a test deselected) is listed in ``missing_metrics``. It does
-not fail the gate unless ``fail_missing`` is set (``--iobench-fail-missing``, ``report --fail-missing``): a skipped library must not fail a gate, but
-the gate says how much it did not check.
+not fail the gate unless ``fail_missing`` is set (``--iobench-fail-missing``, ``report
+--fail-missing``): a skipped library must not fail a gate, but the gate says how much it did not
+check.
 """
 
 from __future__ import annotations

@@ -323,7 +323,8 @@ def render_plots(document: dict[str, Any]) -> list[Plot]:
     if bars:
         plots.append(Plot("au", "AU per workload against its floor",
                           "Mean accelerator utilization over epochs; the black line is the workload's "
-                          "floor (metric.au): green met, red not met, grey no floor applied." + _clipped(len(bars), min(len(bars), MAX_ROWS), "tests"),
+                          "floor (metric.au): green met, red not met, grey no floor applied."
+                          + _clipped(len(bars), min(len(bars), MAX_ROWS), "tests"),
                           plot_au(bars[:MAX_ROWS])))
     rows = latency_rows(tests)
     if rows:

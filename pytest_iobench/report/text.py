@@ -207,7 +207,8 @@ def comparison_lines(comparison: dict[str, Any]) -> list[str]:
     note = spread_note(comparison)
     if note:
         lines.append(f"  {note}")
-    for status, title in (("regression", "regressions beyond the threshold and the noise"), ("improvement", "improvements")):
+    for status, title in (("regression", "regressions beyond the threshold and the noise"),
+                          ("improvement", "improvements")):
         selected = sorted((c for c in changes if c["status"] == status), key=severity, reverse=status == "improvement")
         if selected:
             lines.append(f"  {title} ({len(selected)}):")
@@ -221,7 +222,8 @@ def comparison_lines(comparison: dict[str, Any]) -> list[str]:
     if missing:
         lines.append(f"  baseline metrics missing ({len(missing)}): {missing_note(comparison)}")
         lines.extend(_listed([f"{short_id(m['id'])} {m['metric']}: {m['reason']}" for m in missing]))
-    for key, title in (("new_tests", "new tests (not in the baseline)"), ("missing_tests", "missing tests (in the baseline, not run)")):
+    for key, title in (("new_tests", "new tests (not in the baseline)"),
+                       ("missing_tests", "missing tests (in the baseline, not run)")):
         if comparison[key]:
             lines.append(f"  {title} ({len(comparison[key])}):")
             lines.extend(_listed([short_id(i) for i in comparison[key]]))

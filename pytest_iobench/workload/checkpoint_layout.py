@@ -135,7 +135,7 @@ def _split(total: int, parts: int) -> list[int]:
 
 
 def _scaled(size: int, scale: float) -> int:
-    return int(round(size * scale))
+    return round(size * scale)
 
 
 def layout_for(config, processes: int = 0, scale: float = 1.0) -> CheckpointLayout:

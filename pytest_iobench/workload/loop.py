@@ -165,7 +165,7 @@ def _evaluate(config: WorkloadConfig, sampler: Sampler, loader: Loader, data: Da
     start = time.perf_counter()
     waits, computes, reads, step_seconds = [], [], [], []
     with loader.epoch(plan, epoch) as batches:
-        for batch_ids in range(len(plan)):
+        for _ in range(len(plan)):
             t0 = time.perf_counter()
             batch = next(batches)
             t1 = time.perf_counter()

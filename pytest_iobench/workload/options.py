@@ -91,8 +91,9 @@ def settle_seconds(text: str) -> float:
 
 
 declare(
-    Option("workload", "workloads to run: names of the shipped workloads (pytest_iobench/workloads/) or paths of DLIO workload YAML files "
-           "(comma list); default: each suite's scaled-down workloads", parse=comma_list(), metavar="NAMES"),
+    Option("workload", "workloads to run: names of the shipped workloads (pytest_iobench/workloads/) "
+           "or paths of DLIO workload YAML files (comma list); default: each suite's scaled-down workloads",
+           parse=comma_list(), metavar="NAMES"),
     Option("set", "override a workload key, as section.key=value (repeatable), e.g. dataset.num_files_train=8; "
            "WORKLOAD:section.key=value overrides one workload only (unet3d_h100:dataset.num_files_train=8); "
            "DLIO's ++workload.section.key=value is accepted too", parse=override, multiple=True,

@@ -2,10 +2,10 @@
 through a clean one.
 
 A step gets two storages on the same bucket and prefix: ``faulty`` (the library under test,
-through the fault proxy) and ``clean`` (another library, straight to the endpoint). ``prepare`` writes through the clean one what the step
-reads, the step runs through the faulty one (timed), and ``verify`` checks through the clean one
-that every byte the step wrote is what it should be; a step that reads checks what it read as
-it goes. Steps:
+through the fault proxy) and ``clean`` (another library, straight to the endpoint). ``prepare``
+writes through the clean one what the step reads, the step runs through the faulty one (timed),
+and ``verify`` checks through the clean one that every byte the step wrote is what it should be;
+a step that reads checks what it read as it goes. Steps:
 
 - ``generation``: a small npz dataset generated (data/generate.py), compared file by file
   with the same spec generated through the clean endpoint;

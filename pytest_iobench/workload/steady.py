@@ -17,6 +17,7 @@ than ``MAX_CV`` (coefficient of variation), is flagged: its figures are unfit fo
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -102,7 +103,7 @@ class RateSampler(PeriodicSampler):
 
 def _bytes_at(samples: Sequence[Sample], t: float) -> float:
     """Bytes moved by time ``t``, interpolated between the samples around it."""
-    for (t0, b0), (t1, b1) in zip(samples, samples[1:]):
+    for (t0, b0), (t1, b1) in itertools.pairwise(samples):
         if t0 <= t <= t1:
             return b0 if t1 == t0 else b0 + (b1 - b0) * (t - t0) / (t1 - t0)
     return float(samples[-1][1])
@@ -116,7 +117,7 @@ def steady_state(samples: Sequence[Sample], *, min_slices: int = MIN_SLICES, max
     count = max(1, min(target, int(end / slice_min)))
     width = end / count if end > 0 else 0.0
     edges = [_bytes_at(samples, i * width) for i in range(count + 1)]
-    rates = [(b1 - b0) / width if width > 0 else 0.0 for b0, b1 in zip(edges, edges[1:])]
+    rates = [(b1 - b0) / width if width > 0 else 0.0 for b0, b1 in itertools.pairwise(edges)]
     # the ramp: the first slices until one runs at (1 - RAMP_TOLERANCE) of the later slices'
     # median; the first slice always goes (it holds the start, as DLIO leaves out a run's first step)
     later = statistics.median(rates[len(rates) // 2:])
