@@ -48,12 +48,13 @@ def blank_entry(nodeid: str) -> dict[str, Any]:
 def record_entry(record: TestRecord, worker: str | None = None) -> dict[str, Any]:
     """A test's entry from its record (outcome filled in later), redacted in the process that ran
     the test: only there are the secrets it may hold known (an xdist worker's embedded endpoint)."""
-    entry = {**blank_entry(record.nodeid), **record.to_dict(), "worker": worker}
+    entry: dict[str, Any] = {**blank_entry(record.nodeid), **record.to_dict(), "worker": worker}
     entry["suite"] = entry["suite"] or suite_of(record.nodeid)
     entry["kind"] = entry["kind"] or infer_kind(entry["suite"])
     if entry["kind"] not in KINDS:  # the test failed saying so; the document keeps to its schema
         entry["kind"] = None
-    return redacted(entry)
+    clean: dict[str, Any] = redacted(entry)  # the same shape, strings redacted
+    return clean
 
 
 @dataclass

@@ -165,7 +165,7 @@ class Spread:
                    worse_by(stats.best(old, direction), median, direction))
 
 
-def _repeats(metric: dict) -> list[float]:
+def _repeats(metric: dict[str, Any]) -> list[float]:
     return [float(v) for v in metric.get("repeats") or [metric["value"]]]
 
 
@@ -176,7 +176,7 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], *, baseline_path:
     gate on regressions beyond it; None: do not gate, and tell changes from noise at 10%.
     ``fail_missing``: a gated baseline metric this run lacks fails the gate too."""
     gating = threshold is not None
-    default = float(threshold) if gating else DEFAULT_THRESHOLD
+    default = float(threshold) if threshold is not None else DEFAULT_THRESHOLD
     result = Comparison(
         baseline={"path": str(baseline_path), "run_id": baseline["run"]["id"], "started": baseline["run"]["started"]},
         threshold=default, gating=gating, overrides=[str(o) for o in overrides], fail_missing=fail_missing,
@@ -199,7 +199,7 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], *, baseline_path:
     return result
 
 
-def _compare_metrics(result: Comparison, test_id: str, old: dict, new: dict, default: float,
+def _compare_metrics(result: Comparison, test_id: str, old: dict[str, Any], new: dict[str, Any], default: float,
                      overrides: Sequence[Override]) -> None:
     for name, metric in new.items():
         before = old.get(name)
@@ -243,7 +243,7 @@ def _compare_metrics(result: Comparison, test_id: str, old: dict, new: dict, def
     _note_missing(result, test_id, gone, "not recorded in this run", default, overrides)
 
 
-def _note_missing(result: Comparison, test_id: str, metrics: dict, reason: str, default: float,
+def _note_missing(result: Comparison, test_id: str, metrics: dict[str, Any], reason: str, default: float,
                   overrides: Sequence[Override]) -> None:
     """Baseline metrics this run lacks that the gate would have checked (not sizes, not 'off')."""
     for name, metric in metrics.items():
@@ -252,11 +252,12 @@ def _note_missing(result: Comparison, test_id: str, metrics: dict, reason: str, 
 
 
 def _dig(data: dict[str, Any], path: tuple[str, ...]) -> Any:
+    node: Any = data
     for key in path:
-        if not isinstance(data, dict):
+        if not isinstance(node, dict):
             return None
-        data = data.get(key)
-    return data
+        node = node.get(key)
+    return node
 
 
 def machine_differences(baseline: dict[str, Any], current: dict[str, Any]) -> list[dict[str, Any]]:

@@ -92,4 +92,5 @@ def build_document(
     }
     if comparison is not None:
         document["comparison"] = comparison
-    return redacted(document)
+    clean: dict[str, Any] = redacted(document)  # the same shape, strings redacted
+    return clean

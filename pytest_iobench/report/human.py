@@ -214,6 +214,7 @@ def to_markdown(blocks: Sequence[Block], image_name: Callable[[Plot], str]) -> s
         elif block.kind == "list":
             out += [f"- {_md_cell(item)}" for item in block.items] + [""]
         elif block.kind == "plot":
+            assert block.plot is not None, "a plot block carries its plot"
             out += [f"![{block.plot.title}]({image_name(block.plot)})", ""]
     return "\n".join(out)
 
@@ -253,6 +254,7 @@ def to_html(blocks: Sequence[Block], title: str) -> str:
         elif block.kind == "list":
             out.append("<ul>" + "".join(f"<li>{e(str(item))}</li>" for item in block.items) + "</ul>")
         elif block.kind == "plot":
+            assert block.plot is not None, "a plot block carries its plot"
             data = base64.b64encode(block.plot.png).decode("ascii")
             out.append(f'<img alt="{e(block.plot.title)}" src="data:image/png;base64,{data}">')
     out.append("</body></html>")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..data.options import byte_size, byte_size_or_auto
-from ..settings import Option, boolean, comma_list, declare, positive_int
+from ..settings import Option, Settings, boolean, comma_list, declare, positive_int
 from .thresholds import parse_override, parse_percentage
 
 HUMAN_FORMATS = ("md", "html", "none")
@@ -69,7 +69,7 @@ declare(
 )
 
 
-def check_output(settings, invocation_dir: str) -> None:
+def check_output(settings: Settings, invocation_dir: str) -> None:
     """--iobench-json must be a file that can be written, known before the run: the nearest
     existing directory must take a new entry (a probe directory, made and removed at once:
     permissions alone do not say it, root passes them on a read-only or virtual file system)."""

@@ -12,7 +12,13 @@ import io
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # matplotlib is imported when a plot is drawn, not with the package
+    from matplotlib.axes import Axes
+    from matplotlib.axis import Axis
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter
 
 from .record import TIME_UNITS
 
@@ -152,14 +158,14 @@ def change_axis_limit(values: Sequence[float], threshold_percent: float) -> floa
 
 
 # -- rendering ---------------------------------------------------------------------------------
-def _figure(rows: int, width: float = 9.0):
+def _figure(rows: int, width: float = 9.0) -> tuple[Figure, Axes]:
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, min(2.0 + 0.32 * rows, 18.0)), dpi=100, layout="constrained")
     return fig, fig.add_subplot()
 
 
-def _png(fig) -> bytes:
+def _png(fig: Figure) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     return buffer.getvalue()
@@ -252,7 +258,7 @@ def plot_latency(rows: list[tuple[str, dict[str, float]]]) -> bytes:
     return _png(fig)
 
 
-def _plain_log_labels(axis, values: list[float]) -> None:
+def _plain_log_labels(axis: Axis, values: list[float]) -> None:
     """Log-axis labels as plain numbers (0.02, 30) instead of 2x10^-2; minor ticks labelled too
     when the data spans less than a decade and a half, where majors alone say too little."""
     from matplotlib.ticker import FuncFormatter, NullFormatter
@@ -304,7 +310,7 @@ def plot_changes(bars: list[tuple[str, float, str]], threshold: float) -> bytes:
     return _png(fig)
 
 
-def _percent_formatter():
+def _percent_formatter() -> FuncFormatter:
     from matplotlib.ticker import FuncFormatter
 
     return FuncFormatter(lambda v, _: f"{v:+g}%" if v else "0%")

@@ -22,7 +22,8 @@ class DocumentError(ValueError):
 def schema(version: int = SCHEMA_VERSION) -> dict[str, Any]:
     """The JSON Schema of result documents of ``version`` (shipped in report/schema/)."""
     text = resources.files(__package__).joinpath("schema", f"{SCHEMA_NAME}-{version}.json").read_text("utf-8")
-    return json.loads(text)
+    document: dict[str, Any] = json.loads(text)
+    return document
 
 
 def problems(document: Any, limit: int = 10) -> list[str]:

@@ -151,7 +151,8 @@ def change_of(change: dict[str, Any]) -> float | None:
     """A change as a fraction of the baseline, negative when worse (documents without ``change``
     have ``worse_by``, its opposite)."""
     if "change" in change:
-        return change["change"]
+        value: float | None = change["change"]
+        return value
     return None if change["worse_by"] is None else -change["worse_by"]
 
 

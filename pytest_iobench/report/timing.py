@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-Setup = Callable[[], tuple[tuple, dict]]
+Setup = Callable[[], tuple[tuple[Any, ...], dict[str, Any]]]
 
 
 @dataclass
