@@ -29,6 +29,7 @@ from ..workload.config import WorkloadConfig
 from ..workload.job import checkpoint_job
 from ..workload.metrics import GB, GiB
 from ..workload.page_cache import CACHE_STATES
+from .recorder import Recorder
 from .session import MPISession, SessionRun
 
 
@@ -177,7 +178,7 @@ def _cache_warnings(outcome: CheckpointOutcome) -> list[str]:
     return []
 
 
-def measure_checkpoints(record, run: Callable[[], CheckpointOutcome],
+def measure_checkpoints(record: Recorder, run: Callable[[], CheckpointOutcome],
                         config: WorkloadConfig) -> list[CheckpointOutcome]:
     """Measure checkpoint runs through ``record.measure`` (TestRecord): --iobench-warmup runs
     (recorded, not counted), then --iobench-repeat runs, each a whole write + read session
@@ -202,13 +203,14 @@ def measure_checkpoints(record, run: Callable[[], CheckpointOutcome],
     return outcomes
 
 
-def record_checkpoint(record, outcomes: CheckpointOutcome | list[CheckpointOutcome], warmups: int = 0) -> None:
+def record_checkpoint(record: Recorder, outcomes: CheckpointOutcome | list[CheckpointOutcome],
+                      warmups: int = 0) -> None:
     """Put checkpoint runs into a test's result record (report.record.TestRecord): sizes,
     warnings and details (every run's per-checkpoint and per-rank figures). The first
     ``warmups`` runs are warm-ups. A single outcome given alone also gets its metrics (the
     mean over its checkpoints); through ``measure_checkpoints``, ``measure`` records them."""
     single = isinstance(outcomes, CheckpointOutcome)
-    runs = [outcomes] if single else list(outcomes)
+    runs = [outcomes] if isinstance(outcomes, CheckpointOutcome) else list(outcomes)
     last = runs[-1]
     config = last.config
     record.kind = "checkpoint"

@@ -61,7 +61,7 @@ class SingleRank:
 class MPIRanks:
     """COMM_WORLD through mpi4py, with the few collectives the workloads use."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         from mpi4py import MPI
 
         self._mpi = MPI
@@ -99,10 +99,12 @@ class MPIRanks:
         return self.comm.allgather(obj)
 
     def allreduce_max(self, value: float) -> float:
-        return self.comm.allreduce(value, op=self._mpi.MAX)
+        reduced: float = self.comm.allreduce(value, op=self._mpi.MAX)  # mpi4py types it Any
+        return reduced
 
     def allreduce_sum(self, value: float) -> float:
-        return self.comm.allreduce(value, op=self._mpi.SUM)
+        reduced: float = self.comm.allreduce(value, op=self._mpi.SUM)
+        return reduced
 
     def abort(self, code: int = 1) -> None:
         """End every rank now: a failed rank must not leave the others waiting at a barrier
@@ -155,7 +157,7 @@ def start_heartbeat(rank: int, directory: str | None = None, every: float = HEAR
     return True
 
 
-def write_rank_result(rank: int, data: dict, directory: str | None = None) -> str | None:
+def write_rank_result(rank: int, data: dict[str, Any], directory: str | None = None) -> str | None:
     """Write this rank's result where the launcher looks for it; atomically (temp + rename).
 
     Returns the path, or None when no result directory is set (an in-process run)."""

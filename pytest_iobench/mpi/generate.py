@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import sys
+from typing import Any
 
 from ..data.generate import ON_CORRUPT, DatasetMismatch, Progress, generate
 from ..data.integrity import MODES
@@ -22,7 +23,8 @@ from ..storage.registry import storage_at
 from .context import world, write_rank_result
 
 
-def _load_mapping(text: str) -> dict:
+def _load_mapping(text: str) -> dict[str, Any]:
+    data: Any
     if os.path.exists(text):
         with open(text) as f:
             if text.endswith((".yaml", ".yml")):
@@ -32,8 +34,10 @@ def _load_mapping(text: str) -> dict:
             else:
                 data = json.load(f)
         # a whole DLIO workload file: take its dataset section
-        return data.get("dataset", data) if isinstance(data, dict) and "dataset" in data else data
-    return json.loads(text)
+        mapping: dict[str, Any] = data.get("dataset", data) if isinstance(data, dict) and "dataset" in data else data
+        return mapping
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
 
 
 def main(argv: list[str] | None = None) -> int:

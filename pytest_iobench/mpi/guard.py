@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     code = child.wait()
     directory, rank = os.environ.get(RESULT_DIR_ENV), rank_of_environment()
     if code != 0 and directory and rank is not None:
-        how = {"pid": child.pid, "time": time.time()}
+        how: dict[str, int | float | str] = {"pid": child.pid, "time": time.time()}
         how.update({"signal": -code, "name": signal.Signals(-code).name} if code < 0 else {"code": code})
         try:
             with open(os.path.join(directory, f"rank-{rank}.exit"), "w") as f:

@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..storage.errors import redact
 from .context import RESULT_DIR_ENV
@@ -42,7 +43,7 @@ class MPIRunError(RuntimeError):
 class LaunchResult:
     ranks: int
     #: what each rank reported (None for a rank that did not)
-    results: list[dict | None]
+    results: list[dict[str, Any] | None]
     #: the last progress note of each rank ("" if none)
     progress: list[str]
     returncode: int | None
@@ -63,10 +64,10 @@ class LaunchResult:
     def ok(self) -> bool:
         return not self.timed_out and self.returncode == 0 and not self.missing
 
-    def check(self) -> list[dict]:
+    def check(self) -> list[dict[str, Any]]:
         """The per-rank results, or MPIRunError naming the ranks that did not finish."""
-        if self.ok:
-            return self.results  # type: ignore[return-value]
+        if self.ok:  # no rank is missing: every result is there
+            return [result for result in self.results if result is not None]
         missing = ", ".join(
             f"{r} (last at: {self.progress[r]})" if self.progress[r] else str(r) for r in self.missing
         ) or "none"
@@ -121,7 +122,7 @@ def launch(module: str, args: list[str], ranks: int, *, env: dict[str, str] | No
     if ranks < 1:
         raise ValueError(f"ranks must be >= 1, not {ranks}")
     own_dir = workdir is None
-    result_dir = tempfile.mkdtemp(prefix="iobench-ranks-") if own_dir else workdir
+    result_dir = workdir if workdir is not None else tempfile.mkdtemp(prefix="iobench-ranks-")
     os.makedirs(result_dir, exist_ok=True)
     # each rank under its guard, which records how the rank ended (see the module's docstring)
     command = mpiexec_command(ranks, [sys.executable, "-m", GUARD, module, *args], hosts, hostfile)
@@ -176,7 +177,7 @@ def launch(module: str, args: list[str], ranks: int, *, env: dict[str, str] | No
     return LaunchResult(ranks, results, progress, returncode, timed_out, duration, tail, command, hung, died)
 
 
-def _read_heartbeat(directory: str, rank: int) -> dict | None:
+def _read_heartbeat(directory: str, rank: int) -> dict[str, Any] | None:
     try:
         with open(os.path.join(directory, f"rank-{rank}.alive")) as f:
             beat = json.load(f)
@@ -254,7 +255,7 @@ def _ended_badly(directory: str, ranks: int) -> dict[int, str]:
     end = ends[rank]
     how = f"killed by {end['name']}" if "signal" in end else f"exited with code {end.get('code')}"
     return {rank: f"pid {end.get('pid')} {how}"}
-def _end_group(process: subprocess.Popen) -> None:
+def _end_group(process: subprocess.Popen[bytes]) -> None:
     for sig, grace in ((signal.SIGTERM, 5), (signal.SIGKILL, 5)):
         try:
             os.killpg(process.pid, sig)
@@ -267,10 +268,11 @@ def _end_group(process: subprocess.Popen) -> None:
             continue
 
 
-def _read_rank(directory: str, rank: int) -> dict | None:
+def _read_rank(directory: str, rank: int) -> dict[str, Any] | None:
     try:
         with open(os.path.join(directory, f"rank-{rank}.json")) as f:
-            return json.load(f)
+            result: dict[str, Any] = json.load(f)  # write_rank_result wrote a dict
+            return result
     except (FileNotFoundError, json.JSONDecodeError):
         return None
 

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..storage import Storage
 from ..workload.job import run_rank
 from .context import SingleRank
 from .launch import MPIRunError, launch
@@ -94,7 +95,7 @@ class MPISession:
                 except Exception:  # a broken reporter must not break the run
                     pass
 
-    def run(self, job: dict[str, Any], ranks: int, *, storage=None) -> SessionRun:
+    def run(self, job: dict[str, Any], ranks: int, *, storage: Storage | None = None) -> SessionRun:
         """Run ``job`` on ``ranks`` ranks. ``storage`` is used by an in-process single rank
         instead of opening the job's storage spec again."""
         if ranks < 1:

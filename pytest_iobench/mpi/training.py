@@ -24,6 +24,7 @@ from ..workload.job import training_job
 from ..workload.loop import epochs_with, plan_eval_steps, plan_steps, window_note
 from ..workload.metrics import GB
 from ..workload.sampler import new_run_seed
+from .recorder import Recorder
 from .session import MPISession, SessionRun
 
 
@@ -237,7 +238,7 @@ def training_values(outcome: TrainingOutcome) -> dict[str, float]:
     return values
 
 
-def measure_training(record, run: Callable[[], TrainingOutcome], config: WorkloadConfig, ranks: int,
+def measure_training(record: Recorder, run: Callable[[], TrainingOutcome], config: WorkloadConfig, ranks: int,
                      floor_waived: str = "") -> TrainingOutcome:
     """Run the whole workload ``record.warmups`` times (recorded, not counted) then
     ``record.repeat`` times through ``record.measure`` (MLPerf Storage: a warm-up run, then
@@ -255,7 +256,7 @@ def measure_training(record, run: Callable[[], TrainingOutcome], config: Workloa
     return outcomes[-1]
 
 
-def record_training(record, outcome: TrainingOutcome, floor_waived: str = "", *,
+def record_training(record: Recorder, outcome: TrainingOutcome, floor_waived: str = "", *,
                     runs: list[TrainingOutcome] | None = None, warmups: int = 0) -> None:
     """Put a training outcome into a test's result record (report.record.TestRecord):
     metrics (recorded whether or not the AU floor is met), warnings, per-rank details and the
