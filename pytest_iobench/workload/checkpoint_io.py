@@ -27,7 +27,7 @@ from typing import Any
 import crc32c
 import numpy as np
 
-from ..data.random import BLOCK, stream_for
+from ..data.random import BLOCK, RandomStream, stream_for
 from ..storage import Storage, StorageNotFound
 from ..storage.base import join_key
 from .checkpoint_layout import Shard
@@ -72,7 +72,7 @@ class CheckpointIO:
         self.randomize = randomize
         self._buffer = np.empty(WRITE_BUFFER, dtype=np.uint8)
 
-    def _stream(self, index: int, shard: Shard):
+    def _stream(self, index: int, shard: Shard) -> RandomStream:
         path = (index, shard.name) if self.randomize else (shard.name,)
         return stream_for(self.seed, "checkpoint", *path, limit=shard.size)
 
@@ -82,7 +82,7 @@ class CheckpointIO:
         stream = self._stream(index, shard)
         crc = 0
         left = shard.size
-        view = memoryview(self._buffer)
+        view = self._buffer.data  # the array's bytes as a memoryview
         start = time.perf_counter()
         with self.storage.open_writer(key, fsync=self.fsync) as writer:
             while left:
@@ -112,7 +112,8 @@ class CheckpointIO:
             raise CheckpointIncomplete(
                 f"checkpoint {folder} has no {MANIFEST}: its write did not complete, it is not a checkpoint"
             ) from None
-        return json.loads(bytes(data))
+        manifest: dict[str, Any] = json.loads(bytes(data))  # written by write_manifest
+        return manifest
 
     def read_shard(self, folder: str, entry: dict[str, Any]) -> tuple[int, float]:
         """Read a shard whole and check it; returns (bytes read, seconds)."""

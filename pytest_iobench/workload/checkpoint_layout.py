@@ -32,7 +32,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .config import WorkloadConfig
 
 DTYPE_BYTES = {"fp16": 2, "bf16": 2, "fp32": 4, "fp64": 8, "int8": 1, "uint8": 1}
 #: optimizer values per parameter (Adam: master weights, momentum, variance)
@@ -138,7 +141,7 @@ def _scaled(size: int, scale: float) -> int:
     return round(size * scale)
 
 
-def layout_for(config, processes: int = 0, scale: float = 1.0) -> CheckpointLayout:
+def layout_for(config: WorkloadConfig, processes: int = 0, scale: float = 1.0) -> CheckpointLayout:
     """The layout of ``config``'s model. ``model.parallelism.data`` gives the data parallelism;
     when it is -1 (unset) it is what ``processes`` allow, as in DLIO (processes / (T x P))."""
     model = config.model
@@ -233,7 +236,8 @@ def layout_for(config, processes: int = 0, scale: float = 1.0) -> CheckpointLayo
     return layout
 
 
-def _flat_layout(config, tp, pp, dp, zero, model_bytes, opt_bytes, scale, all_ranks) -> CheckpointLayout:
+def _flat_layout(config: WorkloadConfig, tp: int, pp: int, dp: int, zero: int, model_bytes: int, opt_bytes: int,
+                 scale: float, all_ranks: bool) -> CheckpointLayout:
     """A model known by its size only (model_size_bytes): rank 0 writes it, or every rank."""
     model = config.model
     layout = CheckpointLayout(model.name, model.model_size_bytes // model_bytes, tp, pp, dp, zero, model_bytes,

@@ -27,6 +27,7 @@ from ..storage.base import join_key
 from ..storage.registry import storage_at
 from .checkpoint_io import CheckpointError, CheckpointIO, checkpoint_name
 from .checkpoint_layout import CheckpointLayout, layout_for
+from .comm import Comm
 from .config import WorkloadConfig
 from .page_cache import CACHE_STATES, CacheState, drop_cache
 
@@ -50,7 +51,8 @@ def planned_counts(config: WorkloadConfig) -> tuple[int, int]:
 class RankCheckpointer:
     """Writes (and reads) this rank's shards of each checkpoint; rank 0 commits the manifest."""
 
-    def __init__(self, config: WorkloadConfig, storage: Storage, comm, *, layout: CheckpointLayout, seed: int):
+    def __init__(self, config: WorkloadConfig, storage: Storage, comm: Comm, *, layout: CheckpointLayout,
+                 seed: int):
         self.config = config
         self.storage = storage
         self.comm = comm
@@ -79,7 +81,7 @@ class RankCheckpointer:
         end = time.perf_counter()
         seconds = end - start
         gathered = self.comm.gather([e.to_dict() for e in entries], root=0)
-        if self.comm.rank == 0:
+        if gathered is not None:  # rank 0, the root: every rank's entries
             self.io.write_manifest(folder, [e for part in gathered for e in part], {
                 "checkpoint": index, "epoch": epoch, "step": step, "layout": self.layout.to_dict(),
                 "processes": self.comm.size})
@@ -114,7 +116,7 @@ class RankCheckpointer:
         return [join_key(f, s.name) for f in folders for s in self.mine]
 
 
-def run_checkpoint_rank(job: dict[str, Any], config: WorkloadConfig, comm, *,
+def run_checkpoint_rank(job: dict[str, Any], config: WorkloadConfig, comm: Comm, *,
                         progress: Callable[[str], None] | None = None, storage: Storage | None = None,
                         environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Checkpoint-only run of one rank: the writes, the cache drop, the reads."""
@@ -165,7 +167,7 @@ def run_checkpoint_rank(job: dict[str, Any], config: WorkloadConfig, comm, *,
     return result
 
 
-def _agree(comm, cache: str) -> str:
+def _agree(comm: Comm, cache: str) -> str:
     """The weakest cache state over the ranks (e.g. 'none' if any rank could not drop its cache)."""
     states = comm.allgather(cache)
     for state in CACHE_STATES:
@@ -174,14 +176,14 @@ def _agree(comm, cache: str) -> str:
     return cache
 
 
-def checkpoint_hook(config: WorkloadConfig, storage: Storage, comm, *, scale: float, seed: int,
-                    layout_processes: int | None = None) -> Callable[[int, int], dict]:
+def checkpoint_hook(config: WorkloadConfig, storage: Storage, comm: Comm, *, scale: float, seed: int,
+                    layout_processes: int | None = None) -> Callable[[int, int], dict[str, Any]]:
     """For the training loop: write one checkpoint per call; returns this rank's figures."""
     layout = layout_for(config, processes=layout_processes or comm.size, scale=scale)
     ckpt = RankCheckpointer(config, storage, comm, layout=layout, seed=seed)
     count = [0]
 
-    def write(epoch: int, step: int) -> dict:
+    def write(epoch: int, step: int) -> dict[str, Any]:
         figures = ckpt.write(count[0], epoch, step)
         count[0] += 1
         return figures

@@ -16,17 +16,20 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from ..storage.errors import register_secret
 from .compute import TimeDistribution
 from .schema import PARQUET_READER_OPTIONS, SCHEMA, SECTION_ALIASES, Alias, Invalid, Key, Section
+
+if TYPE_CHECKING:  # the data layer's spec is imported when a dataset section is validated
+    from ..data.spec import DatasetSpec
 
 #: the named workloads shipped inside the package (pytest_iobench/workloads/<name>.yaml), found
 #: the same way in a checkout and in an installed wheel
@@ -38,7 +41,7 @@ class WorkloadError(ValueError):
     """A workload cannot be used; the message lists every problem, one per line."""
 
 
-class Node(Mapping):
+class Node(Mapping[str, Any]):
     """Read-only attribute access over one section of the effective configuration."""
 
     def __init__(self, values: Mapping[str, Any], path: str = ""):
@@ -54,7 +57,7 @@ class Node(Mapping):
     def __getitem__(self, name: str) -> Any:
         return self._values[name]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[str]:
         return iter(self._values)
 
     def __len__(self) -> int:
@@ -106,7 +109,8 @@ class WorkloadConfig:
 
     @property
     def framework(self) -> str:
-        return self._sections["framework"]
+        framework: str = self._sections["framework"]
+        return framework
 
     def to_dict(self) -> dict[str, Any]:
         return {name: _plain(value) for name, value in self._sections.items()}
@@ -127,21 +131,21 @@ class WorkloadConfig:
 
 
 # -- finding and reading files ------------------------------------------------------------------
-def workload_dirs(extra: Iterable[str | os.PathLike] = ()) -> list[Path]:
+def workload_dirs(extra: Iterable[str | os.PathLike[str]] = ()) -> list[Path]:
     dirs = [Path(d) for d in extra]
     if PACKAGE_WORKLOADS not in dirs:
         dirs.append(PACKAGE_WORKLOADS)
     return [d for d in dirs if d.is_dir()]
 
 
-def available_workloads(search: Iterable[str | os.PathLike] = ()) -> list[str]:
-    names = set()
+def available_workloads(search: Iterable[str | os.PathLike[str]] = ()) -> list[str]:
+    names: set[str] = set()
     for d in workload_dirs(search):
         names.update(p.stem for p in d.glob("*.yaml"))
     return sorted(names)
 
 
-def resolve_workload(name_or_path: str, search: Iterable[str | os.PathLike] = ()) -> Path:
+def resolve_workload(name_or_path: str, search: Iterable[str | os.PathLike[str]] = ()) -> Path:
     """The file for a workload name (a shipped workload, or one in a search folder) or path."""
     search = list(search)
     candidate = Path(name_or_path).expanduser()
@@ -188,7 +192,7 @@ def spelled_values(path: Path) -> dict[str, str]:
         return {}
     out: dict[str, str] = {}
 
-    def walk(node, prefix: str) -> None:
+    def walk(node: yaml.Node | None, prefix: str) -> None:
         if not isinstance(node, yaml.MappingNode):
             return
         for key, value in node.value:
@@ -212,12 +216,13 @@ def spelled_values(path: Path) -> dict[str, str]:
 def unwrap(data: dict[str, Any]) -> dict[str, Any]:
     """DLIO's files sit under Hydra's ``workload`` package; some copies spell it out."""
     if set(data) == {"workload"} and isinstance(data["workload"], dict):
-        return data["workload"]
+        inner: dict[str, Any] = data["workload"]
+        return inner
     return data
 
 
 def load_workload(name_or_path: str, overrides: Sequence[str] = (),
-                  search: Iterable[str | os.PathLike] = ()) -> WorkloadConfig:
+                  search: Iterable[str | os.PathLike[str]] = ()) -> WorkloadConfig:
     """Load, override and validate a workload; WorkloadError lists every problem."""
     path = resolve_workload(name_or_path, search)
     return build_config(read_yaml(path), path.stem, str(path), list(overrides), spelled_values(path))
@@ -321,7 +326,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
     """A copy of ``data`` with each override set (deep copy along the paths touched)."""
-    result = _copy(data)
+    result: dict[str, Any] = _copy(data)  # a dict in, a dict out
     for text in overrides:
         parts, value = parse_override(text)
         if len(parts) == 1 and parts[0] in ("framework",):
@@ -343,9 +348,10 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
 
 def _nested(parts: list[str], value: Any) -> dict[str, Any]:
     """{"a": {"b": value}} for ["a", "b"]."""
-    for part in reversed(parts):
-        value = {part: value}
-    return value
+    nested: dict[str, Any] = {parts[-1]: value}
+    for part in reversed(parts[:-1]):
+        nested = {part: nested}
+    return nested
 
 
 def _copy(value: Any) -> Any:
@@ -425,13 +431,13 @@ def _validate_section(section: Section, given: Mapping[str, Any], path: str, out
     # at the top level, dataset (validated apart) and data_reader (read as reader) are valid too
     valid = list(section.keys) + ([DATASET_SECTION, *SECTION_ALIASES] if not path else [])
     for name, value in given.items():
-        spec = section.keys.get(name)
-        if spec is None:
+        declared = section.keys.get(name)
+        if declared is None:
             out.error(f"{path}{name}: unknown key{_suggest(path + str(name), valid)} "
                       f"(valid in {path.rstrip('.') or 'the workload'}: {', '.join(valid)})")
-        elif isinstance(spec, Alias):
-            aliased[spec.target] = (f"{path}{name}", value)
-            out.notes.append(spec.note)
+        elif isinstance(declared, Alias):
+            aliased[declared.target] = (f"{path}{name}", value)
+            out.notes.append(declared.note)
     return values
 
 
@@ -464,7 +470,7 @@ def _get_path(sections: dict[str, Any], dotted: str) -> Any:
     return node
 
 
-def _dataset_spec_class():
+def _dataset_spec_class() -> type[DatasetSpec]:
     from ..data.spec import DatasetSpec
 
     return DatasetSpec
@@ -535,10 +541,7 @@ def build_config(data: Mapping[str, Any], name: str, source: str, overrides: lis
 
     # Aliases: the value goes to the key it stands for, checked by that key's rule.
     for target, (alias_path, value) in aliased.items():
-        section_path, leaf = target.rsplit(".", 1)
-        spec = SCHEMA
-        for part in section_path.split("."):
-            spec = spec.keys[part]
+        key = _key_at(target)
         target_given = _get_given(effective, target)
         if target_given is not _MISSING and target_given != value:
             # An override replaces the file's value whichever of the two names either uses.
@@ -548,7 +551,7 @@ def build_config(data: Mapping[str, Any], name: str, source: str, overrides: lis
                 out.error(f"{alias_path}: {value!r} and {target}: {target_given!r} both set; give one")
                 continue
         try:
-            _set_path(sections, target, spec.keys[leaf].check(value))
+            _set_path(sections, target, key.check(value))
         except Invalid as exc:
             out.error(f"{alias_path}: {out.shown(alias_path, value)} is not valid; give {exc}")
 
@@ -562,6 +565,18 @@ def build_config(data: Mapping[str, Any], name: str, source: str, overrides: lis
 
 
 _MISSING = object()
+
+
+def _key_at(dotted: str) -> Key:
+    """The schema's key at ``dotted`` (an alias's target, which the schema declares)."""
+    spec: Key | Alias | Section = SCHEMA
+    for part in dotted.split("."):
+        if not isinstance(spec, Section):
+            raise TypeError(f"schema: {dotted} is not under a section")
+        spec = spec.keys[part]
+    if not isinstance(spec, Key):
+        raise TypeError(f"schema: {dotted} is not a key")
+    return spec
 
 
 def _get_given(data: Mapping[str, Any], dotted: str) -> Any:
@@ -578,8 +593,10 @@ def _given_keys(effective: Mapping[str, Any], section: str) -> list[str]:
     given = effective.get(section)
     if not isinstance(given, Mapping):
         return []
-    keys = SCHEMA.keys[section].keys
-    return [k for k in given if isinstance(keys.get(k), (Key, Section))]
+    spec = SCHEMA.keys[section]
+    if not isinstance(spec, Section):
+        return []
+    return [k for k in given if isinstance(spec.keys.get(k), (Key, Section))]
 
 
 def _unused_in_this_run(sections: dict[str, Any], out: _Collector, effective: Mapping[str, Any]) -> None:

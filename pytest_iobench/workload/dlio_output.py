@@ -25,13 +25,16 @@ import platform
 import socket
 import tempfile
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import psutil
 
 from ..storage.errors import redact
 from .metrics import GB, MB, GiB, MiB
+
+if TYPE_CHECKING:
+    from .config import WorkloadConfig
 
 
 def _iso(ts: float) -> str:
@@ -86,7 +89,7 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def training_summary(config, summary: dict[str, Any], results: list[dict[str, Any]], *,
+def training_summary(config: WorkloadConfig, summary: dict[str, Any], results: list[dict[str, Any]], *,
                      hosts: list[dict[str, Any]], nominal_record_bytes: float, dataset_bytes: int,
                      potential_caching: bool, checkpoint: dict[str, Any] | None = None) -> dict[str, Any]:
     """DLIO's summary.json content for a training run."""

@@ -19,6 +19,7 @@ from ..storage import Storage, StorageSpec
 from ..storage.counting import CountingStorage
 from ..storage.registry import storage_at
 from ..storage.spread import TALLY
+from .comm import Comm
 from .config import WorkloadConfig, build_config, masked, masked_override
 from .dlio_output import host_info
 from .loop import DatasetAccess, run_training
@@ -61,13 +62,13 @@ def training_job(config: WorkloadConfig, storage: StorageSpec, dataset_prefix: s
     }
 
 
-def settle(comm, seconds: float) -> float:
+def settle(comm: Comm, seconds: float) -> float:
     """Rank 0 waits ``seconds``, then every rank passes a barrier: no rank reads before the
     store has had that long to settle. Returns the seconds from rank 0's start of the wait to
     this rank passing the barrier, on the wall clock (ranks start at different times, so a
     rank's own wait says less): at least ``seconds`` on every rank. Outside every training
     figure: it runs before the first epoch's clock starts."""
-    began = comm.bcast(time.time() if comm.rank == 0 else None, root=0)
+    began: float = comm.bcast(time.time() if comm.rank == 0 else None, root=0)
     if comm.rank == 0:
         time.sleep(seconds)
     comm.barrier()
@@ -89,11 +90,12 @@ def checkpoint_job(config: WorkloadConfig, storage: StorageSpec, prefix: str = "
     }
 
 
-def resolve_callable(dotted: str) -> Callable:
+def resolve_callable(dotted: str) -> Callable[..., Any]:
     module, _, name = dotted.partition(":")
     if not module or not name:
         raise ValueError(f"{dotted!r}: give module:function")
-    return getattr(importlib.import_module(module), name)
+    found: Callable[..., Any] = getattr(importlib.import_module(module), name)
+    return found
 
 
 def format_opener(config: WorkloadConfig, opener: str | None) -> Callable[[Storage, str, Any], Any]:
@@ -105,6 +107,9 @@ def format_opener(config: WorkloadConfig, opener: str | None) -> Callable[[Stora
     columns = (config.storage.storage_options or {}).get("columns")
     if columns and config.dataset.format == "parquet":
         # storage.storage_options.columns: the columns the MLCommons fork's parquet readers read
+        from ..data.formats.parquet import Parquet
+
+        assert isinstance(fmt, Parquet), "the parquet format opens with columns"
         return lambda storage, key, spec: fmt.open(storage, key, spec, columns=columns)
     return fmt.open
 
@@ -123,7 +128,7 @@ def dataset_access(config: WorkloadConfig, storage: Storage, opener: str | None 
     )
 
 
-def run_rank(job: dict[str, Any], comm, progress: Callable[[str], None] | None = None,
+def run_rank(job: dict[str, Any], comm: Comm, progress: Callable[[str], None] | None = None,
              storage: Storage | None = None, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Run this rank's part of ``job``. ``storage`` (in-process runs) replaces opening the
     spec; ``environ`` holds the S3 credentials (default: this process's environment)."""

@@ -141,6 +141,7 @@ class Loader:
                 if tally is not None:
                     tally.key = None
             if self.preprocess is not None:
+                assert state.rng is not None, "a worker gets its generator with the preprocess time"
                 pause = self.preprocess.draw(state.rng)
                 time.sleep(pause)
                 spent += pause
@@ -245,7 +246,7 @@ class EpochReader:
     def __enter__(self) -> EpochReader:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..storage.counting import CountingStorage
+from .comm import Comm
 from .compute import TimeDistribution, simulate
 from .config import WorkloadConfig
 from .loader import Loader, SampleFile
@@ -43,7 +44,7 @@ class DatasetAccess:
 
 
 #: called as checkpoint(epoch, step) -> this rank's figures {"seconds", "bytes"}; None when off
-CheckpointHook = Callable[[int, int], dict]
+CheckpointHook = Callable[[int, int], dict[str, Any]]
 
 
 def epochs_with(first: int, every: int, epochs: int) -> list[int]:
@@ -51,7 +52,7 @@ def epochs_with(first: int, every: int, epochs: int) -> list[int]:
     return list(range(first, epochs + 1, every)) if first <= epochs else []
 
 
-def run_training(config: WorkloadConfig, data: DatasetAccess, comm, *, run_seed: int,
+def run_training(config: WorkloadConfig, data: DatasetAccess, comm: Comm, *, run_seed: int,
                  checkpoint: CheckpointHook | None = None,
                  progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run the training loop on this rank; returns its figures (JSON-ready)."""
@@ -96,7 +97,9 @@ def run_training(config: WorkloadConfig, data: DatasetAccess, comm, *, run_seed:
     ckpt_limit = ckpt.num_checkpoints_write if ckpt.num_checkpoints_write > 0 else float("inf")
     rng = np.random.default_rng([train.seed, rank, 0xC0])
     notes = _Progress(progress)
-    epochs, evals, checkpoints = [], [], []
+    epochs: list[dict[str, Any]] = []
+    evals: list[dict[str, Any]] = []
+    checkpoints: list[dict[str, Any]] = []
     global_step = 0
     for epoch in range(1, train.epochs + 1):
         plan = sampler.epoch(epoch)
@@ -116,7 +119,8 @@ def run_training(config: WorkloadConfig, data: DatasetAccess, comm, *, run_seed:
                 t3 = time.perf_counter()
                 global_step += 1
                 ckpt_seconds = 0.0
-                if ckpt_steps > 0 and global_step % ckpt_steps == 0 and len(checkpoints) < ckpt_limit:
+                if (checkpoint is not None and ckpt_steps > 0 and global_step % ckpt_steps == 0
+                        and len(checkpoints) < ckpt_limit):
                     notes.note(f"epoch {epoch} step {step + 1}/{steps} checkpoint", force=True)
                     written = checkpoint(epoch, global_step)
                     ckpt_seconds = time.perf_counter() - t3  # left out of the AU window
@@ -141,10 +145,10 @@ def run_training(config: WorkloadConfig, data: DatasetAccess, comm, *, run_seed:
             compute=computes, barrier=barriers, read=reads, checkpoint=ckpts, batch_bytes=moved,
             bytes_read=bytes_read, requests=requests, duration=t_end - t_start, wall_start=wall_start,
             wall_end=time.time())})
-        if epoch in eval_epochs:
+        if epoch in eval_epochs and eval_sampler is not None and eval_loader is not None:
             notes.note(f"epoch {epoch} evaluation", force=True)
             evals.append(_evaluate(config, eval_sampler, eval_loader, data, epoch, comm, rng))
-        if epoch in ckpt_epochs and len(checkpoints) < ckpt_limit:
+        if checkpoint is not None and epoch in ckpt_epochs and len(checkpoints) < ckpt_limit:
             notes.note(f"epoch {epoch} checkpoint", force=True)
             c0 = time.perf_counter()
             written = checkpoint(epoch, global_step)
@@ -156,7 +160,7 @@ def run_training(config: WorkloadConfig, data: DatasetAccess, comm, *, run_seed:
 
 
 def _evaluate(config: WorkloadConfig, sampler: Sampler, loader: Loader, data: DatasetAccess, epoch: int,
-              comm, rng: np.random.Generator) -> dict[str, Any]:
+              comm: Comm, rng: np.random.Generator) -> dict[str, Any]:
     eval_time: TimeDistribution = config.evaluation.eval_time
     metric = config.output.metric
     plan = sampler.epoch(epoch)

@@ -185,7 +185,7 @@ def reduce_ranks(ranks: Sequence[dict[str, Any]], au_floor: float) -> dict[str, 
     summary["slowest_phase"] = slowest_phase(summary["phases"], ranks)
     evals = [ep for r in ranks for ep in r.get("evals", [])]
     if evals:
-        by_epoch: dict[int, list[dict]] = {}
+        by_epoch: dict[int, list[dict[str, Any]]] = {}
         for ev in evals:
             by_epoch.setdefault(ev["epoch"], []).append(ev)
         eval_au = [_mean([ev["au_percent"] for ev in evs]) for _, evs in sorted(by_epoch.items())]
@@ -224,7 +224,7 @@ def slowest_phase(phases: dict[str, float], ranks: Sequence[dict[str, Any]]) -> 
     candidates = {k: v for k, v in phases.items() if k != "compute"}
     if not candidates:
         return "none"
-    name = max(candidates, key=candidates.get)
+    name = max(candidates, key=lambda k: candidates[k])
     text = f"{PHASES[name]}: {candidates[name] * 100:.1f}% of the measured time"
     if name == "load_wait":
         worst = max(ranks, key=lambda r: sum(ep["load_wait_seconds"] for ep in r["epochs"]))

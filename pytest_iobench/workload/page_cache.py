@@ -68,6 +68,8 @@ def drop_cache(storage: Storage, keys: list[str]) -> CacheState:
                                     "there is no page cache to drop and no device behind it", filesystem=filesystem)
     if storage.kind == "direct":
         return CacheState("odirect", "reads open the files with O_DIRECT: the page cache is not used")
+    resident: int | None
+    pages: int | None
     for _ in range(DROP_ATTEMPTS):
         dropped = storage.evict_cache(keys)
         try:

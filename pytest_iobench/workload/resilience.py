@@ -149,15 +149,15 @@ def run_step(step: str, spec: StorageSpec, faulty: S3Endpoint, clean: S3Endpoint
     return {"seconds": seconds, "bytes": moved, "verified_bytes": verified}
 
 
-def _serve_one(args: dict) -> dict:
+def _serve_one(args: dict[str, Any]) -> dict[str, Any]:
     from ..storage.retry import COUNTS
 
     spec = StorageSpec(**args["spec"])
-    endpoints = [S3Endpoint(url, args["access_key"], args["secret_key"], spec.region)
-                 for url in (args["faulty"], args["clean"])]
+    faulty, clean = (S3Endpoint(url, args["access_key"], args["secret_key"], spec.region)
+                     for url in (args["faulty"], args["clean"]))
     before = COUNTS.snapshot()
     try:
-        out = {"ok": True, **run_step(args["step"], spec, *endpoints, args["area"], args.get("prepared", False))}
+        out = {"ok": True, **run_step(args["step"], spec, faulty, clean, args["area"], args.get("prepared", False))}
     except Exception as exc:
         out = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
     out["storage_ops"] = COUNTS.since(before)

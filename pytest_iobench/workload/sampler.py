@@ -76,7 +76,7 @@ class Sampler:
     total_steps: int = -1
     what: str = "train"
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for name in ("file_shuffle", "sample_shuffle"):
             if getattr(self, name) not in SHUFFLES:
                 raise ValueError(f"{name} must be one of {SHUFFLES}, not {getattr(self, name)!r}")

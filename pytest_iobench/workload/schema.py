@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 
 class Invalid(ValueError):
@@ -49,7 +49,7 @@ class Section:
 
 
 # -- checks: each returns the normalised value or raises Invalid("what is valid") ------------
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -142,7 +142,7 @@ def string_list(value: Any) -> list[str]:
     raise Invalid("a list of strings")
 
 
-def mapping(value: Any) -> dict:
+def mapping(value: Any) -> dict[Any, Any]:
     if isinstance(value, Mapping):
         return dict(value)
     raise Invalid("a mapping of keys to values")
@@ -152,7 +152,7 @@ def anything(value: Any) -> Any:
     return value
 
 
-def storage_options(value: Any) -> dict | None:
+def storage_options(value: Any) -> dict[str, Any] | None:
     """DLIO's storage.storage_options mapping; its ``columns`` (the MLCommons fork's parquet
     readers read the columns named there) is a list of column names, or null for all."""
     if value is None:

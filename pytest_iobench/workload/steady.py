@@ -22,6 +22,7 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from ..sampling import PeriodicSampler
 
@@ -59,7 +60,7 @@ class Steady:
     #: why the figure is unfit for gating ("" when it is fit)
     flag: str = ""
 
-    def to_dict(self, scale: float = 1.0, unit: str = "B/s") -> dict:
+    def to_dict(self, scale: float = 1.0, unit: str = "B/s") -> dict[str, Any]:
         """JSON-ready, rates divided by ``scale`` (1e6 for MB/s) and labelled ``unit``."""
         data = asdict(self)
         for key in ("rate", "whole", "slice_min", "slice_max"):
@@ -152,7 +153,7 @@ def flag_of_runs(runs: Sequence[Steady]) -> str:
     return ""
 
 
-def summary(runs: Sequence[Steady], scale: float = 1e6, unit: str = "MB/s") -> dict:
+def summary(runs: Sequence[Steady], scale: float = 1e6, unit: str = "MB/s") -> dict[str, Any]:
     """The ``steady`` block of a rate metric: each counted run's steady state, and the flag."""
     return {"runs": [run.to_dict(scale, unit) for run in runs], "flag": flag_of_runs(runs),
             "ramp": f"the first slices until the rate reaches {1 - RAMP_TOLERANCE:.0%} of the later slices' median",
