@@ -8,15 +8,16 @@ before the threads that allocate exist where possible.
 
 Why: glibc gives each thread its own heap (arena), and a freed buffer is reused only by the
 threads of its heap; with the default dynamic mmap threshold, every uploading or reading thread
-kept its own freed 8 MiB part or 4 MiB sample buffers (8 S3 writers grew the RSS 320-520 MiB
-with only 128 MiB of parts). One heap removes that retention: a buffer freed by one thread is
-reused by any. The fixed threshold keeps samples (and the minio SDK's part copies) in that heap, and
-the trim threshold (which a fixed mmap threshold would otherwise set to 128 KiB) keeps freed
-memory for reuse instead of faulting fresh pages in (0.4-2 GB/s here, against ~14 GB/s for
-touched memory). Python threads take turns on the GIL, so one heap costs no contention worth
-measuring. S3 part buffers are memory maps reused explicitly (s3common.PART_BUFFERS), so they
-do not depend on this policy (nor fragment the heap); the minio SDK's own copies of each part
-and the loader's samples do. Measured in docs/architecture.md ("Memory").
+keeps its own freed 8 MiB part or 4 MiB sample buffers, and the RSS grows by several times the
+parts in flight. One heap removes that retention: a buffer freed by one thread is reused by
+any. The fixed threshold keeps samples (and the minio SDK's part copies) in that heap, and the
+trim threshold (which a fixed mmap threshold would otherwise set to 128 KiB) keeps freed memory
+for reuse instead of faulting fresh pages in, which is far slower than touching memory already
+mapped. Python threads take turns on the GIL, so one heap costs no contention worth measuring.
+S3 part buffers are memory maps reused explicitly (s3common.PART_BUFFERS), so they do not
+depend on this policy (nor fragment the heap); the minio SDK's own copies of each part and the
+loader's samples do. The figures, with their date and command: docs/architecture.md
+("Memory").
 
 Where the C library is not glibc nothing is changed (``tune`` returns False).
 """

@@ -16,8 +16,8 @@ What the SDK holds per writer is about (parallel uploads + 2) parts: the parts i
 keep, and while it reads the next part from the pipe, the part growing read by read and its copy
 without the look-ahead byte (``put_object(length=-1)`` reads a part and one byte more). So minio's
 parts are the smallest S3 allows, 5 MiB (the SDK's own choice for objects under 48.8 GiB), not
-the 8 MiB of the other libraries: generating 1 GiB to S3 with 4 threads peaked at 271 MiB with 8
-MiB parts, 215 with 5, at the same speed. The cost: 10,000 parts make a streamed object of at
+the 8 MiB of the other libraries: its memory scales with its part size, its speed does not
+(figures in docs/architecture.md, "Memory"). The cost: 10,000 parts make a streamed object of at
 most 48.8 GiB, refused beyond that with a clear error (``s3common.check_stream_size``).
 """
 

@@ -26,7 +26,7 @@ def retry_count(text: str) -> int:
 
 #: the most threads a test may be parametrized with: each holds buffers and connections, and
 #: far beyond the cores and the storage's queue depth they measure nothing but contention
-#: (100,000 threads grew the memory about 1 GB/s until the kernel killed the run)
+#: (and a typo such as 100000 would grow the memory until the kernel ends the run)
 MAX_THREADS = 1024
 
 

@@ -93,8 +93,8 @@ class PartBuffers:
     a process: a part, once uploaded, comes back here and is filled again, so parts are neither
     reallocated nor faulted in afresh. They are memory maps, not heap memory, so the allocator
     plays no part in them: heap-allocated 8 MiB parts, freed and reallocated among other
-    allocations, fragmented the one heap of storage/allocator.py (generating 1 GiB to S3 with
-    4 threads peaked at 264 MiB through s3dlio, 225 MiB with these). In use are the parts being
+    allocations, fragmented the one heap of storage/allocator.py (docs/architecture.md,
+    "Memory", has the figures). In use are the parts being
     filled (one per open writer) and the parts in flight (PART_BUDGET); of those given back, at
     most ``keep`` are kept for the next parts and the rest unmapped, so a process that streamed
     to S3 keeps up to ``keep`` parts (64 MiB) for the next writer (a thread writing one object

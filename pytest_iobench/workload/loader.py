@@ -19,9 +19,9 @@ The training loop builds its loaders with ``keep_samples=False``: a simulated ac
 consumes nothing, so a sample is let go as soon as it is read (DLIO's readers likewise hand the
 loop a preallocated array, not the bytes read). The prefetched batches then hold no data, memory
 stays at about one sample per read thread whatever ``prefetch_size`` and the sample size, and
-each thread's next read reuses the buffer just freed, still in the CPU's caches: held batches
-instead pushed every copy out to memory, and reading 4 MiB files from the page cache ran at
-0.5-0.7x a plain sequential loop (benchmarks/bench_loader.py).
+each thread's next read reuses the buffer just freed, still in the CPU's caches; held batches
+would push every copy out to memory, and page-cache reads would fall well behind a plain
+sequential loop (docs/workloads.md, "What the harness costs", has the figures).
 """
 
 from __future__ import annotations
