@@ -207,6 +207,16 @@ def test_missing_library_is_skipped_with_reason(pytester):
     result.assert_outcomes(passed=1)
 
 
+def test_a_storage_no_installed_library_reaches_is_one_clear_error(pytester):
+    pytester.makeconftest("import sys\nfor name in ('s3dlio', 'minio', 'boto3'):\n    sys.modules[name] = None\n")
+    pytester.makepyfile("def test_io(storage):\n    pass\n")
+    result = pytester.runpytest("--iobench-storage=s3")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --iobench-storage: no installed library reaches the s3 storage: "
+                                 "the s3dlio library is not installed (pip install s3dlio); *boto3*"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
 def test_storage_fixture_is_shared_per_param_and_cleaned_up(pytester, tmp_path):
     root = tmp_path / "under-test"
     root.mkdir()

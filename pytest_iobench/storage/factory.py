@@ -56,10 +56,15 @@ def plan_storages(settings: Settings) -> list[StorageParam]:
     params = []
     for kind in settings.storage:
         libraries = [lib for lib in LIBRARIES[kind] if (lib in explicit if explicit else library_installed(lib))]
-        if not libraries:
+        if not libraries and explicit:
             raise SettingsError(
                 f"--iobench-libraries: {', '.join(explicit)} cannot reach the {kind} storage; "
                 f"valid for {kind}: {', '.join(LIBRARIES[kind])}"
+            )
+        if not libraries:
+            raise SettingsError(
+                f"--iobench-storage: no installed library reaches the {kind} storage: "
+                f"{'; '.join(missing_reason(lib) for lib in LIBRARIES[kind])}"
             )
         for lib in libraries:
             cannot = kind == "s3" and endpoint_limit(lib, settings.s3_endpoint)
