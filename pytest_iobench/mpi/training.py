@@ -135,7 +135,9 @@ def run_training_session(session: MPISession, config: WorkloadConfig, storage: S
     cached = cache_warnings(config, storage, dataset_bytes, used)
     warnings = list(cached)
     checkpoints = training_checkpoints(results)
-    if checkpoints:  # what the checkpoint write figures do not mean, as the checkpoint suite says
+    # what the checkpoint write figures do not mean, as the checkpoint suite says (checkpoints
+    # are written only with workflow.checkpoint, which needs checkpoint_storage: checked above)
+    if checkpoints and checkpoint_storage is not None:
         warnings.extend(checkpoint_storage.write_notes(config.checkpoint.fsync, "checkpoint.fsync"))
     if config.not_emulated:
         warnings.append(config.describe_not_emulated())
