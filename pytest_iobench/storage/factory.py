@@ -168,7 +168,7 @@ def check_settings(settings: Settings) -> None:
                                                                settings.get("backoff") or DEFAULT_BACKOFF))
         elif bucket:
             check_new_bucket_name(bucket, _s3_root_option(settings))
-    root = settings.root
+    root = settings.root or ""
     if root and not root.startswith("s3://") and {"local", "direct"} & set(settings.storage):
         check_local_root(os.path.abspath(root))
 

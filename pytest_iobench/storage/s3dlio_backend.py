@@ -31,6 +31,8 @@ import mmap
 import os
 import threading
 import weakref
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import s3dlio
@@ -39,7 +41,7 @@ from .base import Buffer, ObjectInfo, Storage, StreamWriter, check_key
 from .deadline import Timeouts
 from .direct import probe_odirect
 from .errors import StorageError, StorageNotFound, os_error
-from .posix import TEMP_MARKER, drop_page_cache, fsync_dir, link_if_absent, temp_path
+from .posix import drop_page_cache, fsync_dir, link_if_absent, temp_path
 from .s3common import (
     MAX_PARTS_IN_FLIGHT,
     PART_BUFFERS,
@@ -53,6 +55,7 @@ from .s3common import (
     error_from_text,
     is_invalid_range,
 )
+from .stale import TEMP_MARKER
 
 LIBRARY = "s3dlio"
 #: s3dlio's switch for its HEAD-then-range-split gets (on unless set to 0)
@@ -109,7 +112,7 @@ class _MultipartWriter(StreamWriter):
         self.uri = storage.uri(key)
         #: created with the first full part: an object smaller than a part is one PUT, and
         #: leaves no upload to abort when that fails
-        self.mpu = None
+        self.mpu: Any = None  # s3dlio.MultipartUploadWriter (s3dlio ships no types)
         self.filler = PartFiller(self._send_part)  # the part being filled: this writer's own, not budgeted
 
     def _write(self, view: memoryview) -> None:
@@ -312,7 +315,7 @@ class S3dlioStorage(Storage):
                 return b""
             raise translate("get_range", key, exc) from exc
 
-    def get_many(self, keys, max_in_flight: int = 16) -> list[Buffer]:
+    def get_many(self, keys: Sequence[str], max_in_flight: int = 16) -> list[Buffer]:
         if not keys:
             return []
         for key in keys:
@@ -367,7 +370,7 @@ class S3dlioStorage(Storage):
             except OSError as exc:
                 raise os_error("make_folder", prefix, LIBRARY, exc) from exc
 
-    def evict_cache(self, keys) -> bool:
+    def evict_cache(self, keys: Iterable[str]) -> bool:
         if self.scheme == "file":
             return all([drop_page_cache(self.path(k)) for k in keys])
         return True  # direct:// bypasses the page cache; s3:// keeps no client cache
