@@ -93,26 +93,47 @@ def test_header_shows_settings_and_masks_secrets(pytester, monkeypatch):
     result = pytester.runpytest("--iobench-storage=local,direct")
     out = result.stdout.str() + result.stderr.str()
     assert secret not in out
-    result.stdout.fnmatch_lines(["iobench: storage=local,direct (command line)*s3-secret-key=*** (env AWS_SECRET_ACCESS_KEY)*"])
+    result.stdout.fnmatch_lines(
+        ["iobench: storage=local,direct (command line)*s3-secret-key=*** (env AWS_SECRET_ACCESS_KEY)*"])
 
 
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["--iobench-storage=nfs"], "ERROR: --iobench-storage (command line): 'nfs' is not valid: unknown value 'nfs'; valid: local, direct, s3"),
-        (["--iobench-libraries=curl"], "ERROR: --iobench-libraries (command line): 'curl' is not valid: unknown value 'curl'; valid: posix, s3dlio, minio, boto3"),
+        (["--iobench-storage=nfs"],
+         "ERROR: --iobench-storage (command line): 'nfs' is not valid: unknown value 'nfs'; valid: local, direct, s3"),
+        (["--iobench-libraries=curl"],
+         "ERROR: --iobench-libraries (command line): 'curl' is not valid: unknown value 'curl'; valid: posix, "
+         "s3dlio, minio, boto3"),
         (["--iobench-threads=0"], "ERROR: --iobench-threads (command line): '0' is not valid: 0 is not positive*"),
-        (["--iobench-threads=four"], "ERROR: --iobench-threads (command line): 'four' is not valid: 'four' is not a whole number*"),
-        (["--iobench-storage=local", "--iobench-libraries=minio"], "ERROR: --iobench-libraries: minio cannot reach the local storage; valid for local: posix, s3dlio"),
-        (["--iobench-s3-endpoint=ftp://x"], "ERROR: --iobench-s3-endpoint (command line): 'ftp://x' is not valid: give an http:// or https:// URL*"),
-        (["--iobench-s3-endpoint=http://127.0.0.1:abc"], "ERROR: --iobench-s3-endpoint (command line): 'http://127.0.0.1:abc' is not valid: the port 'abc' is not a number from 1 to 65535; give an http:// or https:// URL*"),
-        (["--iobench-s3-endpoint=http://[::1"], "ERROR: --iobench-s3-endpoint (command line): 'http://[[]::1' is not valid: the IPv6 host has no closing ']'*"),
-        (["--iobench-s3-endpoint=https://s3.example.com:9000/s3?a=b"], "ERROR: --iobench-s3-endpoint (command line): * is not valid: an endpoint is a scheme, a host, a port and a path prefix (such as AIStore's /s3), with no query or fragment*"),
-        (["--iobench-storage=local", "--iobench-libraries=posix,boto3"], "ERROR: --iobench-libraries: boto3 serves none of the chosen storages (local); the libraries for them: local: posix, s3dlio"),
-        (["--iobench-storage=s3", "--iobench-bucket=Team_Bucket"], "ERROR: --iobench-bucket: 'Team_Bucket' is not a bucket name the embedded S3 endpoint can create; a bucket name is 3-63 lowercase letters*"),
-        (["--iobench-storage=s3", "--iobench-root=s3://ab/prefix"], "ERROR: --iobench-root: 'ab' is not a bucket name the embedded S3 endpoint can create*"),
-        (["--iobench-root=/proc/nope"], "ERROR: --iobench-root: cannot create the directory /proc/nope: No such file or directory; give a directory you can write to"),
-        (["--iobench-root=/proc"], "ERROR: --iobench-root: cannot create files in /proc: *; give a directory you can write to"),
+        (["--iobench-threads=four"],
+         "ERROR: --iobench-threads (command line): 'four' is not valid: 'four' is not a whole number*"),
+        (["--iobench-storage=local", "--iobench-libraries=minio"],
+         "ERROR: --iobench-libraries: minio cannot reach the local storage; valid for local: posix, s3dlio"),
+        (["--iobench-s3-endpoint=ftp://x"],
+         "ERROR: --iobench-s3-endpoint (command line): 'ftp://x' is not valid: give an http:// or https:// URL*"),
+        (["--iobench-s3-endpoint=http://127.0.0.1:abc"],
+         "ERROR: --iobench-s3-endpoint (command line): 'http://127.0.0.1:abc' is not valid: the port 'abc' is not a "
+         "number from 1 to 65535; give an http:// or https:// URL*"),
+        (["--iobench-s3-endpoint=http://[::1"],
+         "ERROR: --iobench-s3-endpoint (command line): 'http://[[]::1' is not valid: the IPv6 host has no closing "
+         "']'*"),
+        (["--iobench-s3-endpoint=https://s3.example.com:9000/s3?a=b"],
+         "ERROR: --iobench-s3-endpoint (command line): * is not valid: an endpoint is a scheme, a host, a port and a "
+         "path prefix (such as AIStore's /s3), with no query or fragment*"),
+        (["--iobench-storage=local", "--iobench-libraries=posix,boto3"],
+         "ERROR: --iobench-libraries: boto3 serves none of the chosen storages (local); the libraries for them: "
+         "local: posix, s3dlio"),
+        (["--iobench-storage=s3", "--iobench-bucket=Team_Bucket"],
+         "ERROR: --iobench-bucket: 'Team_Bucket' is not a bucket name the embedded S3 endpoint can create; a bucket "
+         "name is 3-63 lowercase letters*"),
+        (["--iobench-storage=s3", "--iobench-root=s3://ab/prefix"],
+         "ERROR: --iobench-root: 'ab' is not a bucket name the embedded S3 endpoint can create*"),
+        (["--iobench-root=/proc/nope"],
+         "ERROR: --iobench-root: cannot create the directory /proc/nope: No such file or directory; give a directory "
+         "you can write to"),
+        (["--iobench-root=/proc"],
+         "ERROR: --iobench-root: cannot create files in /proc: *; give a directory you can write to"),
     ],
     ids=["storage", "library", "threads-zero", "threads-word", "library-for-storage", "endpoint-url",
          "endpoint-port", "endpoint-ipv6", "endpoint-path", "library-serves-none", "embedded-bucket-name",
@@ -131,8 +152,9 @@ def test_endpoint_url_with_credentials_stops_without_printing_them(pytester):
     pytester.makepyfile("def test_never_runs():\n    raise AssertionError('ran')\n")
     result = pytester.runpytest("--iobench-s3-endpoint=http://AKIAIOSFODNN7EXAMPLE:pa55w0rd-in-url@127.0.0.1:9000")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: --iobench-s3-endpoint (command line): 'http://***@127.0.0.1:9000' is not valid: "
-                                 "credentials do not belong in the endpoint URL*; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY instead"])
+    result.stderr.fnmatch_lines(["ERROR: --iobench-s3-endpoint (command line): 'http://***@127.0.0.1:9000' "
+                                 "is not valid: credentials do not belong in the endpoint URL*; "
+                                 "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY instead"])
     out = result.stdout.str() + result.stderr.str()
     assert "pa55w0rd-in-url" not in out and "AKIAIOSFODNN7EXAMPLE" not in out
 
@@ -140,8 +162,10 @@ def test_endpoint_url_with_credentials_stops_without_printing_them(pytester):
 def test_root_that_is_a_file_stops_at_start(pytester, tmp_path):
     (tmp_path / "a-file").write_text("x")
     pytester.makepyfile("def test_never_runs(storage):\n    raise AssertionError('ran')\n")
-    for root, message in [(tmp_path / "a-file", f"ERROR: --iobench-root: {tmp_path / 'a-file'} exists and is not a directory"),
-                          (tmp_path / "a-file" / "sub", f"ERROR: --iobench-root: cannot create the directory {tmp_path / 'a-file' / 'sub'}: Not a directory*")]:
+    for root, message in [
+            (tmp_path / "a-file", f"ERROR: --iobench-root: {tmp_path / 'a-file'} exists and is not a directory"),
+            (tmp_path / "a-file" / "sub",
+             f"ERROR: --iobench-root: cannot create the directory {tmp_path / 'a-file' / 'sub'}: Not a directory*")]:
         result = pytester.runpytest(f"--iobench-root={root}", "--iobench-storage=direct")
         assert result.ret == pytest.ExitCode.USAGE_ERROR
         result.stderr.fnmatch_lines([message])
@@ -192,7 +216,8 @@ def test_ini_value_error_names_the_ini_key(pytester):
     pytester.makepyfile("def test_x():\n    pass\n")
     result = pytester.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: --iobench-storage (ini iobench_storage): 'local,tape' is not valid*valid: local, direct, s3"])
+    result.stderr.fnmatch_lines(
+        ["ERROR: --iobench-storage (ini iobench_storage): 'local,tape' is not valid*valid: local, direct, s3"])
 
 
 def test_missing_library_is_skipped_with_reason(pytester):

@@ -94,7 +94,8 @@ def test_given_endpoint_under_xdist_uses_a_prefix_per_worker(pytester, monkeypat
     assert all(len(p) == 1 for p in by_worker.values()), f"a worker used several prefixes: {by_worker}"
     assert len(set(prefixes)) == 2, f"the workers shared a prefix: {prefixes}"
     for worker, (prefix,) in by_worker.items():
-        assert re.fullmatch(rf"s3://team-bucket/iobench-run-\d{{8}}T\d{{6}}Z-[0-9a-f]{{6}}-{worker}/s3-boto3/", prefix), prefix
+        assert re.fullmatch(rf"s3://team-bucket/iobench-run-\d{{8}}T\d{{6}}Z-[0-9a-f]{{6}}-{worker}/s3-boto3/",
+                            prefix), prefix
     assert all_keys(client) == ["theirs/precious.bin"]
 
 
@@ -166,7 +167,8 @@ def test_ipv6_endpoint_is_one_line(pytester, monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
     pytester.makepyfile("def test_x(storage):\n    pass\n")
     port = free_port()  # nothing listens there, on ::1 either
-    result = pytester.runpytest("--iobench-storage=s3", f"--iobench-s3-endpoint=http://[::1]:{port}", "--iobench-bucket=b1")
+    result = pytester.runpytest("--iobench-storage=s3", f"--iobench-s3-endpoint=http://[::1]:{port}",
+                                "--iobench-bucket=b1")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: the S3 endpoint http://[[]::1[]]:{port} is unreachable: *"])
     assert "Traceback" not in result.stderr.str() + result.stdout.str()
@@ -207,14 +209,16 @@ def test_missing_bucket_and_missing_credentials(pytester, monkeypatch, external)
         "--iobench-storage=s3", f"--iobench-s3-endpoint={endpoint.url}", "--iobench-bucket=no-such-bucket"
     )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: the bucket 'no-such-bucket' does not exist on *; create it or name another with --iobench-bucket"])
+    result.stderr.fnmatch_lines(["ERROR: the bucket 'no-such-bucket' does not exist on *; "
+                                 "create it or name another with --iobench-bucket"])
 
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     result = pytester.runpytest_subprocess(
         "--iobench-storage=s3", f"--iobench-s3-endpoint={endpoint.url}", "--iobench-bucket=team-bucket"
     )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: no credentials for the S3 endpoint *: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY*"])
+    result.stderr.fnmatch_lines(
+        ["ERROR: no credentials for the S3 endpoint *: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY*"])
 
     result = pytester.runpytest_subprocess("--iobench-storage=s3", f"--iobench-s3-endpoint={endpoint.url}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR

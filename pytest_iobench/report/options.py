@@ -59,7 +59,9 @@ declare(
     Option("fail-regression-overrides", "per-metric regression thresholds as METRIC=PCT or METRIC=off "
            "(METRIC may be a glob such as batch_read_*); repeatable, one per line in the ini file",
            parse=parse_override, multiple=True, metavar="METRIC=PCT"),
-    Option("latency-rounds", "timed calls per measured run of a latency test (suites/test_latency.py; --iobench-repeat runs)", default="20",
+    Option("latency-rounds",
+           "timed calls per measured run of a latency test (suites/test_latency.py; --iobench-repeat runs)",
+           default="20",
            parse=positive_int, metavar="N"),
     Option("object-sizes", "object sizes of the throughput suite, each a case (comma list, e.g. 1MiB,16MiB)",
            default="1MiB", parse=byte_sizes, metavar="SIZES"),
