@@ -95,8 +95,9 @@ class TestRecord:
     #: structured extras (per-rank figures, layouts); reported, never compared
     details: dict[str, Any] = field(default_factory=dict)
     #: per S3 library, what its requests met during the test: requests, attempts, retries,
-    #: throttles, resets, timeouts, backoff_s (storage/retry.py; filled in by the plugin)
-    storage_ops: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: throttles, resets, timeouts, backoff_s, and for a library that cannot count some of them
+    #: (s3dlio) failures and the ``unknown`` ones (storage/retry.py; filled in by the plugin)
+    storage_ops: dict[str, dict[str, Any]] = field(default_factory=dict)
     outcome: str = ""
     duration: float = 0.0
     repeat: int = 1

@@ -10,6 +10,10 @@ s3dlio's environment).
 ``COUNTS`` adds up, per library, what the libraries report of their attempts: requests,
 attempts, retries, throttles, resets, timeouts and the seconds slept in backoff. The plugin
 takes its difference around each test (``snapshot`` / ``since``) for the result document.
+A library that reports no attempts (s3dlio: its retries happen inside its Rust SDK) has the
+fields it cannot count left out of its entry and named in ``unknown`` (``UNCOUNTED``), so
+that its entry never reads as "no retries"; it counts ``failures`` (operations that raised)
+instead.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 #: --iobench-retries's default: 6 attempts make a request fail at 10 % throttling once in a
 #: million, where 3 failed training runs (the issue's trial)
@@ -28,6 +33,47 @@ DEFAULT_BACKOFF = 0.05
 MAX_BACKOFF = 5.0
 
 FIELDS = ("requests", "attempts", "retries", "throttles", "resets", "timeouts", "backoff_s")
+#: counted only by the libraries that say so (``UNCOUNTED``): operations that raised
+EXTRA_FIELDS = ("failures",)
+#: per library, the FIELDS it cannot count: absent from its entries, listed in ``unknown``
+UNCOUNTED: dict[str, tuple[str, ...]] = {
+    "s3dlio": ("attempts", "retries", "throttles", "resets", "timeouts", "backoff_s"),
+}
+
+
+def entry(library: str, counts: dict[str, float]) -> dict[str, Any]:
+    """A library's storage_ops entry from its counts: what it cannot count left out and named
+    in ``unknown``, ``failures`` kept only for a library that counts them."""
+    unknown = UNCOUNTED.get(library, ())
+    out: dict[str, Any] = {}
+    for name in FIELDS + (EXTRA_FIELDS if unknown else ()):
+        if name in unknown:
+            continue
+        value = counts.get(name, 0)
+        out[name] = round(float(value), 6) if name == "backoff_s" else int(value)
+    if unknown:
+        out["unknown"] = list(unknown)
+    return out
+
+
+def add_entries(total: dict[str, dict[str, Any]], more: dict[str, dict[str, Any]]) -> None:
+    """Add storage_ops entries ``more`` into ``total`` (per library, field by field; a field
+    unknown in either stays unknown)."""
+    for library, ops in more.items():
+        mine = total.get(library)
+        if mine is None:
+            total[library] = dict(ops)
+            continue
+        unknown = sorted(set(mine.get("unknown", ())) | set(ops.get("unknown", ())),
+                         key=FIELDS.index)
+        for name in FIELDS + EXTRA_FIELDS:
+            if name in unknown:
+                mine.pop(name, None)
+            elif name in mine or name in ops:
+                value = mine.get(name, 0) + ops.get(name, 0)
+                mine[name] = round(value, 6) if name == "backoff_s" else value
+        if unknown:
+            mine["unknown"] = unknown
 
 
 @dataclass(frozen=True)
@@ -45,6 +91,21 @@ class RetryPolicy:
         return rand() * min(MAX_BACKOFF, self.backoff * 2.0 ** (retry - 1))
 
 
+def seen_on_the_wire(ops: dict[str, Any], *, attempts: int, throttles: int, resets: int,
+                     timeouts: int) -> dict[str, Any]:
+    """A library's entry (one that cannot count its attempts, s3dlio) completed with what a fault
+    proxy that carried its requests, and only its, saw: every request the proxy got is an
+    attempt, every 503 it gave a throttle met, every connection it reset a reset, every request
+    it held unanswered a timeout; retries are the attempts beyond the requests. The backoff
+    stays unknown (the proxy cannot tell a wait from the client's own work)."""
+    out = {k: v for k, v in ops.items() if k != "unknown"}
+    out.update(attempts=attempts, retries=max(0, attempts - int(ops["requests"])), throttles=throttles,
+               resets=resets, timeouts=timeouts)
+    unknown = [name for name in ops.get("unknown", ()) if name not in out]
+    ordered = {name: out[name] for name in FIELDS + EXTRA_FIELDS if name in out}
+    return {**ordered, **({"unknown": unknown} if unknown else {})}
+
+
 class Counts:
     """Per library, what its attempts met; thread-safe, process-wide (``COUNTS``)."""
 
@@ -55,7 +116,7 @@ class Counts:
 
     def add(self, library: str, **amounts: float) -> None:
         with self._lock:
-            counts = self._by_library.setdefault(library, dict.fromkeys(FIELDS, 0))
+            counts = self._by_library.setdefault(library, dict.fromkeys(FIELDS + EXTRA_FIELDS, 0))
             for name, amount in amounts.items():
                 counts[name] += amount
 
@@ -86,16 +147,16 @@ class Counts:
         with self._lock:
             return {lib: dict(counts) for lib, counts in self._by_library.items()}
 
-    def since(self, before: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
-        """What was counted after ``before`` (a snapshot), per library that did anything."""
+    def since(self, before: dict[str, dict[str, float]]) -> dict[str, dict[str, Any]]:
+        """What was counted after ``before`` (a snapshot), per library that did anything, as
+        storage_ops entries (``entry``)."""
         now = self.snapshot()
-        out: dict[str, dict[str, float]] = {}
+        out: dict[str, dict[str, Any]] = {}
         for lib, counts in now.items():
             old = before.get(lib, {})
-            diff = {name: counts[name] - old.get(name, 0) for name in FIELDS}
+            diff = {name: counts[name] - old.get(name, 0) for name in FIELDS + EXTRA_FIELDS}
             if diff["requests"] or diff["attempts"]:
-                diff["backoff_s"] = round(diff["backoff_s"], 6)
-                out[lib] = {k: (int(v) if k != "backoff_s" else v) for k, v in diff.items()}
+                out[lib] = entry(lib, diff)
         return out
 
 

@@ -23,15 +23,23 @@ one 4 KiB block) but its streaming writer (``create_direct_filesystem_writer``) 
 ``put`` goes through ``put_bytes``; streams are buffered writes, and the storage says so
 (``write_is_direct`` is False, ``write_caveat`` explains it for the results). Its file writers
 fsync every file when finalized, whatever ``fsync`` says: ``write_always_syncs``.
+
+Counting (retry.COUNTS, the test's storage_ops): s3dlio 0.10 reports nothing of its attempts
+(its retries happen inside the AWS SDK; its op log, one per process, records an operation, not
+its attempts), so on s3:// each S3 operation asked of it counts as a request (a get_many one per
+key, a multipart upload its create, each part and its complete), and each one that raised as a
+failure; attempts, retries, throttles, resets, timeouts and backoff are unknown
+(retry.UNCOUNTED).
 """
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import threading
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -42,6 +50,7 @@ from .deadline import Timeouts
 from .direct import probe_odirect
 from .errors import StorageError, StorageNotFound, os_error
 from .posix import drop_page_cache, fsync_dir, link_if_absent, temp_path
+from .retry import COUNTS
 from .s3common import (
     MAX_PARTS_IN_FLIGHT,
     PART_BUFFERS,
@@ -90,6 +99,21 @@ def configure(endpoint: S3Endpoint, timeouts: Timeouts = Timeouts()) -> None:
         _configured.append(endpoint.url)
 
 
+@contextlib.contextmanager
+def counted(on_s3: bool, requests: int = 1) -> Iterator[None]:
+    """Count ``requests`` S3 operations asked of s3dlio, and a failure if the call raises
+    (files are not counted: no S3 request)."""
+    if not on_s3:
+        yield
+        return
+    COUNTS.add(LIBRARY, requests=requests)
+    try:
+        yield
+    except BaseException:
+        COUNTS.add(LIBRARY, failures=1)
+        raise
+
+
 def translate(op: str, key: str, exc: Exception) -> StorageError:
     if isinstance(exc, StorageError):
         return exc
@@ -122,8 +146,9 @@ class _MultipartWriter(StreamWriter):
     def _send_part(self, part: mmap.mmap) -> None:
         if self.mpu is None:
             try:
-                self.mpu = s3dlio.MultipartUploadWriter.from_uri(
-                    self.uri, part_size=PART_SIZE, max_in_flight=MAX_PARTS_IN_FLIGHT, abort_on_drop=True)
+                with counted(True):  # the upload's create
+                    self.mpu = s3dlio.MultipartUploadWriter.from_uri(
+                        self.uri, part_size=PART_SIZE, max_in_flight=MAX_PARTS_IN_FLIGHT, abort_on_drop=True)
             except Exception as exc:
                 PART_BUFFERS.give(part)
                 raise translate("write", self.key, exc) from exc
@@ -133,7 +158,8 @@ class _MultipartWriter(StreamWriter):
         weakref.finalize(view, self.filler.done, part)
         try:
             # a whole part: borrowed, not copied; nobody writes to it until it comes back
-            self.mpu.write(view)
+            with counted(True):
+                self.mpu.write(view)
         except Exception as exc:
             raise translate("write", self.key, exc) from exc
         finally:
@@ -142,14 +168,17 @@ class _MultipartWriter(StreamWriter):
     def _commit(self) -> None:
         try:
             if self.mpu is None:  # less than a part: one PUT (S3 refuses an upload of no parts)
-                s3dlio.put_bytes(self.uri, bytes(self.filler.tail()))
+                with counted(True):
+                    s3dlio.put_bytes(self.uri, bytes(self.filler.tail()))
             else:
                 tail = self.filler.tail()
                 if tail.nbytes:  # smaller than a part: s3dlio copies it at once
-                    self.mpu.write(tail, copy=True)
+                    with counted(True):
+                        self.mpu.write(tail, copy=True)
                 tail.release()
                 try:
-                    self.mpu.close()  # waits for every part: their tokens and buffers are back when it returns
+                    with counted(True):  # the complete
+                        self.mpu.close()  # waits for every part: their tokens and buffers are back when it returns
                 except Exception:
                     # a complete retried after its reply was lost finds the upload gone
                     if not completed_anyway(lambda: self.storage.stat(self.key).size, self.bytes_written):
@@ -162,7 +191,8 @@ class _MultipartWriter(StreamWriter):
     def _abort(self) -> None:
         self.filler.close()
         if self.mpu is not None:
-            self.mpu.abort()  # releases every part it holds
+            with counted(True):
+                self.mpu.abort()  # releases every part it holds
 
 
 class _FileWriter(StreamWriter):
@@ -257,7 +287,8 @@ class S3dlioStorage(Storage):
             self._put_direct(key, data)
             return
         try:
-            s3dlio.put_bytes(self.uri(key), data)
+            with counted(True):
+                s3dlio.put_bytes(self.uri(key), data)
         except Exception as exc:
             raise translate("put", key, exc) from exc
 
@@ -296,7 +327,8 @@ class S3dlioStorage(Storage):
     def get(self, key: str) -> Buffer:
         check_key(key, LIBRARY, "get")
         try:
-            return memoryview(s3dlio.get(self.uri(key)))
+            with counted(not self.on_files):
+                return memoryview(s3dlio.get(self.uri(key)))
         except Exception as exc:
             raise translate("get", key, exc) from exc
 
@@ -308,7 +340,8 @@ class S3dlioStorage(Storage):
             self.stat(key)  # still report a missing key
             return b""
         try:
-            return memoryview(s3dlio.get_range(self.uri(key), offset, length))
+            with counted(not self.on_files):
+                return memoryview(s3dlio.get_range(self.uri(key), offset, length))
         except Exception as exc:
             if is_invalid_range(str(exc)):
                 self.stat(key)
@@ -321,7 +354,8 @@ class S3dlioStorage(Storage):
         for key in keys:
             check_key(key, LIBRARY, "get_many")
         try:
-            pairs = s3dlio.get_many([self.uri(k) for k in keys], max_in_flight)
+            with counted(not self.on_files, len(keys)):
+                pairs = s3dlio.get_many([self.uri(k) for k in keys], max_in_flight)
         except Exception as exc:
             raise translate("get_many", f"{keys[0]} (+{len(keys) - 1} more)", exc) from exc
         by_uri = {uri: memoryview(data) for uri, data in pairs}
@@ -330,7 +364,8 @@ class S3dlioStorage(Storage):
     def list(self, prefix: str = "") -> list[str]:
         directory = prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""
         try:
-            uris = s3dlio.list(self.base + directory, recursive=True)
+            with counted(not self.on_files):
+                uris = s3dlio.list(self.base + directory, recursive=True)
         except Exception as exc:
             err = translate("list", prefix, exc)
             if isinstance(err, StorageNotFound) and self.on_files:
@@ -349,7 +384,8 @@ class S3dlioStorage(Storage):
     def stat(self, key: str) -> ObjectInfo:
         check_key(key, LIBRARY, "stat")
         try:
-            meta = s3dlio.stat(self.uri(key))
+            with counted(not self.on_files):
+                meta = s3dlio.stat(self.uri(key))
         except Exception as exc:
             raise translate("stat", key, exc) from exc
         return ObjectInfo(key, int(meta["size"]))
@@ -357,7 +393,8 @@ class S3dlioStorage(Storage):
     def delete(self, key: str) -> None:
         check_key(key, LIBRARY, "delete")
         try:
-            s3dlio.delete(self.uri(key))
+            with counted(not self.on_files):
+                s3dlio.delete(self.uri(key))
         except Exception as exc:
             err = translate("delete", key, exc)
             if not isinstance(err, StorageNotFound):
