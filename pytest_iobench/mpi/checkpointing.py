@@ -31,6 +31,7 @@ from ..workload.metrics import GB, GiB
 from ..workload.page_cache import CACHE_STATES
 from .recorder import Recorder
 from .session import MPISession, SessionRun
+from .storage_ops import record_rank_ops
 
 
 @dataclass
@@ -241,6 +242,7 @@ def record_checkpoint(record: Recorder, outcomes: CheckpointOutcome | list[Check
         "metric_of_a_run": "the mean over its checkpoints; the reported value is the median over the counted runs",
         "runs": [_run_details(o, warmup=i < warmups) for i, o in enumerate(runs)],
     }
+    record_rank_ops(record, runs)
 
 
 def _run_details(outcome: CheckpointOutcome, *, warmup: bool) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from ..workload.metrics import GB
 from ..workload.sampler import new_run_seed
 from .recorder import Recorder
 from .session import MPISession, SessionRun
+from .storage_ops import record_rank_ops
 
 
 @dataclass
@@ -310,6 +311,7 @@ def record_training(record: Recorder, outcome: TrainingOutcome, floor_waived: st
             for r in outcome.results],
         "effective_config": config.to_dict(),
     }
+    record_rank_ops(record, runs or [outcome])
     if not outcome.run.in_process:  # ranks of other processes: their endpoints' share (spread.py)
         spread = record.details.setdefault("endpoints", {})
         for result in (r for run in runs or [outcome] for r in run.results):

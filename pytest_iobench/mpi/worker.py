@@ -1,7 +1,8 @@
 """What each MPI rank runs: ``python -m pytest_iobench.mpi.worker JOB.json``.
 
 The rank reads the job, runs its part (workload/job.py) on MPI's COMM_WORLD and writes its
-result where the launcher collects it. A rank that fails writes what went wrong (so the
+result where the launcher collects it, with what the rank's S3 requests met (its
+``storage_ops``: the session's own counts do not see other processes). A rank that fails writes what went wrong (so the
 session can name the rank and the error) and exits non-zero, which makes mpiexec end the
 other ranks instead of leaving them waiting at a barrier.
 """
@@ -13,6 +14,7 @@ import sys
 import traceback
 
 from ..storage.errors import redact
+from ..storage.retry import COUNTS
 from ..workload.job import run_rank
 from .context import report_progress, world, write_rank_result
 
@@ -27,8 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     comm = world()
     rank = comm.rank
     report_progress(rank, "starting")
+    before = COUNTS.snapshot()
     try:
         result = run_rank(job, comm, progress=lambda text: report_progress(rank, text))
+        result["storage_ops"] = COUNTS.since(before)
     except BaseException as exc:  # reported to the session, then the whole run is ended
         message = redact(f"{type(exc).__name__}: {exc}")
         write_rank_result(rank, {"rank": rank, "error": message,

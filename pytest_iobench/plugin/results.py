@@ -129,7 +129,8 @@ class ResultsPlugin:
         finally:  # the record is complete once the test's fixtures are torn down
             record = item.stash.get(RECORD_KEY, None) or new_record(item)
             if _OPS_BEFORE in item.stash:  # what the S3 libraries' requests met during the test
-                record.storage_ops = {**retry.COUNTS.since(item.stash[_OPS_BEFORE]), **record.storage_ops}
+                # added to what the test put there (its ranks', a child process's)
+                retry.add_entries(record.storage_ops, retry.COUNTS.since(item.stash[_OPS_BEFORE]))
             self.collector.add_test(record_entry(record, worker_id(item.config)))
 
     @pytest.hookimpl(optionalhook=True)  # pytest-benchmark's hook: absent when it is not installed
