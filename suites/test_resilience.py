@@ -184,8 +184,13 @@ def test_resilience(profile, library, step, endpoint, proxies, clean_runs, ioben
         "profile": PROFILES[profile], "completed": out["ok"], "error": out.get("error", ""),
         "injected": injected, "clean_seconds": clean["seconds"], "wall_seconds": wall,
     }
-    if library == "s3dlio":  # the child's counts (its checking library's: s3dlio counts nothing)
-        iobench_record.storage_ops = out["storage_ops"]
+    if library == "s3dlio":  # the child's counts: s3dlio's requests and failures, its checking library's
+        ops = out["storage_ops"]
+        if "s3dlio" in ops:  # its attempts, as its proxy (carrying its requests only) saw them
+            ops["s3dlio"] = retry.seen_on_the_wire(
+                ops["s3dlio"], attempts=injected["requests"], throttles=injected["throttle"],
+                resets=injected["reset"] + injected.get("lost", 0), timeouts=injected["blackhole"])
+        iobench_record.storage_ops = ops
     assert wall < CASE_DEADLINE, f"{step} through {profile} took {wall:.0f} s: past the case's deadline"
     if not out["ok"]:
         if profile in MUST_COMPLETE:
