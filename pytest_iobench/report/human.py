@@ -18,6 +18,8 @@ from .text import (
     fmt,
     fmt_percent,
     missing_note,
+    ops_value,
+    ops_worth_showing,
     outcome_counts,
     severity,
     spread_note,
@@ -155,23 +157,43 @@ def _results_blocks(tests: Sequence[dict[str, Any]]) -> list[Block]:
     return blocks
 
 
-#: what storage_ops shows beside the requests; a test is listed when one of these is not zero
+#: what storage_ops shows beside the requests and attempts
 _OPS_SHOWN = ("retries", "throttles", "resets", "timeouts", "backoff_s")
 
 
 def _storage_ops_blocks(tests: Sequence[dict[str, Any]]) -> list[Block]:
     """What retrying cost, per test and S3 library, for the tests whose requests met faults:
-    a run with faults must not read like a clean one (docs/resilience.md)."""
-    rows = [[short_id(t["id"]), library, str(ops["requests"]), str(ops["attempts"]),
-             *(str(ops[k]) for k in _OPS_SHOWN[:-1]), fmt(ops["backoff_s"])]
-            for t in tests for library, ops in sorted((t.get("storage_ops") or {}).items())
-            if any(ops.get(k) for k in _OPS_SHOWN)]
+    a run with faults must not read like a clean one (docs/resilience.md). A test whose ranks
+    ran under mpiexec gets a row per rank under its total. "?" is a figure the library cannot
+    count (s3dlio): never a 0 that reads as "no retries"."""
+    per_rank = any((t.get("details") or {}).get("storage_ops_per_rank") for t in tests)
+
+    def row(test_id: str, rank: str, library: str, ops: dict[str, Any]) -> list[str]:
+        return [test_id, *([rank] if per_rank else []), library, str(ops["requests"]),
+                *(ops_value(ops, k, fmt) for k in ("attempts", *_OPS_SHOWN))]
+
+    rows = []
+    unknown: set[str] = set()
+    for t in tests:
+        ranks = (t.get("details") or {}).get("storage_ops_per_rank") or []
+        for library, ops in sorted((t.get("storage_ops") or {}).items()):
+            if not ops_worth_showing(ops):
+                continue
+            if ops.get("unknown"):
+                unknown.add(library)
+            rows.append(row(short_id(t["id"]), "all" if ranks else "", library, ops))
+            rows += [row("", str(r["rank"]), library, r["storage_ops"][library])
+                     for r in ranks if library in r["storage_ops"]]
     if not rows:
         return []
-    return [Block("paragraph", "Storage operations that were retried (backoff seconds are inside the figures' "
-                               "wall time):"),
-            Block("table", headers=["test", "library", "requests", "attempts", "retries", "throttles", "resets",
-                                    "timeouts", "backoff s"], rows=rows)]
+    blocks = [Block("paragraph", "Storage operations that were retried (backoff seconds are inside the figures' "
+                                 "wall time):"),
+              Block("table", headers=["test", *(["rank"] if per_rank else []), "library", "requests", "attempts",
+                                      "retries", "throttles", "resets", "timeouts", "backoff s"], rows=rows)]
+    if unknown:
+        blocks.append(Block("paragraph", f"? : not counted by {', '.join(sorted(unknown))}, which reports none of "
+                                         "its attempts (docs/resilience.md)."))
+    return blocks
 
 
 def report_blocks(document: dict[str, Any], plots: Sequence[Plot]) -> list[Block]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .plots import PERCENTILE_METRIC, short_id
@@ -127,16 +127,33 @@ def suite_tables(document: dict[str, Any]) -> list[str]:
     return lines
 
 
+def ops_value(ops: dict[str, Any], name: str, seconds: Callable[[float], str] = "{:.2f}".format) -> str:
+    """One storage_ops field as shown (``seconds`` formats backoff_s): "?" when the library
+    cannot count it (never a 0 that reads as "none")."""
+    if name in ops.get("unknown", ()):
+        return "?"
+    value = ops.get(name, 0)
+    return seconds(value) if name == "backoff_s" else str(value)
+
+
+def ops_worth_showing(ops: dict[str, Any]) -> bool:
+    """Whether a storage_ops entry met anything: a retry, a fault, or (s3dlio) a failed operation."""
+    return any(ops.get(k) for k in ("retries", "throttles", "resets", "timeouts", "failures"))
+
+
 def retries_cell(test: dict[str, Any]) -> str:
     """What retrying cost a test, per S3 library, when anything was retried or failed on the
-    wire ("" otherwise): a run with faults must not look like a clean one."""
+    wire ("" otherwise): a run with faults must not look like a clean one. "?" marks what the
+    library cannot count (s3dlio)."""
     shown = []
     for library, ops in sorted((test.get("storage_ops") or {}).items()):
-        if not any(ops[k] for k in ("retries", "throttles", "resets", "timeouts")):
+        if not ops_worth_showing(ops):
             continue
-        shown.append(f"{library} {ops['retries']} retries of {ops['requests']} requests "
-                     f"({ops['throttles']} throttled, {ops['resets']} reset, {ops['timeouts']} timed out), "
-                     f"{ops['backoff_s']:.2f} s in backoff")
+        retries, throttles, resets, timeouts, backoff = (
+            ops_value(ops, k) for k in ("retries", "throttles", "resets", "timeouts", "backoff_s"))
+        failed = f", {ops['failures']} failed" if "failures" in ops else ""
+        shown.append(f"{library} {retries} retries of {ops['requests']} requests{failed} "
+                     f"({throttles} throttled, {resets} reset, {timeouts} timed out), {backoff} s in backoff")
     return "; ".join(shown)
 
 
