@@ -15,6 +15,7 @@ import pytest
 from test_mpi_session import tiny
 from test_workload_support import HERE, RAW_OPENER, write_raw_dataset
 
+from pytest_iobench.mpi.checkpointing import record_checkpoint, run_checkpoint_session
 from pytest_iobench.mpi.session import MPISession
 from pytest_iobench.mpi.storage_ops import rank_ops, record_rank_ops
 from pytest_iobench.mpi.training import record_training, run_training_session
@@ -27,6 +28,7 @@ from pytest_iobench.storage.faultproxy import FaultProxy, parse_profile
 from pytest_iobench.storage.registry import StorageSpec, open_storage
 from pytest_iobench.storage.retry import FIELDS, Counts, add_entries, entry, seen_on_the_wire
 from pytest_iobench.storage.s3common import S3Endpoint
+from pytest_iobench.workload.config import load_workload
 
 BUCKET = "counts"
 S3DLIO_UNKNOWN = ["attempts", "retries", "throttles", "resets", "timeouts", "backoff_s"]
@@ -85,14 +87,23 @@ def test_what_the_proxy_saw_completes_an_s3dlio_entry():
 
 S3DLIO_CHILD = r"""
 import json, sys
-from pytest_iobench.storage.errors import StorageNotFound
+from pytest_iobench.storage.errors import StorageError, StorageNotFound
 from pytest_iobench.storage.registry import StorageSpec, open_storage
 from pytest_iobench.storage.retry import COUNTS
 from pytest_iobench.storage.s3common import S3Endpoint
-url, key, secret = json.loads(sys.argv[1])
+from pytest_iobench.workload.config import load_workload
+url, key, secret, retries = json.loads(sys.argv[1])
 storage = open_storage(StorageSpec("s3", "s3dlio", bucket="counts", prefix="s3dlio", endpoint_url=url,
-                                   op_timeout=30, retries=8, backoff=0.01), S3Endpoint(url, key, secret))
+                                   op_timeout=30, retries=retries, backoff=0.01), S3Endpoint(url, key, secret))
 before = COUNTS.snapshot()
+if retries == 0:  # through an endpoint that throttles every request after the first 3
+    for i in range(4):
+        try:
+            storage.put(f"f/{i}", b"x")
+        except StorageError as exc:
+            print(f"failed: {exc}", file=sys.stderr)
+    print(json.dumps(COUNTS.since(before)))
+    sys.exit(0)
 for i in range(20):
     storage.put(f"o/{i}", bytes([i]) * 1000)
 assert [bytes(b) for b in storage.get_many([f"o/{i}" for i in range(20)])] == [bytes([i]) * 1000 for i in range(20)]
@@ -101,27 +112,43 @@ try:
     storage.get("o/missing")
 except StorageNotFound:
     pass
+assert bytes(storage.get_range("o/1", 10**9, 5)) == b""  # past the end: an answer, not a failure
 print(json.dumps(COUNTS.since(before)))
 """
 
 
-@pytest.mark.parametrize("profile", ["throttle-20%,seed-7", "pass"])
-def test_s3dlio_counts_its_requests_and_failures_and_names_the_rest_unknown(moto, profile):
-    """s3dlio binds one endpoint per process: a child. Its count of requests is the requests
-    the proxy passed on; what it met on the way is unknown to it, and said so."""
+def _s3dlio_child(moto, profile: str, retries: int) -> tuple[dict, FaultProxy, str]:
+    """s3dlio binds one endpoint per process: it runs in a child, through the proxy."""
     with FaultProxy(moto.url, parse_profile(profile)) as proxy:
-        args = json.dumps([proxy.url, moto.access_key, moto.secret_key])
+        args = json.dumps([proxy.url, moto.access_key, moto.secret_key, retries])
         done = subprocess.run([sys.executable, "-c", S3DLIO_CHILD, args], capture_output=True, text=True,
                               timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    ops = json.loads(done.stdout.strip().splitlines()[-1])["s3dlio"]
-    # 20 puts, 20 gets, a list, a get of a missing key
-    assert ops == {"requests": 42, "failures": 1, "unknown": S3DLIO_UNKNOWN}
+    return json.loads(done.stdout.strip().splitlines()[-1])["s3dlio"], proxy, done.stderr
+
+
+@pytest.mark.parametrize("profile", ["throttle-20%,seed-7", "pass"])
+def test_s3dlio_counts_its_requests_and_names_the_rest_unknown(moto, profile):
+    """Its count of requests is the requests the proxy passed on; a missing key and a range
+    past the end are answers, not failures; what it met on the way is unknown to it."""
+    ops, proxy, _ = _s3dlio_child(moto, profile, retries=8)
+    # 20 puts, 20 gets, a list, a get of a missing key, a range past the end and the stat
+    # that tells it from a missing key
+    assert ops == {"requests": 44, "failures": 0, "unknown": S3DLIO_UNKNOWN}
     assert proxy.stats["requests"] - proxy.stats["throttle"] == ops["requests"]
     assert (proxy.stats["throttle"] > 0) == (profile != "pass")
-    test = {"storage_ops": {"s3dlio": ops}}
-    assert retries_cell(test) == ("s3dlio ? retries of 42 requests, 1 failed (? throttled, ? reset, ? timed out), "
-                                  "? s in backoff")
+    assert retries_cell({"storage_ops": {"s3dlio": ops}}) == ""  # nothing known to show
+
+
+def test_s3dlio_counts_an_operation_that_failed(moto):
+    """retries=0 through an endpoint throttling every request after the first 3: the 4th
+    put fails, and is counted as a failure; the terminal line shows it, with ? for retries."""
+    ops, proxy, stderr = _s3dlio_child(moto, "after-3,throttle-100%", retries=0)
+    assert "failed: " in stderr and "f/3" in stderr
+    assert ops == {"requests": 4, "failures": 1, "unknown": S3DLIO_UNKNOWN}
+    assert proxy.stats["throttle"] >= 1
+    assert retries_cell({"storage_ops": {"s3dlio": ops}}) == (
+        "s3dlio ? retries of 4 requests, 1 failed (? throttled, ? reset, ? timed out), ? s in backoff")
 
 
 def _train_through(moto, proxy: FaultProxy, profile: str, prefix: str):
@@ -172,6 +199,33 @@ def test_each_rank_under_mpiexec_brings_its_counts_into_the_record(moto, profile
     assert _problems("test", {**record.to_dict(), "message": "", "setup_s": 0.0, "teardown_s": 0.0,
                               "worker": None}) == []
     assert rank_ops([outcome.results]) == per_rank
+
+
+def test_each_checkpoint_rank_under_mpiexec_brings_its_counts_into_the_record(moto):
+    """Checkpoints written and read back by 2 ranks (multipart uploads) through 10 % 503s."""
+    config = load_workload("llama3-8b", ["checkpoint.num_checkpoints_write=1", "checkpoint.num_checkpoints_read=1",
+                                         "checkpoint.time_between_checkpoints=0"])
+    with FaultProxy(moto.url, parse_profile("throttle-10%,seed-9")) as proxy:
+        endpoint = S3Endpoint(proxy.url, moto.access_key, moto.secret_key, moto.region)
+        spec = StorageSpec("s3", "boto3", bucket=BUCKET, prefix="ckpt-ranks", endpoint_url=proxy.url,
+                           op_timeout=30, retries=8, backoff=0.01)
+        storage = open_storage(spec, endpoint)
+        session = MPISession(env={"PYTHONPATH": HERE, "AWS_ACCESS_KEY_ID": moto.access_key,
+                                  "AWS_SECRET_ACCESS_KEY": moto.secret_key}, timeout=180)
+        try:
+            outcome = run_checkpoint_session(session, config, storage, ranks=2, scale=1 / 4000)
+        finally:
+            storage.close()
+    assert not outcome.run.in_process
+    record = TestRecord("tests/test_x.py::test_checkpoint[r2]")
+    record_checkpoint(record, outcome)
+    per_rank = record.details["storage_ops_per_rank"]
+    assert [r["rank"] for r in per_rank] == [0, 1]
+    assert all(r["storage_ops"]["boto3"]["requests"] > 0 for r in per_rank)
+    total = record.storage_ops["boto3"]
+    assert total["throttles"] == proxy.stats["throttle"] > 0
+    assert total["attempts"] == proxy.stats["requests"]
+    assert _valid_ops(record.storage_ops) == []
 
 
 def test_the_reports_show_per_rank_counts_under_the_total():
