@@ -7,6 +7,7 @@ run; the reports show them per rank."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -259,3 +260,35 @@ def test_no_rank_counts_when_the_rank_ran_in_process():
     record_rank_ops(record, [outcome])
     assert "storage_ops_per_rank" not in record.details and record.storage_ops == {}
 
+
+
+def test_a_session_records_each_ranks_counts_in_its_document(pytester, monkeypatch, moto):
+    """The shipped training suite, 2 ranks under mpiexec, through 10 % 503s from the proxy in
+    front of moto: the document's test entry has each rank's counts (throttles met by the
+    ranks) and the total, which every 503 the proxy gave is counted in; the Markdown report
+    has a row per rank."""
+    from pytest_iobench.report.schema import load_document
+
+    for name, value in {"AWS_ACCESS_KEY_ID": moto.access_key, "AWS_SECRET_ACCESS_KEY": moto.secret_key,
+                        "AWS_ENDPOINT_URL": "", "IOBENCH_S3_ENDPOINT": ""}.items():
+        monkeypatch.setenv(name, value)
+    suite = os.path.join(os.path.dirname(HERE), "suites", "test_training.py")
+    with open(suite) as f:
+        pytester.makepyfile(test_training=f.read())
+    with FaultProxy(moto.url, parse_profile("throttle-10%,seed-21")) as proxy:
+        result = pytester.runpytest_subprocess(
+            "-p", "no:cacheprovider", "-k", "resnet50_small and boto3", "--iobench-storage=s3",
+            "--iobench-libraries=boto3", "--iobench-ranks=2", f"--iobench-s3-endpoint={proxy.url}",
+            f"--iobench-bucket={BUCKET}/session", "--iobench-backoff=0.01", "--iobench-workload=resnet50_small")
+    result.assert_outcomes(passed=1)
+    (test,) = load_document(pytester.path / "reports" / "latest.json")["tests"]
+    per_rank = test["details"]["storage_ops_per_rank"]
+    assert [r["rank"] for r in per_rank] == [0, 1]
+    ranks = [r["storage_ops"]["boto3"] for r in per_rank]
+    assert all(ops["requests"] > 0 for ops in ranks)
+    total = test["storage_ops"]["boto3"]
+    assert total["throttles"] == proxy.stats["throttle"] > 0
+    assert sum(ops["throttles"] for ops in ranks) > 0
+    assert total["requests"] >= sum(ops["requests"] for ops in ranks)
+    markdown = next((pytester.path / "reports").glob("iobench-*.md")).read_text()
+    assert "| rank |" in markdown and "| all | boto3 |" in markdown
