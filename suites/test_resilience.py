@@ -189,7 +189,8 @@ def test_resilience(profile, library, step, endpoint, proxies, clean_runs, ioben
         if "s3dlio" in ops:  # its attempts, as its proxy (carrying its requests only) saw them
             ops["s3dlio"] = retry.seen_on_the_wire(
                 ops["s3dlio"], attempts=injected["requests"], throttles=injected["throttle"],
-                resets=injected["reset"] + injected.get("lost", 0), timeouts=injected["blackhole"])
+                resets=injected["reset"] + injected.get("lost", 0), timeouts=injected["blackhole"],
+                completed=out["ok"])
         iobench_record.storage_ops = ops
     assert wall < CASE_DEADLINE, f"{step} through {profile} took {wall:.0f} s: past the case's deadline"
     if not out["ok"]:

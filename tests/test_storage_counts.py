@@ -84,6 +84,13 @@ def test_what_the_proxy_saw_completes_an_s3dlio_entry():
     assert ops == {"requests": 69, "attempts": 83, "retries": 14, "throttles": 10, "resets": 4, "timeouts": 0,
                    "failures": 0, "unknown": ["backoff_s"]}
     assert _valid_ops({"s3dlio": ops}) == []
+    # a step that did not complete, or fewer attempts than requests counted (a get_many's keys
+    # not all sent before a deadline): retries cannot be told, and are not made up
+    for completed, attempts in ((False, 83), (True, 4)):
+        ops = seen_on_the_wire({"requests": 8, "failures": 0, "unknown": S3DLIO_UNKNOWN},
+                               attempts=attempts, throttles=0, resets=0, timeouts=4, completed=completed)
+        assert "retries" not in ops and ops["unknown"] == ["retries", "backoff_s"]
+        assert _valid_ops({"s3dlio": ops}) == []
 
 
 S3DLIO_CHILD = r"""

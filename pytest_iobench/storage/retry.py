@@ -92,15 +92,18 @@ class RetryPolicy:
 
 
 def seen_on_the_wire(ops: dict[str, Any], *, attempts: int, throttles: int, resets: int,
-                     timeouts: int) -> dict[str, Any]:
+                     timeouts: int, completed: bool = True) -> dict[str, Any]:
     """A library's entry (one that cannot count its attempts, s3dlio) completed with what a fault
     proxy that carried its requests, and only its, saw: every request the proxy got is an
     attempt, every 503 it gave a throttle met, every connection it reset a reset, every request
-    it held unanswered a timeout; retries are the attempts beyond the requests. The backoff
-    stays unknown (the proxy cannot tell a wait from the client's own work)."""
+    it held unanswered a timeout. Retries are the attempts beyond the requests when the work
+    ``completed`` and there are no fewer attempts than requests; otherwise (calls abandoned at
+    a deadline, requests counted but never sent) they stay unknown, as does the backoff (the
+    proxy cannot tell a wait from the client's own work)."""
     out = {k: v for k, v in ops.items() if k != "unknown"}
-    out.update(attempts=attempts, retries=max(0, attempts - int(ops["requests"])), throttles=throttles,
-               resets=resets, timeouts=timeouts)
+    out.update(attempts=attempts, throttles=throttles, resets=resets, timeouts=timeouts)
+    if completed and attempts >= int(ops["requests"]):
+        out["retries"] = attempts - int(ops["requests"])
     unknown = [name for name in ops.get("unknown", ()) if name not in out]
     ordered = {name: out[name] for name in FIELDS + EXTRA_FIELDS if name in out}
     return {**ordered, **({"unknown": unknown} if unknown else {})}
