@@ -17,6 +17,7 @@ from .. import settings as settings_mod
 
 # Importing a layer's options module declares its options.
 from ..data import options as _data_options  # noqa: F401
+from ..qualify import options as _qualify_options  # noqa: F401
 from ..report import options as _report_options  # noqa: F401
 from ..report.redaction import register_session_secrets
 from ..settings import REGISTRY, Settings, SettingsError
