@@ -2,8 +2,10 @@
 
 ``iobench datasize WORKLOAD --hosts N --host-memory GiB --accelerators N``: the dataset a
 qualification run of WORKLOAD needs on those clients (mlpstorage's formula, datasize.py),
-printed as the ``--iobench-set`` override that gives it, a number of files and bytes.
-Without ``--host-memory`` the memory of this host is taken. ``--set`` takes the overrides
+printed as the ``--iobench-set`` override that gives it, a number of files and bytes, and the
+time to generate it at the rate measured on this host (a sample of its files generated into a
+temporary directory) or given (``--generate-rate``). Without ``--host-memory`` (or its
+``IOBENCH_HOST_MEMORY`` twin) the memory of this host is taken. ``--set`` takes the overrides
 ``--iobench-set`` takes (a workload's batch size or record length changes what it needs).
 
 ``iobench generate WORKLOAD --iobench-storage=KIND --iobench-root=...``: the workload's
@@ -19,20 +21,24 @@ import argparse
 import os
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..data import options as _data_options  # noqa: F401  (declares the generation options)
 from ..data.datasets import DatasetCache
 from ..data.generate import Progress
-from ..settings import REGISTRY, SettingsError, resolve
+from ..data.generate import generate as generate_files
+from ..data.spec import DatasetSpec
+from ..settings import REGISTRY, SettingsError, positive_int, resolve
 from ..storage import options as _storage_options  # noqa: F401
 from ..storage.errors import StorageError
 from ..storage.factory import StorageFactory, new_run_id, plan_storages
+from ..storage.posix import PosixStorage
 from ..workload import options as _workload_options  # noqa: F401
-from ..workload.config import WorkloadError, load_workload
+from ..workload.config import WorkloadConfig, WorkloadError, load_workload
 from ..workload.options import overrides_for, workload_id
 from .datasize import MIN_STEPS, GiB, dataset_size
+from .options import gibibytes, host_memory_bytes
 
 
 def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -57,14 +63,20 @@ def add_datasize(commands: Any) -> None:
                     "the --iobench-set override that gives it, files and bytes.")
     parser.add_argument("workload", metavar="WORKLOAD", help="a shipped workload (unet3d_h100) or a DLIO YAML file")
     parser.add_argument("--hosts", type=_positive(int), default=1, metavar="N", help="client hosts (default 1)")
-    parser.add_argument("--host-memory", type=_positive(float), metavar="GiB",
-                        help="memory of each client host in GiB (default: this host's)")
+    parser.add_argument("--host-memory", "--iobench-host-memory", type=_positive(float), metavar="GiB",
+                        help="memory of each client host in GiB (default: IOBENCH_HOST_MEMORY, else this host's)")
     parser.add_argument("--accelerators", type=_positive(int), required=True, metavar="N",
                         help="simulated accelerators in all, over every host")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a workload override, as --iobench-set takes it (repeatable)")
     parser.add_argument("--min-steps", type=_positive(int), default=MIN_STEPS, metavar="N",
                         help=f"steps per epoch required (default {MIN_STEPS}; fewer only for a dry run)")
+    parser.add_argument("--generate-rate", type=_positive(float), metavar="MB/s",
+                        help="the generation rate to give the time to generate at, in MB/s (10^6 bytes); default: "
+                             "measured on this host by generating a sample of the dataset (about 64 MiB) into a "
+                             "temporary directory")
+    parser.add_argument("--generate-threads", type=_positive(int), metavar="N",
+                        help="writer threads of the measured generation (default: IOBENCH_GENERATE_THREADS, else 2)")
     parser.set_defaults(run=datasize)
 
 
@@ -75,14 +87,54 @@ def _size(n: float) -> str:
     return f"{n:.0f} B"
 
 
-def datasize_lines(args: argparse.Namespace) -> list[str]:
-    config = load_workload(args.workload, args.set)
-    if args.host_memory is None:
-        import psutil
+#: bytes a measured generation writes: enough for the rate to settle, seconds on any host
+RATE_SAMPLE_BYTES = 64 * 1024 ** 2
 
-        memory, where = psutil.virtual_memory().total, "this host's"
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    if minutes < 120:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours < 48 else f"{seconds / 86400:.1f} days"
+
+
+def measure_generation_rate(spec: DatasetSpec, threads: int, sample_bytes: int = RATE_SAMPLE_BYTES
+                            ) -> tuple[float, str]:
+    """Bytes per second this host generates ``spec``'s files at, from a sample of about
+    ``sample_bytes`` written into a temporary directory (whole files, or one file of fewer
+    samples when a file is larger), and the sample in words. The rate is the generator's (the
+    random source, the format, local writes), not the storage's: on a slower storage
+    generation runs at the storage's write rate."""
+    file_bytes = spec.num_samples_per_file * spec.record_length_bytes
+    if file_bytes > sample_bytes:
+        samples = max(1, int(spec.num_samples_per_file * sample_bytes // file_bytes))
+        sample = spec.with_changes(num_files_train=1, num_files_eval=0, num_samples_per_file=samples)
+        what = f"1 file of {samples} sample{'s' if samples > 1 else ''}"
     else:
-        memory, where = int(args.host_memory * GiB), "given"
+        files = max(1, min(spec.num_files_train, -(-sample_bytes // max(1, int(file_bytes)))))
+        sample = spec.with_changes(num_files_train=files, num_files_eval=0)
+        what = f"{files} file{'s' if files > 1 else ''}"
+    with tempfile.TemporaryDirectory(prefix="iobench-rate-") as scratch:
+        result = generate_files(sample, PosixStorage(scratch), threads=threads, verify="none")
+    rate = result.bytes / result.seconds if result.seconds > 0 else 0.0
+    many = "s" if threads > 1 else ""
+    moved = f"{result.bytes / 1e6:.1f} MB in {result.seconds:.2f} s"
+    return rate, f"{what} of {spec.format}, {moved}, {threads} thread{many}"
+
+
+def datasize_lines(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> list[str]:
+    environ = os.environ if environ is None else environ
+    config = load_workload(args.workload, args.set)
+    given = args.host_memory
+    if given is None and environ.get("IOBENCH_HOST_MEMORY"):
+        try:
+            given = gibibytes(environ["IOBENCH_HOST_MEMORY"])
+        except ValueError as exc:
+            raise ValueError(f"IOBENCH_HOST_MEMORY: {environ['IOBENCH_HOST_MEMORY']!r} is not valid: {exc}") from None
+    memory, where = host_memory_bytes(given)
     size = dataset_size(config, hosts=args.hosts, host_memory_bytes=memory, accelerators=args.accelerators,
                         min_steps=args.min_steps)
     name = workload_id(args.workload)
@@ -95,13 +147,31 @@ def datasize_lines(args: argparse.Namespace) -> list[str]:
         f"  by memory (5x {size.memory_bytes} bytes): {size.files_by_memory} files; "
         f"by steps ({size.min_steps} per epoch): {size.files_by_steps} files; dictated by {size.dictated_by}",
         f"  --iobench-workload={name} " + " ".join(f"--iobench-set {name}:{o}" for o in size.overrides()),
+        _generation_line(args, config, size.bytes, environ),
     ]
+
+
+def _generation_line(args: argparse.Namespace, config: WorkloadConfig, total: int, environ: Mapping[str, str]) -> str:
+    if getattr(args, "generate_rate", None):
+        rate, how = args.generate_rate * 1e6, "given"
+    else:
+        threads = getattr(args, "generate_threads", None)
+        if threads is None:
+            try:
+                threads = positive_int(environ.get("IOBENCH_GENERATE_THREADS") or "2")
+            except ValueError as exc:
+                raise ValueError(f"IOBENCH_GENERATE_THREADS: {exc}") from None
+        rate, sample = measure_generation_rate(config.dataset, threads)
+        how = f"measured on this host: {sample}; a slower storage's writes set the pace"
+    if rate <= 0:
+        return f"  to generate: {_size(total)}; the rate could not be measured (give --generate-rate)"
+    return f"  to generate: {_duration(total / rate)} at {rate / 1e6:.1f} MB/s ({how})"
 
 
 def datasize(args: argparse.Namespace) -> int:
     try:
         lines = datasize_lines(args)
-    except (WorkloadError, ValueError) as exc:
+    except (WorkloadError, ValueError, StorageError) as exc:
         raise SystemExit(f"error: {exc}") from None
     for line in lines:
         print(line)
