@@ -184,7 +184,8 @@ RULES: tuple[Rule, ...] = (
 )
 
 
-def check(phase: str, subject: Plan | Results, rules: Sequence[Rule] = RULES) -> list[Checked]:
+def check(phase: str, subject: Plan | Results | CheckpointPlan | CheckpointResults,
+          rules: Sequence[Rule] = RULES) -> list[Checked]:
     """Every rule of ``phase`` checked on ``subject``."""
     return [Checked(rule, rule.check(subject)) for rule in rules if rule.phase == phase]
 
@@ -197,3 +198,144 @@ def label(checked: Sequence[Checked]) -> str:
 def reasons(checked: Sequence[Checked]) -> list[str]:
     """``rule: reason`` for every rule that did not give CLOSED."""
     return [f"{c.rule.id}: {c.finding.reason}" for c in checked if not c.passed]
+
+
+# -- checkpoint qualification (the llama3 workloads) ------------------------------------------
+#: mlpstorage's subset run: this many processes write a part of any llama3 checkpoint
+SUBSET_PROCESSES = 8
+#: per model: (processes of a full CLOSED run, processes of one data-parallel instance); OPEN
+#: allows any multiple of the latter (mlpstorage's LLM_ALLOWED_VALUES, Rules.md 4.6.1 and 4.6.4)
+CHECKPOINT_PROCESSES = {
+    "llama3-8b": (8, 8),
+    "llama3-70b": (64, 8),
+    "llama3-405b": (512, 256),
+    "llama3-1t": (1024, 512),
+}
+#: MLPerf Storage: checkpoints written, then read back, in a run
+CHECKPOINTS = 10
+#: the page cache is cleared between write and read when a checkpoint is smaller than this many
+#: times the clients' total memory
+CACHE_FACTOR = 3
+#: keys a CLOSED checkpoint run may override (where it goes, and the counts checked by their own rule)
+CHECKPOINT_CLOSED_ALLOWED = ("checkpoint.checkpoint_folder", "checkpoint.num_checkpoints_write",
+                             "checkpoint.num_checkpoints_read", "checkpoint.mode", "storage.storage_type",
+                             "storage.storage_root")
+
+
+def checkpoint_model(config: WorkloadConfig) -> str | None:
+    """The llama3 model a workload checkpoints (by its name: ``llama3-70b``), or None."""
+    name = config.name.lower().replace("_", "-")
+    return next((m for m in CHECKPOINT_PROCESSES if name == m or name.startswith(m + "-")), None)
+
+
+def checkpoint_processes(model: str, want: int | None, *, dry: bool) -> int:
+    """The process count a checkpoint qualification of ``model`` runs: ``want``, else the model's
+    full CLOSED count (the subset run's 8 on a dry run)."""
+    if want is not None:
+        return want
+    return SUBSET_PROCESSES if dry else CHECKPOINT_PROCESSES[model][0]
+
+
+@dataclass
+class CheckpointPlan:
+    """What a checkpoint run is checked against before it starts."""
+
+    config: WorkloadConfig
+    model: str
+    processes: int
+    #: the user's overrides (not the suite's own defaults)
+    overrides: list[str] = field(default_factory=list)
+    #: True on S3, where fsync does not apply (an object is durable once its upload completes)
+    fsync_not_applicable: bool = False
+
+
+@dataclass
+class CheckpointResults:
+    """What the run did: the checkpoints it wrote and read, their size, the cache between."""
+
+    size_bytes: int
+    memory_bytes: int
+    writes: int
+    reads: int
+    cache: str
+
+
+def _checkpoint_processes(plan: CheckpointPlan) -> Finding:
+    closed, per_instance = CHECKPOINT_PROCESSES[plan.model]
+    n = plan.processes
+    if n == closed:
+        return Finding(CLOSED, f"{n} processes: the full {plan.model} run")
+    if n == SUBSET_PROCESSES:
+        return Finding(CLOSED, f"{n} processes: the subset run (checkpoint.mode subset, of {closed} ranks)")
+    allowed = f"CLOSED allows {SUBSET_PROCESSES} (subset) or {closed} (full); OPEN a multiple of {per_instance}"
+    if n % per_instance == 0:
+        return Finding(OPEN, f"{n} processes is allowed in OPEN only ({allowed})")
+    return Finding(INVALID, f"{n} processes is not allowed for {plan.model}: {allowed}; give --iobench-accelerators")
+
+
+def _checkpoint_counts(plan: CheckpointPlan) -> Finding:
+    ck = plan.config.checkpoint
+    writes, reads = int(ck.num_checkpoints_write), int(ck.num_checkpoints_read)
+    if (writes, reads) != (CHECKPOINTS, CHECKPOINTS):
+        return Finding(INVALID, f"checkpoint.num_checkpoints_write {writes} and num_checkpoints_read {reads}: "
+                                f"the rules ask for {CHECKPOINTS} writes then {CHECKPOINTS} reads")
+    return Finding(CLOSED, f"{CHECKPOINTS} writes then {CHECKPOINTS} reads")
+
+
+def _checkpoint_fsync(plan: CheckpointPlan) -> Finding:
+    if plan.fsync_not_applicable:
+        return Finding(CLOSED, "S3: an object is durable once its upload completes (fsync does not apply)")
+    if not plan.config.checkpoint.fsync:
+        return Finding(INVALID, "checkpoint.fsync is off: the rules write checkpoints with fsync on")
+    return Finding(CLOSED, "checkpoint.fsync on")
+
+
+def _checkpoint_overrides(plan: CheckpointPlan) -> Finding:
+    keys = [(override_key(t), t) for t in plan.overrides]
+    opened = [t for k, t in keys if k not in CHECKPOINT_CLOSED_ALLOWED and not k.startswith("workflow.")]
+    if opened:
+        return Finding(OPEN, f"override allowed in OPEN only: {', '.join(opened)} "
+                             f"(CLOSED allows {', '.join(CHECKPOINT_CLOSED_ALLOWED)})")
+    return Finding(CLOSED, f"overrides allowed in CLOSED: {', '.join(plan.overrides)}" if plan.overrides
+                   else "no overrides")
+
+
+def _checkpoint_done(results: CheckpointResults) -> Finding:
+    if (results.writes, results.reads) != (CHECKPOINTS, CHECKPOINTS):
+        return Finding(INVALID, f"{results.writes} checkpoints written and {results.reads} read back: the rules ask "
+                                f"for {CHECKPOINTS} and {CHECKPOINTS}")
+    return Finding(CLOSED, f"{results.writes} checkpoints written, then {results.reads} read back")
+
+
+#: cache states (workload/page_cache.py) in which the reads did not come from the client's page cache
+_CACHE_CLEARED = {"evicted": "the page cache of the shards was dropped, and checked",
+                  "odirect": "the shards were read through O_DIRECT",
+                  "no-client-cache": "S3: the client keeps no cache"}
+
+
+def _checkpoint_cache(results: CheckpointResults) -> Finding:
+    limit = CACHE_FACTOR * results.memory_bytes
+    size = f"a checkpoint of {results.size_bytes / GiB:.4g} GiB"
+    if results.size_bytes >= limit:
+        return Finding(CLOSED, f"{size} is at least {CACHE_FACTOR}x the clients' memory "
+                               f"({results.memory_bytes / GiB:.4g} GiB): no cache to clear")
+    if results.cache in _CACHE_CLEARED:
+        return Finding(CLOSED, f"{size} is below {CACHE_FACTOR}x the clients' memory; {_CACHE_CLEARED[results.cache]}")
+    why = ("the checkpoint is on a file system in memory" if results.cache == "memory"
+           else "the page cache could not be dropped and O_DIRECT was not possible")
+    return Finding(INVALID, f"{size} is below {CACHE_FACTOR}x the clients' memory ({results.memory_bytes / GiB:.4g} "
+                            f"GiB), so the page cache must be cleared between write and read: {why}")
+
+
+CHECKPOINT_RULES: tuple[Rule, ...] = (
+    Rule("checkpoint-processes", "plan", f"the process count is the model's full run or the subset run's "
+         f"{SUBSET_PROCESSES} (CLOSED), or a multiple of one data-parallel instance (OPEN)", _checkpoint_processes),
+    Rule("checkpoint-counts", "plan", f"{CHECKPOINTS} writes then {CHECKPOINTS} reads", _checkpoint_counts),
+    Rule("checkpoint-fsync", "plan", "checkpoints are written with fsync on", _checkpoint_fsync),
+    Rule("checkpoint-overrides", "plan", "only where the checkpoint goes and its counts are overridden (CLOSED)",
+         _checkpoint_overrides),
+    Rule("checkpoint-done", "result", f"{CHECKPOINTS} checkpoints written, then {CHECKPOINTS} read back",
+         _checkpoint_done),
+    Rule("checkpoint-page-cache", "result", f"the page cache is cleared between write and read when a checkpoint "
+         f"is smaller than {CACHE_FACTOR}x the clients' memory", _checkpoint_cache),
+)
