@@ -34,6 +34,7 @@ from pytest_iobench.mpi.training import TrainingOutcome, measure_training, run_t
 from pytest_iobench.plugin.options import get_settings
 from pytest_iobench.qualify import rules
 from pytest_iobench.qualify.datasize import MIN_STEPS, dataset_size, max_accelerators
+from pytest_iobench.qualify.options import clients
 from pytest_iobench.qualify.search import search
 from pytest_iobench.storage.factory import StorageParam, plan_storages
 from pytest_iobench.workload.config import load_workload
@@ -71,6 +72,17 @@ def qualified(request: pytest.FixtureRequest) -> Any:
     return request.param
 
 
+def search_bounds(settings: Any, config: Any, min_steps: int, dry: bool) -> tuple[int, int, bool]:
+    """(lowest, highest, fixed) accelerator counts: --iobench-accelerators (N: fixed, A-B), else
+    --iobench-ranks when given, else 1 to what the dataset gives min_steps steps per epoch."""
+    chosen = settings.accelerators
+    if not chosen.auto:
+        return chosen.low, chosen.high, chosen.fixed
+    if settings.sources.get("ranks", "default") != "default":
+        return min(settings.ranks), max(settings.ranks), False
+    return 1, max(1, min(max_accelerators(config, min_steps), DRY_RUN_LIMIT if dry else 1 << 20)), False
+
+
 def test_qualification(qualified: Any, storage_factory: Any, mpi_session: Any, iobench_config: Any,
                        iobench_record: Any, dataset_factory: Any, dlio_output_dir: str) -> None:
     name, param = qualified
@@ -79,20 +91,12 @@ def test_qualification(qualified: Any, storage_factory: Any, mpi_session: Any, i
     storage = storage_factory.get(param.kind, param.library)
     settings = iobench_config
     config = load_workload(name, overrides_for(name, settings.set))
-    dry = settings.scale < 1
-    hosts = len(settings.hosts or []) or 1
-    if dry:
-        memory, min_steps = DRY_RUN_HOST_MEMORY, max(1, round(MIN_STEPS * settings.scale))
-    else:
-        import psutil
-
-        memory, min_steps = psutil.virtual_memory().total, MIN_STEPS
-    given = settings.sources.get("ranks", "default") != "default"
-    start = min(settings.ranks) if given else 1
-    limit = max(settings.ranks) if given else max(1, min(max_accelerators(config, min_steps),
-                                                          DRY_RUN_LIMIT if dry else 1 << 20))
-    section: dict[str, Any] = {"workload": config.name, "dry_run": dry, "scale": settings.scale, "hosts": hosts,
-                     "host_memory_bytes": memory, "min_steps": min_steps,
+    hosts, memory, dry = clients(settings, DRY_RUN_HOST_MEMORY)
+    min_steps = max(1, round(MIN_STEPS * settings.scale)) if dry else MIN_STEPS
+    start, limit, fixed = search_bounds(settings, config, min_steps, dry)
+    section: dict[str, Any] = {"workload": config.name, "kind": "training", "dry_run": dry, "scale": settings.scale,
+                     "hosts": hosts, "host_memory_bytes": memory, "min_steps": min_steps,
+                     "accelerators_asked": str(settings.accelerators),
                      "dataset": dataset_size(config, hosts=hosts, host_memory_bytes=memory, accelerators=limit,
                                              min_steps=min_steps).to_dict()}
     iobench_record.details["qualification"] = section
@@ -133,11 +137,14 @@ def test_qualification(qualified: Any, storage_factory: Any, mpi_session: Any, i
         ranks_now[0] = n
         return float(run().summary["au_mean_percent"])
 
-    found = search(probe, floor, start=start, limit=limit)
-    section["search"] = found.to_dict()
-
-    # 3. one warm-up and 5 measured runs at the count found (the lowest when none met the floor)
-    accelerators = found.best or start
+    if fixed:  # --iobench-accelerators=N: no search, the runs below are the qualification at N
+        found = None
+        accelerators = start
+    else:
+        found = search(probe, floor, start=start, limit=limit)
+        section["search"] = found.to_dict()
+        # 3. one warm-up and 5 measured runs at the count found (the lowest when none met the floor)
+        accelerators = found.best or start
     ranks_now[0] = accelerators
     iobench_record.warmups, iobench_record.repeat = 1, rules.MEASURED_RUNS
     measure_training(iobench_record, run, config, accelerators, floor_waived=waived)
@@ -150,22 +157,30 @@ def test_qualification(qualified: Any, storage_factory: Any, mpi_session: Any, i
     label = rules.label(planned + checked)
     au_mean = sum(results.au_percent) / len(results.au_percent)
     rate_mean = sum(results.samples_per_second) / len(results.samples_per_second)
+    meets = au_mean >= floor
+    best = found.best if found is not None else (accelerators if meets else 0)
     section.update({
-        "label": label, "accelerators": found.best,
+        "label": label, "accelerators": best,
         "runs": {"accelerators": accelerators, "warmups": results.warmups, "au_percent": results.au_percent,
                  "samples_per_second": results.samples_per_second, "au_mean_percent": au_mean,
                  "samples_per_second_mean": rate_mean}})
     why = rules.reasons(planned + checked)
-    if found.best:
-        what = (f"{config.name} on {storage.id}: {found.best} accelerators meet the {floor:g}% AU floor "
-                f"({'the search limit: it may sustain more; ' if found.limited else ''}mean AU {au_mean:.2f}%, "
+    limited = found is not None and found.limited
+    if best:
+        what = (f"{config.name} on {storage.id}: {best} accelerators meet the {floor:g}% AU floor "
+                f"({'the search limit: it may sustain more; ' if limited else ''}"
+                f"{'no search: the count given; ' if found is None else ''}mean AU {au_mean:.2f}%, "
                 f"{rate_mean:.4g} samples/s over {len(results.au_percent)} runs)")
     else:
-        what = f"{config.name} on {storage.id}: not even {start} accelerator{'s' if start > 1 else ''} meets the " \
-               f"{floor:g}% AU floor (mean AU {au_mean:.2f}%)"
+        many = start > 1
+        count = f"{start} accelerator{'s' if many else ''}"
+        what = (f"{config.name} on {storage.id}: not even {count} {'meet' if many else 'meets'}" if found is not None
+                else f"{config.name} on {storage.id}: {count} (no search) {'do' if many else 'does'} not meet") + \
+            f" the {floor:g}% AU floor (mean AU {au_mean:.2f}%)"
     section["verdict"] = f"{label}: {what}" + (f"; {'; '.join(why)}" if why else "") + \
         (" (dry run, not a qualification)" if dry else "")
     iobench_record.warn(f"qualification: {section['verdict']}")
-    assert math.isfinite(au_mean) and found.probes, "the search probed nothing"
+    assert math.isfinite(au_mean) and (found is None or found.probes), "the search probed nothing"
     if label == rules.INVALID and not waived:
         pytest.fail(f"qualification {section['verdict']}", pytrace=False)
+
