@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .plots import Plot, render_plots, short_id
+from .qualification import PLOT_PREFIX, qualification_plots, qualification_sections
 from .text import (
     CHANGE_HEADERS,
     by_suite,
@@ -196,15 +197,31 @@ def _storage_ops_blocks(tests: Sequence[dict[str, Any]]) -> list[Block]:
     return blocks
 
 
+def _qualification_blocks(tests: Sequence[dict[str, Any]], plots: Sequence[Plot]) -> list[Block]:
+    """The qualification page (report/qualification.py): per test its verdict in words, the
+    search plot, the rules and the runs."""
+    sections = qualification_sections(tests, plots)
+    blocks = [_heading("Qualification")] if sections else []
+    for section in sections:
+        blocks.append(_heading(section.title, 3))
+        blocks += [Block("paragraph", text) for text in section.words]
+        if section.plot is not None:
+            blocks += [Block("plot", plot=section.plot), Block("paragraph", section.plot.caption)]
+        blocks += [Block("table", headers=t.headers, rows=t.rows, row_classes=t.row_classes) for t in section.tables]
+    return blocks
+
+
 def report_blocks(document: dict[str, Any], plots: Sequence[Plot]) -> list[Block]:
     blocks = [_heading(f"pytest-iobench results: {document['run']['id']}", 1)]
     blocks += _run_blocks(document)
     if "comparison" in document:
         blocks += _comparison_blocks(document["comparison"])
-    if plots:
+    general = [p for p in plots if not p.name.startswith(PLOT_PREFIX)]
+    if general:
         blocks.append(_heading("Plots"))
-        for plot in plots:
+        for plot in general:
             blocks += [_heading(plot.title, 3), Block("plot", plot=plot), Block("paragraph", plot.caption)]
+    blocks += _qualification_blocks(document["tests"], plots)
     blocks += _results_blocks(document["tests"])
     settings = document["run"]["settings"]
     blocks += [_heading("Settings"), Block("table", headers=["setting", "value", "from"], rows=[
@@ -289,7 +306,7 @@ def write_reports(document: dict[str, Any], base: str | Path, formats: Sequence[
     base = Path(base)
     if not formats:
         return []
-    plots = render_plots(document)
+    plots = render_plots(document) + qualification_plots(document)
     blocks = report_blocks(document, plots)
     written = []
     if "md" in formats:
