@@ -95,8 +95,13 @@ def test_checkpoint_qualification(qualified_checkpoint: Any, storage_factory: An
     closed = rules.CHECKPOINT_PROCESSES[model][0]
     defaults = [f"checkpoint.num_checkpoints_write={rules.CHECKPOINTS}",
                 f"checkpoint.num_checkpoints_read={rules.CHECKPOINTS}"]
+    parallel = config.model.parallelism
+    replica = int(parallel.tensor) * int(parallel.pipeline)
     if processes == rules.SUBSET_PROCESSES < closed:
         defaults.append("checkpoint.mode=subset")  # mlpstorage's subset run: 8 processes write a part
+    elif processes != closed and processes % replica == 0:
+        # an OPEN count: the model's data parallelism grows with the processes, as mlpstorage's does
+        defaults.append(f"model.parallelism.data={processes // replica}")
     pause = float(config.checkpoint.time_between_checkpoints)
     if dry and pause > 0:
         defaults.append(f"checkpoint.time_between_checkpoints={pause * settings.scale:.6f}")
