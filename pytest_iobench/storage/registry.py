@@ -97,7 +97,7 @@ def open_storage(spec: StorageSpec, endpoint: S3Endpoint | None = None,
         storage.spec = spec
         return storage
     s3 = endpoint if endpoint is not None else endpoint_from_env(spec, os.environ if environ is None else environ)
-    if len(s3.urls) > 1:
+    if len(s3.urls) > 1 and spec.library != "s3dlio":  # s3dlio: its own multi-endpoint store
         from .spread import SpreadStorage
 
         one = lambda url: _construct(spec, replace(s3, url=url))  # noqa: E731
@@ -118,8 +118,10 @@ def _construct(spec: StorageSpec, endpoint: S3Endpoint | None) -> Storage:
         location = S3Location(endpoint, spec.bucket, spec.prefix)
         timeouts = Timeouts(spec.op_timeout, retry=RetryPolicy(spec.retries, spec.backoff))
         if spec.library == "s3dlio":
-            from .s3dlio_backend import S3dlioStorage
+            from .s3dlio_backend import S3dlioSpreadStorage, S3dlioStorage
 
+            if len(location.endpoint.urls) > 1:
+                return S3dlioSpreadStorage(location, timeouts)
             return S3dlioStorage("s3", location=location, timeouts=timeouts)
         if spec.library == "minio":
             from .minio_backend import MinioStorage

@@ -30,17 +30,31 @@ its attempts), so on s3:// each S3 operation asked of it counts as a request (a 
 key, a multipart upload its create, each part and its complete), and each one that raised (but for
 "not found") as a failure; attempts, retries, throttles, resets, timeouts and backoff are unknown
 (retry.UNCOUNTED).
+
+Several endpoints of one store (``S3dlioSpreadStorage``) go through s3dlio's own
+``MultiEndpointStore``: one client per endpoint (``s3://host:port/bucket/``, which s3dlio
+reaches over plain http), each request sent to the next endpoint in turn (its ``round_robin``
+strategy: by request, not by object name as spread.py does for the other libraries; a store
+with one namespace behind every gateway, which is what several endpoints of one store means
+here, serves a read wherever its write went). Its per-endpoint counters (requests, bytes read
+and written) are read into spread.TALLY after every operation. What the store does not offer
+(stat, streamed multipart uploads, which s3dlio's process-wide client makes) goes to the first
+endpoint and is tallied there by us.
 """
 
 from __future__ import annotations
 
+import asyncio
+import builtins
 import contextlib
 import mmap
 import os
 import threading
 import weakref
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from dataclasses import replace
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import numpy as np
 import s3dlio
@@ -64,6 +78,7 @@ from .s3common import (
     error_from_text,
     is_invalid_range,
 )
+from .spread import TALLY, TalliedWriter
 from .stale import TEMP_MARKER
 
 LIBRARY = "s3dlio"
@@ -74,9 +89,10 @@ _configured: list[str] = []
 _configure_lock = threading.Lock()
 
 
-def configure(endpoint: S3Endpoint, timeouts: Timeouts = Timeouts()) -> None:
+def configure(endpoint: S3Endpoint, timeouts: Timeouts | None = None) -> None:
     """Point s3dlio at ``endpoint``: once per process, before its first S3 call. Its timeouts
     and retries come from its environment, read when its client is built (the first call)."""
+    timeouts = timeouts or Timeouts()
     with _configure_lock:
         if _configured:
             if _configured[0] != endpoint.url:
@@ -249,7 +265,7 @@ class S3dlioStorage(Storage):
     write_is_direct = False
 
     def __init__(self, kind: str, *, location: S3Location | None = None, root: str | None = None,
-                 timeouts: Timeouts = Timeouts()):
+                 timeouts: Timeouts | None = None):
         self.kind = kind
         self.scheme = {"s3": "s3", "local": "file", "direct": "direct"}[kind]
         if self.scheme == "s3":
@@ -369,8 +385,7 @@ class S3dlioStorage(Storage):
     def list(self, prefix: str = "") -> list[str]:
         directory = prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""
         try:
-            with counted(not self.on_files):
-                uris = s3dlio.list(self.base + directory, recursive=True)
+            uris = self._list_uris(self.base + directory)
         except Exception as exc:
             err = translate("list", prefix, exc)
             if isinstance(err, StorageNotFound) and self.on_files:
@@ -385,6 +400,10 @@ class S3dlioStorage(Storage):
                 keys.append(key)
         keys.sort()
         return keys
+
+    def _list_uris(self, uri: str) -> builtins.list[str]:
+        with counted(not self.on_files):
+            return list(s3dlio.list(uri, recursive=True))
 
     def stat(self, key: str) -> ObjectInfo:
         check_key(key, LIBRARY, "stat")
@@ -416,3 +435,139 @@ class S3dlioStorage(Storage):
         if self.scheme == "file":
             return all([drop_page_cache(self.path(k)) for k in keys])
         return True  # direct:// bypasses the page cache; s3:// keeps no client cache
+
+
+_T = TypeVar("_T")
+
+
+class _Loop:
+    """One event loop on a daemon thread for every multi-endpoint store of this process: the
+    store's methods return awaitables that must be created on a running loop, and any thread
+    (loader, writer pool, deadline worker) may call them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def run(self, make: Callable[[], Awaitable[_T]]) -> _T:
+        """Call ``make`` on the loop's thread and wait for what it returns."""
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, name="iobench-s3dlio-loop", daemon=True).start()
+                self._loop = loop
+            loop = self._loop
+
+        async def call() -> _T:
+            return await make()
+
+        return asyncio.run_coroutine_threadsafe(call(), loop).result()
+
+
+_LOOP = _Loop()
+
+
+def store_uri(url: str, bucket: str) -> str:
+    """s3dlio's name for an endpoint's bucket: ``s3://host:port/bucket/`` (it connects over http)."""
+    return f"s3://{urlsplit(url).netloc}/{bucket}/"
+
+
+class S3dlioSpreadStorage(S3dlioStorage):
+    """s3:// over several endpoints of one store through s3dlio's MultiEndpointStore (module
+    docstring): put, get, get_range, get_many, list and delete are spread by s3dlio; stat and
+    streamed writes go through its process-wide client, bound to the first endpoint."""
+
+    def __init__(self, location: S3Location, timeouts: Timeouts | None = None):
+        self.urls: Sequence[str] = location.endpoint.urls
+        first = replace(location, endpoint=replace(location.endpoint, url=self.urls[0]))
+        super().__init__("s3", location=first, timeouts=timeouts)
+        self.location = location
+        try:
+            self.store = s3dlio.create_multi_endpoint_store(
+                [store_uri(url, location.bucket) for url in self.urls], strategy="round_robin")
+        except Exception as exc:
+            raise translate("open", "", exc) from exc
+        self._stats_lock = threading.Lock()
+        self._seen = [(0, 0, 0)] * len(self.urls)
+
+    def _tally(self) -> None:
+        """Add what each endpoint served since the last call to spread.TALLY (s3dlio's counters
+        are per store and cumulative; errors count as requests)."""
+        with self._stats_lock:
+            stats = self.store.get_endpoint_stats()
+            now = [(int(e["total_requests"]), int(e["bytes_read"]), int(e["bytes_written"])) for e in stats]
+            for url, (ops, read, written), (ops0, read0, written0) in zip(self.urls, now, self._seen):
+                if ops != ops0 or read != read0 or written != written0:
+                    TALLY.add(url, ops=ops - ops0, read=read - read0, written=written - written0)
+            self._seen = now
+
+    def _spread(self, op: str, key: str, make: Callable[[], Awaitable[_T]], requests: int = 1) -> _T:
+        try:
+            with counted(True, requests):
+                return _LOOP.run(make)
+        except Exception as exc:
+            raise translate(op, key, exc) from exc
+        finally:
+            self._tally()
+
+    def put(self, key: str, data: Buffer) -> None:
+        check_key(key, LIBRARY, "put")
+        self._spread("put", key, lambda: self.store.put(self.uri(key), data))
+
+    def open_writer(self, key: str, *, fsync: bool = False) -> StreamWriter:
+        TALLY.add(self.urls[0])
+        return TalliedWriter(self, super().open_writer(key, fsync=fsync), self.urls[0])
+
+    def get(self, key: str) -> Buffer:
+        check_key(key, LIBRARY, "get")
+        return memoryview(self._spread("get", key, lambda: self.store.get(self.uri(key))))
+
+    def get_range(self, key: str, offset: int, length: int) -> Buffer:
+        check_key(key, LIBRARY, "get_range")
+        if offset < 0 or length < 0:
+            raise StorageError("get_range", key, LIBRARY, f"offset {offset} and length {length} must be >= 0")
+        if length == 0:
+            self.stat(key)  # still report a missing key
+            return b""
+        try:
+            blob = self._spread("get_range", key, lambda: self.store.get_range(self.uri(key), offset, length))
+            return memoryview(blob)
+        except StorageError as exc:
+            if is_invalid_range(str(exc)):
+                self.stat(key)
+                return b""
+            raise
+
+    def get_many(self, keys: Sequence[str], max_in_flight: int = 16) -> builtins.list[Buffer]:
+        if not keys:
+            return []
+        for key in keys:
+            check_key(key, LIBRARY, "get_many")
+
+        async def fetch_all() -> list[Any]:
+            limit = asyncio.Semaphore(max(1, max_in_flight))
+
+            async def one(key: str) -> Any:
+                async with limit:
+                    return await self.store.get(self.uri(key))
+
+            return await asyncio.gather(*(one(k) for k in keys))
+
+        blobs = self._spread("get_many", f"{keys[0]} (+{len(keys) - 1} more)", fetch_all, len(keys))
+        return [memoryview(blob) for blob in blobs]
+
+    def _list_uris(self, uri: str) -> builtins.list[str]:
+        return list(self._spread("list", uri, lambda: self.store.list(uri, True)))
+
+    def stat(self, key: str) -> ObjectInfo:
+        try:
+            return super().stat(key)
+        finally:
+            TALLY.add(self.urls[0])
+
+    def delete(self, key: str) -> None:
+        check_key(key, LIBRARY, "delete")
+        try:
+            self._spread("delete", key, lambda: self.store.delete(self.uri(key)))
+        except StorageNotFound:
+            pass

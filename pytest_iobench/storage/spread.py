@@ -9,8 +9,9 @@ the spread is even (the balance is recorded, ``TALLY``). A listing goes to the e
 prefix picks: every gateway of such a store lists the same namespace.
 
 ``TALLY`` counts the operations and the bytes (read and written) each endpoint served in this
-process; the plugin puts each test's share into its record (details.endpoints), and MPI ranks
-return theirs with their results.
+process (s3dlio, which spreads over several endpoints itself, feeds it from its own
+per-endpoint counters: s3dlio_backend.S3dlioSpreadStorage); the plugin puts each test's share
+into its record (details.endpoints), and MPI ranks return theirs with their results.
 """
 
 from __future__ import annotations
@@ -63,7 +64,9 @@ def pick(name: str, count: int) -> int:
     return zlib.crc32(name.encode()) % count
 
 
-class _TalliedWriter(WrappedWriter):
+class TalliedWriter(WrappedWriter):
+    """Counts the bytes a streaming writer writes as ``url``'s."""
+
     def __init__(self, storage: Storage, inner: StreamWriter, url: str):
         super().__init__(storage, inner)
         self.url = url
@@ -101,7 +104,7 @@ class SpreadStorage(Storage):
     def open_writer(self, key: str, *, fsync: bool = False) -> StreamWriter:
         storage, url = self._route(key)
         TALLY.add(url)
-        return _TalliedWriter(self, storage.open_writer(key, fsync=fsync), url)
+        return TalliedWriter(self, storage.open_writer(key, fsync=fsync), url)
 
     def get(self, key: str) -> Buffer:
         storage, url = self._route(key)
