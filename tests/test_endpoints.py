@@ -17,7 +17,7 @@ import pytest
 from pytest_iobench.settings import urls
 from pytest_iobench.storage.endpoint import EmbeddedS3
 from pytest_iobench.storage.faultproxy import FaultProxy
-from pytest_iobench.storage.registry import StorageSpec, open_storage
+from pytest_iobench.storage.registry import StorageSpec, library_installed, missing_reason, open_storage
 from pytest_iobench.storage.s3common import S3Endpoint
 from pytest_iobench.storage.spread import TALLY, EndpointTally
 
@@ -48,7 +48,8 @@ def test_the_setting_takes_a_comma_list_of_urls():
         urls("http://a:9000,ftp://b")
 
 
-@pytest.mark.parametrize("library", ["boto3", "minio"])
+@pytest.mark.parametrize("library", ["boto3", "minio", pytest.param("s3torchconnector", marks=pytest.mark.skipif(
+    not library_installed("s3torchconnector"), reason=missing_reason("s3torchconnector")))])
 def test_requests_spread_and_an_object_keeps_its_endpoint(moto, gateways, library):
     a, b = gateways
     endpoint = S3Endpoint(f"{a.url},{b.url}", moto.access_key, moto.secret_key, moto.region)
@@ -76,7 +77,7 @@ def test_requests_spread_and_an_object_keeps_its_endpoint(moto, gateways, librar
 
 _S3DLIO_SPREAD = """
 import json, sys
-from pytest_iobench.storage.registry import StorageSpec, open_storage
+from pytest_iobench.storage.registry import StorageSpec, library_installed, missing_reason, open_storage
 from pytest_iobench.storage.s3common import S3Endpoint
 from pytest_iobench.storage.spread import TALLY, EndpointTally
 url, access, secret, region, bucket = sys.argv[1:6]

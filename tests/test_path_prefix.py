@@ -1,6 +1,6 @@
 """An S3 API served under a path prefix, as AIStore serves it under /s3: the fault proxy serves
 the embedded moto endpoint under /s3, and real sessions run against http://127.0.0.1:PORT/s3.
-boto3 keeps the prefix; minio and s3dlio cannot (registry.endpoint_limit), which a session says
+boto3 and s3torchconnector keep the prefix; minio and s3dlio cannot (registry.endpoint_limit), which a session says
 at start: one line when they are named, a skip with the reason when they are not."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pytest_iobench.settings import url
 from pytest_iobench.storage.endpoint import EmbeddedS3
 from pytest_iobench.storage.errors import StorageError
 from pytest_iobench.storage.faultproxy import FaultProxy
-from pytest_iobench.storage.registry import StorageSpec, open_storage
+from pytest_iobench.storage.registry import StorageSpec, library_installed, open_storage
 from pytest_iobench.storage.s3common import S3Endpoint
 
 REPO = Path(__file__).resolve().parents[1]
@@ -98,8 +98,11 @@ def test_the_conformance_suite_passes_under_the_prefix(moto, proxy, tmp_path):
     ran = [t for t in tests if t["params"].get("library") == "boto3" and t["outcome"] != "skipped"]
     assert len(ran) > 30 and all(t["outcome"] == "passed" for t in ran), ran
     for library in ("minio", "s3dlio"):
-        unreachable = f"{library} cannot reach {proxy.url} (an S3 API under a path prefix)"
-        assert unreachable in result.stdout, result.stdout[-3000:]
+        expected = f"{library} cannot reach {proxy.url} (an S3 API under a path prefix)"
+        assert expected in result.stdout, result.stdout[-3000:]
+    if library_installed("s3torchconnector"):  # the CRT keeps the prefix too (tests/test_s3torch.py)
+        ran = [t for t in tests if t["params"].get("library") == "s3torchconnector" and t["outcome"] != "skipped"]
+        assert len(ran) > 30 and all(t["outcome"] == "passed" for t in ran), ran
     assert proxy.stats["pass"] > len(ran) and proxy.stats["outside-prefix"] == 0
 
 
@@ -108,7 +111,7 @@ def test_naming_a_library_that_cannot_take_the_prefix_is_one_line_at_start(moto,
     result = _session(moto, proxy, tmp_path, f"--iobench-libraries={library}")
     assert result.returncode != 0
     lines = [line for line in (result.stdout + result.stderr).splitlines() if "cannot reach" in line]
-    why = ("its SDK refuses an endpoint with a path" if library == "minio" else
-           "it drops the path of its endpoint URL and sends /bucket/key to the host")
+    why = ("its SDK refuses an endpoint with a path" if library == "minio"
+           else "it drops the path of its endpoint URL and sends /bucket/key to the host")
     assert lines == [f"ERROR: --iobench-libraries: {library} cannot reach {proxy.url} (an S3 API under a path "
-                     f"prefix): {why}; use boto3 for it"], result.stdout + result.stderr
+                     f"prefix): {why}; use boto3 or s3torchconnector for it"], result.stdout + result.stderr

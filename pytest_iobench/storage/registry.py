@@ -24,12 +24,13 @@ STORAGE_KINDS = ("local", "direct", "s3")
 LIBRARIES: dict[str, tuple[str, ...]] = {
     "local": ("posix", "s3dlio"),
     "direct": ("posix", "s3dlio"),
-    "s3": ("s3dlio", "minio", "boto3"),
+    "s3": ("s3dlio", "minio", "boto3", "s3torchconnector"),
 }
 ALL_LIBRARIES = tuple(dict.fromkeys(lib for libs in LIBRARIES.values() for lib in libs))
 
 #: the module a library needs; None = the standard library
-_MODULES = {"posix": None, "s3dlio": "s3dlio", "minio": "minio", "boto3": "boto3"}
+_MODULES = {"posix": None, "s3dlio": "s3dlio", "minio": "minio", "boto3": "boto3",
+            "s3torchconnector": "s3torchconnector"}
 
 
 def library_installed(library: str) -> bool:
@@ -127,6 +128,10 @@ def _construct(spec: StorageSpec, endpoint: S3Endpoint | None) -> Storage:
             from .minio_backend import MinioStorage
 
             return MinioStorage(location, timeouts)
+        if spec.library == "s3torchconnector":
+            from .s3torch_backend import S3TorchStorage
+
+            return S3TorchStorage(location, timeouts)
         from .boto3_backend import Boto3Storage
 
         return Boto3Storage(location, timeouts)

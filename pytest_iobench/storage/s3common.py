@@ -341,13 +341,13 @@ _NO_PATH_PREFIX = {
 
 
 def endpoint_limit(library: str, endpoint_url: str | None) -> str | None:
-    """Why ``library`` cannot reach ``endpoint_url``, or None: only boto3 keeps an endpoint's
-    path prefix in its requests (tests/test_path_prefix.py shows each case), and s3dlio's own
+    """Why ``library`` cannot reach ``endpoint_url``, or None: only boto3 and s3torchconnector
+    keep an endpoint's path prefix in their requests (tests/test_path_prefix.py shows each case), and s3dlio's own
     multi-endpoint store reaches each endpoint as ``s3://host:port/``, over http only."""
     urls = endpoint_url.split(",") if endpoint_url else []
     if library in _NO_PATH_PREFIX and any(urlsplit(u).path.strip("/") for u in urls):
         return (f"{library} cannot reach {endpoint_url} (an S3 API under a path prefix): "
-                f"{_NO_PATH_PREFIX[library]}; use boto3 for it")
+                f"{_NO_PATH_PREFIX[library]}; use boto3 or s3torchconnector for it")
     if library == "s3dlio" and len(urls) > 1 and any(u.startswith("https://") for u in urls):
         return (f"s3dlio cannot spread over several https endpoints ({endpoint_url}): its multi-endpoint "
                 "store names each as s3://host:port/ and connects over http; use boto3 or minio")
