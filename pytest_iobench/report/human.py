@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .plots import Plot, render_plots, short_id
+from .plots import Plot, endpoint_balance, render_plots, short_id
 from .qualification import PLOT_PREFIX, qualification_plots, qualification_sections
 from .text import (
     CHANGE_HEADERS,
@@ -151,6 +151,7 @@ def _results_blocks(tests: Sequence[dict[str, Any]]) -> list[Block]:
                      if t["outcome"] == "skipped" and t["message"]]
         warnings = [f"{short_id(t['id'])}: {w}" for t in suite_tests for w in t["warnings"]]
         blocks += _storage_ops_blocks(suite_tests)
+        blocks += _endpoint_blocks(suite_tests)
         if problems:
             blocks += [Block("paragraph", "Failures and skips:"), Block("list", items=problems)]
         if warnings:
@@ -209,6 +210,21 @@ def _qualification_blocks(tests: Sequence[dict[str, Any]], plots: Sequence[Plot]
             blocks += [Block("plot", plot=section.plot), Block("paragraph", section.plot.caption)]
         blocks += [Block("table", headers=t.headers, rows=t.rows, row_classes=t.row_classes) for t in section.tables]
     return blocks
+
+
+def _endpoint_blocks(tests: Sequence[dict[str, Any]]) -> list[Block]:
+    """What each endpoint served, per test run over several endpoints: the balance of the spread."""
+    rows = []
+    for label, served in endpoint_balance(tests):
+        ops = sum(v[0] for v in served.values())
+        moved = sum(v[1] for v in served.values())
+        for url, (n, b) in served.items():
+            rows.append([label, url, str(n), fmt_percent(n / ops if ops else None), fmt(b / 1e6),
+                         fmt_percent(b / moved if moved else None)])
+    if not rows:
+        return []
+    return [Block("paragraph", "Balance over the endpoints (operations and bytes read and written each served):"),
+            Block("table", headers=["test", "endpoint", "operations", "share", "MB", "share"], rows=rows)]
 
 
 def report_blocks(document: dict[str, Any], plots: Sequence[Plot]) -> list[Block]:

@@ -2,8 +2,9 @@
 
 Each plot is drawn only when the run has its data: throughput against threads (tests with a
 ``threads`` parameter and a byte rate), AU per workload against its floor (``train_au_percent``),
-latency percentiles (metrics named ``<name>_p<N>_<unit>`` in a time unit), and, for a comparison,
-the change of every compared metric.
+latency percentiles (metrics named ``<name>_p<N>_<unit>`` in a time unit), each endpoint's share
+of the operations and bytes of a test run over several endpoints (``details.endpoints``), and,
+for a comparison, the change of every compared metric.
 """
 
 from __future__ import annotations
@@ -123,6 +124,24 @@ def latency_rows(tests: Sequence[dict[str, Any]]) -> list[tuple[str, dict[str, f
             if any(k.startswith("p") for k in values):  # a max alone is no percentile
                 label = short_id(test["id"]) + ("" if family == "latency" else f" {family}")
                 rows.append((label, values))
+    return sorted(rows, key=lambda row: row[0])
+
+
+#: an endpoint's counts: (operations, bytes read + written)
+Share = tuple[int, int]
+
+
+def endpoint_balance(tests: Sequence[dict[str, Any]]) -> list[tuple[str, dict[str, Share]]]:
+    """[(label, {endpoint URL: (operations, bytes)})] for tests run over several endpoints (their
+    ``details.endpoints``: what each endpoint served, storage/spread.py), by label."""
+    rows = []
+    for test in tests:
+        served = (test.get("details") or {}).get("endpoints")
+        if not isinstance(served, dict) or not served:
+            continue
+        rows.append((short_id(test["id"]), {
+            url: (int(c.get("operations", 0)), int(c.get("bytes_read", 0)) + int(c.get("bytes_written", 0)))
+            for url, c in sorted(served.items())}))
     return sorted(rows, key=lambda row: row[0])
 
 
@@ -258,6 +277,40 @@ def plot_latency(rows: list[tuple[str, dict[str, float]]]) -> bytes:
     return _png(fig)
 
 
+def plot_endpoint_balance(rows: list[tuple[str, dict[str, Share]]]) -> bytes:
+    """Two panels, operations and bytes: per test a bar split into each endpoint's share (one
+    colour per endpoint in both), so an uneven spread shows as unequal segments."""
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    urls = sorted({url for _, served in rows for url in served})
+    colors = {url: f"C{i % 10}" for i, url in enumerate(urls)}
+    fig = Figure(figsize=(12.0, min(2.4 + 0.32 * len(rows), 18.0)), dpi=100, layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True)
+    positions = list(range(len(rows)))
+    for ax, which, title in ((axes[0], 0, "operations"), (axes[1], 1, "bytes (read + written)")):
+        left = [0.0] * len(rows)
+        for url in urls:
+            shares = []
+            for _, served in rows:
+                total = sum(v[which] for v in served.values())
+                shares.append(100.0 * served.get(url, (0, 0))[which] / total if total else 0.0)
+            ax.barh(positions, shares, left=left, color=colors[url], height=0.6)
+            for i, share in enumerate(shares):
+                if share >= 8:
+                    ax.text(left[i] + share / 2, i, f"{share:.0f}%", ha="center", va="center", fontsize="small")
+            left = [a + b for a, b in zip(left, shares)]
+        ax.set_xlim(0, 100)
+        ax.set_xlabel(f"share of the test's {title}, %")
+        ax.grid(True, axis="x", alpha=0.3)
+    axes[0].set_yticks(positions, [label for label, _ in rows], fontsize="small")
+    axes[0].set_ylim(len(rows) - 0.5, -0.5)
+    fig.suptitle("Balance over the endpoints")
+    fig.legend(handles=[Patch(color=colors[u], label=u) for u in urls], loc="outside lower center",
+               ncols=min(4, len(urls)), fontsize="small")
+    return _png(fig)
+
+
 def _plain_log_labels(axis: Axis, values: list[float]) -> None:
     """Log-axis labels as plain numbers (0.02, 30) instead of 2x10^-2; minor ticks labelled too
     when the data spans less than a decade and a half, where majors alone say too little."""
@@ -338,6 +391,13 @@ def render_plots(document: dict[str, Any]) -> list[Plot]:
                           "Per test: p50, p90, p99 and max of its timed calls (batch reads for training), "
                           "in milliseconds."
                           + _clipped(len(rows), min(len(rows), MAX_ROWS), "rows"), plot_latency(rows[:MAX_ROWS])))
+    balance = endpoint_balance(tests)
+    if balance:
+        plots.append(Plot("endpoints", "Balance over the endpoints",
+                          "Per test run over several endpoints: each endpoint's share of its operations and "
+                          "of its bytes (read and written); requests go to the endpoint a hash of the object's "
+                          "name picks (docs/s3.md)." + _clipped(len(balance), min(len(balance), MAX_ROWS), "tests"),
+                          plot_endpoint_balance(balance[:MAX_ROWS])))
     comparison = document.get("comparison")
     if comparison:
         changes = change_bars(comparison)

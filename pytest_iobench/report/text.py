@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .plots import PERCENTILE_METRIC, short_id
+from .plots import PERCENTILE_METRIC, endpoint_balance, short_id
 from .stats import ALPHA
 
 KEY_METRICS = 3
@@ -124,6 +124,7 @@ def suite_tables(document: dict[str, Any]) -> list[str]:
         if rows:
             lines.extend(table(["test", "outcome", "key metrics", "criteria", "warnings"], rows))
         lines.extend(f"  {short_id(t['id'])}: {text}" for t in tests if (text := retries_cell(t)))
+        lines.extend(f"  {label}: {endpoints_cell(served)}" for label, served in endpoint_balance(tests))
     return lines
 
 
@@ -139,6 +140,15 @@ def ops_value(ops: dict[str, Any], name: str, seconds: Callable[[float], str] = 
 def ops_worth_showing(ops: dict[str, Any]) -> bool:
     """Whether a storage_ops entry met anything: a retry, a fault, or (s3dlio) a failed operation."""
     return any(ops.get(k) for k in ("retries", "throttles", "resets", "timeouts", "failures"))
+def endpoints_cell(served: dict[str, tuple[int, int]]) -> str:
+    """The balance of a test run over several endpoints: each endpoint's share of the operations
+    and of the bytes, with the counts (``endpoint_balance``)."""
+    ops = sum(v[0] for v in served.values())
+    moved = sum(v[1] for v in served.values())
+    parts = [f"{url} {fmt_percent(n / ops if ops else None)} of {ops} ops, "
+             f"{fmt_percent(b / moved if moved else None)} of {fmt(moved / 1e6)} MB"
+             for url, (n, b) in served.items()]
+    return "endpoints: " + "; ".join(parts)
 
 
 def retries_cell(test: dict[str, Any]) -> str:
