@@ -45,7 +45,8 @@ MUST_COMPLETE = ("throttle-10", "reset-5")
 #: do; per-request faults (throttling, resets) run every step, each of its requests a target
 TIME_PROFILE_STEPS = {"slow-200ms": ("training-read", "checkpoint-write"),
                       "blackout-5s": ("training-read", "checkpoint-write")}
-LIBRARIES = ("s3dlio", "minio", "boto3")
+#: s3torchconnector is optional (extra s3torch): its cases skip with the reason when it is not installed
+LIBRARIES = ("s3dlio", "minio", "boto3", "s3torchconnector")
 #: the steps' own deadline per operation: a silent request is retried after OP_TIMEOUT / 3
 OP_TIMEOUT = 9.0
 #: the longest a case may take, completed or failed: more is a hang (a bound, not a speed figure)

@@ -24,14 +24,21 @@ Three things follow from the library, not from us:
   apply to it (the figures in docs/s3.md say what it costs).
 
 Retries are the CRT's (``max_attempts`` from --iobench-retries); the deadline of every
-operation is DeadlineStorage's, as for the other libraries.
+operation is DeadlineStorage's, as for the other libraries. A call past its deadline is
+abandoned on its worker thread, but the CRT keeps it going; if the interpreter shut down under
+it, the CRT's thread would call into a finalized Python and abort the process (pyo3's panic,
+exit status 134, seen after the resilience suite's blackout cases). ``_calls`` counts the calls
+in progress and an exit hook waits for them, at most ``EXIT_WAIT`` seconds.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from s3torchconnector import S3ClientConfig, S3ReaderConstructor, S3Writer
@@ -47,6 +54,32 @@ LIBRARY = "s3torchconnector"
 _CREDENTIALS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 _credentials_lock = threading.Lock()
 _credentials_set: list[tuple[str, str, str]] = []
+
+#: the longest the interpreter's exit waits for calls still in the CRT (abandoned ones)
+EXIT_WAIT = 60.0
+_calls_lock = threading.Condition()
+_calls = [0]
+
+
+@contextlib.contextmanager
+def _in_crt() -> Iterator[None]:
+    """Counts a call into the CRT while it runs (module docstring: why the exit waits)."""
+    with _calls_lock:
+        _calls[0] += 1
+    try:
+        yield
+    finally:
+        with _calls_lock:
+            _calls[0] -= 1
+            _calls_lock.notify_all()
+
+
+@atexit.register
+def _wait_for_calls() -> None:
+    end = time.monotonic() + EXIT_WAIT
+    with _calls_lock:
+        while _calls[0] and (left := end - time.monotonic()) > 0:
+            _calls_lock.wait(left)
 
 
 def _use_credentials(endpoint: S3Endpoint) -> None:
@@ -78,12 +111,14 @@ class _Writer(StreamWriter):
 
     def __init__(self, storage: S3TorchStorage, key: str):
         super().__init__(storage, key)
-        self.writer: S3Writer | None = storage.client.put_object(storage.location.bucket, storage.name(key))
+        with _in_crt():
+            self.writer: S3Writer | None = storage.client.put_object(storage.location.bucket, storage.name(key))
 
     def _write(self, view: memoryview) -> None:
         assert self.writer is not None
         try:
-            self.writer.write(view)  # copies the piece (bytes) before it returns
+            with _in_crt():
+                self.writer.write(view)  # copies the piece (bytes) before it returns
         except Exception as exc:
             raise translate("write", self.key, exc) from exc
 
@@ -91,7 +126,8 @@ class _Writer(StreamWriter):
         assert self.writer is not None
         writer, self.writer = self.writer, None
         try:
-            writer.close()  # type: ignore[no-untyped-call]
+            with _in_crt():
+                writer.close()  # type: ignore[no-untyped-call]
         except Exception as exc:
             raise translate("commit", self.key, exc) from exc
 
@@ -138,7 +174,8 @@ class S3TorchStorage(Storage):
     def get(self, key: str) -> Buffer:
         check_key(key, LIBRARY, "get")
         try:
-            data: bytes = self.client.get_object(self.location.bucket, self.name(key)).read()
+            with _in_crt():
+                data: bytes = self.client.get_object(self.location.bucket, self.name(key)).read()
         except Exception as exc:
             raise translate("get", key, exc) from exc
         return data
@@ -148,12 +185,13 @@ class S3TorchStorage(Storage):
         if offset < 0 or length < 0:
             raise StorageError("get_range", key, LIBRARY, f"offset {offset} and length {length} must be >= 0")
         try:
-            reader = self.client.get_object(self.location.bucket, self.name(key), reader_constructor=self._ranged)
-            if length == 0:
-                reader.seek(0, os.SEEK_END)  # still report a missing key (its HEAD)
-                return b""
-            reader.seek(offset)
-            data: bytes = reader.read(length)
+            with _in_crt():
+                reader = self.client.get_object(self.location.bucket, self.name(key), reader_constructor=self._ranged)
+                if length == 0:
+                    reader.seek(0, os.SEEK_END)  # still report a missing key (its HEAD)
+                    return b""
+                reader.seek(offset)
+                data: bytes = reader.read(length)
         except Exception as exc:
             raise translate("get_range", key, exc) from exc
         return data
@@ -161,8 +199,9 @@ class S3TorchStorage(Storage):
     def list(self, prefix: str = "") -> list[str]:
         keys: list[str] = []
         try:
-            for page in self.client.list_objects(self.location.bucket, self.location.list_prefix(prefix)):
-                keys.extend(self.location.key_of(info.key) for info in page.object_info)
+            with _in_crt():
+                for page in self.client.list_objects(self.location.bucket, self.location.list_prefix(prefix)):
+                    keys.extend(self.location.key_of(info.key) for info in page.object_info)
         except Exception as exc:
             raise translate("list", prefix, exc) from exc
         return sorted(keys)
@@ -170,7 +209,8 @@ class S3TorchStorage(Storage):
     def stat(self, key: str) -> ObjectInfo:
         check_key(key, LIBRARY, "stat")
         try:
-            head: Any = self.client.head_object(self.location.bucket, self.name(key))
+            with _in_crt():
+                head: Any = self.client.head_object(self.location.bucket, self.name(key))
         except Exception as exc:
             raise translate("stat", key, exc) from exc
         return ObjectInfo(key, int(head.size))
@@ -178,7 +218,8 @@ class S3TorchStorage(Storage):
     def delete(self, key: str) -> None:
         check_key(key, LIBRARY, "delete")
         try:
-            self.client.delete_object(self.location.bucket, self.name(key))
+            with _in_crt():
+                self.client.delete_object(self.location.bucket, self.name(key))
         except Exception as exc:
             err = translate("delete", key, exc)
             if not isinstance(err, StorageNotFound):
