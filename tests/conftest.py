@@ -1,5 +1,6 @@
 import hashlib
 import importlib
+import importlib.util
 import os
 import tempfile
 from pathlib import Path
@@ -16,6 +17,14 @@ for _module in ("pytest_iobench.plugin.startup", "pytest_iobench.report.session"
                 "pytest_iobench.storage.factory", "pytest_iobench.data.datasets", "pytest_iobench.workload.config",
                 "pytest_iobench.mpi.session", "psutil"):
     importlib.import_module(_module)
+
+# torch (installed with the s3torch extra) cannot be imported twice in one process, and s3dlio
+# imports it whenever it is installed. pytester's in-process sessions drop the modules they
+# imported when they end, so the next session's s3dlio imported torch again, which failed
+# ("SystemError: ... bad call flags") and then crashed the process. Imported here, before any
+# inner session, it stays loaded.
+if importlib.util.find_spec("torch") is not None:
+    import torch  # noqa: F401
 
 # Settings a pytest run reads from the environment. s3dlio takes its credentials from the
 # process environment, so once a test in this session has used the embedded endpoint through
