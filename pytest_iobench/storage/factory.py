@@ -25,7 +25,7 @@ from .base import Storage, join_key
 from .deadline import DEFAULT_OP_TIMEOUT
 from .endpoint import EMBEDDED_BUCKET, EmbeddedS3, abort_uploads, check_endpoint, open_uploads
 from .errors import StorageTimeout, StorageUnsupported
-from .registry import LIBRARIES, StorageSpec, library_installed, missing_reason, open_storage
+from .registry import BUCKET_KINDS, LIBRARIES, StorageSpec, library_installed, missing_reason, open_storage
 from .retry import DEFAULT_BACKOFF, DEFAULT_RETRIES, RetryPolicy
 from .s3common import S3Endpoint, endpoint_limit
 
@@ -56,6 +56,8 @@ def plan_storages(settings: Settings) -> list[StorageParam]:
     params = []
     for kind in settings.storage:
         libraries = [lib for lib in LIBRARIES[kind] if (lib in explicit if explicit else library_installed(lib))]
+        if not libraries and not explicit and kind == "ais":  # its one library is optional: skip saying so
+            libraries = list(LIBRARIES[kind])
         if not libraries and explicit:
             raise SettingsError(
                 f"--iobench-libraries: {', '.join(explicit)} cannot reach the {kind} storage; "
@@ -70,7 +72,10 @@ def plan_storages(settings: Settings) -> list[StorageParam]:
             cannot = kind == "s3" and endpoint_limit(lib, settings.s3_endpoint)
             if cannot and explicit:
                 raise SettingsError(f"--iobench-libraries: {cannot}")
-            params.append(StorageParam(kind, lib, cannot or (None if library_installed(lib) else missing_reason(lib))))
+            missing = None if library_installed(lib) else missing_reason(lib)
+            if kind == "ais" and not missing and not settings.get("ais-endpoint"):
+                cannot = NO_AIS_ENDPOINT
+            params.append(StorageParam(kind, lib, cannot or missing))
     unused = [lib for lib in explicit or () if not any(lib in LIBRARIES[kind] for kind in settings.storage)]
     if unused:
         serving = "; ".join(f"{kind}: {', '.join(LIBRARIES[kind])}" for kind in settings.storage)
@@ -79,6 +84,11 @@ def plan_storages(settings: Settings) -> list[StorageParam]:
             f"chosen storages ({', '.join(settings.storage)}); the libraries for them: {serving}"
         )
     return params
+
+
+#: why the ais cases skip without an endpoint: no AIStore runs here, and none is faked
+NO_AIS_ENDPOINT = ("no AIStore endpoint given (--iobench-ais-endpoint or AIS_ENDPOINT); the ais storage runs "
+                   "only against a real AIStore cluster")
 
 
 def split_s3_root(settings: Settings) -> tuple[str, str]:
@@ -144,12 +154,24 @@ def configured_endpoint(settings: Settings) -> S3Endpoint | None:
 def check_settings(settings: Settings) -> None:
     """Everything about the storage settings that can be known wrong before the session runs."""
     plan_storages(settings)
+    if "ais" not in settings.storage:
+        given, source = settings.get("ais-endpoint"), settings.sources.get("ais-endpoint", "default")
+        if given and not source.startswith(("env", "default")):
+            raise SettingsError(f"--iobench-ais-endpoint ({source}): {given} is for the ais storage, and the session "
+                                f"does not run it (--iobench-storage={','.join(settings.storage)}); add ais to "
+                                "--iobench-storage, or drop it")
+    elif settings.get("ais-endpoint") and not split_s3_root(settings)[0]:
+        raise SettingsError(f"--iobench-bucket: the ais storage on {settings.get('ais-endpoint')} needs a bucket "
+                            "there; name one with --iobench-bucket NAME (an ais:// bucket that exists)")
     if "s3" not in settings.storage:
         # an S3 setting given for a session that runs no S3 storage would be ignored silently
+        # (the bucket and an s3:// root also name where the ais storage works)
         root = settings.root or ""
         for name, given in (("s3-endpoint", settings.s3_endpoint), ("bucket", settings.bucket),
                             ("root", root if root.startswith("s3://") else "")):
             source = settings.sources.get(name, "default")
+            if name != "s3-endpoint" and "ais" in settings.storage:
+                continue
             if given and not source.startswith(("env", "default")):
                 raise SettingsError(
                     f"--iobench-{name} ({source}): {given} is an S3 location, and the session runs no S3 storage "
@@ -229,6 +251,10 @@ class StorageFactory:
         if area not in AREAS:
             raise ValueError(f"area {area!r}; valid: {', '.join(AREAS)}")
         sub = {"scratch": join_key(self.scratch, f"{kind}-{library}"), "datasets": DATASETS_AREA, "root": ""}[area]
+        if kind == "ais":
+            return StorageSpec(kind, library, bucket=self._bucket, prefix=join_key(self._prefix, sub),
+                               endpoint_url=self.settings.get("ais-endpoint") or "", op_timeout=self._op_timeout,
+                               retries=self._retries, backoff=self._backoff)
         if kind == "s3":
             endpoint = self.endpoint()
             return StorageSpec(kind, library, bucket=self._bucket, prefix=join_key(self._prefix, sub),
@@ -246,7 +272,8 @@ class StorageFactory:
             spec = self.spec(kind, library, area)
             endpoint = self.endpoint() if kind == "s3" else None
             self._open[cache_key] = open_storage(spec, endpoint)
-            self._claim("s3" if kind == "s3" else "local", library)
+            if kind != "ais":  # an AIStore bucket is the user's: nothing of ours to sweep there
+                self._claim("s3" if kind == "s3" else "local", library)
         return self._open[cache_key]
 
     # -- what killed sessions left -------------------------------------------------------------
@@ -310,7 +337,7 @@ class StorageFactory:
         spec = storage.spec
         if not isinstance(spec, StorageSpec):
             raise ValueError(f"{storage.uri('')} was not opened by this session's storages")
-        if spec.kind == "s3":
+        if spec.kind in BUCKET_KINDS:
             spec = replace(spec, prefix=join_key(spec.prefix, prefix))
         else:
             spec = replace(spec, root=os.path.join(spec.root, *prefix.split("/")))
@@ -327,7 +354,7 @@ class StorageFactory:
         problems, self.problems = self.problems, []
         s3_answers, s3_clean = True, True
         for (kind, library, area), storage in list(self._open.items()):
-            if area != "scratch" or kind != "s3" or not s3_answers:
+            if area != "scratch" or kind not in BUCKET_KINDS or not s3_answers:
                 continue
             try:
                 storage.delete_prefix("")

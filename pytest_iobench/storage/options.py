@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from ..settings import Option, comma_list, declare, positive_int_list, positive_seconds, urls
+from ..settings import Option, comma_list, declare, positive_int_list, positive_seconds, url, urls
 from .deadline import DEFAULT_OP_TIMEOUT
 from .registry import ALL_LIBRARIES, STORAGE_KINDS
 from .retry import DEFAULT_BACKOFF, DEFAULT_RETRIES
@@ -45,7 +45,8 @@ def region(text: str) -> str:
     return text
 
 declare(
-    Option("storage", "storage under test; a comma list runs each: local, direct (O_DIRECT), s3",
+    Option("storage", "storage under test; a comma list runs each: local, direct (O_DIRECT), s3, ais "
+           "(AIStore's native API: needs --iobench-ais-endpoint)",
            default="local", parse=comma_list(STORAGE_KINDS), metavar="KINDS"),
     Option("libraries", "client libraries to run; default: every installed library for the chosen "
            f"storage ({', '.join(ALL_LIBRARIES)})", parse=comma_list(ALL_LIBRARIES), metavar="LIBS"),
@@ -56,7 +57,11 @@ declare(
     Option("s3-endpoint", "S3 endpoint URL, or several gateways of one store comma-separated (requests "
            "are spread over them by object name); default: an embedded S3 server (moto) on 127.0.0.1",
            env=("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"), parse=urls, metavar="URL[,URL]"),
-    Option("bucket", "bucket (optionally bucket/prefix) on the S3 endpoint", metavar="NAME"),
+    Option("ais-endpoint", "AIStore gateway URL for the ais storage (its native API through the aistore "
+           "SDK), such as http://gateway:8080; without it the ais cases skip", env=("AIS_ENDPOINT",),
+           parse=url, metavar="URL"),
+    Option("bucket", "bucket (optionally bucket/prefix) on the S3 endpoint, or on AIStore for the ais "
+           "storage (an ais:// bucket that exists)", metavar="NAME"),
     Option("s3-region", "S3 region", default="us-east-1", env=("AWS_REGION", "AWS_DEFAULT_REGION"),
            parse=region, metavar="REGION"),
     Option("s3-access-key", "S3 access key id (prefer the AWS_ACCESS_KEY_ID environment variable)",

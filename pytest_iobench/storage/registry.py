@@ -18,19 +18,23 @@ from .deadline import DEFAULT_OP_TIMEOUT, DeadlineStorage, Timeouts
 from .retry import DEFAULT_BACKOFF, DEFAULT_RETRIES, RetryPolicy
 from .s3common import S3Endpoint, S3Location
 
-STORAGE_KINDS = ("local", "direct", "s3")
+#: ais: AIStore through its native API (ais_backend.py), only when an endpoint is given
+STORAGE_KINDS = ("local", "direct", "s3", "ais")
+#: the storages reached over the network by bucket and prefix
+BUCKET_KINDS = ("s3", "ais")
 
 #: the libraries that can reach each storage, in the order they are parametrized
 LIBRARIES: dict[str, tuple[str, ...]] = {
     "local": ("posix", "s3dlio"),
     "direct": ("posix", "s3dlio"),
     "s3": ("s3dlio", "minio", "boto3", "s3torchconnector"),
+    "ais": ("aistore",),
 }
 ALL_LIBRARIES = tuple(dict.fromkeys(lib for libs in LIBRARIES.values() for lib in libs))
 
 #: the module a library needs; None = the standard library
 _MODULES = {"posix": None, "s3dlio": "s3dlio", "minio": "minio", "boto3": "boto3",
-            "s3torchconnector": "s3torchconnector"}
+            "s3torchconnector": "s3torchconnector", "aistore": "aistore"}
 
 
 def library_installed(library: str) -> bool:
@@ -93,6 +97,14 @@ def open_storage(spec: StorageSpec, endpoint: S3Endpoint | None = None,
             f"library {spec.library!r} does not serve the {spec.kind} storage; "
             f"valid: {', '.join(LIBRARIES[spec.kind])}"
         )
+    if spec.kind == "ais":
+        from .ais_backend import AisStorage
+
+        if not spec.endpoint_url:
+            raise ValueError(f"{spec.id}: the ais storage needs an endpoint (--iobench-ais-endpoint)")
+        ais = AisStorage(spec.endpoint_url, spec.bucket, spec.prefix, Timeouts(spec.op_timeout))
+        ais.spec = spec
+        return DeadlineStorage(ais, spec.op_timeout, where=spec.endpoint_url)
     if spec.kind != "s3":
         storage = _construct(spec, None)
         storage.spec = spec
@@ -156,7 +168,7 @@ def storage_at(spec: StorageSpec | dict[str, Any], prefix: str = "", *, odirect:
     if isinstance(spec, dict):
         spec = StorageSpec.from_dict(spec)
     if prefix:
-        if spec.kind == "s3":
+        if spec.kind in BUCKET_KINDS:
             spec = replace(spec, prefix=join_key(spec.prefix, prefix))
         else:
             spec = replace(spec, root=spec.root.rstrip("/") + "/" + prefix.strip("/"))
