@@ -100,20 +100,41 @@ def test_header_shows_settings_and_masks_secrets(pytester, monkeypatch):
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["--iobench-storage=nfs"], "ERROR: --iobench-storage (command line): 'nfs' is not valid: unknown value 'nfs'; valid: local, direct, s3, ais"),
-        (["--iobench-libraries=curl"], "ERROR: --iobench-libraries (command line): 'curl' is not valid: unknown value 'curl'; valid: posix, s3dlio, minio, boto3, s3torchconnector, aistore"),
+        (["--iobench-storage=nfs"],
+         "ERROR: --iobench-storage (command line): 'nfs' is not valid: unknown value 'nfs'; valid: local, direct, s3, "
+         "ais"),
+        (["--iobench-libraries=curl"],
+         "ERROR: --iobench-libraries (command line): 'curl' is not valid: unknown value 'curl'; valid: posix, "
+         "s3dlio, minio, boto3, s3torchconnector, aistore"),
         (["--iobench-threads=0"], "ERROR: --iobench-threads (command line): '0' is not valid: 0 is not positive*"),
-        (["--iobench-threads=four"], "ERROR: --iobench-threads (command line): 'four' is not valid: 'four' is not a whole number*"),
-        (["--iobench-storage=local", "--iobench-libraries=minio"], "ERROR: --iobench-libraries: minio cannot reach the local storage; valid for local: posix, s3dlio"),
-        (["--iobench-s3-endpoint=ftp://x"], "ERROR: --iobench-s3-endpoint (command line): 'ftp://x' is not valid: give an http:// or https:// URL*"),
-        (["--iobench-s3-endpoint=http://127.0.0.1:abc"], "ERROR: --iobench-s3-endpoint (command line): 'http://127.0.0.1:abc' is not valid: the port 'abc' is not a number from 1 to 65535; give an http:// or https:// URL*"),
-        (["--iobench-s3-endpoint=http://[::1"], "ERROR: --iobench-s3-endpoint (command line): 'http://[[]::1' is not valid: the IPv6 host has no closing ']'*"),
-        (["--iobench-s3-endpoint=https://s3.example.com:9000/s3?a=b"], "ERROR: --iobench-s3-endpoint (command line): * is not valid: an endpoint is a scheme, a host, a port and a path prefix (such as AIStore's /s3), with no query or fragment*"),
-        (["--iobench-storage=local", "--iobench-libraries=posix,boto3"], "ERROR: --iobench-libraries: boto3 serves none of the chosen storages (local); the libraries for them: local: posix, s3dlio"),
-        (["--iobench-storage=s3", "--iobench-bucket=Team_Bucket"], "ERROR: --iobench-bucket: 'Team_Bucket' is not a bucket name the embedded S3 endpoint can create; a bucket name is 3-63 lowercase letters*"),
-        (["--iobench-storage=s3", "--iobench-root=s3://ab/prefix"], "ERROR: --iobench-root: 'ab' is not a bucket name the embedded S3 endpoint can create*"),
-        (["--iobench-root=/proc/nope"], "ERROR: --iobench-root: cannot create the directory /proc/nope: No such file or directory; give a directory you can write to"),
-        (["--iobench-root=/proc"], "ERROR: --iobench-root: cannot create files in /proc: *; give a directory you can write to"),
+        (["--iobench-threads=four"],
+         "ERROR: --iobench-threads (command line): 'four' is not valid: 'four' is not a whole number*"),
+        (["--iobench-storage=local", "--iobench-libraries=minio"],
+         "ERROR: --iobench-libraries: minio cannot reach the local storage; valid for local: posix, s3dlio"),
+        (["--iobench-s3-endpoint=ftp://x"],
+         "ERROR: --iobench-s3-endpoint (command line): 'ftp://x' is not valid: give an http:// or https:// URL*"),
+        (["--iobench-s3-endpoint=http://127.0.0.1:abc"],
+         "ERROR: --iobench-s3-endpoint (command line): 'http://127.0.0.1:abc' is not valid: the port 'abc' is not a "
+         "number from 1 to 65535; give an http:// or https:// URL*"),
+        (["--iobench-s3-endpoint=http://[::1"],
+         "ERROR: --iobench-s3-endpoint (command line): 'http://[[]::1' is not valid: the IPv6 host has no closing "
+         "']'*"),
+        (["--iobench-s3-endpoint=https://s3.example.com:9000/s3?a=b"],
+         "ERROR: --iobench-s3-endpoint (command line): * is not valid: an endpoint is a scheme, a host, a port and a "
+         "path prefix (such as AIStore's /s3), with no query or fragment*"),
+        (["--iobench-storage=local", "--iobench-libraries=posix,boto3"],
+         "ERROR: --iobench-libraries: boto3 serves none of the chosen storages (local); the libraries for them: "
+         "local: posix, s3dlio"),
+        (["--iobench-storage=s3", "--iobench-bucket=Team_Bucket"],
+         "ERROR: --iobench-bucket: 'Team_Bucket' is not a bucket name the embedded S3 endpoint can create; a bucket "
+         "name is 3-63 lowercase letters*"),
+        (["--iobench-storage=s3", "--iobench-root=s3://ab/prefix"],
+         "ERROR: --iobench-root: 'ab' is not a bucket name the embedded S3 endpoint can create*"),
+        (["--iobench-root=/proc/nope"],
+         "ERROR: --iobench-root: cannot create the directory /proc/nope: No such file or directory; give a directory "
+         "you can write to"),
+        (["--iobench-root=/proc"],
+         "ERROR: --iobench-root: cannot create files in /proc: *; give a directory you can write to"),
         (["--iobench-storage=ais", "--iobench-ais-endpoint=gateway:8080"],
          "ERROR: --iobench-ais-endpoint (command line): 'gateway:8080' is not valid: give an http:// or https:// URL*"),
         (["--iobench-storage=local", "--iobench-ais-endpoint=http://gateway:8080"],

@@ -124,19 +124,21 @@ class _Writer(StreamWriter):
 
     def _commit(self) -> None:
         assert self.writer is not None
-        writer, self.writer = self.writer, None
+        writer: Any = self.writer  # typed by s3torchconnector only when installed (an optional extra)
+        self.writer = None
         try:
             with _in_crt():
-                writer.close()  # type: ignore[no-untyped-call]
+                writer.close()
         except Exception as exc:
             raise translate("commit", self.key, exc) from exc
 
     def _abort(self) -> None:
-        writer, self.writer = self.writer, None
+        writer: Any = self.writer
+        self.writer = None
         if writer is not None:
             # no close (it would complete the upload): the CRT stream, dropped, cancels it
             writer._closed = True
-            writer.stream = None  # type: ignore[assignment]
+            writer.stream = None
 
 
 class S3TorchStorage(Storage):
