@@ -19,7 +19,7 @@ from pytest_iobench.storage.endpoint import EmbeddedS3
 from pytest_iobench.storage.faultproxy import FaultProxy
 from pytest_iobench.storage.registry import StorageSpec, library_installed, open_storage
 from pytest_iobench.storage.s3common import S3Endpoint
-from pytest_iobench.storage.spread import TALLY, EndpointTally
+from pytest_iobench.storage.tally import TALLY, EndpointTally
 
 REPO = Path(__file__).resolve().parents[1]
 BUCKET = "gateways"
@@ -78,7 +78,7 @@ _S3DLIO_SPREAD = """
 import json, sys
 from pytest_iobench.storage.registry import StorageSpec, library_installed, open_storage
 from pytest_iobench.storage.s3common import S3Endpoint
-from pytest_iobench.storage.spread import TALLY, EndpointTally
+from pytest_iobench.storage.tally import TALLY, EndpointTally
 url, access, secret, region, bucket = sys.argv[1:6]
 storage = open_storage(StorageSpec("s3", "s3dlio", bucket=bucket, prefix="spread-s3dlio", endpoint_url=url),
                        S3Endpoint(url, access, secret, region))

@@ -40,3 +40,26 @@ def test_the_option_names_agree_with_the_modules_that_own_them():
     assert names.FORMATS == spec.FORMATS
     assert names.MODES == integrity.MODES
     assert names.ON_CORRUPT == generate.ON_CORRUPT
+
+
+def test_a_pytest_run_without_iobench_settings_loads_no_storage_code(tmp_path):
+    """The plugin installs its interrupt handlers and resolves its settings in every session; a
+    session given no iobench setting has nothing of the storage layer to check or open."""
+    (tmp_path / "test_plain.py").write_text("def test_plain():\n    assert True\n")
+    storage_code = ("pytest_iobench.storage.registry", "pytest_iobench.storage.factory",
+                    "pytest_iobench.storage.s3common", "pytest_iobench.storage.deadline", "pytest_iobench.storage.base")
+    probe = ("import json, os, sys, pytest\n"
+             "for name in [n for n in os.environ if n.startswith(('IOBENCH_', 'AWS_'))]: del os.environ[name]\n"
+             "rc = pytest.main(['-q', '-p', 'no:cacheprovider', '-p', 'no:xdist', '-p', 'no:benchmark',"
+             " 'test_plain.py'])\n"
+             f"print(json.dumps([rc, [m for m in {storage_code!r} if m in sys.modules]]))")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout.splitlines()[-1]) == [0, []], out.stdout
+
+
+def test_the_storage_package_exports_what_it_lists():
+    import pytest_iobench.storage as storage
+
+    assert set(storage.__all__) == set(storage._HOME)
+    for name in storage.__all__:
+        assert getattr(storage, name) is not None

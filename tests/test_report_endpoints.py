@@ -14,7 +14,7 @@ from pytest_iobench.report.plots import endpoint_balance
 from pytest_iobench.report.schema import load_document
 
 SPREAD = """
-from pytest_iobench.storage.spread import TALLY
+from pytest_iobench.storage.tally import TALLY
 
 def test_spread(iobench_record):
     iobench_record.metric("files", 4, "files", "none")

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from pytest_iobench.storage import deadline
+from pytest_iobench.storage import interrupts
 from pytest_iobench.storage.deadline import Timeouts, run
 from pytest_iobench.storage.endpoint import EmbeddedS3
 from pytest_iobench.storage.errors import StorageInterrupted, StorageTimeout
@@ -31,9 +31,9 @@ def moto():
 
 @pytest.fixture
 def no_interrupt():
-    deadline.reset()
+    interrupts.reset()
     yield
-    deadline.reset()
+    interrupts.reset()
 
 
 def test_timeouts_are_sized_from_the_op_timeout():
@@ -73,12 +73,12 @@ def test_an_interrupt_releases_every_waiting_operation(no_interrupt):
         thread.start()
     time.sleep(0.3)
     started = time.monotonic()
-    deadline.interrupt("SIGINT")
+    interrupts.interrupt("SIGINT")
     for thread in threads:
         thread.join(timeout=SLACK)
     assert time.monotonic() - started < SLACK and len(errors) == 4
     assert all(isinstance(e, StorageInterrupted) and "interrupted (SIGINT)" in str(e) for e in errors)
-    with pytest.raises(StorageTimeout, match=f"within {deadline.GRACE:g} s"):
+    with pytest.raises(StorageTimeout, match=f"within {interrupts.GRACE:g} s"):
         run(release.wait, 60, op="delete", key="k", library="minio", where="http://e", timeout=60)
     release.set()
 

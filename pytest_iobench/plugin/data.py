@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ..storage import Storage
 from .options import get_settings, is_worker
 from .records import RECORD_KEY, new_record
 
@@ -32,6 +31,7 @@ if TYPE_CHECKING:
     from ..data.datasets import Dataset, DatasetCache
     from ..data.generate import Progress
     from ..data.spec import DatasetSpec
+    from ..storage import Storage
     from ..storage.factory import StorageFactory
 
 #: a progress reporter of generation: ``(where, Progress)``

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ..report.record import KINDS, TestRecord
-from ..storage.spread import TALLY
+from ..storage.tally import TALLY
 from .options import get_settings, is_worker
 
-RECORD_KEY = pytest.StashKey[TestRecord]()
+if TYPE_CHECKING:  # imported by the first test that records (not in every pytest session)
+    from ..report.record import TestRecord
+
+RECORD_KEY = pytest.StashKey["TestRecord"]()
 
 
 def suite_of(item: pytest.Item) -> str:
@@ -33,6 +35,8 @@ def params_of(item: pytest.Item) -> dict[str, Any]:
 
 
 def new_record(item: pytest.Item) -> TestRecord:
+    from ..report.record import TestRecord
+
     settings = get_settings(item.config)
     return TestRecord(nodeid=item.nodeid, suite=suite_of(item), params=params_of(item),
                       repeat=settings.repeat, warmups=settings.warmup)
@@ -91,6 +95,8 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
             mine = record.details["endpoints"].setdefault(url, dict.fromkeys(counts, 0))
             for name, value in counts.items():
                 mine[name] += value
+    from ..report.record import KINDS
+
     if record.kind and record.kind not in KINDS:
         pytest.fail(f"iobench_record.kind = {record.kind!r} is not a kind; valid: {', '.join(KINDS)}", pytrace=False)
     if record.failed_criteria:

@@ -16,7 +16,7 @@ import pytest
 
 from ..report.collect import Phase, ResultCollector, add_to_benchmark_json, record_entry
 from ..report.redaction import redact_in_place
-from ..storage import deadline, retry
+from ..storage import interrupts, retry
 from .options import BASELINE_KEY, get_settings, is_worker, worker_id
 from .records import RECORD_KEY, new_record
 
@@ -111,7 +111,7 @@ class ResultsPlugin:
         return self.collector.iobench_used or bool(settings.json) or BASELINE_KEY in self.config.stash
 
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
-        self.interrupted = deadline.interrupted() or "KeyboardInterrupt"
+        self.interrupted = interrupts.interrupted() or "KeyboardInterrupt"
 
     def pytest_fixture_setup(self, fixturedef: pytest.FixtureDef[Any]) -> None:
         """A test that uses an iobench fixture makes this an iobench session (it gets a document)."""

@@ -54,14 +54,19 @@ def workload_options_given(settings: Settings) -> bool:
 def check_startup(settings: Settings, invocation_dir: str | Path) -> Startup:
     """Every problem of ``settings`` found before the session runs (the controller's check)."""
     from ..report.options import check_output
-    from ..storage.endpoint import EndpointError
-    from ..storage.factory import check_settings
 
     found = Startup()
-    try:
-        check_settings(settings)
-    except (SettingsError, EndpointError) as exc:
-        found.problems.append(str(exc))
+    # the defaults are valid (the package's tests run on them): only a session given a setting
+    # (command line, ini or environment) has storage settings to check, and a pytest run of a
+    # project that uses no iobench option does not load the storage layer for nothing
+    if any(source != "default" for source in settings.sources.values()):
+        from ..storage.endpoint import EndpointError
+        from ..storage.factory import check_settings
+
+        try:
+            check_settings(settings)
+        except (SettingsError, EndpointError) as exc:
+            found.problems.append(str(exc))
     try:
         check_output(settings, str(invocation_dir))
     except SettingsError as exc:

@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ..storage import Storage, StorageUnsupported, deadline
+from ..storage import interrupts
 from .options import get_settings, worker_id
 
 if TYPE_CHECKING:
+    from ..storage import Storage
     from ..storage.factory import StorageFactory, StorageParam
     from ..storage.s3common import S3Endpoint
 
@@ -24,10 +25,10 @@ _RESTORE = pytest.StashKey[Any]()
 def pytest_configure(config: pytest.Config) -> None:
     """SIGINT and SIGTERM end the session promptly whatever a storage is doing: operations
     waiting on an endpoint are released, the session's results are written and marked
-    interrupted, its scratch areas cleaned (storage/deadline.py)."""
-    deadline.reset()
+    interrupted, its scratch areas cleaned (storage/interrupts.py)."""
+    interrupts.reset()
     if threading.current_thread() is threading.main_thread():
-        config.stash[_RESTORE] = deadline.install_interrupt_handlers()
+        config.stash[_RESTORE] = interrupts.install_interrupt_handlers()
 
 
 _EXIT_STATUS = pytest.StashKey[int]()
@@ -55,8 +56,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     restore = config.stash.get(_RESTORE, None)
     if restore is not None:
         restore()
-    signalled = deadline.signalled()
-    deadline.reset()
+    signalled = interrupts.signalled()
+    interrupts.reset()
     if signalled and restore is not None:
         # The results are written and the cleanup is done. What is left are the client
         # libraries' own finalizers, run as the interpreter exits, and one of them may wait for
@@ -116,6 +117,8 @@ def storage(request: pytest.FixtureRequest, storage_factory: StorageFactory) -> 
                                 "do not request it indirectly without a StorageParam")
     if param.skip:
         pytest.skip(param.skip)
+    from ..storage import StorageUnsupported
+
     try:
         return storage_factory.get(param.kind, param.library)
     except StorageUnsupported as exc:

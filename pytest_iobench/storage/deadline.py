@@ -8,9 +8,9 @@ ends by itself, because each library's own connect and read timeouts and retries
 the same figure (``Timeouts``). The workers are daemon threads, so a call left behind never
 keeps the process from exiting.
 
-``interrupt()`` (the plugin calls it on SIGINT and SIGTERM) releases every caller waiting for an
-operation at once, in every thread, with ``StorageInterrupted``; operations started after it
-(the cleanup) get ``GRACE`` seconds at most. The main thread gets its KeyboardInterrupt from the
+``interrupts.interrupt()`` (the plugin calls it on SIGINT and SIGTERM) releases every caller
+waiting for an operation at once, in every thread, with ``StorageInterrupted``; operations
+started after it (the cleanup) get ``GRACE`` seconds at most. The main thread gets its KeyboardInterrupt from the
 signal itself: waiting on an Event is interrupted by signals.
 
 Local files (posix, direct, s3dlio's file:// and direct://) are not run here: a handoff to a
@@ -23,27 +23,20 @@ from __future__ import annotations
 
 import queue
 import re
-import signal
 import threading
-import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from types import FrameType
 from typing import Any, TypeVar, cast
 
 from .base import Buffer, ObjectInfo, Storage, StreamWriter
 from .errors import StorageError, StorageInterrupted, StorageTimeout
+from .interrupts import GRACE, PENDING, PENDING_LOCK, interrupted
+from .names import DEFAULT_OP_TIMEOUT
 from .retry import RetryPolicy
 from .wrapping import WrappedStorage, WrappedWriter
 
-#: --iobench-op-timeout's default: long enough for any single request of a healthy endpoint
-#: (a 1 GiB get at 10 MB/s, a listing of 100,000 keys), short enough that a dead one is noticed
-DEFAULT_OP_TIMEOUT = 120.0
 #: attempts of one request (the first and its retries) every library is set to
 ATTEMPTS = 3
-#: seconds an operation started after an interrupt may take (aborting uploads, deleting scratch):
-#: an interrupted session ends within seconds even when its endpoint no longer answers
-GRACE = 2.0
 #: an idle worker thread ends after this many seconds
 IDLE_EXIT = 30.0
 
@@ -70,78 +63,6 @@ class Timeouts:
     retry: RetryPolicy = RetryPolicy()
 
 
-# -- interrupts -----------------------------------------------------------------------------------
-_interrupted: list[str] = []
-_signalled: list[str] = []
-_pending: weakref.WeakSet[_Task] = weakref.WeakSet()
-_pending_lock = threading.Lock()
-
-
-def interrupt(reason: str = "interrupted") -> None:
-    """Release every caller waiting for an operation (``StorageInterrupted``) and give the
-    operations started from now on GRACE seconds. Safe to call from a signal handler."""
-    if not _interrupted:
-        _interrupted.append(reason)
-    # no lock (a signal handler may run while its thread holds it): copy the set, again if
-    # another thread changed it meanwhile
-    for _ in range(10):
-        try:
-            tasks = list(_pending)
-            break
-        except RuntimeError:
-            continue
-    else:
-        tasks = []
-    for task in tasks:
-        task.interrupted = True
-        task.done.set()
-
-
-def install_interrupt_handlers() -> Callable[[], None]:
-    """On SIGINT and SIGTERM: ``interrupt()`` and a KeyboardInterrupt in the main thread, which
-    pytest turns into an interrupted session (its results written, its fixtures torn down).
-    SIGTERM, what CI sends to cancel a job, would otherwise end the process on the spot. Returns
-    a function that puts the previous handlers back. Only from the main thread."""
-    previous: dict[signal.Signals, Any] = {}
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        name = signal.Signals(signum).name
-        if not _signalled:
-            _signalled.append(name)
-        interrupt(name)
-        raise KeyboardInterrupt(name)
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        current = signal.getsignal(sig)
-        if current not in (signal.default_int_handler, signal.SIG_DFL):
-            continue  # someone else's handler (a debugger, a harness): theirs to run
-        previous[sig] = current
-        signal.signal(sig, handler)
-
-    def restore() -> None:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-    return restore
-
-
-def signalled() -> str | None:
-    """The signal the handlers of ``install_interrupt_handlers`` received, None if none."""
-    return _signalled[0] if _signalled else None
-
-
-def interrupted() -> str | None:
-    """The reason given to ``interrupt()`` (``SIGINT``, ``SIGTERM``), None when not interrupted."""
-    return _interrupted[0] if _interrupted else None
-
-
-def reset() -> None:
-    """Forget an interrupt (a new session in the same process: tests)."""
-    _interrupted.clear()
-    _signalled.clear()
-
-
-# -- the worker threads ---------------------------------------------------------------------------
 class _Task:
     __slots__ = ("__weakref__", "args", "done", "ended", "error", "fn", "interrupted", "result")
 
@@ -205,17 +126,17 @@ def run(fn: Callable[..., T], *args: Any, op: str, key: str, library: str, where
     """``fn(*args)`` on a worker, waiting at most ``timeout`` seconds (GRACE after an interrupt).
     Raises StorageTimeout when it has not finished by then, StorageInterrupted when an interrupt
     came first, and whatever ``fn`` raised otherwise."""
-    if _interrupted:
+    if interrupted():
         timeout = min(timeout, GRACE)
     task = _Task(fn, args)
-    with _pending_lock:
-        _pending.add(task)
+    with PENDING_LOCK:
+        PENDING.add(task)
     try:
         _WORKERS.submit(task)
         task.done.wait(timeout)
     finally:
-        with _pending_lock:
-            _pending.discard(task)
+        with PENDING_LOCK:
+            PENDING.discard(task)
     if not task.ended and task.interrupted:
         raise StorageInterrupted(op, key, library, f"interrupted ({interrupted()}) while waiting for {where}")
     if not task.ended:

@@ -20,13 +20,13 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from ..settings import Settings, SettingsError
-from . import deadline, stale
+from . import interrupts, stale
 from .base import Storage, join_key
-from .deadline import DEFAULT_OP_TIMEOUT
 from .endpoint import EMBEDDED_BUCKET, EmbeddedS3, abort_uploads, check_endpoint, open_uploads
 from .errors import StorageTimeout, StorageUnsupported
-from .registry import BUCKET_KINDS, LIBRARIES, StorageSpec, library_installed, missing_reason, open_storage
-from .retry import DEFAULT_BACKOFF, DEFAULT_RETRIES, RetryPolicy
+from .names import BUCKET_KINDS, DEFAULT_BACKOFF, DEFAULT_OP_TIMEOUT, DEFAULT_RETRIES, LIBRARIES
+from .registry import StorageSpec, library_installed, missing_reason, open_storage
+from .retry import RetryPolicy
 from .s3common import S3Endpoint, endpoint_limit
 
 DATASETS_AREA = "iobench-datasets"
@@ -365,7 +365,7 @@ class StorageFactory:
         claimed_s3 = self._claimed.get("s3")
         if claimed_s3 is not None and self._endpoint is not None and s3_answers:
             try:  # our writers abort their uploads; one a writer never ended is aborted here
-                timeout = min(self._op_timeout, deadline.GRACE) if deadline.interrupted() else self._op_timeout
+                timeout = min(self._op_timeout, interrupts.GRACE) if interrupts.interrupted() else self._op_timeout
                 self.aborted_uploads += abort_uploads(self._endpoint, self._bucket,
                                                       join_key(self._prefix, self.scratch) + "/", timeout=timeout)
                 if s3_clean:  # last: an area half removed is still known by its record

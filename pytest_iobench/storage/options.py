@@ -5,9 +5,7 @@ from __future__ import annotations
 import re
 
 from ..settings import Option, comma_list, declare, positive_int_list, positive_seconds, url, urls
-from .deadline import DEFAULT_OP_TIMEOUT
-from .registry import ALL_LIBRARIES, STORAGE_KINDS
-from .retry import DEFAULT_BACKOFF, DEFAULT_RETRIES
+from .names import ALL_LIBRARIES, DEFAULT_BACKOFF, DEFAULT_OP_TIMEOUT, DEFAULT_RETRIES, STORAGE_KINDS
 
 #: more retries than this only hide a dead endpoint behind minutes of backoff
 MOST_RETRIES = 20

@@ -14,23 +14,21 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from .base import Storage, join_key
-from .deadline import DEFAULT_OP_TIMEOUT, DeadlineStorage, Timeouts
-from .retry import DEFAULT_BACKOFF, DEFAULT_RETRIES, RetryPolicy
+from .deadline import DeadlineStorage, Timeouts
+from .names import (  # the names are the registry's too (re-exported)
+    ALL_LIBRARIES,
+    BUCKET_KINDS,
+    DEFAULT_BACKOFF,
+    DEFAULT_OP_TIMEOUT,
+    DEFAULT_RETRIES,
+    LIBRARIES,
+    STORAGE_KINDS,
+)
+from .retry import RetryPolicy
 from .s3common import S3Endpoint, S3Location
 
-#: ais: AIStore through its native API (ais_backend.py), only when an endpoint is given
-STORAGE_KINDS = ("local", "direct", "s3", "ais")
-#: the storages reached over the network by bucket and prefix
-BUCKET_KINDS = ("s3", "ais")
-
-#: the libraries that can reach each storage, in the order they are parametrized
-LIBRARIES: dict[str, tuple[str, ...]] = {
-    "local": ("posix", "s3dlio"),
-    "direct": ("posix", "s3dlio"),
-    "s3": ("s3dlio", "minio", "boto3", "s3torchconnector"),
-    "ais": ("aistore",),
-}
-ALL_LIBRARIES = tuple(dict.fromkeys(lib for libs in LIBRARIES.values() for lib in libs))
+__all__ = ["ALL_LIBRARIES", "BUCKET_KINDS", "LIBRARIES", "STORAGE_KINDS", "StorageSpec", "library_installed",
+           "missing_reason", "open_storage"]
 
 #: the module a library needs; None = the standard library
 _MODULES = {"posix": None, "s3dlio": "s3dlio", "minio": "minio", "boto3": "boto3",

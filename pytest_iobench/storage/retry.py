@@ -24,12 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-#: --iobench-retries's default: 6 attempts make a request fail at 10 % throttling once in a
-#: million, where 3 failed training runs (the issue's trial)
-DEFAULT_RETRIES = 5
-#: --iobench-backoff's default, seconds: the first retry waits up to this, each next one twice
-#: as long at most (full jitter), never more than MAX_BACKOFF
-DEFAULT_BACKOFF = 0.05
+from .names import DEFAULT_BACKOFF, DEFAULT_RETRIES
+
 MAX_BACKOFF = 5.0
 
 FIELDS = ("requests", "attempts", "retries", "throttles", "resets", "timeouts", "backoff_s")

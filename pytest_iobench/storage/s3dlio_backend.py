@@ -78,8 +78,9 @@ from .s3common import (
     error_from_text,
     is_invalid_range,
 )
-from .spread import TALLY, TalliedWriter
+from .spread import TalliedWriter
 from .stale import TEMP_MARKER
+from .tally import TALLY
 
 LIBRARY = "s3dlio"
 #: s3dlio's switch for its HEAD-then-range-split gets (on unless set to 0)

@@ -5,58 +5,24 @@ The choice is a hash of ``bucket/object name`` (CRC-32) modulo the endpoint coun
 counter: the same object always goes to the same endpoint, whichever storage root or process
 names it, so a read goes where its write went. Stores whose gateways share one namespace do not
 need that, but it costs nothing and keeps a store that does need it correct; with many objects
-the spread is even (the balance is recorded, ``TALLY``). A listing goes to the endpoint its
+the spread is even (the balance is recorded in tally.TALLY). A listing goes to the endpoint its
 prefix picks: every gateway of such a store lists the same namespace.
 
-``TALLY`` counts the operations and the bytes (read and written) each endpoint served in this
-process (s3dlio, which spreads over several endpoints itself, feeds it from its own
+``tally.TALLY`` counts the operations and the bytes (read and written) each endpoint served in
+this process (s3dlio, which spreads over several endpoints itself, feeds it from its own
 per-endpoint counters: s3dlio_backend.S3dlioSpreadStorage); the plugin puts each test's share
 into its record (details.endpoints), and MPI ranks return theirs with their results.
 """
 
 from __future__ import annotations
 
-import threading
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 
 from .base import Buffer, ObjectInfo, Storage, StreamWriter
 from .s3common import S3Location
+from .tally import TALLY
 from .wrapping import WrappedWriter
-
-
-class EndpointTally:
-    """Per endpoint URL: operations and bytes, in this process."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._counts: dict[str, dict[str, int]] = {}
-
-    def add(self, url: str, ops: int = 1, read: int = 0, written: int = 0) -> None:
-        with self._lock:
-            entry = self._counts.setdefault(url, {"operations": 0, "bytes_read": 0, "bytes_written": 0})
-            entry["operations"] += ops
-            entry["bytes_read"] += read
-            entry["bytes_written"] += written
-
-    def snapshot(self) -> dict[str, dict[str, int]]:
-        with self._lock:
-            return {url: dict(entry) for url, entry in self._counts.items()}
-
-    @staticmethod
-    def since(before: dict[str, dict[str, int]], after: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
-        """What each endpoint served between two snapshots (endpoints that served nothing left out)."""
-        out = {}
-        for url, entry in after.items():
-            old = before.get(url, {})
-            delta = {name: value - old.get(name, 0) for name, value in entry.items()}
-            if any(delta.values()):
-                out[url] = delta
-        return out
-
-
-#: every endpoint's share of this process's requests
-TALLY = EndpointTally()
 
 
 def pick(name: str, count: int) -> int:

@@ -18,7 +18,7 @@ from typing import Any
 from ..storage import Storage, StorageSpec
 from ..storage.counting import CountingStorage
 from ..storage.registry import storage_at
-from ..storage.spread import TALLY
+from ..storage.tally import TALLY
 from .comm import Comm
 from .config import WorkloadConfig, build_config, masked, masked_override
 from .dlio_output import host_info
