@@ -37,7 +37,7 @@ reaches over plain http), each request sent to the next endpoint in turn (its ``
 strategy: by request, not by object name as spread.py does for the other libraries; a store
 with one namespace behind every gateway, which is what several endpoints of one store means
 here, serves a read wherever its write went). Its per-endpoint counters (requests, bytes read
-and written) are read into spread.TALLY after every operation. What the store does not offer
+and written) are read into tally.TALLY after every operation. What the store does not offer
 (stat, streamed multipart uploads, which s3dlio's process-wide client makes) goes to the first
 endpoint and is tallied there by us.
 """
@@ -492,7 +492,7 @@ class S3dlioSpreadStorage(S3dlioStorage):
         self._seen = [(0, 0, 0)] * len(self.urls)
 
     def _tally(self) -> None:
-        """Add what each endpoint served since the last call to spread.TALLY (s3dlio's counters
+        """Add what each endpoint served since the last call to tally.TALLY (s3dlio's counters
         are per store and cumulative; errors count as requests)."""
         with self._stats_lock:
             stats = self.store.get_endpoint_stats()
