@@ -92,6 +92,7 @@ class Settings:
     threads: list[int]
     root: str | None
     s3_endpoint: str | None
+    ais_endpoint: str | None
     bucket: str | None
     s3_region: str
     s3_access_key: str | None
@@ -130,6 +131,9 @@ class Settings:
     mpi_timeout: float
     settle: float | None
     scale: float
+    # qualification (qualify.options.Accelerators: a type of a layer above this module)
+    accelerators: Any
+    host_memory: float | None  # GiB; None: this host's
 
     values: Mapping[str, Any]
     sources: Mapping[str, str]

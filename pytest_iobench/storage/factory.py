@@ -73,7 +73,7 @@ def plan_storages(settings: Settings) -> list[StorageParam]:
             if cannot and explicit:
                 raise SettingsError(f"--iobench-libraries: {cannot}")
             missing = None if library_installed(lib) else missing_reason(lib)
-            if kind == "ais" and not missing and not settings.get("ais-endpoint"):
+            if kind == "ais" and not missing and not settings.ais_endpoint:
                 cannot = NO_AIS_ENDPOINT
             params.append(StorageParam(kind, lib, cannot or missing))
     unused = [lib for lib in explicit or () if not any(lib in LIBRARIES[kind] for kind in settings.storage)]
@@ -155,13 +155,13 @@ def check_settings(settings: Settings) -> None:
     """Everything about the storage settings that can be known wrong before the session runs."""
     plan_storages(settings)
     if "ais" not in settings.storage:
-        given, source = settings.get("ais-endpoint"), settings.sources.get("ais-endpoint", "default")
+        given, source = settings.ais_endpoint, settings.sources.get("ais-endpoint", "default")
         if given and not source.startswith(("env", "default")):
             raise SettingsError(f"--iobench-ais-endpoint ({source}): {given} is for the ais storage, and the session "
                                 f"does not run it (--iobench-storage={','.join(settings.storage)}); add ais to "
                                 "--iobench-storage, or drop it")
-    elif settings.get("ais-endpoint") and not split_s3_root(settings)[0]:
-        raise SettingsError(f"--iobench-bucket: the ais storage on {settings.get('ais-endpoint')} needs a bucket "
+    elif settings.ais_endpoint and not split_s3_root(settings)[0]:
+        raise SettingsError(f"--iobench-bucket: the ais storage on {settings.ais_endpoint} needs a bucket "
                             "there; name one with --iobench-bucket NAME (an ais:// bucket that exists)")
     if "s3" not in settings.storage:
         # an S3 setting given for a session that runs no S3 storage would be ignored silently
@@ -253,7 +253,7 @@ class StorageFactory:
         sub = {"scratch": join_key(self.scratch, f"{kind}-{library}"), "datasets": DATASETS_AREA, "root": ""}[area]
         if kind == "ais":
             return StorageSpec(kind, library, bucket=self._bucket, prefix=join_key(self._prefix, sub),
-                               endpoint_url=self.settings.get("ais-endpoint") or "", op_timeout=self._op_timeout,
+                               endpoint_url=self.settings.ais_endpoint or "", op_timeout=self._op_timeout,
                                retries=self._retries, backoff=self._backoff)
         if kind == "s3":
             endpoint = self.endpoint()
