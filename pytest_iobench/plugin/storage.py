@@ -95,7 +95,9 @@ def storage_factory(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPa
     """Opens the session's storages (starting the embedded S3 endpoint when needed) and
     deletes what the session wrote at the end."""
     from ..storage.factory import StorageFactory, new_run_id
+    from ..storage.posix import write_back_all
 
+    write_back_all()  # the session measures from a quiet disk, not the last one's writeback
     worker = worker_id(pytestconfig)
     factory = StorageFactory(
         get_settings(pytestconfig),

@@ -6,6 +6,7 @@ import ctypes
 import functools
 import mmap
 import os
+import time
 import uuid
 from collections.abc import Iterable
 
@@ -149,6 +150,16 @@ def resident_pages(path: str) -> tuple[int, int]:
         return resident, total
     finally:
         os.close(fd)
+
+
+def write_back_all() -> float:
+    """Write back every dirty page of the machine (``sync``, which waits for it); the seconds it
+    took. What earlier work left to write (the previous session's files, a dataset a build just
+    wrote) is otherwise written while the first measurements run, slowing their reads and
+    writes by a share that differs from one session to the next."""
+    started = time.monotonic()
+    os.sync()
+    return time.monotonic() - started
 
 
 def drop_page_cache(path: str) -> bool:
