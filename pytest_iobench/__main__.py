@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .qualify.cli import add_commands
+from .report.baseline import baseline_paths, load_baseline
 from .report.compare import compare
 from .report.gate_rules import REPORT_NAMES, gate_problems
 from .report.human import write_reports
@@ -34,7 +35,8 @@ def _parser() -> argparse.ArgumentParser:
                     "includes the comparison of RUN with BASELINE (BASELINE is the earlier run).")
     report.add_argument("run", metavar="RUN.json", help="a result document (e.g. reports/latest.json)")
     report.add_argument("baseline", metavar="BASELINE.json", nargs="?",
-                        help="an earlier result document to compare with")
+                        help="an earlier result document to compare with, or several (a comma list: their "
+                             "repeats pooled, so the band spans the drift between sessions)")
     report.add_argument("--out", metavar="DIR", help="where to write the reports (default: next to RUN.json)")
     report.add_argument("--format", default="md,html", type=_argtype(human_formats), metavar="FORMATS",
                         help="md, html (comma list) or none (default: md,html)")
@@ -75,12 +77,13 @@ def report(args: argparse.Namespace) -> int:
         raise DocumentError("; ".join(problems))
     document = load_document(run_path)
     if args.baseline:
-        baseline = load_document(args.baseline)
+        baseline = load_baseline(args.baseline)
         comparison = compare(baseline, document, baseline_path=args.baseline,
                              threshold=args.fail_regression, overrides=args.override,
                              fail_missing=args.fail_missing)
         document["comparison"] = comparison.to_dict()
-        base = f"{run_path.stem}-vs-{Path(args.baseline).stem}"
+        first, *more = baseline_paths(args.baseline)
+        base = f"{run_path.stem}-vs-{Path(first).stem}" + (f"+{len(more)}" if more else "")
     else:
         comparison = None
         base = run_path.stem

@@ -76,10 +76,11 @@ def check_startup(settings: Settings, invocation_dir: str | Path) -> Startup:
         names=PYTEST_NAMES, threshold_source=settings.sources.get("fail-regression", "default"),
         missing_source=settings.sources.get("fail-missing", "default"))
     if settings.compare:
-        from ..report.schema import DocumentError, load_document
+        from ..report.baseline import load_baseline
+        from ..report.schema import DocumentError
 
         try:
-            found.baseline = load_document(Path(invocation_dir) / settings.compare)
+            found.baseline = load_baseline(settings.compare, invocation_dir)
         except DocumentError as exc:
             found.problems.append(f"--iobench-compare: {exc}")
     if workload_options_given(settings):

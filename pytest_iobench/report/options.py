@@ -50,7 +50,8 @@ declare(
            default="1", parse=positive_int, metavar="N"),
     Option("warmup", "warm-up runs before the repeats of each measurement (recorded, not counted)",
            default="0", parse=non_negative_int, metavar="N"),
-    Option("compare", "compare the run with an earlier result document (by test id and metric)", metavar="PATH"),
+    Option("compare", "compare the run with an earlier result document (by test id and metric), or several "
+           "(a comma list: their repeats pooled, so the band spans the drift between sessions)", metavar="PATH[,PATH]"),
     Option("fail-regression", "fail the session when a metric is worse than in the --iobench-compare "
            "document by more than this, e.g. 10%", parse=parse_percentage, metavar="PCT"),
     Option("fail-missing", "with --iobench-fail-regression, also fail the session when a gated metric of the "

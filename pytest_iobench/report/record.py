@@ -79,6 +79,11 @@ class Criterion:
         return f"{text} ({self.description})" if self.description else text
 
 
+#: calls beyond a latency percentile it takes to gate on it (p90: 100 calls a run, p99: 1,000):
+#: with fewer, the percentile is one or two calls, and one stall of the machine moves it
+TAIL_CALLS = 10
+
+
 @dataclass
 class TestRecord:
     """The results of one test (one test id)."""
@@ -236,6 +241,15 @@ class TestRecord:
         maxima = [run[-1] for run in per_run] if per_run else None
         recorded[f"{name}_max_{unit}"] = self.metric(
             f"{name}_max_{unit}", statistics.median(maxima) if maxima else values[-1], unit, "lower", maxima).value
+        calls = min(len(run) for run in per_run) if per_run else len(values)
+        for p in (p for p in percentiles if p != 50):
+            needed = math.ceil(TAIL_CALLS / (1 - p / 100))
+            if calls < needed:
+                self.metrics[f"{name}_p{p}_{unit}"].unfit = (
+                    f"p{p} of {calls} calls{' a run' if per_run else ''}: a tail needs {needed} calls or more "
+                    f"({TAIL_CALLS} beyond it) to be more than one stall of the machine; reported, not gated")
+        self.metrics[f"{name}_max_{unit}"].unfit = ("the slowest single call: one stall of the machine decides it; "
+                                                   "reported, not gated")
         return recorded
 
     def to_dict(self) -> dict[str, Any]:
