@@ -94,6 +94,16 @@ def test_document_is_valid_and_holds_every_test(pytester):
     assert len(stamped) == 1 and stamped[0].read_bytes() == (pytester.path / "reports" / "latest.json").read_bytes()
 
 
+def test_each_recording_case_starts_on_a_written_back_disk(pytester):
+    pytester.makepyfile(test_synthetic=SYNTHETIC)
+    _, document = run_and_load(pytester, "-k", "train or plain")
+    tests = {t["id"].split("::")[1]: t for t in document["tests"]}
+    waited = tests["test_train"]["details"]["written_back_seconds"]
+    assert isinstance(waited, float) and waited >= 0, "the case says how long its write-back took"
+    assert "written_back_seconds" not in tests["test_plain"].get("details", {}), (
+        "a test that records nothing is not made to wait for the disk")
+
+
 def test_terminal_table_per_suite(pytester):
     pytester.makepyfile(test_synthetic=SYNTHETIC)
     result, _ = run_and_load(pytester)
