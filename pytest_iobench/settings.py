@@ -118,6 +118,7 @@ class Settings:
     fail_regression: Any
     fail_missing: bool
     fail_regression_overrides: list[Any]
+    confirm: int
     latency_rounds: int
     object_sizes: tuple[int, ...]
     throughput_bytes: int | None  # None: auto

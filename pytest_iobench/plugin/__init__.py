@@ -9,6 +9,7 @@ pytest_plugins = [
     "pytest_iobench.plugin.storage",
     "pytest_iobench.plugin.records",
     "pytest_iobench.plugin.results",
+    "pytest_iobench.plugin.confirm",
     "pytest_iobench.plugin.data",
     "pytest_iobench.plugin.workload",
 ]

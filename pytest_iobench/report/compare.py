@@ -90,6 +90,9 @@ class Comparison:
     fail_missing: bool = False
     machine_differences: list[dict[str, Any]] = field(default_factory=list)
     settings_differences: list[dict[str, Any]] = field(default_factory=list)
+    #: tests whose first run regressed and whose re-runs did not (``--iobench-confirm``):
+    #: {id, metric, first_change, reruns}; their figures above are the last re-run's
+    not_reproduced: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def with_spread(self) -> int:
@@ -194,9 +197,43 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], *, baseline_path:
         if old["outcome"] != test["outcome"]:
             result.outcome_changes.append({"id": test_id, "baseline": old["outcome"], "current": test["outcome"]})
         _compare_metrics(result, test_id, old["metrics"], test["metrics"], default, overrides)
+    result.not_reproduced = not_reproduced(result, current["tests"])
     result.machine_differences = machine_differences(baseline["machine"], current["machine"])
     result.settings_differences = settings_differences(baseline["run"]["settings"], current["run"]["settings"])
     return result
+
+
+def regressed_tests(baseline: dict[str, Any], tests: Sequence[dict[str, Any]], *, threshold: float,
+                    overrides: Sequence[Override] = ()) -> dict[str, list[Change]]:
+    """The tests among ``tests`` (document entries) with a metric that regresses against
+    ``baseline`` at ``threshold`` (a fraction), and those metrics' changes; what the gate of a
+    whole run would call a regression, for these tests alone."""
+    before = {t["id"]: t for t in baseline["tests"]}
+    probe = Comparison(baseline={}, threshold=threshold, gating=True)
+    for test in tests:
+        old = before.get(test["id"])
+        if old is not None:
+            _compare_metrics(probe, test["id"], old["metrics"], test["metrics"], threshold, overrides)
+    found: dict[str, list[Change]] = {}
+    for change in probe.regressions:
+        found.setdefault(change.id, []).append(change)
+    return found
+
+
+def not_reproduced(result: Comparison, tests: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The tests that were run again because their first run regressed (``details.confirmation``,
+    plugin/confirm.py) and whose last run is no regression: one entry per metric that regressed
+    at first."""
+    regressed = {c.id for c in result.regressions}
+    found = []
+    for test in tests:
+        confirmation = (test.get("details") or {}).get("confirmation")
+        if not confirmation or test["id"] in regressed:
+            continue
+        for metric, first in confirmation["first_run"].items():
+            found.append({"id": test["id"], "metric": metric, "first_change": first["change"],
+                          "reruns": confirmation["reruns"]})
+    return found
 
 
 def _compare_metrics(result: Comparison, test_id: str, old: dict[str, Any], new: dict[str, Any], default: float,

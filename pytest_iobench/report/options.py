@@ -60,6 +60,10 @@ declare(
     Option("fail-regression-overrides", "per-metric regression thresholds as METRIC=PCT or METRIC=off "
            "(METRIC may be a glob such as batch_read_*); repeatable, one per line in the ini file",
            parse=parse_override, multiple=True, metavar="METRIC=PCT"),
+    Option("confirm", "with --iobench-fail-regression: run each test whose metrics regressed again, up to N "
+           "times, at the end of the session; the gate counts a regression only when the last run regresses too "
+           "(a stall of the machine does not reproduce, a slower storage does). 0: no re-runs",
+           default="1", parse=non_negative_int, metavar="N"),
     Option("latency-rounds",
            "timed calls per measured run of a latency test (suites/test_latency.py; --iobench-repeat runs)",
            default="20",

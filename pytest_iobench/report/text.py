@@ -241,6 +241,13 @@ def comparison_lines(comparison: dict[str, Any]) -> list[str]:
         if selected:
             lines.append(f"  {title} ({len(selected)}):")
             lines.extend(table(CHANGE_HEADERS, change_rows(selected), indent="    "))
+    shy = comparison.get("not_reproduced", [])
+    if shy:
+        lines.append(f"  not reproduced ({len(shy)}): regressed in the first run, not when run again "
+                     "(--iobench-confirm); the figures compared are the last run's")
+        lines.extend(_listed([f"{short_id(n['id'])} {n['metric']}: first run "
+                              f"{fmt_percent(n['first_change'], signed=True)}, {_plural(n['reruns'], 're-run')}"
+                              for n in shy]))
     quiet = Counter(c["status"] for c in changes if c["status"] not in ("regression", "improvement"))
     if quiet:
         lines.append("  " + ", ".join(f"{n} metrics {status}" for status, n in sorted(quiet.items())))
@@ -296,6 +303,8 @@ def gate_line(comparison: dict[str, Any], failed: bool) -> str:
               else f"; {_plural(without, 'metric')} without spread: threshold only")
     unfit = sum(1 for c in comparison["changes"] if c["status"] == "unfit")
     spread += f"; {unfit} unfit (too short or unsteady), not gated" if unfit else ""
+    shy = len({n["id"] for n in comparison.get("not_reproduced", [])})
+    spread += f"; {_plural(shy, 'test')} not reproduced when run again" if shy else ""
     if regressions:
         worst = regressions[0]
         size = "from 0" if change_of(worst) is None else fmt_percent(change_of(worst), signed=True)
