@@ -272,9 +272,9 @@ def test_out(dlio_output_dir, iobench_record):
     write_json(os.path.join(dlio_output_dir, "summary.json"), {"ok": 1})
 """)
     folders = []
-    for name, extra in (("one.json", []), ("two.json", ["-n", "2"])):  # xdist: the controller's run
-        pytester.runpytest(f"--iobench-json={name}", "--iobench-report=none", *extra).assert_outcomes(passed=1)
-        document = json.loads((pytester.path / name).read_text())
+    for extra in ([], ["-n", "2"]):  # the second under xdist: the controller's run
+        pytester.runpytest("--iobench-report=none", *extra).assert_outcomes(passed=1)
+        document = json.loads((pytester.path / "reports" / "latest.json").read_text())
         folder = Path(document["tests"][0]["details"]["dlio"])
         stamp = document["run"]["id"].split("-")[0]
         assert folder == pytester.path / "reports" / "dlio" / stamp / "test_out"
@@ -282,3 +282,17 @@ def test_out(dlio_output_dir, iobench_record):
         folders.append(folder)
         time.sleep(1.1)  # the next run starts in another second
     assert folders[0] != folders[1] and (folders[0] / "summary.json").exists()
+
+
+def test_dlio_output_goes_beside_a_named_document_not_into_reports(pytester):
+    # how the project's own tests run suites: their document named, the checkout untouched
+    pytester.makepyfile(test_dlio="""
+def test_out(dlio_output_dir, iobench_record):
+    iobench_record.details["dlio"] = dlio_output_dir
+""")
+    for extra in ([], ["-n", "2"]):
+        pytester.runpytest("--iobench-json=out/run.json", "--iobench-report=none", *extra).assert_outcomes(passed=1)
+        document = json.loads((pytester.path / "out" / "run.json").read_text())
+        stamp = document["run"]["id"].split("-")[0]
+        assert Path(document["tests"][0]["details"]["dlio"]) == pytester.path / "out" / "dlio" / stamp / "test_out"
+    assert not (pytester.path / "reports").exists()

@@ -106,9 +106,10 @@ def mpi_session(pytestconfig: pytest.Config, storage_factory: StorageFactory) ->
 @pytest.fixture
 def dlio_output_dir(request: pytest.FixtureRequest) -> str:
     """Where this test writes DLIO's output files (summary.json, {rank}_output.json, ...):
-    reports/dlio/<run's UTC start>/<test id>/ under the rootdir, so that a later run does not
-    overwrite the files an earlier run's document names."""
+    dlio/<run's UTC start>/<test id>/ beside the run's document (reports/ under the rootdir,
+    or --iobench-json's folder), so that a later run does not overwrite the files an earlier
+    run's document names."""
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid.split("::", 1)[-1]).strip("_")
     results: Any = request.config.pluginmanager.get_plugin("iobench-results")
     stamp = results.results.run_stamp
-    return str(request.config.rootpath / "reports" / "dlio" / stamp / safe)
+    return str(results.results.output_dir / "dlio" / stamp / safe)

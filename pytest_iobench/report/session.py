@@ -53,6 +53,13 @@ class RunResults:
         return compact_timestamp(self.started)
 
     @property
+    def output_dir(self) -> Path:
+        """Where this run's files go: the folder of ``--iobench-json``'s document, else reports/
+        under the rootdir (a run of the project's tests, which names its document, writes
+        nothing into the checkout)."""
+        return (self.invocation_dir / self.settings.json).parent if self.settings.json else self.rootdir / "reports"
+
+    @property
     def wanted(self) -> bool:
         """Whether this session gets a document: it ran an iobench test, or one was asked for."""
         return self.collector.iobench_used or bool(self.settings.json) or self.baseline is not None
@@ -84,7 +91,7 @@ class RunResults:
             path = self.invocation_dir / self.settings.json
             written = write_document(finished.document, path)
         else:
-            reports = self.rootdir / "reports"
+            reports = self.output_dir
             written = write_document(finished.document, document_path(reports, self.started), reports / LATEST)
         written.human = write_reports(finished.document, written.document.with_suffix(""), self.settings.report)
         return written
