@@ -15,7 +15,7 @@ next file, as generation's threads do), no random data, no encoding: what the st
 Both are deleted before the next repeat. Printed: medians of --repeats (MB = 10^6 bytes), the
 median of the per-repeat ratios generation / reference, and where the generation's writer
 threads spent their time (``GenerateResult.stages``, the last repeat's, as shares of their
-summed time): waiting for the random source, the format's own work (layout, checksums,
+summed time): making the random bytes, the format's own work (layout, checksums,
 compression, copies), image encoding, the storage's write calls, commits (rename, fsync),
 companion files. Two tables: "cache" first (no fsync on either side: what generation does by
 default, DLIO too, so the page cache takes the bytes and the CPU is the limit), then "durable"
@@ -108,7 +108,7 @@ def cpu_only(spec, repeats: int) -> float:
     for _ in range(repeats):
         total, start = 0, time.perf_counter()
         for split, index, key in spec.all_files():
-            stream = stream_for(spec.seed, "train", index, limit=fmt.stream_bytes(spec, split, index), prefetch=True)
+            stream = stream_for(spec.seed, "train", index, limit=fmt.stream_bytes(spec, split, index))
             total += fmt.write(_NullWriter(key), spec, split, index, stream).bytes
         rates.append(total / (time.perf_counter() - start) / MB)
     return statistics.median(rates)

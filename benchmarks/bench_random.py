@@ -4,9 +4,9 @@
     python benchmarks/bench_random.py --size 4GiB --repeats 7
 
 Figures (GB = 10^9 bytes), each the median of --repeats:
-- readinto, 8 MiB buffer: a buffer whose size is a multiple of 1 MiB is filled by dgen-py directly
+- readinto, 8 MiB buffer: a word-aligned buffer gets the stream's words directly (one XOR pass)
 - view: zero-copy views of the stream's own staging buffer (what the format writers use)
-- readinto, 114660 B buffer: a size that is not a multiple of 1 MiB goes through staging
+- readinto, 114660 B buffer: pieces that are not whole words go through staging (a copy more)
 - 2 streams at once: two threads, one stream each (what a 2-thread generation does), summed
 """
 

@@ -61,10 +61,31 @@ def test_a_generation_that_fills_the_disk_keeps_nothing(small_tmpfs):
 
 
 KILLED_GENERATION = """
-import sys
-from pytest_iobench.mpi.generate import main
-sys.exit(main(["--spec", sys.argv[1], "--root", sys.argv[2], "--threads", "1", "--quiet"]))
+import json, os, signal, sys
+from pytest_iobench.data.generate import generate
+from pytest_iobench.data.spec import DatasetSpec
+from pytest_iobench.storage import StorageSpec, open_storage
+from pytest_iobench.storage.wrapping import WrappedStorage
+
+class StopsBeforeFile(WrappedStorage):
+    # the process stops itself (SIGSTOP) as it opens data file number argv[3]: what it wrote
+    # before is on disk, and the test kills it there, however fast generation runs
+    opened = 0
+    def open_writer(self, key, *, fsync=False):
+        if key.startswith("train/"):
+            self.opened += 1
+            if self.opened == int(sys.argv[3]):
+                os.kill(os.getpid(), signal.SIGSTOP)
+        return self.inner.open_writer(key, fsync=fsync)
+
+spec = DatasetSpec.from_mapping(json.loads(sys.argv[1]))
+generate(spec, StopsBeforeFile(open_storage(StorageSpec("local", "posix", root=sys.argv[2]))), threads=1)
 """
+
+
+def stopped(pid: int) -> bool:
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()[0] == "T"
 
 
 def test_the_next_enospc_names_an_earlier_generation_that_holds_space(small_tmpfs, tmp_path):
@@ -73,9 +94,9 @@ def test_the_next_enospc_names_an_earlier_generation_that_holds_space(small_tmpf
     folder = datasets / dataset_prefix(earlier)
     script = tmp_path / "generate.py"
     script.write_text(KILLED_GENERATION)
-    child = subprocess.Popen([sys.executable, str(script), json.dumps(earlier.to_dict()), str(folder)])
+    child = subprocess.Popen([sys.executable, str(script), json.dumps(earlier.to_dict()), str(folder), "6"])
     deadline = time.monotonic() + 120
-    while used(small_tmpfs) < 40 * MiB and child.poll() is None and time.monotonic() < deadline:
+    while not stopped(child.pid) and child.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
     child.send_signal(signal.SIGKILL)  # a real kill: no cleanup runs
     child.wait()

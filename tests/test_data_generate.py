@@ -366,7 +366,9 @@ def test_one_slow_file_holds_one_thread_while_the_others_write_the_rest(tmp_path
     # file 0 was held until the 8 others were committed: the free threads went on without it
     assert storage.committed_when_released == 8
     assert result.files == 9 and sorted(result.sizes) == spec.file_keys("train")
-    assert storage.open_most == threads  # and never more files at once than threads
+    # others were written while it was held, and never more files at once than threads (whether
+    # the free threads' small files overlap each other is up to timing)
+    assert 1 < storage.open_most <= threads
 
 
 @pytest.mark.parametrize("fmt", ["npy", "jpeg", "indexed_binary"])

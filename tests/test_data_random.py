@@ -1,42 +1,48 @@
-"""The random source: a stream's bytes depend on its seed and path only (not on how it is
-read, nor on prefetching), and it generates what its caller asked for, in whole blocks, and no
-more."""
+"""The random source: a stream's bytes depend on its seed, path and position only (not on how
+it is read), and what a storage gets from it neither deduplicates nor compresses."""
 
 from __future__ import annotations
 
 import hashlib
+import lzma
+import zlib
 
 import numpy as np
 import pytest
 
-from pytest_iobench.data.random import BLOCK, STAGING, RandomStream, derive_seed, stream_for
+from pytest_iobench.data.random import POOL, SEGMENT, SLACK, STAGING, derive_seed, stream_for
 
 MiB = 1 << 20
-#: bytes per pattern: past two staging buffers, not a whole number of blocks
-SIZE = 2 * STAGING + 3 * MiB + 12345
+#: bytes per pattern: several segments and staging buffers, not a whole number of words
+SIZE = 24 * STAGING + 5 * SEGMENT + 12345
+#: sha256 of the first MiB of one stream (test_bytes_are_pinned_across_versions)
+PINNED = "ac9e7ba98e57ae27d7da473d8d3a873148e5e834ef100dedbacf1726514d02fa"
 
 
 def read_in_views(stream, size: int, piece: int) -> bytes:
     out, left = [], size
     while left:
         view = stream.view(min(left, piece))
+        assert 0 < len(view) <= STAGING
         out.append(bytes(view))  # a view is valid until the next call
         left -= len(view)
     return b"".join(out)
 
 
-def read_into(stream, size: int, piece: int) -> bytes:
-    out = bytearray(size)
+def read_into(stream, size: int, piece: int, offset: int = 0) -> bytes:
+    """readinto pieces of a buffer that starts ``offset`` bytes into an array (unaligned)."""
+    backing = np.empty(size + offset, dtype=np.uint8)
+    out = memoryview(backing)[offset:]
     for at in range(0, size, piece):
-        stream.readinto(memoryview(out)[at:at + piece])
-    return bytes(out)
+        stream.readinto(out[at:at + piece])
+    return out.tobytes()
 
 
-def mixed(stream, size: int) -> bytes:
-    """Every way of reading, one after another (odd and whole-block readinto, views, read,
+def mixed(stream, size: int) -> tuple[bytes, bytes]:
+    """Every way of reading, one after another (odd and whole-word readinto, views, read,
     array), then a skip to the last 7 bytes: (what was read, the last 7 bytes)."""
     parts, at = [], 0
-    for step in (1, 4095, 3 * MiB, 777_777, 2 * MiB + 5, 10, 9 * MiB, 1 << 16, MiB):
+    for step in (1, 4095, 3 * MiB, 777_777, 2 * MiB + 5, 10, 9 * SEGMENT, 1 << 16, MiB):
         kind = len(parts) % 4
         if kind == 0:
             parts.append(read_into(stream, step, step))
@@ -52,8 +58,8 @@ def mixed(stream, size: int) -> bytes:
     return b"".join(parts), tail
 
 
-def the_stream(prefetch: bool = False, **kw) -> RandomStream:
-    return stream_for(10, "train", 3, limit=SIZE, prefetch=prefetch, **kw)
+def the_stream(limit: int = SIZE):
+    return stream_for(10, "train", 3, limit=limit)
 
 
 @pytest.fixture(scope="module")
@@ -61,13 +67,14 @@ def reference() -> bytes:
     return the_stream().read(SIZE)
 
 
-@pytest.mark.parametrize("prefetch", [False, True], ids=["plain", "prefetch"])
 @pytest.mark.parametrize("how", [
-    "read", "readinto-114661", "readinto-1MiB+1", "views-7MiB", "views-333", "array-f64"])
-def test_the_same_bytes_whatever_the_read_sizes(reference, how, prefetch):
-    stream = the_stream(prefetch)
+    "read", "readinto-114661", "readinto-1MiB+1", "readinto-unaligned", "views-7MiB", "views-333", "array-f64"])
+def test_the_same_bytes_whatever_the_read_sizes(reference, how):
+    stream = the_stream()
     if how == "read":
         got = stream.read(SIZE)
+    elif how == "readinto-unaligned":
+        got = read_into(stream, SIZE, 65_536, offset=3)
     elif how.startswith("readinto"):
         got = read_into(stream, SIZE, 114_661 if how.endswith("114661") else MiB + 1)
     elif how.startswith("views"):
@@ -79,41 +86,38 @@ def test_the_same_bytes_whatever_the_read_sizes(reference, how, prefetch):
     assert got == reference
 
 
-@pytest.mark.parametrize("prefetch", [False, True], ids=["plain", "prefetch"])
-def test_the_same_bytes_when_read_sizes_and_ways_change_within_a_stream(reference, prefetch):
-    head, tail = mixed(the_stream(prefetch), SIZE)
+def test_the_same_bytes_when_read_sizes_and_ways_change_within_a_stream(reference):
+    head, tail = mixed(the_stream(), SIZE)
     assert head == reference[:len(head)] and tail == reference[-7:]
 
 
-@pytest.mark.parametrize("prefetch", [False, True], ids=["plain", "prefetch"])
-@pytest.mark.parametrize("size", [65536, 114244, SIZE], ids=["64KiB", "image", "large"])
-def test_a_stream_started_ahead_gives_the_same_bytes(reference, size, prefetch):
-    # generation starts the next files' streams while it writes the current one
-    stream = stream_for(10, "train", 3, limit=size, prefetch=prefetch).start()
-    assert stream.start() is stream  # a second start does nothing
-    got = stream.array(size, np.uint8).tobytes() if size < SIZE else mixed(stream, size)[0]
-    assert got == reference[:len(got)] and stream.position >= len(got)
-    assert stream.waited >= 0 and stream.generated - size < BLOCK
+@pytest.mark.parametrize("at", [0, 7, SEGMENT - 3, SEGMENT, 2 * SEGMENT + 8, SIZE - 100])
+def test_any_position_can_be_read_first(reference, at):
+    # a skip costs nothing and gives what reading up to there would have
+    stream = the_stream()
+    stream.skip(at)
+    assert stream.read(100) == reference[at:at + 100]
 
 
-def test_the_time_a_reader_waits_for_fills_is_counted():
+def test_the_time_spent_making_bytes_is_counted():
     stream = the_stream()
     assert stream.waited == 0
     stream.read(3 * MiB)
     assert stream.waited > 0
 
 
-@pytest.mark.parametrize("staging", [BLOCK, 2 * BLOCK, 3 * BLOCK, 32 * BLOCK])
-def test_the_same_bytes_whatever_the_staging_size(reference, staging):
-    stream = RandomStream(derive_seed(10, "train", 3), limit=SIZE, staging=staging)
-    assert read_in_views(stream, SIZE, MiB + 17) == reference
-
-
 def test_the_same_bytes_whatever_the_limit(reference):
-    # the limit sizes the generator and the fills, never the bytes
+    # the limit bounds how far a stream may be read, never its bytes
     for limit in (SIZE, SIZE + 1, 64 * MiB, 1 << 40):
         assert stream_for(10, "train", 3, limit=limit).read(MiB + 1) == reference[:MiB + 1]
     assert stream_for(10, "train", 3, limit=1000).read(1000) == reference[:1000]
+
+
+def test_reading_far_past_the_limit_is_refused_and_says_where():
+    stream = stream_for(3, "train", 1, limit=MiB)
+    stream.read(MiB + SLACK)  # a little past it is allowed
+    with pytest.raises(ValueError, match=f"read past its limit of {MiB} bytes"):
+        stream.read(1)
 
 
 def test_seeds_and_paths_give_different_bytes(reference):
@@ -127,32 +131,25 @@ def test_seeds_and_paths_give_different_bytes(reference):
 
 def test_bytes_are_pinned_across_versions():
     # a dataset's bytes must not change under it (reuse checks only its spec's digest): if this
-    # changes on purpose (dgen-py, derive_seed), bump spec.DATA_VERSION
-    data = stream_for(10, "train", 0, limit=1 << 16).read(1 << 16)
-    assert hashlib.sha256(data).hexdigest() == "b3b4c88bf2871bf8e5d8c18d745a7359f6be8ff28bda45916277a5689b7c91c4"
+    # changes on purpose (dgen-py, derive_seed, the pool or segment layout), bump spec.DATA_VERSION
+    data = stream_for(10, "train", 0, limit=1 << 20).read(1 << 20)
+    assert hashlib.sha256(data).hexdigest() == PINNED
 
 
-def test_a_stream_refuses_a_staging_size_that_is_not_whole_blocks():
-    with pytest.raises(ValueError, match=f"staging size must be a multiple of {BLOCK}"):
-        RandomStream(1, staging=BLOCK + 1)
+
+def test_no_block_repeats_within_or_across_streams():
+    # a deduplicating storage finds nothing: every 4 KiB block of four streams is distinct, and
+    # so is every aligned 8-byte word (their pool windows differ by a non-zero key in each word)
+    data = b"".join(stream_for(5, "train", i, limit=4 * POOL).read(4 * POOL) for i in range(4))
+    blocks = {data[at:at + 4096] for at in range(0, len(data), 4096)}
+    assert len(blocks) == len(data) // 4096
+    words = np.frombuffer(data, dtype=np.uint64)
+    assert len(np.unique(words)) == len(words)
 
 
-@pytest.mark.parametrize("prefetch", [False, True], ids=["plain", "prefetch"])
-@pytest.mark.parametrize("size, generated", [
-    (256 << 10, MiB),                 # one block: the least the generator can give
-    (MiB + 1, 2 * MiB),               # into a second block
-    (STAGING, STAGING),               # exactly one staging buffer
-    (STAGING + 3 * MiB, STAGING + 3 * MiB),  # the last fill stops at the blocks that reach the limit
-    (2 * STAGING + 5, 2 * STAGING + MiB),    # prefetching stops once the limit is covered
-])
-def test_a_stream_generates_the_blocks_its_limit_needs_and_no_more(size, generated, prefetch):
-    stream = stream_for(3, "train", 1, limit=size, prefetch=prefetch)
-    read_in_views(stream, size, MiB)
-    assert stream.position == size and stream.generated == generated
-    assert generated % BLOCK == 0 and generated - size < BLOCK
-
-
-def test_reading_a_little_past_the_limit_still_gives_the_same_bytes():
-    size = STAGING + MiB
-    exact = stream_for(3, "train", 1, limit=size + 3 * MiB).read(size + 3 * MiB)
-    assert stream_for(3, "train", 1, limit=size).read(size + 3 * MiB) == exact
+def test_streams_do_not_compress():
+    # nor does a compressing one: each segment of two streams against all the others, within
+    # one compressor window (lzma's dictionary holds all of them), and zlib's quick look
+    data = stream_for(6, "train", 0).read(2 * SEGMENT) + stream_for(6, "train", 1).read(2 * SEGMENT)
+    assert len(lzma.compress(data, preset=6)) >= len(data)
+    assert len(zlib.compress(data, 6)) >= len(data)

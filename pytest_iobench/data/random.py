@@ -1,33 +1,49 @@
-"""The seeded random source: content is a pure function of (seed, stream index).
+"""The seeded random source: a stream's bytes are a pure function of (seed, path, position).
 
-Built on dgen-py's ``Generator(size, seed=...)``, which is fast (several GB/s from its own
-thread pool) and deterministic for a given seed, but only when it is always asked for blocks
-of the same granularity: a fill whose size is not a divisor or a multiple of 1 MiB changes
-the bytes that follow. ``RandomStream`` therefore pulls from the generator in fixed
-``BLOCK``-multiple pieces into a staging buffer it reuses, and serves any read size from
-there, so the bytes are the same whatever the callers' chunk sizes, thread counts or ranks.
+Drawing every byte from a generator costs the CPU about as much as the page cache costs to take
+it (dgen-py fills about 2.5 GB/s per core, a page-cache write takes about 3 GB/s per core), so
+generation could not go faster than about half a plain writer. The stream is a keyed expansion
+of one pool of random bytes instead, one XOR per 8 bytes:
+
+- the pool: ``POOL`` (256 KiB) of dgen-py bytes from a fixed seed, made once per process and
+  read by every stream and thread (it stays in the CPU's cache);
+- a stream is cut into ``SEGMENT`` (256 KiB) segments; segment ``j`` of the stream with seed
+  ``s`` is the pool's bytes from an offset chosen by (s, j), each 8-byte word XORed with a 64-bit
+  key chosen by (s, j) (splitmix64).
+
+What a storage sees is what fresh random bytes would give it: every 4 KiB block is distinct (a
+segment's key is its own, and within a segment each block comes from another part of the pool),
+and two segments differ by a non-zero XOR in every 8-byte word, so no run of more than 7 bytes
+repeats between them: deduplication and compression, block, stream or long-range, find nothing
+(tests/test_data_random.py checks both). The bytes do not depend on how a stream is read: any
+position, any read sizes, any thread.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import dgen_py
 import numpy as np
 
-#: dgen-py's determinism granularity; staging fills are multiples of it
-BLOCK = 1 << 20
-#: staging buffer size (dgen-py's recommended chunk size is 32 MiB; 8 MiB keeps memory small
-#: per stream while keeping its thread pool busy)
-STAGING = 8 << 20
-
+#: bytes of the shared pool: small enough to stay in a core's L2 cache beside the staging
+#: buffer and the page-cache copy (1 MiB measured slower)
+POOL = 256 << 10
+#: a stream's bytes come from the pool in segments of this size, each with its own key and offset
+SEGMENT = 256 << 10
+#: the largest view a stream hands out (its staging buffer, one per stream, made on first use)
+STAGING = 512 << 10
+#: how far past its ``limit`` a stream may still be read
+SLACK = 8 << 20
 #: the default bound of one stream (1 TiB)
 MAX_STREAM = 1 << 40
 
+_POOL_SEED = 0x10BE_7C4
 _MASK64 = (1 << 64) - 1
+_WORDS_PER_SEGMENT = SEGMENT // 8
+_POOL_WORDS = POOL // 8
 
 
 def derive_seed(seed: int, *path: int | str) -> int:
@@ -40,8 +56,7 @@ def derive_seed(seed: int, *path: int | str) -> int:
         if isinstance(part, str):
             part = int.from_bytes(part.encode("utf-8")[:32].ljust(8, b"\0"), "little") ^ len(part)
         state = _splitmix64((state ^ (part & _MASK64)) & _MASK64)
-    # dgen-py takes the seed as a signed or unsigned 64-bit int; keep it in 63 bits for both
-    return state >> 1
+    return state >> 1  # 63 bits: a valid seed for any generator, signed or not
 
 
 def _splitmix64(x: int) -> int:
@@ -51,130 +66,102 @@ def _splitmix64(x: int) -> int:
     return x ^ (x >> 31)
 
 
+_pool: np.ndarray | None = None
+_pool_lock = threading.Lock()
+
+
+def pool() -> np.ndarray:
+    """The shared pool as 64-bit words, followed by a copy of its first segment, so that a
+    segment starting anywhere in the pool reads contiguous words (made on first use)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            words = np.empty(_POOL_WORDS + _WORDS_PER_SEGMENT, dtype=np.uint64)
+            dgen_py.Generator(size=POOL, seed=_POOL_SEED).fill_chunk(words[:_POOL_WORDS].view(np.uint8).data)
+            words[_POOL_WORDS:] = words[:_WORDS_PER_SEGMENT]
+            words.flags.writeable = False
+            _pool = words
+        return _pool
+
+
 class RandomStream:
     """An endless deterministic byte stream for one seed. Not thread-safe: one per writer.
 
-    ``limit``: the bytes the caller means to read. The generator produces them in whole blocks
-    and no more (the last fill stops at the first block boundary past ``limit``; prefetching
-    stops there too); reading further still works, up to a staging buffer past it."""
+    ``limit``: the bytes the caller means to read; reading more than ``SLACK`` past it raises
+    (a format that pulls more than its ``stream_bytes`` says is a bug to catch)."""
 
-    def __init__(self, seed: int, limit: int = MAX_STREAM, staging: int = STAGING, prefetch: bool = False):
-        if staging % BLOCK:
-            raise ValueError(f"staging size must be a multiple of {BLOCK}")
+    def __init__(self, seed: int, limit: int = MAX_STREAM):
         self.seed = seed
-        self._wanted = max(limit, 1)
-        # a small stream (an image) stages only what it needs, in whole blocks
-        staging = min(staging, -(-self._wanted // BLOCK) * BLOCK)
-        # The generator's size bounds the stream (the bytes do not depend on it), and dgen-py
-        # reserves memory in proportion to it (about size / 128 KiB): ask for what is needed.
-        # (+ one staging buffer: room for a caller reading a little past its limit)
-        self.limit = -(-self._wanted // staging) * staging + staging
-        self._gen = dgen_py.Generator(size=self.limit, seed=seed)
-        self._asked = 0  # bytes asked of the generator so far (filled, or being filled)
-        self._stage = np.empty(staging, dtype=np.uint8)
-        self._view = self._stage.data
-        self._pos = self._end = 0  # the staged bytes are _view[_pos:_end]
+        self.limit = max(limit, 0)
         self.position = 0
-        # Prefetch: the next staging buffer is filled by a helper thread while the caller works
-        # on the current one (dgen-py releases the GIL), so generating overlaps writing. Fills
-        # still happen one after another, in order, in whole blocks: the bytes are the same.
-        self._prefetch = prefetch and self._wanted > staging
-        self._next = np.empty(staging, dtype=np.uint8) if self._prefetch else None
-        self._next_end = 0
-        self._pending: Future[None] | None = None
-        #: seconds the caller waited for random bytes (fills in its thread, or a prefetch not done)
+        #: seconds the caller spent making random bytes
         self.waited = 0.0
+        self._pool = pool()
+        self._stage: np.ndarray | None = None  # only views and unaligned reads need it (not images)
+        self._segment = -1
+        self._key = np.uint64(0)
+        self._offset = 0
 
-    def start(self) -> RandomStream:
-        """Begin generating the first bytes now, in a helper thread: a writer prepares its next
-        file's stream this way while it still encodes and writes the current one, so a file's
-        first fill (all of an image's pixels) is not waited for. Same bytes either way."""
-        if self._pending is None and self._asked == 0:
-            if self._next is None:
-                self._next = np.empty(len(self._stage), dtype=np.uint8)
-            self._next_end = self._fill_size()
-            self._asked += self._next_end
-            self._pending = _prefetcher().submit(self._fill, self._next.data[:self._next_end])
-        return self
+    def _advance(self, size: int) -> int:
+        if size < 0:
+            raise ValueError(f"a random stream cannot go back ({size} bytes asked)")
+        start = self.position
+        if start + size > self.limit + SLACK:
+            raise ValueError(f"random stream read past its limit of {self.limit} bytes (asked up to byte "
+                             f"{start + size}; {SLACK} past the limit are allowed)")
+        self.position = start + size
+        return start
 
-    @property
-    def generated(self) -> int:
-        """Bytes asked of the generator so far (what the stream has cost, read or not)."""
-        return self._asked
+    def _words(self, first: int, out: np.ndarray) -> None:
+        """Words ``first`` .. ``first + len(out)`` of the stream into ``out`` (uint64)."""
+        began = time.perf_counter()
+        done, total = 0, len(out)
+        while done < total:
+            word = first + done
+            segment, within = divmod(word, _WORDS_PER_SEGMENT)
+            if segment != self._segment:
+                mixed = _splitmix64(self.seed ^ _splitmix64(segment))
+                self._segment, self._key = segment, np.uint64(mixed)
+                self._offset = _splitmix64(mixed) % _POOL_WORDS
+            take = min(total - done, _WORDS_PER_SEGMENT - within)
+            at = self._offset + within
+            np.bitwise_xor(self._pool[at:at + take], self._key, out=out[done:done + take])
+            done += take
+        self.waited += time.perf_counter() - began
 
-    def _fill_size(self) -> int:
-        """Bytes of the next staging fill: a whole buffer, or the whole blocks that reach
-        ``limit`` when less remains to it."""
-        left = self._wanted - self._asked
-        return min(len(self._stage), -(-left // BLOCK) * BLOCK) if left > 0 else len(self._stage)
-
-    def _fill(self, view: memoryview) -> None:
-        filled = self._gen.fill_chunk(view)
-        if filled != len(view):
-            raise ValueError(f"random stream read past its limit of {self.limit} bytes")
-
-    def _refill(self) -> None:
-        start = time.perf_counter()
-        self._refill_now()
-        self.waited += time.perf_counter() - start
-
-    def _refill_now(self) -> None:
-        if self._pending is not None:
-            self._pending.result()
-            self._pending = None
-            filled = self._next
-            assert filled is not None  # a prefetch fills _next
-            self._stage, self._next = filled, self._stage
-            self._view = self._stage.data
-            self._end = self._next_end
-        else:
-            self._end = self._fill_size()
-            self._asked += self._end
-            self._fill(self._view[:self._end])
-        self._pos = 0
-        if self._prefetch and self._asked < self._wanted:  # the caller will read the next bytes too
-            assert self._next is not None  # made with the stream when it prefetches
-            self._next_end = self._fill_size()
-            self._asked += self._next_end
-            self._pending = _prefetcher().submit(self._fill, self._next.data[:self._next_end])
+    def _staged(self, start: int, size: int) -> memoryview:
+        """Bytes ``start`` .. ``start + size`` (size <= STAGING) as a view of the staging buffer."""
+        if self._stage is None:
+            self._stage = np.empty(STAGING // 8 + 1, dtype=np.uint64)  # a word more: a view may start mid-word
+        shift = start % 8
+        words = -(-(shift + size) // 8)
+        self._words(start // 8, self._stage[:words])
+        return self._stage.view(np.uint8).data[shift:shift + size]
 
     def readinto(self, buffer: Any) -> int:
         """Fill ``buffer`` (any writable bytes-like object) completely; returns its size."""
-        out = memoryview(buffer).cast("B")
+        out = np.frombuffer(memoryview(buffer).cast("B"), dtype=np.uint8)
+        total = len(out)
+        start = self._advance(total)
         done = 0
-        total = out.nbytes
+        body = total // 8 * 8
+        if start % 8 == 0 and body:
+            words = out[:body].view(np.uint64)
+            if words.flags.aligned:  # word-aligned on both sides: straight into the caller's buffer
+                self._words(start // 8, words)
+                done = body
         while done < total:
-            if self._pos == self._end:
-                direct = (total - done) // BLOCK * BLOCK if self._pending is None else 0
-                if direct:
-                    # Whole blocks go straight into the caller's buffer: no staging copy
-                    self._asked += direct
-                    start = time.perf_counter()
-                    self._fill(out[done:done + direct])
-                    self.waited += time.perf_counter() - start
-                    done += direct
-                    continue
-                self._refill()
-            take = min(total - done, self._end - self._pos)
-            out[done:done + take] = self._view[self._pos:self._pos + take]
-            self._pos += take
+            take = min(total - done, STAGING)
+            out[done:done + take] = np.frombuffer(self._staged(start + done, take), dtype=np.uint8)
             done += take
-        self.position += total
         return total
 
     def view(self, size: int) -> memoryview:
-        """The next bytes of the stream, at most ``size`` of them (fewer at the end of the
-        staging buffer), as a view of the stream's own buffer: no copy. The view is valid
-        until the next call on this stream; callers loop until they have what they need."""
-        if size <= 0:
-            return self._view[:0]
-        if self._pos == self._end:
-            self._refill()
-        take = min(size, self._end - self._pos)
-        out = self._view[self._pos:self._pos + take]
-        self._pos += take
-        self.position += take
-        return out
+        """The next bytes of the stream, at most ``size`` of them (at most ``STAGING``), as a
+        view of the stream's own buffer: no copy. The view is valid until the next call on this
+        stream; callers loop until they have what they need."""
+        take = min(max(size, 0), STAGING)
+        return self._staged(self._advance(take), take)
 
     def read(self, size: int) -> bytes:
         """``size`` fresh bytes (a copy; prefer ``readinto`` with a reused buffer)."""
@@ -189,30 +176,10 @@ class RandomStream:
         return arr
 
     def skip(self, size: int) -> None:
-        """Advance by ``size`` bytes without returning them."""
-        scratch = np.empty(min(size, len(self._stage)) or 1, dtype=np.uint8)
-        left = size
-        while left:
-            n = min(left, len(scratch))
-            self.readinto(scratch[:n])
-            left -= n
+        """Advance by ``size`` bytes without making them."""
+        self._advance(size)
 
 
-def stream_for(seed: int, *path: int | str, limit: int = MAX_STREAM, prefetch: bool = False) -> RandomStream:
-    """The stream of one file, shard or object: ``stream_for(seed, file_index, limit=size)``.
-    ``prefetch``: fill the next 8 MiB in a helper thread while the caller uses the current
-    ones (for streams read in large amounts by a writer; same bytes either way)."""
-    return RandomStream(derive_seed(seed, *path), limit=limit, prefetch=prefetch)
-
-
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _prefetcher() -> ThreadPoolExecutor:
-    """The helper threads of prefetching streams (one fill at a time per stream)."""
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="iobench-random")
-        return _pool
+def stream_for(seed: int, *path: int | str, limit: int = MAX_STREAM) -> RandomStream:
+    """The stream of one file, shard or object: ``stream_for(seed, file_index, limit=size)``."""
+    return RandomStream(derive_seed(seed, *path), limit=limit)

@@ -228,9 +228,9 @@ NOT_EMULATED = {
     "listing_validation_interval": ("the fork checks every N-th name exists before training; here every file is "
                                     "known present before any read (the manifest and a listing, or a stat of each "
                                     "adopted file)"),
-    "parquet.use_s3dlio_gen": "data is always generated with dgen-py (seeded)",
+    "parquet.use_s3dlio_gen": "data always comes from the seeded random source (a dgen-py pool, keyed per segment)",
     "arrow": "the MLCommons fork's Arrow IPC format (format: arrow) is not emulated; these keys apply to it only",
-    "data_gen_method": "data is always generated with dgen-py (seeded)",
+    "data_gen_method": "data always comes from the seeded random source (a dgen-py pool, keyed per segment)",
     "parquet.generation_batch_size": "parquet is generated one row group at a time",
 }
 

@@ -46,7 +46,7 @@ from .schema import (
 )
 
 #: bumped when a writer changes the bytes it produces: old datasets are then not reused
-DATA_VERSION = 3
+DATA_VERSION = 4
 
 #: rows of one parquet row group are kept under this many bytes while generating (a writer holds
 #: one or two: formats/parquet.py, FILL_AHEAD)

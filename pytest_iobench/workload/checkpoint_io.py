@@ -27,14 +27,14 @@ from typing import Any
 import crc32c
 import numpy as np
 
-from ..data.random import BLOCK, RandomStream, stream_for
+from ..data.random import RandomStream, stream_for
 from ..storage import Storage, StorageNotFound
 from ..storage.base import join_key
 from .checkpoint_layout import Shard
 
 MANIFEST = "manifest.json"
-#: write buffer: a multiple of the random source's block (its fastest fill)
-WRITE_BUFFER = 8 * BLOCK
+#: write buffer: large pieces, few calls
+WRITE_BUFFER = 8 << 20
 #: shards larger than this are read in ranges of this size (bounded memory)
 READ_PIECE = 64 << 20
 
