@@ -100,9 +100,12 @@ class WriterSink(io.RawIOBase):
     """A write-only, non-seekable file object that forwards to a StreamWriter.
 
     Libraries write many small pieces (headers, page headers); those are gathered in a
-    buffer of ``coalesce`` bytes so the storage sees few large writes, while large writes
-    pass straight through (after what is buffered) without a copy.
+    buffer of ``coalesce`` bytes so the storage sees few large writes, while writes of
+    ``PASS_THROUGH`` bytes or more go straight through (after what is buffered) without a copy.
     """
+
+    #: a write this large is not worth a copy to gather (the random source hands out 512 KiB)
+    PASS_THROUGH = 256 << 10
 
     def __init__(self, writer: StreamWriter, coalesce: int = 1 * MiB, buffer: bytearray | None = None):
         super().__init__()
@@ -127,7 +130,7 @@ class WriterSink(io.RawIOBase):
         n = view.nbytes
         self.position += n
         capacity = len(self._buf)
-        if n >= capacity:
+        if n >= min(capacity, self.PASS_THROUGH):
             self._drain()
             self.writer.write(view)
             return n
