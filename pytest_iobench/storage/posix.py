@@ -7,7 +7,6 @@ import functools
 import mmap
 import os
 import time
-import uuid
 from collections.abc import Iterable
 
 import numpy as np
@@ -22,7 +21,7 @@ def temp_path(path: str) -> str:
     so that a later session can tell a file a killed writer left (storage/stale.py)."""
     head, tail = os.path.split(path)
     note_temp_dir(head)
-    return os.path.join(head, f".{tail}{TEMP_MARKER}{host_id()}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    return os.path.join(head, f".{tail}{TEMP_MARKER}{host_id()}-{os.getpid()}-{os.urandom(4).hex()}")
 
 
 def link_if_absent(path: str, data: Buffer) -> bool:
@@ -185,9 +184,13 @@ class FileWriter(StreamWriter):
         super().__init__(storage, key)
         self.path = storage.path(key)
         self.fsync = fsync
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
         self.tmp = temp_path(self.path)
-        self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+        try:
+            self.fd = os.open(self.tmp, flags, 0o644)
+        except FileNotFoundError:  # the folder is made when first needed, not tried for every file
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            self.fd = os.open(self.tmp, flags, 0o644)
 
     def _write(self, view: memoryview) -> None:
         while view.nbytes:

@@ -18,6 +18,7 @@ Nothing else is touched: a name that is not one of these is never removed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -50,6 +51,7 @@ RENEW_EVERY = 120.0
 UNOWNED_AFTER = 24 * 3600.0
 
 
+@functools.cache
 def host_id() -> str:
     """8 hex digits naming this host in temporary names (host names may hold '-' or '.')."""
     return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
