@@ -5,7 +5,8 @@ Columns (dataset.parquet.columns; by default one ``data`` column holding the who
 several elements fixed_size_list columns. Three layouts (dataset.parquet.layout):
 
 - ``dlio`` (default): the default ``data`` column is fixed_size_binary (for uint8 records), with
-  dictionary encoding and statistics on (pyarrow's defaults, as the MLCommons fork writes). The
+  dictionary encoding and statistics on (pyarrow's defaults, as the MLCommons fork writes; binary
+  columns with a 1-byte dictionary limit, so the encoder gives up on random values at once). The
   fork's parquet readers read it: what they need is each column chunk's dictionary page.
 - ``list``: the fork's own column type, a fixed_size_list of the element type
   (``fixed_size_list<uint8>[record bytes]``), dictionary and statistics on. pyarrow encodes a
@@ -35,6 +36,7 @@ from __future__ import annotations
 import bisect
 import os
 import threading
+import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Generator
@@ -295,14 +297,24 @@ def _row_group_bytes(stream: RandomStream, sizes: list[int]) -> Generator[np.nda
             if pending is None:
                 stream.readinto(view)
             else:
+                start = time.perf_counter()
                 pending.result()
+                stream.waited += time.perf_counter() - start
             if filler is not None and g + 1 < len(sizes):
-                pending = filler.submit(stream.readinto, buffers[(g + 1) % len(buffers)][:sizes[g + 1]])
+                pending = filler.submit(_fill_aside, stream, buffers[(g + 1) % len(buffers)][:sizes[g + 1]])
             yield view
     finally:
         if filler is not None:
             filler.shutdown(wait=True)  # a fill under way ends before its buffer goes
             FILL_AHEAD.release()
+
+
+def _fill_aside(stream: RandomStream, view: np.ndarray) -> None:
+    """The helper thread's fill: its time is not the writer's (the writer's wait for it is).
+    The writer does not use the stream until this returns."""
+    spent = stream.waited
+    stream.readinto(view)
+    stream.waited = spent
 
 
 def _fixed(v: Any) -> int:
@@ -353,8 +365,13 @@ class Parquet(Format):
         counts = [min(rows, n - done) for done in range(0, n, rows)]
         sink = WriterSink(writer)
         # the fork's layout: pyarrow's defaults (dictionary and statistics on), as the fork writes
-        options = dict(compression=_CODECS[spec.effective_compression], use_dictionary=fork,
-                       write_statistics=fork, write_batch_size=max(1, PAGE_BYTES // row_bytes))
+        options: dict[str, Any] = dict(compression=_CODECS[spec.effective_compression], use_dictionary=fork,
+                                       write_statistics=fork, write_batch_size=max(1, PAGE_BYTES // row_bytes))
+        if fork and all(dtype == "binary" for _, dtype, _ in layout):
+            # Random binary values never repeat: pyarrow's dictionary (1 MiB by default) only
+            # fills up and falls back to plain pages. A 1-byte limit falls back after the first
+            # value and keeps the dictionary page the fork's readers look for.
+            options["dictionary_pagesize_limit"] = 1
         if spec.effective_compression_level is not None:
             options["compression_level"] = spec.effective_compression_level
         pq_writer = pq.ParquetWriter(sink, schema, **options)
