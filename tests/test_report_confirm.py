@@ -14,6 +14,8 @@ import os
 import pathlib
 import time
 
+import pytest
+
 from pytest_iobench.storage.throughput import transfer
 from pytest_iobench.storage.wrapping import WrappedStorage
 
@@ -24,8 +26,11 @@ def delay():
     runs = pathlib.Path(os.environ["RUNS"])
     n = int(runs.read_text()) if runs.exists() else 0
     runs.write_text(str(n + 1))
-    delays = [float(d) for d in os.environ["SLOWED_DELAYS"].split(",")]
-    return delays[min(n, len(delays) - 1)]
+    delays = os.environ["SLOWED_DELAYS"].split(",")
+    this = delays[min(n, len(delays) - 1)]
+    if this == "skip":  # this run finds what it needs gone
+        pytest.skip("the storage is not there this time")
+    return float(this)
 
 
 class Slowed(WrappedStorage):
@@ -102,6 +107,18 @@ def test_a_slower_storage_stays_a_regression_through_every_re_run(pytester, monk
         "iobench gate: FAILED, 1 regression (worst: test_get[local-posix] throughput -"), result.outlines[-1]
     test = document["tests"][0]
     assert test["details"]["confirmation"]["reruns"] == 2
+    assert document["comparison"]["not_reproduced"] == []
+
+
+def test_a_re_run_that_is_skipped_keeps_the_first_runs_regression(pytester, monkeypatch, suite):
+    # the first run is slower; its re-run skips: that says nothing of speed, the regression stands
+    result, document = run(pytester, monkeypatch, "0.125,skip")
+    assert result.ret == 1 and suite.read_text() == "2", "run, then once again"
+    assert result.outlines[-1].startswith(
+        "iobench gate: FAILED, 1 regression (worst: test_get[local-posix] throughput -"), result.outlines[-1]
+    test = document["tests"][0]
+    assert test["outcome"] == "passed" and test["metrics"]["throughput"]["value"] > 0
+    assert test["details"]["confirmation"]["skipped_rerun"] == "the storage is not there this time"
     assert document["comparison"]["not_reproduced"] == []
 
 

@@ -7,7 +7,8 @@ slowdown of the same size. What tells them apart is time: a stall passes, a slow
 So when the gate is on, each test whose metrics regress is run again at the end of the session
 (after every other test, its fixtures set up anew), up to N times while it still regresses; the
 document keeps the last run's figures and, in ``details.confirmation``, the first run's
-regressed metrics. The gate (report/compare.py) counts the regressions of the last run, and lists
+regressed metrics. A re-run that fails or is skipped measures nothing: the first run's figures
+and regression stand. The gate (report/compare.py) counts the regressions of the last run, and lists
 the others as not reproduced.
 
 Not under xdist: the controller runs no tests to run again (the terminal says so).
@@ -71,18 +72,28 @@ def _confirm(session: pytest.Session, baseline: dict[str, Any], settings: Any, c
             if RECORD_KEY in item.stash:  # a new record for the new run
                 del item.stash[RECORD_KEY]
             reports = runtestprotocol(item, log=False, nextitem=todo[index + 1] if index + 1 < len(todo) else None)
-            failed = next((r for r in reports if r.failed), None)
-            if failed is not None:  # a run that fails says nothing of speed: the first run's figures stand
+            unmeasured = next((r for r in reports if r.failed or r.skipped), None)
+            if unmeasured is not None:
+                # a re-run that fails or is skipped says nothing of speed: the first run's figures
+                # stand, and with them its regression (a skip must not make it "not reproduced")
                 before = dict(before, details=dict(before.get("details") or {}))
                 before["details"]["confirmation"] = {
                     "reruns": attempt, "first_run": first_runs[item.nodeid],
-                    "failed_rerun": failed.longreprtext.strip().splitlines()[-1][:300] if failed.longreprtext else "",
+                    ("skipped_rerun" if unmeasured.skipped else "failed_rerun"): _last_line(unmeasured),
                 }
                 collector.tests[item.nodeid] = before
                 items.pop(item.nodeid)  # not run again
                 continue
             entry = collector.tests[item.nodeid]  # the re-run's record (results.py, at its teardown)
             entry.setdefault("details", {})["confirmation"] = {"reruns": attempt, "first_run": first_runs[item.nodeid]}
+
+
+def _last_line(report: pytest.TestReport) -> str:
+    """What a failed re-run ended on, or why a re-run was skipped."""
+    if report.skipped and isinstance(report.longrepr, tuple):
+        return str(report.longrepr[2]).removeprefix("Skipped: ")[:300]  # (path, line, reason)
+    text = report.longreprtext.strip()
+    return text.splitlines()[-1][:300] if text else ""
 
 
 def _say(session: pytest.Session, line: str) -> None:
