@@ -21,6 +21,7 @@ position, any read sizes, any thread.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from typing import Any
@@ -66,6 +67,14 @@ def _splitmix64(x: int) -> int:
     return x ^ (x >> 31)
 
 
+@functools.lru_cache(maxsize=1024)
+def _segment(seed: int, segment: int) -> tuple[np.uint64, int]:
+    """(key, pool offset in words) of one segment of the stream with ``seed``: a pure function,
+    cached because a stream reads each segment in several pieces."""
+    mixed = _splitmix64(seed ^ _splitmix64(segment))
+    return np.uint64(mixed), _splitmix64(mixed) % _POOL_WORDS
+
+
 _pool: np.ndarray | None = None
 _pool_lock = threading.Lock()
 
@@ -98,9 +107,6 @@ class RandomStream:
         self.waited = 0.0
         self._pool = pool()
         self._stage: np.ndarray | None = None  # only views and unaligned reads need it (not images)
-        self._segment = -1
-        self._key = np.uint64(0)
-        self._offset = 0
 
     def _advance(self, size: int) -> int:
         if size < 0:
@@ -119,13 +125,10 @@ class RandomStream:
         while done < total:
             word = first + done
             segment, within = divmod(word, _WORDS_PER_SEGMENT)
-            if segment != self._segment:
-                mixed = _splitmix64(self.seed ^ _splitmix64(segment))
-                self._segment, self._key = segment, np.uint64(mixed)
-                self._offset = _splitmix64(mixed) % _POOL_WORDS
+            key, offset = _segment(self.seed, segment)
             take = min(total - done, _WORDS_PER_SEGMENT - within)
-            at = self._offset + within
-            np.bitwise_xor(self._pool[at:at + take], self._key, out=out[done:done + take])
+            at = offset + within
+            np.bitwise_xor(self._pool[at:at + take], key, out=out[done:done + take])
             done += take
         self.waited += time.perf_counter() - began
 
